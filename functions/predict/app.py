@@ -1,0 +1,60 @@
+"""Predict function: API Gateway (REST) -> maas_core. Thin on purpose: routes, parameters, wiring."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from maas_core import __version__
+from maas_core.http import build_resolver
+from maas_core.predictor import Predictor
+from maas_core.schemas import HealthResponse, PredictRequest, PredictResponse
+from maas_core.settings import get_settings
+
+logger = Logger()
+app = build_resolver()
+
+
+@lru_cache(maxsize=1)
+def predictor() -> Predictor:
+    # one per process: warm invocations reuse the registry client and loaded models
+    return Predictor.from_settings(get_settings())
+
+
+@app.get("/v1/health")
+def health() -> HealthResponse:
+    return HealthResponse(status="ok", version=__version__)
+
+
+@app.get("/v1/models")
+def list_models() -> dict[str, Any]:
+    return {"models": predictor().registry.list_models()}
+
+
+@app.get("/v1/models/<model>")
+def describe_model(model: str) -> dict[str, Any]:
+    p = predictor()
+    info = p.registry.describe(model)
+    latest = info["versions"][0]["version"] if info["versions"] else None
+    target = info["aliases"].get(p.settings.default_alias, {}).get("version", latest)
+    info["manifest"] = p.store.load_manifest(model, target).model_dump(mode="json") if target else None
+    return info
+
+
+@app.post("/v1/models/<model>/predict")
+def predict(
+    model: str,
+    request: PredictRequest,
+    version: Annotated[str | None, Query(description="model version; overrides the alias")] = None,
+    alias: Annotated[str | None, Query(description="alias to resolve; default prod")] = None,
+) -> PredictResponse:
+    return predictor().predict(model, request.records, version=version, alias=alias)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

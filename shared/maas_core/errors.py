@@ -1,0 +1,64 @@
+"""One error type per HTTP status. Handlers turn any MaasError into the documented body:
+
+    {"error": {"code": "...", "message": "...", "details": [...]}}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MaasError(Exception):
+    """Base class: an error a caller can act on. `status` is the HTTP status it maps to."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+    def to_body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class BadRequestError(MaasError):
+    status = 400
+    code = "bad_request"
+
+
+class NotFoundError(MaasError):
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(MaasError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLargeError(MaasError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnprocessableError(MaasError):
+    """The request is well-formed but its content cannot be used (e.g. a record fails the schema)."""
+
+    status = 422
+    code = "unprocessable"
+
+
+class ServiceUnavailableError(MaasError):
+    """A dependency (S3, DynamoDB) is down or throttling after retries: the caller may retry."""
+
+    status = 503
+    code = "service_unavailable"
+
+
+class IntegrityError(MaasError):
+    """A stored model file does not match the SHA-256 its manifest records: never served."""
+
+    status = 500
+    code = "model_integrity"

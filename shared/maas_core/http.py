@@ -1,0 +1,74 @@
+"""Powertools REST resolver wiring shared by every HTTP function: every failure becomes the
+documented error body, never a stack trace.
+
+    {"error": {"code": "...", "message": "...", "details": [...]}}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from maas_core.errors import MaasError
+
+logger = Logger(child=True)
+
+
+def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": {"code": code, "message": message, "details": details or []}},
+    )
+
+
+def validation_details(exc: RequestValidationError) -> tuple[int, str, list[dict[str, Any]]]:
+    """Pydantic's errors -> (status, message, details naming each field). Malformed JSON is a 400."""
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        ctx = errors[0].get("ctx") or {}
+        return 400, f"request body is not valid JSON: {ctx.get('error', 'decode error')}", [
+            {"field": "body", "reason": "malformed JSON", "position": errors[0]["loc"][-1]}
+        ]
+    details = []
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ())]
+        if loc and loc[0] == "body" and e.get("type") == "missing" and len(loc) == 1:
+            details.append({"field": "body", "reason": "request body is missing"})
+            continue
+        details.append({"field": ".".join(loc), "reason": e.get("msg", e.get("type", "invalid"))})
+    fields = ", ".join(d["field"] for d in details[:5])
+    return 422, f"request is invalid: {fields}", details
+
+
+def build_resolver() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(MaasError)
+    def _maas_error(exc: MaasError) -> Response:
+        if exc.status >= 500:
+            logger.error("request failed", extra={"code": exc.code, "error": exc.message})
+        else:
+            logger.info("request rejected", extra={"status": exc.status, "code": exc.code})
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response:
+        status, message, details = validation_details(exc)
+        return error_response(status, "bad_request" if status == 400 else "invalid_request", message, details)
+
+    @app.not_found
+    def _no_route(exc: RouteNotFound) -> Response:
+        ev = app.current_event
+        return error_response(404, "route_not_found", f"no route for {ev.http_method} {ev.path}")
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        logger.exception("unhandled error")
+        return error_response(500, "internal_error", "internal error; it has been logged")
+
+    return app

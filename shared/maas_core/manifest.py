@@ -1,0 +1,81 @@
+"""The manifest: what a model bundle is, written last when a bundle is published.
+
+It records every file's SHA-256 (checked before a file is trusted), the raw input schema callers
+must send, the task and labels, holdout metrics and the framework versions used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_FORMAT_VERSION = 1
+MODEL_FILE = "model.onnx"
+PREPROCESS_FILE = "preprocess.json"
+MANIFEST_FILE = "manifest.json"
+REPORT_FILE = "report.json"
+
+Task = Literal["binary", "multiclass", "regression"]
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class InputField(BaseModel):
+    """One field of a raw input record, as a caller sends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    type: Literal["number", "string"]
+    required: bool = True
+    description: str = ""
+
+
+class TensorInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    dtype: str
+    shape: list[int | None]
+
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    format_version: int = MANIFEST_FORMAT_VERSION
+    name: str
+    version: str
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    task: Task
+    labels: list[str] = Field(default_factory=list, description="class labels in output order; empty for regression")
+    target: str = ""
+    input_schema: list[InputField]
+    model_input: TensorInfo
+    model_output: TensorInfo
+    files: dict[str, FileEntry] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict, description="holdout metrics")
+    baseline: dict[str, Any] = Field(default_factory=dict, description="training feature statistics, for drift")
+    frameworks: dict[str, str] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict, description="hyper-parameters and data summary")
+
+    def summary(self) -> dict[str, Any]:
+        """What the registry keeps about a version (the full manifest stays in S3)."""
+        return {
+            "version": self.version,
+            "created_at": self.created_at.isoformat(),
+            "task": self.task,
+            "labels": self.labels,
+            "metrics": self.metrics,
+        }

@@ -1,0 +1,97 @@
+"""Model bundles on S3: `models/{name}/{version}/` holds the files and `manifest.json`.
+
+Publishing writes the files first and the manifest last, so a bundle without a manifest is an
+unfinished upload that nobody serves. Loading checks every file against the manifest's SHA-256.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from maas_core import aws
+from maas_core.errors import ConflictError, IntegrityError, NotFoundError
+from maas_core.manifest import MANIFEST_FILE, FileEntry, Manifest, sha256_hex
+
+
+def bundle_prefix(name: str, version: str) -> str:
+    return f"models/{name}/{version}/"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    manifest: Manifest
+    files: dict[str, bytes]
+
+
+class BundleStore:
+    def __init__(self, bucket: str, s3: Any | None = None) -> None:
+        self.bucket = bucket
+        self._s3 = s3
+
+    @property
+    def s3(self) -> Any:
+        return self._s3 or aws.client("s3")
+
+    def publish(self, manifest: Manifest, files: dict[str, bytes]) -> Manifest:
+        """Upload the files, then the manifest with their hashes. A published version never changes."""
+        prefix = bundle_prefix(manifest.name, manifest.version)
+        if self._exists(prefix + MANIFEST_FILE):
+            raise ConflictError(f"model {manifest.name!r} version {manifest.version!r} is already published")
+        entries = {fname: FileEntry(sha256=sha256_hex(data), size=len(data)) for fname, data in files.items()}
+        manifest = manifest.model_copy(update={"files": entries})
+        try:
+            for fname, data in files.items():
+                self.s3.put_object(Bucket=self.bucket, Key=prefix + fname, Body=data)
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=prefix + MANIFEST_FILE,
+                Body=manifest.model_dump_json(indent=2).encode(),
+                ContentType="application/json",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise aws.unavailable("the model bucket", exc) from exc
+        return manifest
+
+    def load_manifest(self, name: str, version: str) -> Manifest:
+        raw = self._get(bundle_prefix(name, version) + MANIFEST_FILE, f"model {name!r} version {version!r}")
+        return Manifest.model_validate(json.loads(raw))
+
+    def load(self, name: str, version: str) -> Bundle:
+        """The manifest and every file it lists, each verified against its SHA-256."""
+        manifest = self.load_manifest(name, version)
+        prefix = bundle_prefix(name, version)
+        files: dict[str, bytes] = {}
+        for fname, entry in manifest.files.items():
+            data = self._get(prefix + fname, f"file {fname!r} of model {name!r} version {version!r}")
+            if sha256_hex(data) != entry.sha256 or len(data) != entry.size:
+                raise IntegrityError(
+                    f"model {name!r} version {version!r}: {fname} does not match its manifest SHA-256; refusing to serve it",
+                    [{"file": fname, "expected_sha256": entry.sha256, "actual_sha256": sha256_hex(data)}],
+                )
+            files[fname] = data
+        return Bundle(manifest=manifest, files=files)
+
+    def _get(self, key: str, what: str) -> bytes:
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if aws.is_not_found(exc):
+                raise NotFoundError(f"{what} was not found in the model store") from exc
+            raise aws.unavailable("the model bucket", exc) from exc
+        except BotoCoreError as exc:
+            raise aws.unavailable("the model bucket", exc) from exc
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except ClientError as exc:
+            if aws.is_not_found(exc):
+                return False
+            raise aws.unavailable("the model bucket", exc) from exc
+        except BotoCoreError as exc:
+            raise aws.unavailable("the model bucket", exc) from exc
