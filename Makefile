@@ -1,0 +1,16 @@
+# The two commands a newcomer needs (see README):
+#   make demo   set up .venv (Python 3.12) and run the demo end to end on local moto + the local gateway
+#   make test   set up .venv and run the whole test suite
+.PHONY: demo test setup sam-build
+
+setup:
+	@scripts/bootstrap.sh
+
+demo: setup
+	.venv/bin/maas-demo
+
+test: setup
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+sam-build:
+	scripts/sam-build.sh

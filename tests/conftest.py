@@ -1,0 +1,65 @@
+"""Shared fixtures: fake AWS credentials and a moto account holding the model bucket and registry table."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from maas_core import aws
+from maas_core.registry import Registry
+from maas_core.store import BundleStore
+
+BUCKET = "test-models"
+TABLE = "test-registry"
+
+
+@pytest.fixture(autouse=True)
+def _offline_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Never reach real AWS from a test: fake credentials, a fixed region, no endpoint override."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    if "AWS_ENDPOINT_URL" in os.environ and not os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1"):
+        monkeypatch.delenv("AWS_ENDPOINT_URL")
+    aws.reset_clients()
+    yield
+    aws.reset_clients()
+
+
+def create_registry_table(name: str) -> None:
+    ddb = boto3.client("dynamodb")
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+    ddb.get_waiter("table_exists").wait(TableName=name)
+
+
+@dataclass
+class AwsWorld:
+    bucket: str
+    table: str
+    store: BundleStore
+    registry: Registry
+
+
+@pytest.fixture
+def aws_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsWorld]:
+    """Given a moto account with an empty model bucket and registry table, named in MAAS_* settings."""
+    with mock_aws():
+        aws.reset_clients()
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        create_registry_table(TABLE)
+        monkeypatch.setenv("MAAS_MODEL_BUCKET", BUCKET)
+        monkeypatch.setenv("MAAS_REGISTRY_TABLE", TABLE)
+        yield AwsWorld(BUCKET, TABLE, BundleStore(BUCKET), Registry(TABLE))
+        aws.reset_clients()
