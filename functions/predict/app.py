@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core import __version__
-from maas_core.http import build_resolver
+from maas_core.http import build_resolver, error_responses
 from maas_core.predictor import Predictor
 from maas_core.schemas import HealthResponse, PredictRequest, PredictResponse
 from maas_core.settings import get_settings
@@ -30,12 +31,18 @@ def health() -> HealthResponse:
     return HealthResponse(status="ok", version=__version__)
 
 
-@app.get("/v1/models")
+@app.get("/v1/openapi.json")
+def openapi() -> dict[str, Any]:
+    """The OpenAPI document, generated from the routes and pydantic models above."""
+    return json.loads(app.get_openapi_json_schema(title="maas", version=__version__))
+
+
+@app.get("/v1/models", responses=error_responses(503))
 def list_models() -> dict[str, Any]:
     return {"models": predictor().registry.list_models()}
 
 
-@app.get("/v1/models/<model>")
+@app.get("/v1/models/<model>", responses=error_responses(400, 404, 503))
 def describe_model(model: str) -> dict[str, Any]:
     p = predictor()
     info = p.registry.describe(model)
@@ -45,7 +52,7 @@ def describe_model(model: str) -> dict[str, Any]:
     return info
 
 
-@app.post("/v1/models/<model>/predict")
+@app.post("/v1/models/<model>/predict", responses=error_responses(400, 404, 413, 422, 500, 503))
 def predict(
     model: str,
     request: PredictRequest,

@@ -14,8 +14,17 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError as Rout
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from maas_core.errors import MaasError
+from maas_core.schemas import ErrorResponse
 
 logger = Logger(child=True)
+
+
+def error_responses(*statuses: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses a route can answer, all in the documented shape."""
+    reasons = {400: "malformed request", 404: "unknown model, version, alias or route", 413: "too many records",
+               422: "invalid request or records", 500: "internal error", 503: "a dependency is unavailable"}
+    return {s: {"description": reasons.get(s, "error"), "content": {"application/json": {"model": ErrorResponse}}}
+            for s in statuses}
 
 
 def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> Response:

@@ -144,3 +144,12 @@ def test_the_model_is_loaded_once_per_process(handler, aws_world, monkeypatch) -
         status, _ = call(handler, "POST", "/v1/models/tiny/predict", body={"records": [GOOD]})
         assert status == 200
     assert loads == [("tiny", "1")]
+
+
+def test_the_api_serves_its_openapi_document_with_the_error_shape(handler) -> None:
+    status, doc = call(handler, "GET", "/v1/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.")
+    assert {"/v1/health", "/v1/models", "/v1/models/{model}", "/v1/models/{model}/predict"} <= set(doc["paths"])
+    responses = doc["paths"]["/v1/models/{model}/predict"]["post"]["responses"]
+    assert responses["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    assert "PredictRequest" in doc["components"]["schemas"]
