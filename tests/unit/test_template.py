@@ -1,0 +1,372 @@
+"""template.yaml, translated offline with samtranslator and linted with cfn-lint.
+
+Why translate first: plain cfn-lint on the SAM file misses mistakes that only exist after the
+transform (e.g. a `!Ref` to a missing resource inside a function's environment), so the
+CloudFormation that SAM generates is what gets linted and inspected here.
+
+Offline: local CodeUri/ContentUri folders are swapped for s3:// URIs (what `sam package` does),
+the region comes from an explicit session instead of the environment, managed policies come
+from a stub loader instead of IAM, and every socket connect raises while we translate or lint.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+import pytest
+from cfnlint.api import ManualArgs, lint
+from samtranslator.parser.parser import Parser
+from samtranslator.public.translator import ManagedPolicyLoader
+from samtranslator.translator.arn_generator import ArnGenerator
+from samtranslator.translator.translator import Translator
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+REGION = "us-east-1"
+RUNTIME = "python3.12"
+
+# cfn-lint warnings we accept, as {rule id: reason}. Errors are never accepted. Keep this empty
+# unless a warning is a known false positive of SAM-generated output; say why when adding one.
+ACCEPTED_WARNINGS: dict[str, str] = {}
+
+EXPECTED_ROUTES = {
+    ("get", "/v1/health"),
+    ("get", "/v1/models"),
+    ("get", "/v1/models/{model}"),
+    ("post", "/v1/models/{model}/predict"),
+}
+
+# predict is read-only: none of these may be allowed to its role (IAM actions are case-insensitive)
+FORBIDDEN_PREDICT_ACTIONS = (
+    "s3:put*",
+    "s3:delete*",
+    "s3:restore*",
+    "dynamodb:put*",
+    "dynamodb:update*",
+    "dynamodb:delete*",
+    "dynamodb:batchwrite*",
+    "dynamodb:partiqlinsert",
+    "dynamodb:partiqlupdate",
+    "dynamodb:partiqldelete",
+    "kms:encrypt",
+    "kms:generatedatakey*",
+)
+ALLOWED_PREDICT_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # CloudWatch Logs only
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",  # added by SAM when tracing is on
+}
+
+
+# --- offline translation and linting ------------------------------------------------------------
+
+
+class _AnyManagedPolicy(dict[str, str]):
+    """Answers every managed-policy name with an AWS-managed ARN, as IAM would for real names."""
+
+    def get(self, name: str, default: Any = None) -> str:  # type: ignore[override]
+        return f"arn:aws:iam::aws:policy/{name}"
+
+
+class StubManagedPolicyLoader(ManagedPolicyLoader):
+    """The public loader lists policies through IAM (network); this one never has a client."""
+
+    def __init__(self) -> None:
+        super().__init__(iam_client=None)  # type: ignore[arg-type]
+
+    def load(self) -> dict[str, str]:
+        # non-empty: samtranslator skips a falsy map
+        return _AnyManagedPolicy(
+            {"AWSLambdaBasicExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
+        )
+
+
+@contextmanager
+def no_network() -> Iterator[None]:
+    """Any attempt to open a connection (boto3 IAM/SAR/AppConfig calls, spec downloads) fails loudly."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"network access attempted while translating/linting: {args!r}")
+
+    with (
+        mock.patch.object(socket.socket, "connect", refuse),
+        mock.patch.object(socket.socket, "connect_ex", refuse),
+        mock.patch.object(socket, "create_connection", refuse),
+        mock.patch.object(socket, "getaddrinfo", refuse),
+    ):
+        yield
+
+
+def load_sam_template() -> dict[str, Any]:
+    return yaml_parse(TEMPLATE.read_text(encoding="utf-8"))
+
+
+def as_packaged(sam: dict[str, Any]) -> dict[str, Any]:
+    """What `sam package` does to code locations: local folders become s3:// URIs.
+
+    Also proves every local CodeUri/ContentUri points at a folder that exists in the repo.
+    """
+    sam = copy.deepcopy(sam)
+    holders = [("Globals.Function", sam.get("Globals", {}).get("Function", {}))]
+    holders += [(name, res.get("Properties", {})) for name, res in sam["Resources"].items()]
+    for name, props in holders:
+        for key in ("CodeUri", "ContentUri"):
+            uri = props.get(key)
+            if isinstance(uri, str) and not uri.startswith("s3://"):
+                assert (TEMPLATE.parent / uri).is_dir(), f"{name}.{key} {uri!r} is not a folder in the repo"
+                props[key] = f"s3://maas-artifacts-offline/{name}.zip"
+    return sam
+
+
+def translate(sam: dict[str, Any]) -> dict[str, Any]:
+    """SAM -> CloudFormation, offline (explicit region, stub managed policies, no sockets)."""
+    loader = StubManagedPolicyLoader()
+    saved_region = ArnGenerator.BOTO_SESSION_REGION_NAME
+    try:
+        with no_network():
+            translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=REGION))
+            return translator.translate(
+                as_packaged(sam), parameter_values={}, get_managed_policy_map=loader.load
+            )
+    finally:
+        ArnGenerator.BOTO_SESSION_REGION_NAME = saved_region  # translator sets a class-level global
+
+
+def run_lint(template: dict[str, Any] | str) -> list[Any]:
+    text = template if isinstance(template, str) else json.dumps(template)
+    with no_network():
+        return lint(text, config=ManualArgs(regions=[REGION]))
+
+
+def describe(matches: list[Any]) -> str:
+    return "\n".join(f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches) or "(none)"
+
+
+def errors_and_unaccepted_warnings(matches: list[Any]) -> tuple[list[Any], list[Any]]:
+    errors = [m for m in matches if m.rule.id.startswith("E")]
+    warnings = [m for m in matches if m.rule.id.startswith("W") and m.rule.id not in ACCEPTED_WARNINGS]
+    return errors, warnings
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sam() -> dict[str, Any]:
+    return load_sam_template()
+
+
+@pytest.fixture(scope="module")
+def cfn(sam: dict[str, Any]) -> dict[str, Any]:
+    return translate(sam)
+
+
+def resources_of_type(cfn: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in cfn["Resources"].items() if res["Type"] == type_}
+
+
+def is_ref_to(value: Any, logical_id: str) -> bool:
+    return value == {"Ref": logical_id}
+
+
+# --- lint ---------------------------------------------------------------------------------------
+
+
+def test_translated_template_lints_clean(cfn: dict[str, Any]) -> None:
+    """Given the CloudFormation SAM generates from template.yaml,
+    when cfn-lint checks it for us-east-1,
+    then it reports no errors and no warnings beyond the accepted ones."""
+    matches = run_lint(cfn)
+    errors, warnings = errors_and_unaccepted_warnings(matches)
+    assert not errors, f"cfn-lint errors in the translated template:\n{describe(errors)}"
+    assert not warnings, (
+        f"cfn-lint warnings in the translated template (fix them, or accept one in ACCEPTED_WARNINGS "
+        f"with a reason):\n{describe(warnings)}"
+    )
+
+
+def test_sam_source_lints_clean() -> None:
+    """Given template.yaml as written (cfn-lint runs its own SAM transform on it),
+    when cfn-lint checks it,
+    then it reports no errors and no unaccepted warnings either."""
+    errors, warnings = errors_and_unaccepted_warnings(run_lint(TEMPLATE.read_text(encoding="utf-8")))
+    assert not errors, describe(errors)
+    assert not warnings, describe(warnings)
+
+
+def test_lint_catches_a_ref_to_a_missing_resource(sam: dict[str, Any]) -> None:
+    """Given a copy of the template whose predict function refers to a layer that does not exist,
+    when it is translated and linted,
+    then cfn-lint reports an error naming the missing resource (so the clean lint above means something)."""
+    broken = copy.deepcopy(sam)
+    broken["Resources"]["PredictFunction"]["Properties"]["Layers"] = [{"Ref": "NoSuchLayer"}]
+    errors = [m for m in run_lint(translate(broken)) if m.rule.id.startswith("E")]
+    assert any("NoSuchLayer" in m.message for m in errors), describe(errors)
+
+
+def test_lint_catches_a_ref_to_a_missing_resource_in_the_environment(sam: dict[str, Any]) -> None:
+    """Given a copy of the template with an environment variable that refers to a missing resource,
+    when it is translated and linted,
+    then cfn-lint reports it (plain cfn-lint on the SAM source does not see this one)."""
+    broken = copy.deepcopy(sam)
+    broken["Globals"]["Function"]["Environment"]["Variables"]["MAAS_EXTRA"] = {"Ref": "NoSuchThing"}
+    errors = [m for m in run_lint(translate(broken)) if m.rule.id.startswith("E")]
+    assert any("NoSuchThing" in m.message for m in errors), describe(errors)
+
+
+def test_lint_catches_a_deprecated_runtime(sam: dict[str, Any]) -> None:
+    """Given a copy of the template whose functions run on python2.7,
+    when it is translated and linted,
+    then cfn-lint reports an error about that runtime."""
+    broken = copy.deepcopy(sam)
+    broken["Globals"]["Function"]["Runtime"] = "python2.7"
+    errors = [m for m in run_lint(translate(broken)) if m.rule.id.startswith("E")]
+    assert any("python2.7" in m.message for m in errors), describe(errors)
+
+
+# --- functions and API --------------------------------------------------------------------------
+
+
+def test_every_function_runs_python312_with_layers(cfn: dict[str, Any]) -> None:
+    """Given the translated template,
+    when we look at every AWS::Lambda::Function,
+    then each runs python3.12 (Amazon Linux 2023: current numpy/onnxruntime wheels load) and uses
+    layers that are LayerVersions of this template compatible with python3.12."""
+    functions = resources_of_type(cfn, "AWS::Lambda::Function")
+    layers = resources_of_type(cfn, "AWS::Lambda::LayerVersion")
+    assert "PredictFunction" in functions
+    for name, fn in functions.items():
+        props = fn["Properties"]
+        assert props.get("Runtime") == RUNTIME, f"{name} runs {props.get('Runtime')!r}"
+        assert props.get("Layers"), f"{name} has no layers"
+        for layer in props["Layers"]:
+            assert isinstance(layer, dict) and layer.get("Ref") in layers, f"{name}: layer {layer!r} not in template"
+            assert RUNTIME in layers[layer["Ref"]]["Properties"].get("CompatibleRuntimes", [])
+
+
+def test_predict_events_produce_the_api_routes(cfn: dict[str, Any]) -> None:
+    """Given the predict function's Api events on MaasApi,
+    when SAM generates the REST API,
+    then its body routes GET /v1/health, GET /v1/models, GET /v1/models/{model} and
+    POST /v1/models/{model}/predict to the predict function through a Lambda proxy integration."""
+    apis = resources_of_type(cfn, "AWS::ApiGateway::RestApi")
+    assert "MaasApi" in apis
+    paths = apis["MaasApi"]["Properties"]["Body"]["paths"]
+    routes = {(method, path) for path, methods in paths.items() for method in methods}
+    assert EXPECTED_ROUTES <= routes, f"missing routes: {sorted(EXPECTED_ROUTES - routes)}"
+    for method, path in EXPECTED_ROUTES:
+        integration = paths[path][method]["x-amazon-apigateway-integration"]
+        assert integration["type"] == "aws_proxy"
+        assert "${PredictFunction.Arn}" in json.dumps(integration["uri"])
+
+
+def test_api_has_no_stray_default_stage(cfn: dict[str, Any]) -> None:
+    """Given the translated template,
+    when we look at the API deployment,
+    then it does not create SAM's extra stage named "Stage" beside the configured one
+    (SAM sets Deployment.StageName "Stage" unless an OpenApiVersion is set)."""
+    for name, dep in resources_of_type(cfn, "AWS::ApiGateway::Deployment").items():
+        assert "StageName" not in dep["Properties"], f"{name} creates an extra stage {dep['Properties']['StageName']!r}"
+
+
+# --- storage ------------------------------------------------------------------------------------
+
+
+def test_model_bucket_is_versioned_private_and_kms_encrypted(cfn: dict[str, Any]) -> None:
+    """Given the model bucket,
+    then versioning is Enabled, all four public access block flags are true and objects are
+    encrypted with aws:kms by default."""
+    props = cfn["Resources"]["ModelBucket"]["Properties"]
+    assert props["VersioningConfiguration"]["Status"] == "Enabled"
+    pab = props["PublicAccessBlockConfiguration"]
+    for flag in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"):
+        assert pab.get(flag) is True, f"PublicAccessBlockConfiguration.{flag} is {pab.get(flag)!r}"
+    rules = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert [r["ServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in rules] == ["aws:kms"]
+
+
+def test_model_bucket_policy_denies_insecure_transport(cfn: dict[str, Any]) -> None:
+    """Given the bucket policy attached to the model bucket,
+    then it denies every principal any S3 action on the bucket and its objects when
+    aws:SecureTransport is false."""
+    policies = [
+        p for p in resources_of_type(cfn, "AWS::S3::BucketPolicy").values()
+        if is_ref_to(p["Properties"]["Bucket"], "ModelBucket")
+    ]
+    assert policies, "no bucket policy on ModelBucket"
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    denies = [
+        s for s in statements
+        if s["Effect"] == "Deny"
+        and str(s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")).lower() == "false"
+    ]
+    assert denies, "no Deny statement on aws:SecureTransport false"
+    deny = denies[0]
+    assert deny["Principal"] in ("*", {"AWS": "*"})
+    actions = deny["Action"] if isinstance(deny["Action"], list) else [deny["Action"]]
+    assert "s3:*" in actions
+    resources = json.dumps(deny["Resource"])
+    assert "ModelBucket.Arn" in resources and "/*" in resources, "deny must cover the bucket and its objects"
+
+
+def test_registry_table_is_encrypted_recoverable_and_keyed_pk_sk(cfn: dict[str, Any]) -> None:
+    """Given the registry table,
+    then server-side encryption and point-in-time recovery are on and the key is pk (hash) + sk (range)."""
+    props = cfn["Resources"]["RegistryTable"]["Properties"]
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert {k["AttributeName"]: k["KeyType"] for k in props["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
+    types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+    assert types["pk"] == "S" and types["sk"] == "S"
+
+
+def test_outputs_name_the_api_url_and_model_bucket(cfn: dict[str, Any]) -> None:
+    """Given the stack outputs,
+    then ApiUrl (built from MaasApi) and ModelBucketName (the model bucket) are there."""
+    outputs = cfn["Outputs"]
+    assert "${MaasApi}" in json.dumps(outputs["ApiUrl"]["Value"])
+    assert is_ref_to(outputs["ModelBucketName"]["Value"], "ModelBucket")
+
+
+# --- IAM ----------------------------------------------------------------------------------------
+
+
+def _statements_of_role(cfn: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    """Inline policies of the role plus any AWS::IAM::Policy / ManagedPolicy attached to it."""
+    docs = [p["PolicyDocument"] for p in cfn["Resources"][role]["Properties"].get("Policies", [])]
+    for res in cfn["Resources"].values():
+        if res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            if any(is_ref_to(r, role) for r in res["Properties"].get("Roles", [])):
+                docs.append(res["Properties"]["PolicyDocument"])
+    return [s for d in docs for s in (d["Statement"] if isinstance(d["Statement"], list) else [d["Statement"]])]
+
+
+def test_predict_role_is_read_only(cfn: dict[str, Any]) -> None:
+    """Given the IAM role SAM generates for the predict function,
+    when we collect every Allow statement of its policies,
+    then none grants a wildcard action or a write (s3:Put*, dynamodb:Put*, ...), the only managed
+    policies are the Lambda basic execution ones, and it can still read models and the registry."""
+    role_ref = cfn["Resources"]["PredictFunction"]["Properties"]["Role"]
+    assert isinstance(role_ref, dict) and "Fn::GetAtt" in role_ref, f"unexpected role {role_ref!r}"
+    role = role_ref["Fn::GetAtt"][0]
+    statements = [s for s in _statements_of_role(cfn, role) if s["Effect"] == "Allow"]
+    actions: list[str] = []
+    for s in statements:
+        assert "NotAction" not in s, f"NotAction grants everything else: {s}"
+        actions += s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+    lowered = [a.lower() for a in actions]
+    assert not [a for a in actions if "*" in a], f"wildcard actions: {[a for a in actions if '*' in a]}"
+    writes = [a for a in lowered if any(fnmatch.fnmatchcase(a, p) for p in FORBIDDEN_PREDICT_ACTIONS)]
+    assert not writes, f"predict must be read-only, but its role allows {writes}"
+    assert {"s3:getobject", "dynamodb:getitem", "kms:decrypt"} <= set(lowered), sorted(lowered)
+    managed = set(cfn["Resources"][role]["Properties"].get("ManagedPolicyArns", []))
+    assert managed <= ALLOWED_PREDICT_MANAGED_POLICIES, f"unexpected managed policies: {managed}"
