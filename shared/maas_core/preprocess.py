@@ -13,6 +13,7 @@ A field marked required must be present; every problem is reported as (record in
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,7 @@ from maas_core.manifest import InputField
 
 SPEC_FORMAT_VERSION = 1
 MAX_REPORTED_ERRORS = 50
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class NumericFeature(BaseModel):
@@ -152,7 +154,7 @@ class PreprocessSpec(BaseModel):
             errors.sort(key=lambda e: (e["index"] if e["index"] is not None else -1))
             bad = len({e["index"] for e in errors})
             raise UnprocessableError(
-                f"{bad} of {len(next(iter(columns.values()), []))} records are invalid; nothing was predicted",
+                f"{bad} of {len(next(iter(columns.values()), []))} records are invalid",
                 errors[:MAX_REPORTED_ERRORS],
             )
         return np.hstack(blocks).astype(np.float32, copy=False) if blocks else np.zeros((0, 0), np.float32)
@@ -167,7 +169,10 @@ class PreprocessSpec(BaseModel):
             for i in np.flatnonzero(missing):
                 errors.append({"index": int(i), "field": f.name, "reason": "required field is missing"})
         values = np.where(np.isnan(values), f.fill, values)
-        return ((values - f.mean) / f.std).reshape(-1, 1)
+        scaled = (values - f.mean) / f.std
+        for i in np.flatnonzero(~bad & (np.abs(scaled) > _FLOAT32_MAX)):  # would become inf in the model's float32
+            errors.append({"index": int(i), "field": f.name, "reason": f"value {_short(raw[i])} is out of range"})
+        return scaled.reshape(-1, 1)
 
     @staticmethod
     def _categorical(f: CategoricalFeature, raw: Sequence[Any], errors: list[dict[str, Any]]) -> np.ndarray:
@@ -191,21 +196,23 @@ class PreprocessSpec(BaseModel):
 
 def _to_float(raw: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Column -> (float64 values with NaN for missing, mask of values that are not numbers)."""
-    types = set(map(type, raw))
-    if types <= {int, float, type(None)}:
-        values = np.array(raw, dtype=np.float64)  # None -> nan
-        return values, ~np.isfinite(values) & ~np.isnan(values)
+    if set(map(type, raw)) <= {int, float, type(None)}:
+        try:
+            values = np.array(raw, dtype=np.float64)  # None -> nan
+            return values, ~np.isfinite(values) & ~np.isnan(values)
+        except OverflowError:  # an integer beyond float range: the slow path names it
+            pass
     values = np.full(len(raw), np.nan)
     bad = np.zeros(len(raw), bool)
     for i, v in enumerate(raw):  # slow path only when strings or other types are present
         if v is None or (isinstance(v, str) and v.strip() in {"", "NA", "NaN", "nan", "null"}):
             continue
-        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        if isinstance(v, bool) or not isinstance(v, (numbers.Real, str)):
             bad[i] = True
             continue
         try:
             values[i] = float(v)
-        except ValueError:
+        except (ValueError, OverflowError):
             bad[i] = True
             continue
         if not np.isfinite(values[i]):

@@ -9,6 +9,7 @@ Versions are written once (conditional put); alias moves are conditional writes.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -52,7 +53,7 @@ def _to_item(data: dict[str, Any]) -> dict[str, Any]:
 
 def _dynamo_safe(value: Any) -> Any:
     if isinstance(value, float):
-        return Decimal(repr(value))
+        return Decimal(repr(value)) if math.isfinite(value) else None  # DynamoDB has no NaN/inf
     if isinstance(value, dict):
         return {k: _dynamo_safe(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -103,3 +103,11 @@ def test_arbitrary_records_give_a_matrix_or_the_documented_error(records: list) 
         assert err.details and all("index" in d and "reason" in d for d in err.details)
     else:
         assert x.shape == (len(records), 4) and np.isfinite(x).all()
+
+
+def test_huge_integers_and_numpy_numbers_are_handled(spec: PreprocessSpec) -> None:
+    with pytest.raises(UnprocessableError) as err:
+        spec.transform([{"size": 10**400, "weight": 1}])
+    assert err.value.details[0]["field"] == "size" and err.value.details[0]["index"] == 0
+    x = spec.transform([{"size": np.int64(3), "weight": np.float32(2.5)}])
+    assert x.shape == (1, 4)

@@ -1,0 +1,270 @@
+"""The training batch job: CSV -> cleaned, split columns -> fitted spec -> Keras MLP -> ONNX -> bundle.
+
+    load -> clean -> split -> PreprocessSpec.fit (train rows only) -> transform_columns -> train
+    -> evaluate on the test rows -> export + ONNX parity -> reserve a version -> publish -> register
+    -> (optionally) promote an alias
+
+Nothing is written to S3 or DynamoDB until the model has trained and passed the parity check, so a
+failed run leaves no trace and burns no version number.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+from botocore.exceptions import BotoCoreError, ClientError
+
+from maas_core import aws
+from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, REPORT_FILE, Manifest
+from maas_core.preprocess import PreprocessSpec
+from maas_core.registry import Registry
+from maas_core.store import BundleStore, bundle_prefix
+from maas_training import data as ds
+from maas_training.config import TrainingConfig
+from maas_training.evaluate import baseline_statistics, classification_metrics, probabilities, regression_metrics
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Prepared:
+    """Everything decided before the network sees a row: the same inputs give the same matrices."""
+
+    config: TrainingConfig
+    task: str
+    task_inferred: bool
+    labels: list[str]
+    features: ds.Features
+    cleaning: ds.CleaningReport
+    split: ds.Split
+    spec: PreprocessSpec
+    train_columns: ds.Columns
+    val_columns: ds.Columns
+    test_columns: ds.Columns
+    x_train: np.ndarray
+    x_val: np.ndarray
+    x_test: np.ndarray
+    y_train: np.ndarray  # class index (classifiers) or target value (regression)
+    y_val: np.ndarray
+    y_test: np.ndarray
+
+    def rows(self) -> dict[str, int]:
+        return {"train": len(self.x_train), "val": len(self.x_val), "test": len(self.x_test)}
+
+
+def prepare(config: TrainingConfig, progress: Progress = print) -> Prepared:
+    """Load, clean and split the data, fit the preprocessing spec on the training rows, build matrices."""
+    progress(f"loading {config.data}")
+    columns = ds.load_csv(config.data)
+    features = ds.resolve_features(columns, config.target, config.numeric, config.categorical,
+                                   config.exclude, config.optional)
+    cleaned, cleaning = ds.clean(columns, config.target, features)
+    dropped = cleaning.dropped_missing_required
+    progress(f"{cleaning.rows_loaded} rows loaded, {cleaning.rows_kept} kept "
+             f"({cleaning.dropped_missing_target} without {config.target!r}, {cleaning.dropped_duplicates} duplicates"
+             + (", missing required: " + ", ".join(f"{k} {v}" for k, v in dropped.items()) if dropped else "") + ")")
+
+    target_values = cleaned[config.target]
+    task = config.task or ds.infer_task(target_values)
+    labels: list[str] = []
+    if task == "regression":
+        y_all = ds.numeric_target(target_values, config.target)
+        classes = None
+        progress(f"task regression{' (inferred)' if config.task is None else ''} on {config.target!r}")
+    else:
+        labels = ds.class_labels(target_values)
+        if len(labels) < 2:
+            raise ValueError(f"target {config.target!r} has a single class {labels!r}: nothing to learn")
+        if task == "binary" and len(labels) != 2:
+            raise ValueError(f"task binary needs a target with 2 classes; {config.target!r} has {len(labels)}: "
+                             f"{', '.join(labels[:10])}{' ...' if len(labels) > 10 else ''}")
+        y_all = ds.encode_classes(target_values, labels)
+        classes = y_all
+        shown = ", ".join(labels[:10]) + (" ..." if len(labels) > 10 else "")
+        progress(f"task {task}{' (inferred)' if config.task is None else ''}, {len(labels)} classes: {shown}")
+
+    split = ds.split_indices(len(y_all), config.test_size, config.val_size, config.seed, classes)
+    train_columns = ds.take(cleaned, split.train)
+    val_columns = ds.take(cleaned, split.val)
+    test_columns = ds.take(cleaned, split.test)
+
+    # the spec is fitted on the training rows only: fills, scales and categories never see the holdout
+    spec = PreprocessSpec.fit(train_columns, features.numeric, features.categorical, features.optional)
+    x_train = spec.transform_columns(train_columns)
+    x_val = spec.transform_columns(val_columns)
+    x_test = spec.transform_columns(test_columns)
+    progress(f"features: {len(features.numeric)} numeric, {len(features.categorical)} categorical "
+             f"-> {x_train.shape[1]} model inputs; rows: train {len(x_train)}, val {len(x_val)}, test {len(x_test)}")
+    return Prepared(
+        config=config, task=task, task_inferred=config.task is None, labels=labels, features=features,
+        cleaning=cleaning, split=split, spec=spec,
+        train_columns=train_columns, val_columns=val_columns, test_columns=test_columns,
+        x_train=x_train, x_val=x_val, x_test=x_test,
+        y_train=y_all[split.train], y_val=y_all[split.val], y_test=y_all[split.test],
+    )
+
+
+def run(
+    config: TrainingConfig,
+    registry: Registry | None = None,
+    store: BundleStore | None = None,
+    progress: Progress = print,
+) -> Manifest:
+    """Train, check and publish one model version; returns the published manifest."""
+    from maas_training import model as nn
+    from maas_training.export import OPSET, export_and_check
+
+    started = time.monotonic()
+    registry = registry or Registry(config.table)
+    store = store or BundleStore(config.bucket)
+    preflight(registry, store)
+
+    p = prepare(config, progress)
+    nn.configure_tensorflow()
+
+    # -- train ---------------------------------------------------------------------------------
+    y_train, y_val, target_scale = _training_targets(p)
+    net = nn.build_model(p.x_train.shape[1], p.task, len(p.labels), config)
+    progress(f"training MLP {config.hidden_units} ({config.optimizer}, lr {config.learning_rate:g}) "
+             f"for up to {config.epochs} epochs")
+    history = nn.train(net, p.x_train, y_train, p.x_val if len(p.x_val) else None,
+                       y_val if len(p.x_val) else None, config, progress)
+    progress(f"trained {history.epochs_run} epochs, keeping the weights of epoch {history.best_epoch}")
+    if target_scale is not None:
+        net = nn.with_output_scale(net, scale=target_scale["std"], offset=target_scale["mean"])
+
+    # -- evaluate on the test rows ---------------------------------------------------------------
+    outputs = nn.predict(net, p.x_test)
+    if p.task == "regression":
+        metrics = regression_metrics(p.y_test, outputs[:, 0])
+        confusion = None
+    else:
+        probs = probabilities(p.task, outputs)
+        metrics = classification_metrics(p.y_test, probs)
+        confusion = _confusion(p.y_test, probs.argmax(axis=1), len(p.labels))
+    progress("holdout: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+    # -- export and check ----------------------------------------------------------------------
+    exported = export_and_check(net, p.x_test, config.parity_tolerance)
+    progress(f"ONNX export: {len(exported.onnx_bytes) / 1024:.1f} KB, parity max abs diff {exported.max_abs_diff:.3g}")
+
+    # -- publish ---------------------------------------------------------------------------------
+    version = registry.next_version(config.model_name)
+    training_info: dict[str, Any] = {
+        "data": config.data.name,
+        "hyperparameters": config.hyperparameters(),
+        "task_inferred": p.task_inferred,
+        "features": {"numeric": p.features.numeric, "categorical": p.features.categorical,
+                     "optional": p.features.optional, "encoded": p.spec.feature_names()},
+        "cleaning": p.cleaning.as_dict(),
+        "rows": p.rows(),
+        "epochs_run": history.epochs_run,
+        "best_epoch": history.best_epoch,
+        "onnx_parity_max_abs_diff": exported.max_abs_diff,
+        "onnx_parity_max_scaled_diff": exported.max_scaled_diff,
+        "onnx_opset": OPSET,
+        "duration_seconds": round(time.monotonic() - started, 2),
+    }
+    if target_scale is not None:
+        training_info["target_scale"] = target_scale
+    manifest = Manifest(
+        name=config.model_name,
+        version=version,
+        task=p.task,  # type: ignore[arg-type]
+        labels=p.labels,
+        target=config.target,
+        input_schema=p.spec.input_schema(),
+        model_input=exported.model_input,
+        model_output=exported.model_output,
+        metrics=metrics,
+        baseline=baseline_statistics(p.train_columns, p.features.numeric, p.features.categorical),
+        frameworks=framework_versions(),
+        training=training_info,
+    )
+    report = {
+        "name": config.model_name, "version": version, "task": p.task, "target": config.target, "labels": p.labels,
+        "metrics": metrics, "confusion_matrix": confusion, "rows": p.rows(), "cleaning": p.cleaning.as_dict(),
+        "history": history.as_dict(), "onnx_parity_max_abs_diff": exported.max_abs_diff,
+    }
+    files = {
+        MODEL_FILE: exported.onnx_bytes,
+        PREPROCESS_FILE: p.spec.to_json().encode(),
+        REPORT_FILE: json.dumps(report, indent=2).encode(),
+    }
+    published = store.publish(manifest, files)
+    registry.register(published)
+    progress(f"published {config.model_name} version {version} to s3://{store.bucket}/{bundle_prefix(config.model_name, version)}")
+    if config.promote:
+        registry.set_alias(config.model_name, config.promote, version)
+        progress(f"alias {config.promote!r} of {config.model_name} -> version {version}")
+    return published
+
+
+def _training_targets(p: Prepared) -> tuple[np.ndarray, np.ndarray, dict[str, float] | None]:
+    """Targets in the shape each loss wants. A regression trains on a standardised target (train-row
+    mean/std); the exported model undoes the scaling, so it outputs values in the target's units."""
+    if p.task == "regression":
+        mean = float(p.y_train.mean())
+        std = float(p.y_train.std()) or 1.0
+        scale = lambda y: ((y - mean) / std).astype(np.float32).reshape(-1, 1)  # noqa: E731
+        return scale(p.y_train), scale(p.y_val), {"mean": mean, "std": std}
+    if p.task == "binary":
+        return (p.y_train.astype(np.float32).reshape(-1, 1), p.y_val.astype(np.float32).reshape(-1, 1), None)
+    return p.y_train, p.y_val, None
+
+
+def _confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> list[list[int]]:
+    """rows: true class, columns: predicted class (label order)."""
+    m = np.zeros((k, k), np.int64)
+    np.add.at(m, (y_true, y_pred), 1)
+    return m.tolist()
+
+
+def framework_versions() -> dict[str, str]:
+    import keras
+    import onnx
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    versions = {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tf2onnx": tf2onnx.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+    }
+    try:
+        versions["maas"] = metadata.version("maas")
+    except metadata.PackageNotFoundError:
+        pass
+    return versions
+
+
+def preflight(registry: Registry, store: BundleStore) -> None:
+    """Fail before training, not after, when the bucket or table is missing or AWS is unreachable.
+
+    Only 'does not exist' and connection problems fail: a role that may write but not describe
+    (no s3:ListBucket / dynamodb:DescribeTable) is left to the real writes.
+    """
+    checks = (
+        (f"model bucket {store.bucket!r}", lambda: store.s3.head_bucket(Bucket=store.bucket)),
+        (f"registry table {registry.table!r}", lambda: registry.ddb.describe_table(TableName=registry.table)),
+    )
+    for what, check in checks:
+        try:
+            check()
+        except ClientError as exc:
+            if aws.is_not_found(exc):
+                raise RuntimeError(f"the {what} does not exist (create it, or pass --bucket / --table)") from exc
+        except BotoCoreError as exc:
+            raise RuntimeError(f"cannot reach the {what}: {exc}") from exc

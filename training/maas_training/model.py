@@ -1,0 +1,155 @@
+"""The network: a Keras 3 MLP sized by the config, trained with early stopping on the validation loss.
+
+TensorFlow is imported inside the functions, so importing this module (e.g. for `maas-train --help`)
+stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from maas_training.config import TrainingConfig
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of job logs
+
+
+def configure_tensorflow(threads: int | None = None) -> None:
+    """Limit TensorFlow's thread pools (must run before TensorFlow does any work; later calls are ignored)."""
+    import tensorflow as tf
+
+    if threads is None:
+        threads = int(os.environ.get("MAAS_TF_THREADS", "0") or 0)
+    if threads > 0:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass  # TensorFlow already initialised in this process: keep its settings
+
+
+def seed_everything(seed: int) -> None:
+    import keras
+
+    keras.utils.set_random_seed(seed)  # python, numpy and tensorflow/keras generators
+
+
+def build_model(n_features: int, task: str, n_classes: int, config: TrainingConfig) -> Any:
+    """Dense+relu layers (L2 kernel regularizer, optional dropout) and a task-shaped output layer."""
+    import keras
+
+    keras.backend.clear_session()  # a job may train several models in one process: start from a clean slate
+    seed_everything(config.seed)
+    reg = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
+    inputs = keras.Input(shape=(n_features,), name="features")
+    x = inputs
+    for i, units in enumerate(config.hidden_units):
+        x = keras.layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"dense_{i}")(x)
+        if config.dropout > 0:
+            x = keras.layers.Dropout(config.dropout, seed=config.seed + i, name=f"dropout_{i}")(x)
+    if task == "binary":
+        outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
+        loss = "binary_crossentropy"
+    elif task == "multiclass":
+        outputs = keras.layers.Dense(n_classes, activation="softmax", name="output")(x)
+        loss = "sparse_categorical_crossentropy"
+    elif task == "regression":
+        outputs = keras.layers.Dense(1, activation=None, name="output")(x)
+        loss = "mse"
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    model = keras.Model(inputs, outputs, name="maas_mlp")
+    model.compile(optimizer=make_optimizer(config), loss=loss)
+    return model
+
+
+def make_optimizer(config: TrainingConfig) -> Any:
+    import keras
+
+    lr = config.learning_rate
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr)
+    if config.optimizer == "momentum":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=lr)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}")
+
+
+@dataclass
+class History:
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    epochs_run: int = 0
+    best_epoch: int = 0  # 1-based; the weights kept are from this epoch
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"loss": self.loss, "val_loss": self.val_loss, "epochs_run": self.epochs_run, "best_epoch": self.best_epoch}
+
+
+def train(
+    model: Any,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    config: TrainingConfig,
+    progress: Callable[[str], None] = print,
+) -> History:
+    """Fit the model; with a validation set and patience > 0, stop early and keep the best weights."""
+    import keras
+
+    has_val = x_val is not None and len(x_val) > 0
+    monitor = "val_loss" if has_val else "loss"
+    callbacks: list[Any] = []
+    if config.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=config.early_stopping_patience, restore_best_weights=True))
+    every = max(1, config.epochs // 5)
+
+    def report(epoch: int, logs: dict[str, float] | None) -> None:
+        if (epoch + 1) % every == 0 or epoch == 0:
+            logs = logs or {}
+            extra = f" val_loss={logs['val_loss']:.4f}" if "val_loss" in logs else ""
+            progress(f"  epoch {epoch + 1}/{config.epochs} loss={logs.get('loss', float('nan')):.4f}{extra}")
+
+    callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=report))
+    seed_everything(config.seed)
+    fit = model.fit(
+        x_train, y_train,
+        validation_data=(x_val, y_val) if has_val else None,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    hist = History(loss=[float(v) for v in fit.history.get("loss", [])],
+                   val_loss=[float(v) for v in fit.history.get("val_loss", [])])
+    hist.epochs_run = len(hist.loss)
+    watched = hist.val_loss if has_val else hist.loss
+    hist.best_epoch = int(np.argmin(watched)) + 1 if watched and config.early_stopping_patience > 0 else hist.epochs_run
+    if not np.all(np.isfinite(hist.loss)):
+        raise RuntimeError("training diverged (the loss became NaN or infinite); try a lower learning_rate")
+    return hist
+
+
+def with_output_scale(model: Any, scale: float, offset: float) -> Any:
+    """The trained model followed by `y * scale + offset` (a regression trained on a standardised target),
+    so the served model outputs values in the target's own units."""
+    import keras
+
+    inputs = keras.Input(shape=model.input_shape[1:], name="features")
+    outputs = keras.layers.Rescaling(scale=scale, offset=offset, name="target_scale")(model(inputs))
+    return keras.Model(inputs, outputs, name="maas_mlp_scaled")
+
+
+def predict(model: Any, x: np.ndarray) -> np.ndarray:
+    """Keras outputs for a feature matrix, as float32 (n, outputs). `model(x)`: no progress bar, no batching quirks."""
+    return np.asarray(model(x, training=False), dtype=np.float32).reshape(len(x), -1)
