@@ -7,11 +7,12 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core import __version__
-from maas_core.http import build_resolver, error_responses
+from maas_core.http import build_resolver, error_responses, json_response, ok_response, resolve
 from maas_core.predictor import Predictor
 from maas_core.schemas import HealthResponse, PredictRequest, PredictResponse
 from maas_core.settings import get_settings
@@ -52,16 +53,21 @@ def describe_model(model: str) -> dict[str, Any]:
     return info
 
 
-@app.post("/v1/models/<model>/predict", responses=error_responses(400, 404, 413, 422, 500, 503))
+@app.post(
+    "/v1/models/<model>/predict",
+    responses={**ok_response(PredictResponse, "one prediction per record, in order"),
+               **error_responses(400, 404, 413, 415, 422, 500, 503)},
+)
 def predict(
     model: str,
     request: PredictRequest,
     version: Annotated[str | None, Query(description="model version; overrides the alias")] = None,
     alias: Annotated[str | None, Query(description="alias to resolve; default prod")] = None,
-) -> PredictResponse:
-    return predictor().predict(model, request.records, version=version, alias=alias)
+) -> Response[dict[str, Any]]:
+    # classifiers answer label + probabilities, regressors a value: the other fields are left out
+    return json_response(predictor().predict(model, request.records, version=version, alias=alias))
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return resolve(app, event, context)

@@ -6,12 +6,18 @@ documented error body, never a stack trace.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+
+from pydantic import BaseModel
 
 from maas_core.errors import MaasError
 from maas_core.schemas import ErrorResponse
@@ -21,10 +27,21 @@ logger = Logger(child=True)
 
 def error_responses(*statuses: int) -> dict[int, dict[str, Any]]:
     """OpenAPI `responses` for the error statuses a route can answer, all in the documented shape."""
-    reasons = {400: "malformed request", 404: "unknown model, version, alias or route", 413: "too many records",
+    reasons = {400: "malformed request", 415: "body is not JSON", 404: "unknown model, version, alias or route", 413: "too many records",
                422: "invalid request or records", 500: "internal error", 503: "a dependency is unavailable"}
     return {s: {"description": reasons.get(s, "error"), "content": {"application/json": {"model": ErrorResponse}}}
             for s in statuses}
+
+
+def json_response(body: BaseModel) -> Response:
+    """200 with a pydantic body, leaving out fields that do not apply (None)."""
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
+                    body=body.model_dump(mode="json", exclude_none=True))
+
+
+def ok_response(model: type[BaseModel], description: str) -> dict[int, dict[str, Any]]:
+    """OpenAPI `responses` entry for a route that returns json_response(model)."""
+    return {200: {"description": description, "content": {"application/json": {"model": model}}}}
 
 
 def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> Response:
@@ -54,6 +71,28 @@ def validation_details(exc: RequestValidationError) -> tuple[int, str, list[dict
     return 422, f"request is invalid: {fields}", details
 
 
+def non_json_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 415 proxy response for a body that is not declared JSON, else None.
+
+    Checked before the resolver: its validation would parse a `curl -d` form body and answer with
+    baffling field errors, or fail on other content types.
+    """
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    content_type = str(headers.get("content-type", "")).split(";")[0].strip().lower()
+    if not event.get("body") or not content_type or content_type == "application/json" or content_type.endswith("+json"):
+        return None
+    body = {"error": {"code": "unsupported_media_type",
+                      "message": f"Content-Type {content_type!r} is not supported: send JSON with Content-Type: application/json",
+                      "details": [{"field": "Content-Type", "value": content_type}]}}
+    return {"statusCode": 415, "multiValueHeaders": {"Content-Type": ["application/json"]},
+            "body": json.dumps(body), "isBase64Encoded": False}
+
+
+def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """What every HTTP function's lambda_handler calls."""
+    return non_json_body(event) or app.resolve(event, context)
+
+
 def build_resolver() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
 
@@ -69,6 +108,10 @@ def build_resolver() -> APIGatewayRestResolver:
     def _invalid(exc: RequestValidationError) -> Response:
         status, message, details = validation_details(exc)
         return error_response(status, "bad_request" if status == 400 else "invalid_request", message, details)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(exc: RequestUnsupportedContentType) -> Response:
+        return error_response(415, "unsupported_media_type", "send JSON with Content-Type: application/json")
 
     @app.not_found
     def _no_route(exc: RouteNotFound) -> Response:

@@ -54,6 +54,7 @@ def test_predict_returns_labels_probabilities_ids_and_version(handler, aws_world
     got = np.array([[p["probabilities"]["no"], p["probabilities"]["yes"]] for p in body["predictions"]])
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert [p["label"] for p in body["predictions"]] == ["yes", "no"]
+    assert all(set(p) == {"id", "label", "probabilities"} for p in body["predictions"])
     ids = [p["id"] for p in body["predictions"]]
     assert len(set(ids)) == 2 and all(ids)
 
@@ -90,6 +91,9 @@ def test_models_are_listed_and_described_with_their_manifest(handler, aws_world)
         ({"body": {"records": [{"x1": 1, "colour": 3}]}}, 422, "unprocessable", ["colour", "expected a string"]),
         ({"body": {"records": [GOOD] * 6}}, 413, "payload_too_large", ["6 records", "limit is 5"]),
         ({"body": {"records": [GOOD]}, "query": {"version": "1", "alias": "prod"}}, 422, "unprocessable", ["either"]),
+        ({"body": {"records": [GOOD]}, "headers": {"Content-Type": "text/plain"}}, 415, "unsupported_media_type", ["text/plain"]),
+        ({"body": {"records": [GOOD]}, "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415,
+         "unsupported_media_type", ["application/json"]),
     ],
 )
 def test_bad_input_gets_a_4xx_naming_what_is_wrong(handler, aws_world, kwargs, status, code, words) -> None:
@@ -153,3 +157,5 @@ def test_the_api_serves_its_openapi_document_with_the_error_shape(handler) -> No
     responses = doc["paths"]["/v1/models/{model}/predict"]["post"]["responses"]
     assert responses["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     assert "PredictRequest" in doc["components"]["schemas"]
+    ok = doc["paths"]["/v1/models/{model}/predict"]["post"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/PredictResponse")

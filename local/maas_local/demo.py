@@ -1,0 +1,168 @@
+"""`maas-demo`: the whole loop on one laptop, no Docker, no AWS account.
+
+    moto server (S3 + DynamoDB) on 127.0.0.1:4566
+    -> train the penguins classifier (TensorFlow/Keras -> ONNX), publish it, alias prod -> it
+    -> serve template.yaml's API on http://127.0.0.1:8080 (handlers in-process)
+    -> POST one record, print the answer, the curl command to repeat it and how to inspect moto
+    -> keep serving until Ctrl-C (or exit right away with --no-serve)
+
+Dev-only code: never shipped to Lambda.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from maas_local.stack import FAKE_CREDENTIALS, LocalStack, PortInUseError, check_port_free
+from maas_local.template import LOCAL_REGION
+
+MODEL = "penguins"
+ALIAS = "prod"
+# one raw record, as a web app would send it (species is what the model predicts)
+SAMPLE_RECORD = {"island": "Biscoe", "bill_length_mm": 45.1, "bill_depth_mm": 14.5, "flipper_length_mm": 215,
+                 "body_mass_g": 5000, "sex": "female"}
+
+
+def shell_quote(text: str) -> str:
+    """Single-quote for POSIX shells, whatever `text` holds."""
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def curl_command(url: str, payload: dict[str, Any]) -> str:
+    body = json.dumps(payload, separators=(", ", ": "))
+    return f"curl -s -X POST {shell_quote(url)} -H 'Content-Type: application/json' -d {shell_quote(body)}"
+
+
+def export_line(endpoint_url: str) -> str:
+    creds = " ".join(f"{k}={v}" for k, v in FAKE_CREDENTIALS.items() if k != "AWS_SESSION_TOKEN")
+    return f"export AWS_ENDPOINT_URL={endpoint_url} AWS_DEFAULT_REGION={LOCAL_REGION} {creds}"
+
+
+def post_json(url: str, payload: dict[str, Any], timeout: float = 60) -> tuple[int, Any]:
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        with err:
+            raw = err.read()
+        try:
+            return err.code, json.loads(raw)
+        except ValueError:
+            return err.code, raw.decode(errors="replace")
+
+
+def _port_busy(what: str, host: str, port: int, flag: str) -> int:
+    print(f"maas-demo: {what} port {host}:{port} is already in use (another maas-demo or maas-gateway?). "
+          f"Stop it, or pick another port with {flag}.", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="maas-demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=8080, help="gateway port on 127.0.0.1 (default 8080)")
+    parser.add_argument("--moto-port", type=int, default=4566, help="moto server port on 127.0.0.1 (default 4566)")
+    parser.add_argument("--template", default=None, help="SAM template (default: ./template.yaml or the repo's)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the training epochs (faster, worse)")
+    parser.add_argument("--no-serve", action="store_true", help="exit after the first prediction")
+    parser.add_argument("--verbose", action="store_true", help="log every moto request too")
+    args = parser.parse_args(argv)
+    host = "127.0.0.1"
+
+    from maas_local.gateway import configure_cli_logging
+
+    configure_cli_logging("INFO")
+
+    # fail before spending time on training if either port is taken
+    try:
+        check_port_free(host, args.moto_port)
+    except PortInUseError:
+        return _port_busy("moto", host, args.moto_port, "--moto-port")
+    try:
+        check_port_free(host, args.port)
+    except PortInUseError:
+        return _port_busy("gateway", host, args.port, "--port")
+
+    # imported here: TensorFlow takes seconds to import, and only the demo needs it
+    from maas_core.errors import NotFoundError
+    from maas_core.registry import Registry
+    from maas_local.gateway import Gateway, sigterm_as_keyboard_interrupt
+    from maas_training.datasets import penguins_config
+    from maas_training.job import run
+
+    template = Path(args.template) if args.template else None
+    try:
+        with sigterm_as_keyboard_interrupt(), LocalStack(template, port=args.moto_port, host=host, verbose=args.verbose) as stack:
+            print(f"moto server (S3, DynamoDB) on {stack.endpoint_url}: bucket {stack.names['ModelBucket']}, "
+                  f"table {stack.names['RegistryTable']}", flush=True)
+
+            overrides: dict[str, Any] = {"bucket": stack.names["ModelBucket"], "table": stack.names["RegistryTable"],
+                                         "model_name": MODEL, "promote": ALIAS}
+            if args.epochs is not None:
+                overrides["epochs"] = args.epochs
+            config = penguins_config(**overrides)
+            registry = Registry(config.table)
+            manifest = run(config, registry=registry, progress=lambda msg: print(f"[train] {msg}", flush=True))
+            try:
+                target = registry.resolve_alias(MODEL, ALIAS).version
+            except NotFoundError:
+                target = None
+            if target != manifest.version:
+                registry.set_alias(MODEL, ALIAS, manifest.version)
+            print(f"published {MODEL} version {manifest.version}; alias {ALIAS} -> {manifest.version}", flush=True)
+
+            gateway = Gateway(stack.template_path, stack.names, host=host, port=args.port)
+            try:
+                base_url = gateway.start()
+            except OSError as exc:
+                if isinstance(exc, PortInUseError) or exc.errno == errno.EADDRINUSE:
+                    return _port_busy("gateway", host, args.port, "--port")
+                raise
+            try:
+                return _predict_and_serve(gateway, base_url, stack, args.no_serve)
+            finally:
+                gateway.stop()
+    except KeyboardInterrupt:  # Ctrl-C before serving (e.g. during training)
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        print("stopped", flush=True)
+
+
+def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve: bool) -> int:
+    url = f"{base_url}/v1/models/{MODEL}/predict"
+    payload = {"records": [SAMPLE_RECORD]}
+    status, answer = post_json(url, payload)
+    print(f"\nPOST {url}\n{json.dumps(payload)}\n-> {status}", flush=True)
+    print(json.dumps(answer, indent=2) if not isinstance(answer, str) else answer, flush=True)
+    if status != 200:
+        print("maas-demo: the prediction failed (see above)", file=sys.stderr)
+        return 1
+
+    print("\nrepeat it:", flush=True)
+    print(f"  {curl_command(url, payload)}")
+    print("inspect the local S3/DynamoDB with the aws CLI or boto3:")
+    print(f"  {export_line(stack.endpoint_url)}")
+    print(f"  aws s3 ls s3://{stack.names['ModelBucket']}/models/{MODEL}/ --recursive")
+    print(f"  aws dynamodb scan --table-name {stack.names['RegistryTable']}", flush=True)
+    if no_serve:
+        return 0
+
+    print(f"\nserving {base_url} (Ctrl-C to stop)", flush=True)
+    try:
+        gateway.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,696 @@
+"""A local API Gateway (REST, Lambda proxy integration) for the routes declared in template.yaml.
+
+Every `Type: Api` event of every function in the template becomes a route. A request is matched
+on method and path (`{model}` matches one path segment, `{proxy+}` the rest of the path; literal
+segments win over parameters, parameters over greedy ones), turned into the API Gateway REST (v1)
+proxy event, and handed to the function's handler, called in-process with a fake Lambda context;
+the handler's response goes back over HTTP. No Docker, no `sam local`.
+
+    gw = Gateway("template.yaml", {"ModelBucket": "maas-models", "RegistryTable": "maas-registry"})
+    base_url = gw.start()      # http://127.0.0.1:<port>, served from a daemon thread
+    ...
+    gw.stop()
+
+How it differs from the deployed stack (all on purpose, for a dev loop):
+- Handlers run in this process. Each function's module (`app.py` from its CodeUri) is imported
+  once by file path under a unique module name (every function has an `app.py`), like one warm
+  Lambda container per function; invocations of one function are serialised (a container runs
+  one request at a time, and Powertools' resolver keeps the current event on the app object).
+- os.environ is shared by all functions: the gateway applies every function's environment from
+  the template before importing handlers (and restores it on stop). The functions of this project
+  read their settings lazily and all get the same Globals environment, so that is enough; if two
+  functions set one variable to different values a warning names it.
+- No stage prefix in the URL (like `sam local start-api`); requestContext.stage still carries the
+  template's StageName. No authorizers, throttling, or request validation beyond the body size.
+- Errors: no route -> 404, route but not that method -> 405 (API Gateway itself answers 403
+  "Missing Authentication Token" for both), a handler that raises or returns a malformed response
+  -> 502, a request body over 10 MB -> 413; all in the project's error shape
+  {"error": {"code": ..., "message": ..., "details": [...]}}.
+
+Dev-only code: never shipped to Lambda.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import errno
+import importlib.util
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from maas_local.template import (
+    LOCAL_ACCOUNT_ID,
+    LOCAL_REGION,
+    Route,
+    api_routes,
+    default_template_path,
+    load_template,
+    local_resource_names,
+    stage_name,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
+HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive", "date", "server"}
+
+
+# --- routes -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompiledRoute:
+    route: Route
+    regex: re.Pattern[str]
+    params: tuple[str, ...]
+    rank: tuple[int, ...]  # per segment: 0 literal, 1 {param}, 2 {greedy+}; lower sorts first
+
+    @classmethod
+    def compile(cls, route: Route) -> "CompiledRoute":
+        parts: list[str] = []
+        params: list[str] = []
+        rank: list[int] = []
+        for seg in route.path.strip("/").split("/") if route.path.strip("/") else []:
+            m = re.fullmatch(r"\{([^{}+]+)(\+?)\}", seg)
+            if m and m.group(2):
+                parts.append("(.+)")
+                rank.append(2)
+            elif m:
+                parts.append("([^/]+)")
+                rank.append(1)
+            else:
+                parts.append(re.escape(seg))
+                rank.append(0)
+            if m:
+                params.append(m.group(1))
+        regex = re.compile("^/" + "/".join(parts) + "/?$")
+        return cls(route=route, regex=regex, params=tuple(params), rank=tuple(rank))
+
+    def match(self, path: str) -> dict[str, str] | None:
+        m = self.regex.match(path)
+        if m is None:
+            return None
+        return {name: unquote(value) for name, value in zip(self.params, m.groups())}
+
+
+class Router:
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = sorted((CompiledRoute.compile(r) for r in routes), key=lambda c: c.rank)
+
+    def match(self, method: str, path: str) -> tuple[CompiledRoute | None, dict[str, str], list[str]]:
+        """(route, path parameters, methods allowed on the path). route None: 404 if no method is
+        allowed, else 405. The most specific path wins (literal > {param} > {greedy+}); on equal
+        paths a route for the exact method beats ANY."""
+        allowed: set[str] = set()
+        candidates: list[tuple[tuple[int, ...], int, CompiledRoute, dict[str, str]]] = []
+        for c in self.routes:
+            params = c.match(path)
+            if params is None:
+                continue
+            allowed.add(c.route.method)
+            if c.route.method in (method, "ANY"):
+                candidates.append((c.rank, 0 if c.route.method == method else 1, c, params))
+        if not candidates:
+            return None, {}, sorted(allowed)
+        _, _, best, params = min(candidates, key=lambda t: (t[0], t[1]))
+        return best, params, sorted(allowed)
+
+
+# --- the Lambda side --------------------------------------------------------------------------
+
+
+class FakeLambdaContext:
+    """What Powertools and handlers read from a Lambda context, with a real countdown."""
+
+    def __init__(self, route: Route, request_id: str) -> None:
+        self.function_name = route.function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:{route.function_name}"
+        self.memory_limit_in_mb = route.memory_size
+        self.aws_request_id = request_id
+        self.log_group_name = f"/aws/lambda/{route.function_name}"
+        self.log_stream_name = f"local/{request_id}"
+        self.identity = None
+        self.client_context = None
+        self._deadline = time.monotonic() + route.timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LoadedFunction:
+    """One function's handler, imported once (a warm container), invoked one request at a time."""
+
+    def __init__(self, route: Route, module: ModuleType, handler: Callable[[dict[str, Any], Any], Any]) -> None:
+        self.route = route
+        self.module = module
+        self.handler = handler
+        self.lock = threading.Lock()
+
+    def invoke(self, event: dict[str, Any], context: FakeLambdaContext) -> Any:
+        with self.lock:
+            return self.handler(event, context)
+
+
+_module_counter = 0
+_module_counter_lock = threading.Lock()
+
+
+def load_handler(route: Route) -> LoadedFunction:
+    """Import `<CodeUri>/<module path>.py` under a unique name and return its handler function.
+
+    Handler "app.lambda_handler" -> <CodeUri>/app.py, attribute lambda_handler. While the module
+    runs its top level, CodeUri is first on sys.path so `import helpers` of a sibling file works.
+    """
+    global _module_counter
+    module_path, _, attr = route.handler.rpartition(".")
+    if not module_path or not attr:
+        raise ValueError(f"{route.function}: Handler {route.handler!r} is not 'module.function'")
+    rel = Path(*module_path.split("."))
+    file = route.code_uri / rel.with_suffix(".py")
+    if not file.is_file():
+        file = route.code_uri / rel / "__init__.py"
+    if not file.is_file():
+        raise FileNotFoundError(f"{route.function}: handler module {module_path!r} not found under {route.code_uri}")
+    with _module_counter_lock:
+        _module_counter += 1
+        unique = f"maas_local_functions.{route.function}_{_module_counter}"
+    spec = importlib.util.spec_from_file_location(unique, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    sys.path.insert(0, str(route.code_uri))
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(unique, None)
+        raise
+    finally:
+        try:
+            sys.path.remove(str(route.code_uri))
+        except ValueError:
+            pass
+    handler = getattr(module, attr, None)
+    if not callable(handler):
+        raise AttributeError(f"{route.function}: {file} has no callable {attr!r}")
+    return LoadedFunction(route, module, handler)
+
+
+def build_event(
+    *, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes | None,
+    route: Route, path_params: dict[str, str], stage: str, source_ip: str, request_id: str,
+) -> dict[str, Any]:
+    """The API Gateway REST (v1) Lambda proxy event."""
+    single_headers: dict[str, str] = {}
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        single_headers[name] = value  # API Gateway keeps the last value of a repeated header
+        multi_headers.setdefault(name, []).append(value)
+    single_query: dict[str, str] = {}
+    multi_query: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        single_query[name] = value
+        multi_query.setdefault(name, []).append(value)
+    body_text: str | None = None
+    is_b64 = False
+    if body:
+        try:
+            body_text = body.decode("utf-8")
+        except UnicodeDecodeError:  # binary payloads arrive base64 encoded, as with binaryMediaTypes
+            body_text, is_b64 = base64.b64encode(body).decode("ascii"), True
+    now = datetime.now(timezone.utc)
+    host = single_headers.get("Host") or next((v for k, v in single_headers.items() if k.lower() == "host"), "localhost")
+    return {
+        "resource": route.path,
+        "path": path,
+        "httpMethod": method,
+        "headers": single_headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": single_query or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_params or None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": LOCAL_ACCOUNT_ID,
+            "apiId": "local",
+            "resourceId": route.event,
+            "resourcePath": route.path,
+            "httpMethod": method,
+            "path": f"/{stage}{path}",
+            "stage": stage,
+            "protocol": "HTTP/1.1",
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "domainName": host,
+            "identity": {
+                "sourceIp": source_ip,
+                "userAgent": next((v for k, v in single_headers.items() if k.lower() == "user-agent"), None),
+                "accessKey": None, "accountId": None, "caller": None, "user": None, "userArn": None,
+                "cognitoIdentityId": None, "cognitoIdentityPoolId": None,
+                "cognitoAuthenticationProvider": None, "cognitoAuthenticationType": None,
+            },
+        },
+        "body": body_text,
+        "isBase64Encoded": is_b64,
+    }
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message, "details": details or []}}).encode()
+
+
+class BadFunctionResponse(Exception):
+    pass
+
+
+def decode_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A proxy integration response -> (status, headers, body bytes), or BadFunctionResponse."""
+    if not isinstance(result, Mapping) or "statusCode" not in result:
+        raise BadFunctionResponse(f"handler returned {type(result).__name__}, not a proxy response with statusCode")
+    try:
+        status = int(result["statusCode"])
+    except (TypeError, ValueError) as exc:
+        raise BadFunctionResponse(f"statusCode {result['statusCode']!r} is not an integer") from exc
+    headers: list[tuple[str, str]] = []
+    multi = result.get("multiValueHeaders") or {}
+    seen = {k.lower() for k in multi}
+    for name, values in multi.items():
+        for v in values if isinstance(values, list) else [values]:
+            headers.append((str(name), str(v)))
+    for name, value in (result.get("headers") or {}).items():
+        if name.lower() not in seen:
+            headers.append((str(name), str(value)))
+    body = result.get("body")
+    if body is None:
+        data = b""
+    elif result.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(body)
+        except (ValueError, TypeError) as exc:
+            raise BadFunctionResponse("isBase64Encoded is true but the body is not base64") from exc
+    elif isinstance(body, str):
+        data = body.encode("utf-8")
+    else:
+        raise BadFunctionResponse(f"body must be a string, got {type(body).__name__}")
+    return status, [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP], data
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server_version = "maas-local-gateway"
+    protocol_version = "HTTP/1.1"
+    gateway: "Gateway"  # set on the subclass each Gateway creates
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.gateway.handle(self)
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.debug("%s - %s", self.address_string(), format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class Gateway:
+    def __init__(
+        self,
+        template_path: str | Path | None = None,
+        resource_names: Mapping[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.template_path = Path(template_path) if template_path else default_template_path()
+        self.template = load_template(self.template_path)
+        names = dict(resource_names) if resource_names is not None else local_resource_names(self.template)
+        self.routes = api_routes(self.template, names, parameters, base_dir=self.template_path.parent)
+        if not self.routes:
+            raise ValueError(f"{self.template_path}: no function has an Api event; nothing to serve")
+        self.router = Router(self.routes)
+        self.stage = stage_name(self.template, parameters)
+        self.host = host
+        self.port = port
+        self._functions: dict[str, LoadedFunction] = {}
+        self._load_lock = threading.Lock()
+        self._saved_env: dict[str, str | None] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Bind, apply the functions' environment, import their handlers, serve from a daemon
+        thread. Returns the base URL. Raises OSError (EADDRINUSE) if the port is taken."""
+        handler_cls = type("GatewayRequestHandler", (_RequestHandler,), {"gateway": self})
+        self._server = _Server((self.host, self.port), handler_cls)
+        self.port = self._server.server_address[1]
+        try:
+            self._apply_environment()
+            for route in self.routes:
+                self._function(route)  # import now: a broken handler fails at start, not per request
+        except BaseException:
+            self._server.server_close()
+            self._server = None
+            self._restore_environment()
+            raise
+        self._thread = threading.Thread(target=self._server.serve_forever, name="maas-gateway", daemon=True)
+        self._thread.start()
+        log.info("gateway serving %d routes at %s", len(self.routes), self.base_url)
+        return self.base_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        for fn in self._functions.values():
+            sys.modules.pop(fn.module.__name__, None)
+        self._functions.clear()
+        self._restore_environment()
+
+    def __enter__(self) -> "Gateway":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Block until stop() or KeyboardInterrupt (which propagates after a clean stop)."""
+        try:
+            while self._thread is not None and self._thread.is_alive():
+                self._thread.join(timeout=0.5)
+        finally:
+            self.stop()
+
+    def _apply_environment(self) -> None:
+        env: dict[str, str] = {}
+        owner: dict[str, str] = {}
+        for route in self.routes:
+            for key, value in route.environment.items():
+                if key in env and env[key] != value:
+                    log.warning("%s sets %s=%r but %s sets %r; the local gateway shares one os.environ, "
+                                "keeping %r", route.function, key, value, owner[key], env[key], env[key])
+                    continue
+                env[key], owner[key] = value, route.function
+        for key, value in env.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+        _reset_maas_caches()
+
+    def _restore_environment(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        _reset_maas_caches()
+
+    def _function(self, route: Route) -> LoadedFunction:
+        with self._load_lock:
+            fn = self._functions.get(route.function)
+            if fn is None:
+                fn = self._functions[route.function] = load_handler(route)
+            return fn
+
+    # --- one request --------------------------------------------------------------------------
+
+    def handle(self, req: _RequestHandler) -> None:
+        started = time.perf_counter()
+        method = req.command.upper()
+        split = urlsplit(req.path)
+        status, headers, body = self._dispatch(req, method, split.path or "/", split.query)
+        try:
+            req.send_response(status)
+            for name, value in headers:
+                req.send_header(name, value)
+            req.send_header("Content-Length", str(len(body)))
+            req.end_headers()
+            if method != "HEAD" and body:
+                req.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            log.info("client went away before the response to %s %s", method, path)
+        log.info("%s %s -> %d (%.1f ms)", method, req.path, status, (time.perf_counter() - started) * 1000)
+
+    def _dispatch(self, req: _RequestHandler, method: str, raw_path: str,
+                  query: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        json_ct = [("Content-Type", "application/json")]
+        route, params, allowed = self.router.match(method, raw_path)  # %2F stays inside one segment
+        path = unquote(raw_path)
+        if route is None:
+            self._discard_body(req)
+            if allowed:
+                return 405, json_ct + [("Allow", ", ".join(allowed))], error_body(
+                    "method_not_allowed", f"{method} is not allowed on {path}; use {', '.join(allowed)}",
+                    [{"field": "method", "allowed": allowed}])
+            return 404, json_ct, error_body("route_not_found", f"no route for {method} {path}")
+        try:
+            body = self._read_body(req)
+        except _BodyTooLarge as exc:
+            self._drain(req, exc.size)
+            return 413, json_ct + [("Connection", "close")], error_body(
+                "payload_too_large", f"request body is larger than the {MAX_BODY_BYTES} byte limit",
+                [{"field": "body", "limit": MAX_BODY_BYTES, "received": exc.size}])
+        except ValueError as exc:
+            req.close_connection = True
+            return 400, json_ct, error_body("bad_request", f"could not read the request body: {exc}")
+        request_id = str(uuid.uuid4())
+        event = build_event(
+            method=method, path=path, query=query, headers=list(req.headers.items()), body=body,
+            route=route.route, path_params=params, stage=self.stage, source_ip=req.client_address[0],
+            request_id=request_id,
+        )
+        try:
+            fn = self._function(route.route)
+            result = fn.invoke(event, FakeLambdaContext(route.route, request_id))
+            return decode_response(result)
+        except Exception as exc:  # noqa: BLE001 - a Lambda error: API Gateway answers 502
+            log.exception("%s failed on %s %s (request %s)", route.route.function, method, path, request_id)
+            kind = "returned a malformed response" if isinstance(exc, BadFunctionResponse) else "raised an error"
+            return 502, json_ct, error_body(
+                "internal_error", f"Internal server error: the function {kind}; see the gateway log",
+                [{"request_id": request_id}])
+
+    @staticmethod
+    def _read_body(req: _RequestHandler) -> bytes | None:
+        if "chunked" in (req.headers.get("Transfer-Encoding") or "").lower():
+            chunks, total = [], 0
+            while True:
+                size_line = req.rfile.readline(1024)
+                try:
+                    size = int(size_line.split(b";")[0].strip(), 16)
+                except ValueError as exc:
+                    raise ValueError("bad chunked encoding") from exc
+                if size == 0:
+                    while req.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                total += size
+                if total > MAX_BODY_BYTES:
+                    raise _BodyTooLarge(total)
+                chunks.append(req.rfile.read(size))
+                req.rfile.readline(1024)
+            return b"".join(chunks)
+        length_header = req.headers.get("Content-Length")
+        if not length_header:
+            return None
+        try:
+            length = int(length_header)
+        except ValueError as exc:
+            raise ValueError(f"Content-Length {length_header!r} is not a number") from exc
+        if length > MAX_BODY_BYTES:
+            raise _BodyTooLarge(length)
+        return req.rfile.read(length) if length > 0 else None
+
+    @staticmethod
+    def _drain(req: _RequestHandler, size: int) -> None:
+        """Swallow an oversized body (so the client can read our 413 instead of a reset), then close."""
+        req.close_connection = True
+        if "chunked" in (req.headers.get("Transfer-Encoding") or "").lower() or size > DRAIN_LIMIT:
+            return
+        remaining = size
+        while remaining > 0:
+            chunk = req.rfile.read(min(remaining, 1 << 20))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+
+    def _discard_body(self, req: _RequestHandler) -> None:
+        """Read and drop a request body we will not use, so a keep-alive connection stays in sync."""
+        try:
+            self._read_body(req)
+        except (ValueError, _BodyTooLarge):
+            req.close_connection = True
+
+
+DRAIN_LIMIT = 4 * MAX_BODY_BYTES
+
+
+class _BodyTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def _reset_maas_caches() -> None:
+    """maas_core caches boto3 clients and settings per process; drop them when the environment changes."""
+    try:
+        from maas_core import aws, settings
+    except ImportError:  # serving a template whose functions do not use maas_core
+        return
+    aws.reset_clients()
+    settings.get_settings.cache_clear()
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+def configure_cli_logging(level: str | int = "INFO") -> None:
+    """Log maas_local's messages to stderr through a handler of its own.
+
+    Not through the root logger: a Powertools Logger (service "maas", as the handlers create)
+    puts a filter on the root handlers that drops every record whose logger name contains "maas",
+    which would silence the gateway's access log as soon as a handler module is imported.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    own = logging.getLogger("maas_local")
+    if not any(getattr(h, "_maas_local_cli", False) for h in own.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._maas_local_cli = True  # type: ignore[attr-defined]
+        own.addHandler(handler)
+    own.setLevel(level.upper() if isinstance(level, str) else level)
+    own.propagate = False
+
+
+def _key_values(items: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{what} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_keyboard_interrupt() -> Iterator[None]:
+    """While inside, `kill <pid>` (SIGTERM) stops the CLI as cleanly as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from maas_local.stack import FAKE_CREDENTIALS, LocalStack, PortInUseError, check_port_free
+
+    parser = argparse.ArgumentParser(
+        prog="maas-gateway",
+        description="Serve template.yaml's API routes on a local port, calling the handlers in-process.",
+    )
+    parser.add_argument("--template", default=None, help="SAM template (default: ./template.yaml or the repo's)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--endpoint-url", default=None,
+                        help="an existing moto server (e.g. http://127.0.0.1:4566, as started by maas-demo); "
+                             "default: $AWS_ENDPOINT_URL, else a fresh in-process moto server")
+    parser.add_argument("--resource", action="append", default=[], metavar="LOGICAL_ID=NAME",
+                        help="physical name for a template resource (default ModelBucket=maas-models, "
+                             "RegistryTable=maas-registry)")
+    parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="template parameter override")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    configure_cli_logging(args.log_level)
+
+    template_path = Path(args.template) if args.template else default_template_path()
+    names = local_resource_names(load_template(template_path))
+    names.update(_key_values(args.resource, "--resource"))
+    busy = f"maas-gateway: port {args.port} on {args.host} is already in use; pick another with --port"
+    try:
+        check_port_free(args.host, args.port)  # before starting anything else
+    except PortInUseError:
+        print(busy, file=sys.stderr)
+        return 1
+    stack: LocalStack | None = None
+    endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    try:
+        if endpoint:
+            os.environ["AWS_ENDPOINT_URL"] = endpoint
+            os.environ.setdefault("AWS_DEFAULT_REGION", LOCAL_REGION)
+            for key, value in FAKE_CREDENTIALS.items():
+                if key != "AWS_SESSION_TOKEN":
+                    os.environ.setdefault(key, value)
+        else:
+            stack = LocalStack(template_path, names=names).start()
+            endpoint = stack.endpoint_url
+            print(f"started an empty moto server at {endpoint} (use --endpoint-url to reuse one)", flush=True)
+        gateway = Gateway(template_path, names, host=args.host, port=args.port,
+                          parameters=_key_values(args.parameter, "--parameter"))
+        try:
+            url = gateway.start()
+        except OSError as exc:
+            if isinstance(exc, PortInUseError) or exc.errno == errno.EADDRINUSE:
+                print(busy, file=sys.stderr)
+                return 1
+            raise
+        print(f"maas gateway on {url} -> AWS at {endpoint}", flush=True)
+        for r in gateway.routes:
+            print(f"  {r.method:6} {r.path}  ->  {r.function} ({r.handler})")
+        print("Ctrl-C to stop", flush=True)
+        try:
+            with sigterm_as_keyboard_interrupt():
+                gateway.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        print("stopped", flush=True)
+        return 0
+    finally:
+        if stack is not None:
+            stack.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

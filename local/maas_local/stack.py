@@ -1,0 +1,236 @@
+"""A local stand-in for the deployed stack: a moto server with the template's buckets and tables.
+
+    with LocalStack() as stack:          # moto on 127.0.0.1:<free port>
+        stack.endpoint_url               # http://127.0.0.1:54321 (also in os.environ["AWS_ENDPOINT_URL"])
+        stack.names["ModelBucket"]       # maas-models
+
+While the stack is open, os.environ points boto3 at the moto server (AWS_ENDPOINT_URL, a fixed
+region, fake credentials: nothing can reach real AWS) and maas_core's cached clients are reset; on
+exit the server stops and the environment is restored. Dev-only code: never shipped to Lambda.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from maas_local.template import (
+    LOCAL_REGION,
+    NAMED_RESOURCE_TYPES,
+    default_template_path,
+    load_template,
+    local_resource_names,
+)
+
+log = logging.getLogger(__name__)
+
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+# variables that would send boto3 somewhere other than the moto server
+_CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+
+
+class PortInUseError(OSError):
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(errno.EADDRINUSE, f"{host}:{port} is already in use")
+        self.host, self.port = host, port
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise PortInUseError if something already listens on host:port (port 0 is always free)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUseError(host, port) from exc
+            raise
+
+
+class _MotoServer(ThreadedMotoServer):
+    """ThreadedMotoServer whose start() reports a failed bind instead of waiting forever."""
+
+    _start_error: BaseException | None = None
+
+    def _server_entry(self) -> None:
+        try:
+            super()._server_entry()
+        except BaseException as exc:  # noqa: BLE001 - handed to start()
+            self._start_error = exc
+            self._server_ready_event.set()
+
+    def start(self) -> None:
+        super().start()
+        if self._start_error is not None:
+            raise self._start_error
+
+
+class LocalStack:
+    """Context manager: moto server + the template's S3 buckets and DynamoDB tables."""
+
+    def __init__(
+        self,
+        template_path: str | Path | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        names: Mapping[str, str] | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.template_path = Path(template_path) if template_path else default_template_path()
+        self.template = load_template(self.template_path)
+        self.host = host
+        self.port = port
+        self.names: dict[str, str] = dict(names) if names is not None else local_resource_names(self.template)
+        self.endpoint_url = ""
+        self.verbose = verbose  # False: moto's per-request access log (werkzeug, INFO) is silenced
+        self._server: _MotoServer | None = None
+        self._werkzeug_level: int | None = None
+        self._saved_env: dict[str, str | None] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def __enter__(self) -> "LocalStack":
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> "LocalStack":
+        check_port_free(self.host, self.port)
+        if not self.verbose:
+            werkzeug_log = logging.getLogger("werkzeug")
+            self._werkzeug_level = werkzeug_log.level
+            werkzeug_log.setLevel(logging.WARNING)
+        server = _MotoServer(ip_address=self.host, port=self.port, verbose=False)
+        server.start()
+        self._server = server
+        host, port = server.get_host_and_port()
+        self.port = port
+        self.endpoint_url = f"http://{host}:{port}"
+        try:
+            self._apply_env()
+            self.reset()
+            self.create_resources()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("local stack ready at %s: %s", self.endpoint_url, self.names)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            try:
+                self._server.stop()
+            finally:
+                self._server = None
+        if self._werkzeug_level is not None:
+            logging.getLogger("werkzeug").setLevel(self._werkzeug_level)
+            self._werkzeug_level = None
+        self._restore_env()
+
+    def _apply_env(self) -> None:
+        wanted: dict[str, str | None] = {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            "AWS_REGION": LOCAL_REGION,
+            **FAKE_CREDENTIALS,  # always: this is moto, never real AWS
+            **{k: None for k in _CLEARED},
+        }
+        for key, value in wanted.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _reset_maas_clients()
+
+    def _restore_env(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        _reset_maas_clients()
+
+    # --- resources ----------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        return boto3.session.Session().client(service, endpoint_url=self.endpoint_url, region_name=LOCAL_REGION)
+
+    def reset(self) -> None:
+        """Empty every moto backend. moto keeps its state per process (not per server), so without
+        this a second stack in the same process would find the first one's buckets and tables."""
+        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST", data=b"")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+
+    def create_resources(self) -> None:
+        """Create every S3 bucket and DynamoDB table of the template that has a local name."""
+        for logical_id, res in (self.template.get("Resources") or {}).items():
+            if not isinstance(res, dict) or res.get("Type") not in NAMED_RESOURCE_TYPES:
+                continue
+            name = self.names.get(logical_id)
+            if name is None:
+                log.warning("resource %s has no local name; not created", logical_id)
+                continue
+            props = res.get("Properties") or {}
+            if res["Type"] == "AWS::S3::Bucket":
+                self.create_bucket(name, versioned=(props.get("VersioningConfiguration") or {}).get("Status") == "Enabled")
+            else:
+                self.create_table(name, table_key_schema(res))
+
+    def create_bucket(self, name: str, versioned: bool = False) -> None:
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=name)  # us-east-1: no LocationConstraint
+        s3.get_waiter("bucket_exists").wait(Bucket=name)
+        if versioned:
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+    def create_table(self, name: str, key_schema: Mapping[str, Any]) -> None:
+        ddb = self.client("dynamodb")
+        ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **key_schema)
+        ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+
+def table_key_schema(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """AttributeDefinitions / KeySchema / indexes of a template table, as create_table arguments."""
+    props = resource.get("Properties") or {}
+    if resource.get("Type") == "AWS::Serverless::SimpleTable":
+        pk = props.get("PrimaryKey") or {"Name": "id", "Type": "String"}
+        short = {"String": "S", "Number": "N", "Binary": "B"}[pk.get("Type", "String")]
+        return {"AttributeDefinitions": [{"AttributeName": pk["Name"], "AttributeType": short}],
+                "KeySchema": [{"AttributeName": pk["Name"], "KeyType": "HASH"}]}
+    out: dict[str, Any] = {
+        "AttributeDefinitions": [dict(a) for a in props["AttributeDefinitions"]],
+        "KeySchema": [dict(k) for k in props["KeySchema"]],
+    }
+    for index_key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        indexes = props.get(index_key)
+        if indexes:
+            out[index_key] = [
+                {k: v for k, v in idx.items() if k in {"IndexName", "KeySchema", "Projection"}} for idx in indexes
+            ]
+    return out
+
+
+def _reset_maas_clients() -> None:
+    """Drop maas_core's cached boto3 clients and settings so they pick up the new environment."""
+    from maas_core import aws, settings
+
+    aws.reset_clients()
+    settings.get_settings.cache_clear()

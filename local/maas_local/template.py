@@ -1,0 +1,332 @@
+"""Read template.yaml the way the local gateway needs it: which HTTP routes go to which handler,
+with which environment.
+
+CloudFormation short tags (`!Ref X`, `!GetAtt A.B`, `!Sub ...`) are not YAML that `yaml.safe_load`
+accepts, so `CfnLoader` turns each into its long form (`{"Ref": "X"}`, `{"Fn::GetAtt": ["A", "B"]}`).
+Environment values are resolved against parameter defaults (or overrides), pseudo parameters and a
+mapping of logical resource ids to local physical names; anything else is refused with an error
+that names the variable, rather than silently handing a handler a dict where it expects a string.
+
+Dev-only code: never shipped to Lambda.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "CfnLoader",
+    "Route",
+    "TemplateError",
+    "api_routes",
+    "default_template_path",
+    "load_template",
+    "local_resource_names",
+    "resolve_value",
+]
+
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
+LOCAL_STACK_NAME = "maas-local"
+
+# Physical names of the resources the serving code reads; they match maas_core.settings' defaults,
+# so a shell without MAAS_* variables (e.g. the training CLI) talks to the same local bucket and table.
+KNOWN_LOCAL_NAMES = {"ModelBucket": "maas-models", "RegistryTable": "maas-registry"}
+
+PSEUDO_PARAMETERS = {
+    "AWS::Region": LOCAL_REGION,
+    "AWS::AccountId": LOCAL_ACCOUNT_ID,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": LOCAL_STACK_NAME,
+    "AWS::StackId": f"arn:aws:cloudformation:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:stack/{LOCAL_STACK_NAME}/local",
+}
+
+
+class TemplateError(ValueError):
+    """The template cannot be used locally as written (unknown tag shape, unresolvable intrinsic, ...)."""
+
+
+# --- YAML loading -----------------------------------------------------------------------------
+
+
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader that understands CloudFormation's short-form intrinsic function tags."""
+
+
+def _construct(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+
+
+def _long_form(fn: str):
+    def constructor(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        return {fn: _construct(node, loader)}
+
+    return constructor
+
+
+def _ref(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+    return {"Ref": _construct(node, loader)}
+
+
+def _condition(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+    return {"Condition": _construct(node, loader)}
+
+
+def _get_att(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+    value = _construct(node, loader)
+    if isinstance(value, str):
+        resource, sep, attribute = value.partition(".")
+        if not sep or not resource or not attribute:
+            raise TemplateError(f"!GetAtt {value!r}: expected 'Resource.Attribute' (line {node.start_mark.line + 1})")
+        return {"Fn::GetAtt": [resource, attribute]}
+    if isinstance(value, list) and len(value) == 2:
+        return {"Fn::GetAtt": value}
+    raise TemplateError(f"!GetAtt {value!r}: expected 'Resource.Attribute' or [Resource, Attribute]")
+
+
+CfnLoader.add_constructor("!Ref", _ref)
+CfnLoader.add_constructor("!Condition", _condition)
+CfnLoader.add_constructor("!GetAtt", _get_att)
+for _tag in ("Sub", "Join", "If", "Select", "Split", "FindInMap", "Equals", "Not", "And", "Or", "GetAZs",
+             "ImportValue", "Base64", "Cidr", "Length", "ToJsonString", "Transform"):
+    CfnLoader.add_constructor(f"!{_tag}", _long_form(f"Fn::{_tag}"))
+
+
+def load_template(path: str | Path) -> dict[str, Any]:
+    """template.yaml -> dict, short intrinsic tags in their long (JSON) form."""
+    path = Path(path)
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.load(fh, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader subclass
+    if not isinstance(data, dict) or "Resources" not in data:
+        raise TemplateError(f"{path}: not a CloudFormation/SAM template (no Resources section)")
+    return data
+
+
+def default_template_path() -> Path:
+    """./template.yaml if there is one, else the repository's (this package lives in <repo>/local/)."""
+    here = Path.cwd() / "template.yaml"
+    if here.is_file():
+        return here
+    return Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+# --- resource names ---------------------------------------------------------------------------
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", name).lower()
+
+
+# resource types whose Ref is a name a local stack can create under that name
+NAMED_RESOURCE_TYPES = {"AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"}
+
+
+def local_resource_names(template: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Logical id -> local physical name, for the resources a local stack creates.
+
+    ModelBucket/RegistryTable get maas_core's default names (maas-models, maas-registry); any other
+    S3 bucket or DynamoDB table in `template` gets `maas-local-<kebab-case logical id>`.
+    """
+    names = dict(KNOWN_LOCAL_NAMES)
+    if template is not None:
+        for logical_id, res in (template.get("Resources") or {}).items():
+            if isinstance(res, dict) and res.get("Type") in NAMED_RESOURCE_TYPES and logical_id not in names:
+                names[logical_id] = f"{LOCAL_STACK_NAME}-{_kebab(logical_id)}"
+    return names
+
+
+# --- intrinsic resolution ---------------------------------------------------------------------
+
+_SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def resolve_value(
+    value: Any,
+    template: Mapping[str, Any],
+    resource_names: Mapping[str, str],
+    parameters: Mapping[str, Any] | None = None,
+    where: str = "value",
+) -> Any:
+    """Resolve Ref / Fn::Sub / Fn::Join / Fn::Select / Fn::GetAtt (from the mapping as 'Res.Attr').
+
+    Parameters resolve to `parameters[name]` or the template Default; resources to
+    `resource_names[logical_id]`. Anything else raises TemplateError naming `where`.
+    """
+    params = parameters or {}
+
+    def ref(name: str) -> str:
+        if name in params:
+            return _scalar(params[name])
+        declared = (template.get("Parameters") or {}).get(name)
+        if declared is not None:
+            if "Default" not in declared:
+                raise TemplateError(f"{where}: parameter {name!r} has no Default; pass a value for it")
+            return _scalar(declared["Default"])
+        if name in PSEUDO_PARAMETERS:
+            return PSEUDO_PARAMETERS[name]
+        if name in resource_names:
+            return resource_names[name]
+        if name in (template.get("Resources") or {}):
+            raise TemplateError(
+                f"{where}: !Ref {name} names a resource with no local physical name; "
+                f"add {name!r} to the resource names mapping"
+            )
+        raise TemplateError(f"{where}: !Ref {name} is neither a parameter nor a resource of the template")
+
+    def resolve(v: Any) -> Any:
+        if isinstance(v, dict) and len(v) == 1:
+            (key, arg), = v.items()
+            if key == "Ref":
+                return ref(arg)
+            if key == "Fn::GetAtt":
+                dotted = ".".join(arg) if isinstance(arg, list) else str(arg)
+                if dotted in resource_names:
+                    return resource_names[dotted]
+                raise TemplateError(f"{where}: !GetAtt {dotted} cannot be resolved locally; "
+                                    f"add {dotted!r} to the resource names mapping")
+            if key == "Fn::Sub":
+                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+                extra = {k: resolve(x) for k, x in extra.items()}
+
+                def sub(m: re.Match[str]) -> str:
+                    name = m.group(1)
+                    if name in extra:
+                        return _scalar(extra[name])
+                    if "." in name:
+                        return _scalar(resolve({"Fn::GetAtt": name.split(".", 1)}))
+                    return ref(name)
+
+                return _SUB_VAR.sub(sub, text).replace("${!", "${")
+            if key == "Fn::Join":
+                sep, items = arg
+                return sep.join(_scalar(resolve(i)) for i in resolve(items))
+            if key == "Fn::Select":
+                index, items = arg
+                return resolve(items)[int(resolve(index))]
+            if key == "Fn::Split":
+                sep, text = arg
+                return resolve(text).split(sep)
+            if key.startswith("Fn::") or key == "Condition":
+                raise TemplateError(f"{where}: {key} cannot be resolved by the local gateway")
+        if isinstance(v, list):
+            return [resolve(i) for i in v]
+        if isinstance(v, dict):
+            return {k: resolve(i) for k, i in v.items()}
+        return v
+
+    return resolve(value)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise TemplateError(f"expected a plain value, got {value!r}")
+
+
+# --- routes -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """One `Type: Api` event of a function: what the gateway matches and what it calls."""
+
+    function: str  # logical id, e.g. PredictFunction
+    event: str  # event name, e.g. Predict
+    method: str  # upper case; ANY matches every method
+    path: str  # API Gateway pattern, e.g. /v1/models/{model}/predict
+    code_uri: Path  # absolute
+    handler: str  # e.g. app.lambda_handler
+    environment: dict[str, str] = field(default_factory=dict)
+    timeout: int = 3
+    memory_size: int = 128
+    function_name: str = ""  # what the fake context reports
+
+
+SERVERLESS_FUNCTION = "AWS::Serverless::Function"
+
+
+def api_routes(
+    template: Mapping[str, Any],
+    resource_names: Mapping[str, str] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    base_dir: str | Path = ".",
+) -> list[Route]:
+    """Every `Type: Api` event of every AWS::Serverless::Function, with Globals merged in.
+
+    `base_dir` is the template's folder (CodeUri is relative to it). Environment values are
+    resolved (see `resolve_value`); a value that cannot be resolved raises TemplateError naming
+    the function and the variable.
+    """
+    names = dict(resource_names if resource_names is not None else local_resource_names(template))
+    base = Path(base_dir).resolve()
+    glob = (template.get("Globals") or {}).get("Function") or {}
+    routes: list[Route] = []
+    for logical_id, res in (template.get("Resources") or {}).items():
+        if not isinstance(res, dict) or res.get("Type") != SERVERLESS_FUNCTION:
+            continue
+        props = res.get("Properties") or {}
+        events = {n: e for n, e in (props.get("Events") or {}).items() if isinstance(e, dict) and e.get("Type") == "Api"}
+        if not events:
+            continue
+        merged_env: dict[str, Any] = {}
+        merged_env.update(((glob.get("Environment") or {}).get("Variables")) or {})
+        merged_env.update(((props.get("Environment") or {}).get("Variables")) or {})
+        env = {
+            var: _scalar(resolve_value(v, template, names, parameters, where=f"{logical_id} environment variable {var}"))
+            for var, v in merged_env.items()
+        }
+        code_uri = props.get("CodeUri", glob.get("CodeUri"))
+        handler = props.get("Handler", glob.get("Handler"))
+        if not isinstance(code_uri, str) or not isinstance(handler, str):
+            raise TemplateError(f"{logical_id}: the local gateway needs a local CodeUri folder and a Handler")
+        timeout = int(resolve_value(props.get("Timeout", glob.get("Timeout", 3)), template, names, parameters,
+                                    where=f"{logical_id} Timeout"))
+        memory = int(resolve_value(props.get("MemorySize", glob.get("MemorySize", 128)), template, names, parameters,
+                                   where=f"{logical_id} MemorySize"))
+        fn_name = props.get("FunctionName")
+        fn_name = _scalar(resolve_value(fn_name, template, names, parameters, where=f"{logical_id} FunctionName")) \
+            if fn_name is not None else f"{LOCAL_STACK_NAME}-{logical_id}"
+        for event_name, event in events.items():
+            ep = event.get("Properties") or {}
+            path, method = ep.get("Path"), ep.get("Method")
+            if not isinstance(path, str) or not isinstance(method, str):
+                raise TemplateError(f"{logical_id} event {event_name}: Api events need a literal Path and Method")
+            routes.append(Route(
+                function=logical_id,
+                event=event_name,
+                method="ANY" if method.lower() in {"any", "x-amazon-apigateway-any-method"} else method.upper(),
+                path=path,
+                code_uri=(base / code_uri).resolve(),
+                handler=handler,
+                environment=env,
+                timeout=timeout,
+                memory_size=memory,
+                function_name=fn_name,
+            ))
+    return routes
+
+
+def stage_name(template: Mapping[str, Any], parameters: Mapping[str, Any] | None = None) -> str:
+    """The StageName of the template's first AWS::Serverless::Api (resolved), or 'local'."""
+    for res in (template.get("Resources") or {}).values():
+        if isinstance(res, dict) and res.get("Type") == "AWS::Serverless::Api":
+            stage = (res.get("Properties") or {}).get("StageName")
+            if stage is not None:
+                try:
+                    return _scalar(resolve_value(stage, template, {}, parameters, where="StageName"))
+                except TemplateError:
+                    break
+    return "local"

@@ -1,0 +1,100 @@
+"""`maas-demo` as a user runs it: a subprocess that trains, serves, predicts and stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = [sys.executable, "-m", "maas_local.demo"]
+
+
+def demo_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MAAS_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    return env
+
+
+def parse_curl(output: str) -> tuple[str, dict]:
+    """The printed curl command must be one line that a shell can run as is."""
+    line = next(ln.strip() for ln in output.splitlines() if ln.strip().startswith("curl "))
+    argv = shlex.split(line)
+    assert argv[:4] == ["curl", "-s", "-X", "POST"]
+    assert argv[argv.index("-H") + 1] == "Content-Type: application/json"
+    return argv[4], json.loads(argv[argv.index("-d") + 1])
+
+
+@pytest.mark.e2e
+@pytest.mark.training
+def test_demo_no_serve_predicts_and_prints_how_to_repeat_it() -> None:
+    proc = subprocess.run(DEMO + ["--no-serve", "--moto-port", "0", "--port", "0", "--epochs", "3"],
+                          cwd=ROOT, env=demo_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    url, payload = parse_curl(out)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1/models/penguins/predict", url)
+    assert payload["records"][0]["island"] == "Biscoe"
+    answer = json.loads(out[out.index("-> 200") + len("-> 200"):out.index("repeat it:")])
+    assert answer["model"] == "penguins" and answer["alias"] == "prod" and answer["version"] == "1"
+    assert answer["predictions"][0]["label"] in {"Adelie", "Chinstrap", "Gentoo"}
+    assert re.search(r"^\s*export AWS_ENDPOINT_URL=http://127\.0\.0\.1:\d+ ", out, re.M)
+    assert out.rstrip().endswith("stopped")
+
+
+@pytest.mark.e2e
+@pytest.mark.training
+def test_demo_serves_until_ctrl_c() -> None:
+    proc = subprocess.Popen(DEMO + ["--moto-port", "0", "--port", "0", "--epochs", "3"], cwd=ROOT, env=demo_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 600
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Ctrl-C to stop" in line:
+                break
+        out = "".join(lines)
+        assert "Ctrl-C to stop" in out, out
+        url, payload = parse_curl(out)  # the printed command works while the demo serves
+        req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200 and json.loads(resp.read())["model"] == "penguins"
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out + rest
+    assert rest.rstrip().endswith("stopped")
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("flag", ["--port", "--moto-port"])
+def test_demo_says_clearly_when_a_port_is_busy(flag: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        other = ["--moto-port", "0"] if flag == "--port" else ["--port", "0"]
+        proc = subprocess.run(DEMO + [flag, str(port), *other], cwd=ROOT, env=demo_env(),
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert f"127.0.0.1:{port} is already in use" in proc.stderr and flag in proc.stderr

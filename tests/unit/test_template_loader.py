@@ -1,0 +1,230 @@
+"""maas_local.template: CloudFormation short tags, the template's Api routes, environment resolution."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from maas_local.template import (
+    CfnLoader,
+    TemplateError,
+    api_routes,
+    load_template,
+    local_resource_names,
+    resolve_value,
+    stage_name,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+NAMES = {"ModelBucket": "maas-models", "RegistryTable": "maas-registry"}
+
+
+def parse(text: str) -> object:
+    return yaml.load(textwrap.dedent(text), Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def test_short_tags_become_long_form() -> None:
+    doc = parse("""
+        ref: !Ref Bucket
+        sub: !Sub "arn:${AWS::Partition}:s3:::${Bucket}/*"
+        sub_list: !Sub ["${A}-x", {A: !Ref Stage}]
+        getatt_dotted: !GetAtt Bucket.Arn
+        getatt_nested_attr: !GetAtt Db.Endpoint.Address
+        getatt_list: [!GetAtt [Bucket, Arn]]
+        join: !Join [",", [a, !Ref B]]
+        if: !If [IsProd, 1, 2]
+        select: !Select [0, !GetAZs ""]
+        split: !Split [",", "a,b"]
+        findinmap: !FindInMap [Map, Key, Value]
+        equals: !Equals [!Ref Stage, prod]
+        not: !Not [!Condition IsProd]
+        and: !And [!Condition A, !Condition B]
+        or: !Or [!Condition A, !Condition B]
+        import: !ImportValue shared-vpc
+        base64: !Base64 "hello"
+        cidr: !Cidr ["10.0.0.0/16", 4, 8]
+        getazs: !GetAZs us-east-1
+    """)
+    assert doc == {
+        "ref": {"Ref": "Bucket"},
+        "sub": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${Bucket}/*"},
+        "sub_list": {"Fn::Sub": ["${A}-x", {"A": {"Ref": "Stage"}}]},
+        "getatt_dotted": {"Fn::GetAtt": ["Bucket", "Arn"]},
+        "getatt_nested_attr": {"Fn::GetAtt": ["Db", "Endpoint.Address"]},
+        "getatt_list": [{"Fn::GetAtt": ["Bucket", "Arn"]}],
+        "join": {"Fn::Join": [",", ["a", {"Ref": "B"}]]},
+        "if": {"Fn::If": ["IsProd", 1, 2]},
+        "select": {"Fn::Select": [0, {"Fn::GetAZs": ""}]},
+        "split": {"Fn::Split": [",", "a,b"]},
+        "findinmap": {"Fn::FindInMap": ["Map", "Key", "Value"]},
+        "equals": {"Fn::Equals": [{"Ref": "Stage"}, "prod"]},
+        "not": {"Fn::Not": [{"Condition": "IsProd"}]},
+        "and": {"Fn::And": [{"Condition": "A"}, {"Condition": "B"}]},
+        "or": {"Fn::Or": [{"Condition": "A"}, {"Condition": "B"}]},
+        "import": {"Fn::ImportValue": "shared-vpc"},
+        "base64": {"Fn::Base64": "hello"},
+        "cidr": {"Fn::Cidr": ["10.0.0.0/16", 4, 8]},
+        "getazs": {"Fn::GetAZs": "us-east-1"},
+    }
+
+
+def test_bad_getatt_is_a_clear_error() -> None:
+    with pytest.raises(TemplateError, match="Resource.Attribute"):
+        parse("x: !GetAtt NoDot")
+
+
+def test_the_loader_keeps_its_tags_to_itself() -> None:
+    # its constructors live in its own table, not in yaml.SafeLoader's (other libraries may add theirs there)
+    assert "yaml_constructors" in CfnLoader.__dict__
+    assert CfnLoader.yaml_constructors is not yaml.SafeLoader.yaml_constructors
+    assert issubclass(CfnLoader, yaml.SafeLoader)
+    with pytest.raises(yaml.constructor.ConstructorError):
+        parse("x: !!python/object:os.system {}")  # still a safe loader
+
+
+def test_load_template_reads_template_yaml() -> None:
+    t = load_template(TEMPLATE)
+    assert t["Globals"]["Function"]["Environment"]["Variables"]["MAAS_MODEL_BUCKET"] == {"Ref": "ModelBucket"}
+    assert t["Resources"]["RegistryTable"]["Type"] == "AWS::DynamoDB::Table"
+
+
+def test_load_template_refuses_a_non_template(tmp_path: Path) -> None:
+    p = tmp_path / "t.yaml"
+    p.write_text("just: a mapping\n")
+    with pytest.raises(TemplateError, match="no Resources"):
+        load_template(p)
+
+
+def _declared_api_events(t: dict) -> set[tuple[str, str, str]]:
+    """(function, METHOD, path) for every Type: Api event, read straight from the template."""
+    out = set()
+    for fn, res in t["Resources"].items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        for ev in (res["Properties"].get("Events") or {}).values():
+            if ev.get("Type") == "Api":
+                out.add((fn, ev["Properties"]["Method"].upper(), ev["Properties"]["Path"]))
+    return out
+
+
+def test_a_route_for_every_api_event_of_template_yaml() -> None:
+    t = load_template(TEMPLATE)
+    routes = api_routes(t, NAMES, base_dir=ROOT)
+    assert {(r.function, r.method, r.path) for r in routes} == _declared_api_events(t)
+    assert len(routes) == len(_declared_api_events(t))
+    paths = {(r.method, r.path) for r in routes}
+    assert {("GET", "/v1/health"), ("GET", "/v1/models"), ("POST", "/v1/models/{model}/predict")} <= paths
+    for r in routes:
+        assert r.code_uri.is_dir() and (r.code_uri / "app.py").is_file()
+        assert r.handler == "app.lambda_handler"
+        assert r.timeout == t["Globals"]["Function"]["Timeout"]
+        assert r.memory_size == t["Globals"]["Function"]["MemorySize"]
+
+
+def test_environment_resolves_parameters_and_resources() -> None:
+    t = load_template(TEMPLATE)
+    env = api_routes(t, {"ModelBucket": "bucket-x", "RegistryTable": "table-y"}, base_dir=ROOT)[0].environment
+    assert env["MAAS_MODEL_BUCKET"] == "bucket-x"
+    assert env["MAAS_REGISTRY_TABLE"] == "table-y"
+    assert env["MAAS_MAX_RECORDS"] == str(t["Parameters"]["MaxRecordsPerRequest"]["Default"])
+    assert env["POWERTOOLS_LOG_LEVEL"] == t["Parameters"]["LogLevel"]["Default"]
+    assert all(isinstance(v, str) for v in env.values())
+
+
+def test_parameter_overrides_win_over_defaults() -> None:
+    t = load_template(TEMPLATE)
+    env = api_routes(t, NAMES, parameters={"MaxRecordsPerRequest": 7}, base_dir=ROOT)[0].environment
+    assert env["MAAS_MAX_RECORDS"] == "7"
+
+
+def test_default_local_names_match_maas_core_settings() -> None:
+    from maas_core.settings import Settings
+
+    names = local_resource_names(load_template(TEMPLATE))
+    defaults = Settings.model_fields
+    assert names["ModelBucket"] == defaults["model_bucket"].default
+    assert names["RegistryTable"] == defaults["registry_table"].default
+
+
+def test_unresolvable_ref_names_the_variable() -> None:
+    t = load_template(TEMPLATE)
+    with pytest.raises(TemplateError) as info:
+        api_routes(t, {"ModelBucket": "b"}, base_dir=ROOT)  # no name for RegistryTable
+    msg = str(info.value)
+    assert "MAAS_REGISTRY_TABLE" in msg and "RegistryTable" in msg
+
+
+MINI = """\
+Parameters:
+  Stage: {Type: String, Default: dev}
+  NoDefault: {Type: String}
+Globals:
+  Function:
+    Timeout: 9
+    Environment:
+      Variables:
+        SHARED: from-globals
+        OVERRIDDEN: from-globals
+Resources:
+  Api:
+    Type: AWS::Serverless::Api
+    Properties: {StageName: !Ref Stage}
+  Table:
+    Type: AWS::DynamoDB::Table
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn/
+      Handler: app.handler
+      Timeout: 3
+      Environment:
+        Variables:
+          OVERRIDDEN: from-function
+          ARN: !Sub "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Table}"
+          JOINED: !Join ["-", [!Ref Stage, x]]
+          PLAIN_NUMBER: 5
+          FLAG: true
+      Events:
+        Any:
+          Type: Api
+          Properties: {Path: "/things/{proxy+}", Method: ANY}
+        NotApi:
+          Type: S3
+          Properties: {Bucket: !Ref Table}
+"""
+
+
+def test_function_environment_overrides_globals_and_intrinsics_resolve() -> None:
+    t = parse(MINI)
+    (route,) = api_routes(t, {"Table": "tbl"}, base_dir="/srv")
+    assert route.environment == {
+        "SHARED": "from-globals",
+        "OVERRIDDEN": "from-function",
+        "ARN": "arn:aws:dynamodb:us-east-1:123456789012:table/tbl",
+        "JOINED": "dev-x",
+        "PLAIN_NUMBER": "5",
+        "FLAG": "true",
+    }
+    assert route.method == "ANY" and route.path == "/things/{proxy+}"
+    assert route.timeout == 3
+    assert route.code_uri == Path("/srv/fn").resolve()
+    assert stage_name(t) == "dev"
+    assert stage_name(t, {"Stage": "prod"}) == "prod"
+
+
+def test_resolution_errors_are_specific() -> None:
+    t = parse(MINI)
+    with pytest.raises(TemplateError, match=r"X: parameter 'NoDefault' has no Default"):
+        resolve_value({"Ref": "NoDefault"}, t, {}, where="X")
+    with pytest.raises(TemplateError, match=r"X: !Ref Nope is neither a parameter nor a resource"):
+        resolve_value({"Ref": "Nope"}, t, {}, where="X")
+    with pytest.raises(TemplateError, match=r"X: !GetAtt Table.Arn cannot be resolved locally"):
+        resolve_value({"Fn::GetAtt": ["Table", "Arn"]}, t, {}, where="X")
+    assert resolve_value({"Fn::GetAtt": ["Table", "Arn"]}, t, {"Table.Arn": "arn:x"}) == "arn:x"
+    with pytest.raises(TemplateError, match=r"X: Fn::If cannot be resolved"):
+        resolve_value({"Fn::If": ["C", "a", "b"]}, t, {}, where="X")
+    assert resolve_value({"Ref": "NoDefault"}, t, {}, parameters={"NoDefault": "given"}) == "given"
