@@ -16,8 +16,8 @@ from maas_core.registry import Registry
 from maas_core.store import BundleStore
 
 SPEC = PreprocessSpec(features=[
-    NumericFeature(name="x1", fill=0.0, mean=0.0, std=1.0),
-    NumericFeature(name="x2", required=False, fill=0.0, mean=0.0, std=2.0),
+    NumericFeature(name="x1", fill=0.0, center=0.0, scale=1.0),
+    NumericFeature(name="x2", required=False, fill=0.0, center=0.0, scale=2.0),
     CategoricalFeature(name="colour", fill="red", categories=["blue", "red"]),
 ])
 LABELS = ["no", "yes"]

@@ -31,7 +31,7 @@ class InputField(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    type: Literal["number", "string"]
+    type: Literal["number", "string", "boolean"]
     required: bool = True
     description: str = ""
 

@@ -7,11 +7,11 @@ import pytest
 
 from maas_core.errors import BadRequestError, ConflictError, IntegrityError, NotFoundError
 from maas_core.manifest import Manifest, TensorInfo, sha256_hex
-from maas_core.preprocess import PreprocessSpec
+from maas_core.preprocess import PreprocessSpec, SpecConfig
 
 
 def make_manifest(name: str = "iris", version: str = "1") -> Manifest:
-    spec = PreprocessSpec.fit({"x": ["1", "2"]}, numeric=["x"], categorical=[])
+    spec = PreprocessSpec.fit({"x": ["1", "2"]}, SpecConfig.simple(numeric=["x"]))
     return Manifest(
         name=name, version=version, task="binary", labels=["no", "yes"], input_schema=spec.input_schema(),
         model_input=TensorInfo(name="features", dtype="float32", shape=[None, 1]),

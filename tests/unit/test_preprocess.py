@@ -10,64 +10,133 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maas_core.errors import UnprocessableError
-from maas_core.preprocess import SPEC_FORMAT_VERSION, PreprocessSpec
+from maas_core.preprocess import SPEC_FORMAT_VERSION, ColumnConfig, PreprocessSpec, SpecConfig, outlier_bounds
+from maas_core.preprocess.text import OOV_ID, tokenize
 
 COLUMNS = {
     "size": ["1", "2", "NA", "5"],
     "weight": [10.0, 20.0, 30.0, 40.0],
     "colour": ["red", "blue", "red", None],
+    "member": ["yes", "no", "true", None],
 }
+
+
+def fit(**columns: ColumnConfig) -> PreprocessSpec:
+    return PreprocessSpec.fit(COLUMNS, SpecConfig(columns=columns))
 
 
 @pytest.fixture
 def spec() -> PreprocessSpec:
-    return PreprocessSpec.fit(COLUMNS, numeric=["size", "weight"], categorical=["colour"], optional=["colour"])
+    return PreprocessSpec.fit(COLUMNS, SpecConfig.simple(numeric=["size", "weight"], categorical=["colour"],
+                                                         boolean=["member"], optional=["colour", "member"]))
 
 
 def test_fit_learns_fills_scales_and_categories(spec: PreprocessSpec) -> None:
-    size, weight, colour = spec.features
-    assert size.mean == pytest.approx(8 / 3) and size.fill == size.mean  # NA ignored when fitting
-    assert weight.std == pytest.approx(np.std([10, 20, 30, 40]))
+    size, weight, colour, member = spec.features
+    assert size.center == pytest.approx(8 / 3) and size.fill is None  # required: no fill; NA ignored when fitting
+    assert weight.scale == pytest.approx(np.std([10, 20, 30, 40]))
     assert colour.categories == ["blue", "red"] and colour.fill == "red"
-    assert spec.feature_names() == ["size", "weight", "colour=blue", "colour=red"]
+    assert member.fill is True
+    assert spec.feature_names() == ["size", "weight", "colour=blue", "colour=red", "member"]
     assert [(f.name, f.type, f.required) for f in spec.input_schema()] == [
-        ("size", "number", True), ("weight", "number", True), ("colour", "string", False)]
+        ("size", "number", True), ("weight", "number", True), ("colour", "string", False), ("member", "boolean", False)]
 
 
-def test_transform_scales_one_hot_encodes_and_fills_optional(spec: PreprocessSpec) -> None:
-    x = spec.transform([{"size": 2, "weight": 25, "colour": "blue"}, {"size": "5", "weight": 10}])
-    size, weight, _ = spec.features
-    assert x.dtype == np.float32 and x.shape == (2, 4)
-    np.testing.assert_allclose(x[:, 0], np.array([(2 - size.mean) / size.std, (5 - size.mean) / size.std], np.float32))
-    np.testing.assert_allclose(x[:, 2:], [[1, 0], [0, 1]])  # missing optional colour -> fitted fill "red"
+def test_transform_scales_encodes_and_fills_optional_fields(spec: PreprocessSpec) -> None:
+    x = spec.transform([{"size": 2, "weight": 25, "colour": "blue", "member": False}, {"size": "5", "weight": 10}])
+    size = spec.features[0]
+    assert x.dtype == np.float32 and x.shape == (2, 5)
+    np.testing.assert_allclose(x[:, 0], np.array([(2 - size.center) / size.scale, (5 - size.center) / size.scale], np.float32))
+    np.testing.assert_allclose(x[:, 2:], [[1, 0, 0], [0, 1, 1]])  # missing colour -> "red", member -> True
 
 
-def test_unseen_category_encodes_as_all_zeros(spec: PreprocessSpec) -> None:
-    x = spec.transform([{"size": 1, "weight": 1, "colour": "green"}])
-    assert x[0, 2:].tolist() == [0.0, 0.0]
+@pytest.mark.parametrize(("scaler", "center", "scale"), [
+    ("standard", 25.0, np.std([10, 20, 30, 40])),
+    ("minmax", 10.0, 30.0),
+    ("robust", 25.0, 15.0),
+    ("none", 0.0, 1.0),
+])
+def test_scalers(scaler: str, center: float, scale: float) -> None:
+    f = fit(weight=ColumnConfig(kind="numeric", scaler=scaler)).features[0]
+    assert (f.center, f.scale) == (pytest.approx(center), pytest.approx(scale))
+
+
+@pytest.mark.parametrize(("strategy", "fill"), [("mean", 8 / 3), ("median", 2.0), ("most_frequent", 1.0), ("constant", -1.0)])
+def test_missing_value_strategies(strategy: str, fill: float) -> None:
+    f = fit(size=ColumnConfig(kind="numeric", required=False, missing=strategy, fill_value=-1.0)).features[0]
+    assert f.fill == pytest.approx(fill)
+
+
+def test_outliers_are_clipped_to_fitted_bounds_at_serving_too() -> None:
+    values = np.array([1, 2, 3, 4, 100], float)
+    low, high = outlier_bounds(values, "iqr", None)
+    assert (low, high) == (pytest.approx(2 - 1.5 * 2), pytest.approx(4 + 1.5 * 2))
+    spec = PreprocessSpec.fit({"v": values.tolist()},
+                              SpecConfig(columns={"v": ColumnConfig(kind="numeric", outliers="iqr", scaler="none")}))
+    assert spec.transform([{"v": 1000}, {"v": -50}, {"v": 3}])[:, 0].tolist() == [7.0, -1.0, 3.0]
+    z = outlier_bounds(values, "zscore", 1.0)
+    assert z == (pytest.approx(values.mean() - values.std()), pytest.approx(values.mean() + values.std()))
+
+
+def test_row_normalisation() -> None:
+    for norm, expected in (("l1", [0.6, -0.4]), ("l2", [0.6 / np.hypot(0.6, 0.4), -0.4 / np.hypot(0.6, 0.4)])):
+        spec = PreprocessSpec.fit({"a": ["3", "0"], "b": ["-2", "0"]}, SpecConfig(
+            columns={"a": ColumnConfig(kind="numeric", scaler="none"), "b": ColumnConfig(kind="numeric", scaler="none")},
+            row_norm=norm))
+        np.testing.assert_allclose(spec.transform([{"a": 3, "b": -2}, {"a": 0, "b": 0}]), [expected, [0, 0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize(("encoding", "unseen", "expected"), [
+    ("onehot", "ignore", [[1, 0], [0, 0]]),
+    ("onehot", "other", [[1, 0, 0], [0, 0, 1]]),
+    ("ordinal", "ignore", [[0], [-1]]),
+    ("ordinal", "other", [[0], [2]]),
+])
+def test_categorical_encodings_and_unseen_policy(encoding: str, unseen: str, expected: list) -> None:
+    spec = fit(colour=ColumnConfig(kind="categorical", encoding=encoding, unseen=unseen))
+    assert spec.transform([{"colour": "blue"}, {"colour": "green"}]).tolist() == expected
+
+
+def test_unseen_category_can_be_rejected() -> None:
+    spec = fit(colour=ColumnConfig(kind="categorical", unseen="reject"))
+    with pytest.raises(UnprocessableError) as err:
+        spec.transform([{"colour": "blue"}, {"colour": "green"}])
+    assert err.value.details == [{"index": 1, "field": "colour", "reason": "unknown category \"green\"; expected one of ['blue', 'red']"}]
+
+
+def test_max_categories_keeps_the_most_frequent() -> None:
+    spec = fit(colour=ColumnConfig(kind="categorical", max_categories=1, unseen="other"))
+    assert spec.features[0].categories == ["red"]
+    assert spec.transform([{"colour": "blue"}]).tolist() == [[0, 1]]
+
+
+def test_booleans_accept_json_and_common_strings(spec: PreprocessSpec) -> None:
+    x = spec.transform([{"size": 1, "weight": 1, "member": v} for v in (True, "no", "YES", 0, "t")])
+    assert x[:, -1].tolist() == [1, 0, 1, 0, 1]
 
 
 def test_every_bad_record_is_named_by_index_and_field(spec: PreprocessSpec) -> None:
     records = [
-        {"size": 1, "weight": 2},                  # fine
-        {"weight": 2},                              # required size missing
-        {"size": "abc", "weight": True},            # not a number, boolean
+        {"size": 1, "weight": 2},                    # fine
+        {"weight": 2},                                # required size missing
+        {"size": "abc", "weight": True},              # not a number, boolean
         "not an object",
-        {"size": 1, "weight": 2, "colour": 7},      # colour must be a string
+        {"size": 1, "weight": 2, "colour": 7},        # colour must be a string
+        {"size": 1, "weight": 2, "member": "maybe"},  # not a boolean
     ]
     with pytest.raises(UnprocessableError) as err:
         spec.transform(records)
-    found = {(d["index"], d["field"]) for d in err.value.details}
-    assert {(1, "size"), (2, "size"), (2, "weight"), (3, None), (4, "colour")} <= found
-    assert 0 not in {d["index"] for d in err.value.details}
-    assert "4 of 5 records are invalid" in err.value.message
-    assert err.value.status == 422
+    found = [(d["index"], d["field"]) for d in err.value.details]
+    assert found == [(1, "size"), (2, "size"), (2, "weight"), (3, None), (4, "colour"), (5, "member")]
+    assert "5 of 6 records are invalid" in err.value.message and err.value.status == 422
 
 
-def test_non_finite_numbers_are_rejected(spec: PreprocessSpec) -> None:
-    with pytest.raises(UnprocessableError) as err:
-        spec.transform([{"size": float("inf"), "weight": 1}])
-    assert err.value.details[0]["field"] == "size"
+def test_non_finite_huge_and_numpy_numbers(spec: PreprocessSpec) -> None:
+    for bad in (float("inf"), 10**400, 3e300):
+        with pytest.raises(UnprocessableError) as err:
+            spec.transform([{"size": bad, "weight": 1}])
+        assert err.value.details[0]["field"] == "size"
+    assert spec.transform([{"size": np.int64(3), "weight": np.float32(2.5)}]).shape == (1, 5)
 
 
 def test_json_round_trip_is_exact(spec: PreprocessSpec) -> None:
@@ -80,34 +149,101 @@ def test_json_round_trip_is_exact(spec: PreprocessSpec) -> None:
 def test_unknown_format_version_is_refused(spec: PreprocessSpec) -> None:
     data = json.loads(spec.to_json())
     data["format_version"] = SPEC_FORMAT_VERSION + 1
-    with pytest.raises(ValueError, match="format_version"):
+    with pytest.raises(ValueError, match="format_version 2 is not supported"):
         PreprocessSpec.from_json(json.dumps(data))
 
 
-def test_fit_rejects_a_non_numeric_numeric_column() -> None:
+def test_fit_rejects_bad_columns_and_configs() -> None:
     with pytest.raises(ValueError, match="'size'.*row 1"):
-        PreprocessSpec.fit({"size": ["1", "big"]}, numeric=["size"], categorical=[])
+        PreprocessSpec.fit({"size": ["1", "big"]}, SpecConfig.simple(numeric=["size"]))
+    with pytest.raises(ValueError, match="not in the data: nope"):
+        PreprocessSpec.fit(COLUMNS, SpecConfig.simple(numeric=["nope"]))
+    with pytest.raises(ValueError, match="fill_value"):
+        ColumnConfig(kind="numeric", missing="constant")
+    with pytest.raises(ValueError, match="exactly one text column"):
+        SpecConfig.simple(numeric=["a"], text=["t"])
 
+
+# --- text ------------------------------------------------------------------------------------
+
+TEXTS = ["Great product, fast delivery!", "Terrible: it broke after 2 days.", "great GREAT great",
+         "Livraison très rapide — merci!", "ÜBER schnell, danke"]
+
+
+@pytest.fixture
+def text_spec() -> PreprocessSpec:
+    return PreprocessSpec.fit({"text": TEXTS}, SpecConfig(columns={"text": ColumnConfig(kind="text", max_length=5)}))
+
+
+def test_tokenization_normalises_case_punctuation_and_unicode() -> None:
+    assert tokenize("Hello, WORLD!! ﬁne\u00a0day — ÉTÉ") == ["hello", "world", "fine", "day", "été"]
+    assert tokenize("Straße") == ["strasse"]  # full case folding, not ASCII-only lowercasing
+    assert tokenize("Hi!", lowercase=False, strip_punctuation=False) == ["Hi!"]
+
+
+def test_text_becomes_padded_integer_ids(text_spec: PreprocessSpec) -> None:
+    f = text_spec.text_feature
+    assert f.vocabulary[0] == "great"  # most frequent first
+    x = text_spec.transform(["great delivery", {"text": "unknownword great great great great great"}])
+    assert x.dtype == np.int32 and x.shape == (2, 5)
+    great = f.vocabulary.index("great") + 2
+    assert x[0].tolist() == [great, f.vocabulary.index("delivery") + 2, 0, 0, 0]
+    assert x[1].tolist() == [OOV_ID, great, great, great, great]  # truncated to max_length
+    assert text_spec.input_schema()[0].type == "string" and text_spec.output_dtype() == "int32"
+
+
+def test_text_vocabulary_cap_and_int64() -> None:
+    spec = PreprocessSpec.fit({"t": TEXTS}, SpecConfig(columns={"t": ColumnConfig(kind="text", vocab_size=3, dtype="int64")}))
+    f = spec.text_feature
+    assert len(f.vocabulary) == 3 and f.vocabulary_size == 5
+    assert spec.transform(["terrible"]).dtype == np.int64
+
+
+def test_bad_text_records_are_named(text_spec: PreprocessSpec) -> None:
+    with pytest.raises(UnprocessableError) as err:
+        text_spec.transform(["fine", 42, {"text": None}, {"text": ["a"]}])
+    assert [(d["index"], d["field"]) for d in err.value.details] == [(1, None), (2, "text"), (3, "text")]
+
+
+# --- properties ------------------------------------------------------------------------------
 
 json_values = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=8)
+records = st.lists(st.one_of(st.dictionaries(st.sampled_from(["size", "weight", "colour", "member", "x"]), json_values),
+                             json_values), min_size=1, max_size=8)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.dictionaries(st.sampled_from(["size", "weight", "colour", "other"]), json_values),
-                          json_values), min_size=1, max_size=8))
-def test_arbitrary_records_give_a_matrix_or_the_documented_error(records: list) -> None:
-    spec = PreprocessSpec.fit(COLUMNS, numeric=["size", "weight"], categorical=["colour"], optional=["colour"])
+@given(records)
+def test_arbitrary_records_give_a_finite_matrix_or_the_documented_error(recs: list) -> None:
+    spec = PreprocessSpec.fit(COLUMNS, SpecConfig.simple(numeric=["size", "weight"], categorical=["colour"],
+                                                         boolean=["member"], optional=["colour", "member"]))
     try:
-        x = spec.transform(records)
+        x = spec.transform(recs)
     except UnprocessableError as err:
-        assert err.details and all("index" in d and "reason" in d for d in err.details)
+        assert err.details and all({"index", "field", "reason"} <= set(d) for d in err.details)
+        assert all(0 <= d["index"] < len(recs) for d in err.details)
     else:
-        assert x.shape == (len(records), 4) and np.isfinite(x).all()
+        assert x.shape == (len(recs), 5) and np.isfinite(x).all()
 
 
-def test_huge_integers_and_numpy_numbers_are_handled(spec: PreprocessSpec) -> None:
-    with pytest.raises(UnprocessableError) as err:
-        spec.transform([{"size": 10**400, "weight": 1}])
-    assert err.value.details[0]["field"] == "size" and err.value.details[0]["index"] == 0
-    x = spec.transform([{"size": np.int64(3), "weight": np.float32(2.5)}])
-    assert x.shape == (1, 4)
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=30),
+       st.sampled_from(["standard", "minmax", "robust", "none"]), st.sampled_from(["none", "iqr", "zscore"]))
+def test_fit_transform_invariants(values: list, scaler: str, outliers: str) -> None:
+    spec = PreprocessSpec.fit({"v": values}, SpecConfig(columns={"v": ColumnConfig(kind="numeric", scaler=scaler,
+                                                                                 outliers=outliers)}))
+    x = spec.transform_columns({"v": values})[:, 0]
+    assert np.isfinite(x).all()
+    if scaler == "standard" and outliers == "none" and np.std(values) > 1e-3:
+        assert abs(float(np.mean(x))) < 1e-3  # fitted on these values: centred
+    if scaler == "minmax" and outliers == "none" and np.ptp(values) > 1e-3:
+        assert x.min() == pytest.approx(0, abs=1e-5) and x.max() == pytest.approx(1, abs=1e-5)
+    assert PreprocessSpec.from_json(spec.to_json()) == spec
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(max_size=30), min_size=1, max_size=10))
+def test_any_text_encodes_within_the_vocabulary(texts: list) -> None:
+    spec = PreprocessSpec.fit({"t": TEXTS}, SpecConfig(columns={"t": ColumnConfig(kind="text", max_length=6)}))
+    x = spec.transform(texts)
+    assert x.shape == (len(texts), 6) and x.min() >= 0 and x.max() < spec.text_feature.vocabulary_size

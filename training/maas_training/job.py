@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
 from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, REPORT_FILE, Manifest
-from maas_core.preprocess import PreprocessSpec
+from maas_core.preprocess import PreprocessSpec, SpecConfig
 from maas_core.registry import Registry
 from maas_core.store import BundleStore, bundle_prefix
 from maas_training import data as ds
@@ -96,7 +96,8 @@ def prepare(config: TrainingConfig, progress: Progress = print) -> Prepared:
     test_columns = ds.take(cleaned, split.test)
 
     # the spec is fitted on the training rows only: fills, scales and categories never see the holdout
-    spec = PreprocessSpec.fit(train_columns, features.numeric, features.categorical, features.optional)
+    spec = PreprocessSpec.fit(train_columns, SpecConfig.simple(numeric=features.numeric, categorical=features.categorical,
+                                                            optional=features.optional))
     x_train = spec.transform_columns(train_columns)
     x_val = spec.transform_columns(val_columns)
     x_test = spec.transform_columns(test_columns)

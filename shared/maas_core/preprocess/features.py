@@ -1,0 +1,247 @@
+"""Fitted features. Each knows how it was fitted (`fit`), what callers send (`input_field`), which
+model inputs it produces (`output_names`) and how to turn one raw column into them (`transform`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from maas_core.manifest import InputField
+from maas_core.preprocess import text as txt
+from maas_core.preprocess.config import ColumnConfig
+from maas_core.preprocess.values import Errors, kind_of, short, to_bool, to_float, to_str
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_MIN_SCALE = 1e-9  # a (near) constant column is left unscaled rather than blown up
+OTHER = "<other>"
+
+
+class _Feature(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    required: bool = True
+
+    def _missing_errors(self, missing: np.ndarray, errors: Errors) -> None:
+        if self.required:
+            for i in np.flatnonzero(missing):
+                errors.add(int(i), self.name, "required field is missing")
+
+
+def outlier_bounds(values: np.ndarray, method: str, threshold: float | None) -> tuple[float, float] | None:
+    """(low, high) outside which a value is an outlier: IQR fences (k=1.5) or mean ± k·std (k=3)."""
+    present = values[~np.isnan(values)]
+    if method == "none" or present.size == 0:
+        return None
+    if method == "iqr":
+        k = threshold or 1.5
+        q1, q3 = np.percentile(present, [25, 75])
+        return float(q1 - k * (q3 - q1)), float(q3 + k * (q3 - q1))
+    k = threshold or 3.0
+    mean, std = float(present.mean()), float(present.std())
+    return mean - k * std, mean + k * std
+
+
+def _most_frequent(values: Sequence[Any]) -> Any:
+    counts = Counter(values)
+    return min(counts, key=lambda v: (-counts[v], str(v)))  # ties: smallest, so fitting is deterministic
+
+
+class NumericFeature(_Feature):
+    kind: Literal["numeric"] = "numeric"
+    fill: float | None = Field(default=None, description="value used when the field is missing (optional fields)")
+    clip: tuple[float, float] | None = Field(default=None, description="fitted outlier bounds, applied before scaling")
+    scaler: Literal["standard", "minmax", "robust", "none"] = "standard"
+    center: float = 0.0
+    scale: float = 1.0
+
+    @classmethod
+    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> "NumericFeature":
+        values, bad = to_float(raw)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"column {name!r}: row {first} value {short(raw[first])} is not a number")
+        present = values[~np.isnan(values)]
+        if present.size == 0:
+            raise ValueError(f"column {name!r} has no values to fit")
+        # clip first: fills and scales are then fitted on the values the model will see
+        clip = outlier_bounds(values, cfg.outliers, cfg.outlier_threshold) if cfg.outlier_action == "clip" else None
+        if clip:
+            present = np.clip(present, *clip)
+        fill = {
+            "mean": lambda: float(present.mean()),
+            "median": lambda: float(np.median(present)),
+            "most_frequent": lambda: float(_most_frequent(present.tolist())),
+            "constant": lambda: float(cfg.fill_value),  # type: ignore[arg-type]
+            "drop": lambda: None,
+        }[cfg.missing_strategy()]()
+        if cfg.scaler == "standard":
+            center, scale = float(present.mean()), float(present.std())
+        elif cfg.scaler == "minmax":
+            center, scale = float(present.min()), float(present.max() - present.min())
+        elif cfg.scaler == "robust":
+            q1, median, q3 = np.percentile(present, [25, 50, 75])
+            center, scale = float(median), float(q3 - q1)
+        else:
+            center, scale = 0.0, 1.0
+        return cls(name=name, required=cfg.required, fill=fill, clip=clip, scaler=cfg.scaler, center=center,
+                   scale=scale if scale > _MIN_SCALE else 1.0)
+
+    def input_field(self) -> InputField:
+        return InputField(name=self.name, type="number", required=self.required)
+
+    def output_names(self) -> list[str]:
+        return [self.name]
+
+    def transform(self, raw: Sequence[Any], errors: Errors) -> np.ndarray:
+        values, bad = to_float(raw)
+        for i in np.flatnonzero(bad):
+            errors.add(int(i), self.name, f"expected a number, got {kind_of(raw[i])} {short(raw[i])}")
+        missing = np.isnan(values) & ~bad
+        self._missing_errors(missing, errors)
+        values = np.where(missing, self.fill if self.fill is not None else 0.0, values)
+        if self.clip:
+            values = np.clip(values, *self.clip)
+        scaled = (values - self.center) / self.scale
+        for i in np.flatnonzero(~bad & (np.abs(scaled) > _FLOAT32_MAX)):  # would become inf in float32
+            errors.add(int(i), self.name, f"value {short(raw[i])} is out of range")
+        return scaled.reshape(-1, 1)
+
+
+class CategoricalFeature(_Feature):
+    kind: Literal["categorical"] = "categorical"
+    fill: str | None = None
+    categories: list[str]
+    encoding: Literal["onehot", "ordinal"] = "onehot"
+    unseen: Literal["ignore", "other", "reject"] = "ignore"
+
+    @classmethod
+    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> "CategoricalFeature":
+        values, missing, wrong = to_str([None if v is None else str(v) for v in raw])
+        present = values[~missing].tolist()
+        if not present:
+            raise ValueError(f"column {name!r} has no values to fit")
+        counts = Counter(present)
+        kept = sorted(counts, key=lambda c: (-counts[c], c))[: cfg.max_categories]
+        strategy = cfg.missing_strategy()
+        fill = None if strategy == "drop" else str(cfg.fill_value) if strategy == "constant" else _most_frequent(present)
+        return cls(name=name, required=cfg.required, fill=fill, categories=sorted(kept), encoding=cfg.encoding,
+                   unseen=cfg.unseen)
+
+    def input_field(self) -> InputField:
+        return InputField(name=self.name, type="string", required=self.required,
+                          description="one of: " + ", ".join(self.categories[:20]) + (" ..." if len(self.categories) > 20 else ""))
+
+    def output_names(self) -> list[str]:
+        if self.encoding == "ordinal":
+            return [self.name]
+        return [f"{self.name}={c}" for c in self.categories] + ([f"{self.name}={OTHER}"] if self.unseen == "other" else [])
+
+    def transform(self, raw: Sequence[Any], errors: Errors) -> np.ndarray:
+        values, missing, wrong = to_str(raw)
+        for i in np.flatnonzero(wrong):
+            errors.add(int(i), self.name, f"expected a string, got {kind_of(raw[i])}")
+        self._missing_errors(missing, errors)
+        values = np.where(missing, self.fill or "", values)
+        cats = np.asarray(self.categories)
+        pos = np.searchsorted(cats, values).clip(0, len(cats) - 1)  # categories are sorted
+        known = (cats[pos] == values) | missing | wrong
+        unseen = np.flatnonzero(~known)
+        if self.unseen == "reject":
+            for i in unseen:
+                errors.add(int(i), self.name, f"unknown category {short(raw[i])}; expected one of {self.categories[:20]}")
+        k = len(cats)
+        if self.encoding == "ordinal":
+            codes = pos.astype(np.float64)
+            codes[unseen] = k if self.unseen == "other" else -1.0
+            return codes.reshape(-1, 1)
+        width = k + (1 if self.unseen == "other" else 0)
+        onehot = np.zeros((len(values), width))
+        rows = np.flatnonzero(known & ~wrong)
+        onehot[rows, pos[rows]] = 1.0
+        if self.unseen == "other":
+            onehot[unseen, k] = 1.0
+        return onehot
+
+
+class BooleanFeature(_Feature):
+    kind: Literal["boolean"] = "boolean"
+    fill: bool | None = None
+
+    @classmethod
+    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> "BooleanFeature":
+        values, missing, bad = to_bool(raw)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"column {name!r}: row {first} value {short(raw[first])} is not a boolean")
+        present = values[~missing]
+        if present.size == 0:
+            raise ValueError(f"column {name!r} has no values to fit")
+        strategy = cfg.missing_strategy()
+        fill = None if strategy == "drop" else bool(cfg.fill_value) if strategy == "constant" else bool(
+            _most_frequent(present.tolist()))
+        return cls(name=name, required=cfg.required, fill=fill)
+
+    def input_field(self) -> InputField:
+        return InputField(name=self.name, type="boolean", required=self.required)
+
+    def output_names(self) -> list[str]:
+        return [self.name]
+
+    def transform(self, raw: Sequence[Any], errors: Errors) -> np.ndarray:
+        values, missing, bad = to_bool(raw)
+        for i in np.flatnonzero(bad):
+            errors.add(int(i), self.name, f"expected a boolean, got {kind_of(raw[i])} {short(raw[i])}")
+        self._missing_errors(missing, errors)
+        return np.where(missing, float(bool(self.fill)), values).reshape(-1, 1)
+
+
+class TextFeature(_Feature):
+    kind: Literal["text"] = "text"
+    lowercase: bool = True
+    strip_punctuation: bool = True
+    vocabulary: list[str] = Field(description=f"word i has id i+{txt.FIRST_WORD_ID}; "
+                                              f"{txt.PAD_ID} pads, {txt.OOV_ID} is any other word")
+    max_length: int
+    truncate: Literal["post", "pre"] = "post"
+    dtype: Literal["int32", "int64"] = "int32"
+    _ids: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> "TextFeature":
+        texts = [v for v in raw if isinstance(v, str) and v.strip()]
+        if not texts:
+            raise ValueError(f"column {name!r} has no text to fit")
+        tokens = [txt.tokenize(t, cfg.lowercase, cfg.strip_punctuation) for t in texts]
+        max_length = cfg.max_length or max(1, int(np.percentile([len(t) for t in tokens], 95)))
+        return cls(name=name, required=True, lowercase=cfg.lowercase, strip_punctuation=cfg.strip_punctuation,
+                   vocabulary=txt.fit_vocabulary(tokens, cfg.vocab_size), max_length=max_length,
+                   truncate=cfg.truncate, dtype=cfg.dtype)
+
+    def input_field(self) -> InputField:
+        return InputField(name=self.name, type="string", required=True, description="free text")
+
+    def output_names(self) -> list[str]:
+        return [f"{self.name}[{i}]" for i in range(self.max_length)]
+
+    @property
+    def vocabulary_size(self) -> int:
+        """Embedding input size: padding, OOV and every word."""
+        return len(self.vocabulary) + txt.FIRST_WORD_ID
+
+    def transform(self, raw: Sequence[Any], errors: Errors) -> np.ndarray:
+        token_lists: list[list[str]] = []
+        for i, v in enumerate(raw):
+            if v is None:
+                errors.add(i, self.name, "required field is missing")
+            elif not isinstance(v, str):
+                errors.add(i, self.name, f"expected a string, got {kind_of(v)}")
+            token_lists.append(txt.tokenize(v, self.lowercase, self.strip_punctuation) if isinstance(v, str) else [])
+        return txt.encode(token_lists, self._ids, self.max_length, self.dtype, self.truncate)
+
+    def model_post_init(self, _context: Any) -> None:
+        # word -> id, built once when the spec is loaded, not per request
+        self._ids = {w: i + txt.FIRST_WORD_ID for i, w in enumerate(self.vocabulary)}

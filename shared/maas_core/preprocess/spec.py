@@ -1,0 +1,133 @@
+"""The fitted preprocessing spec: raw records -> the feature matrix the model was trained on.
+
+Fitted once by the training job, saved as `preprocess.json` beside the model, and applied by the
+same code in training and serving, so the two cannot drift apart. Work is per column (vectorised);
+the only per-record Python is pulling fields out of JSON objects (and tokenizing text).
+Every problem is reported as (record index, field, reason); nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from maas_core.errors import UnprocessableError
+from maas_core.manifest import InputField
+from maas_core.preprocess.config import SpecConfig
+from maas_core.preprocess.features import BooleanFeature, CategoricalFeature, NumericFeature, TextFeature
+from maas_core.preprocess.values import Errors, kind_of
+
+SPEC_FORMAT_VERSION = 1
+MAX_REPORTED_ERRORS = 50
+
+Feature = Annotated[NumericFeature | CategoricalFeature | BooleanFeature | TextFeature, Field(discriminator="kind")]
+_FEATURE_TYPES = {"numeric": NumericFeature, "categorical": CategoricalFeature, "boolean": BooleanFeature,
+                  "text": TextFeature}
+
+
+class PreprocessSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = SPEC_FORMAT_VERSION
+    features: list[Feature] = Field(min_length=1)
+    row_norm: Literal["l1", "l2"] | None = None
+
+    @model_validator(mode="after")
+    def _text_alone(self) -> "PreprocessSpec":
+        if self.text_feature and len(self.features) > 1:
+            raise ValueError("a text spec has exactly one text feature")
+        return self
+
+    # --- (de)serialisation ----------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "PreprocessSpec":
+        data = json.loads(text)
+        version = data.get("format_version") if isinstance(data, dict) else None
+        if version != SPEC_FORMAT_VERSION:
+            raise ValueError(
+                f"preprocess spec format_version {version!r} is not supported (this build reads {SPEC_FORMAT_VERSION})"
+            )
+        return cls.model_validate(data)
+
+    # --- what the spec expects and produces -----------------------------------------------------
+
+    @property
+    def text_feature(self) -> TextFeature | None:
+        return next((f for f in self.features if isinstance(f, TextFeature)), None)
+
+    def input_schema(self) -> list[InputField]:
+        return [f.input_field() for f in self.features]
+
+    def feature_names(self) -> list[str]:
+        return [name for f in self.features for name in f.output_names()]
+
+    def output_dtype(self) -> str:
+        """The model input's dtype: float32, or the text feature's integer type."""
+        return self.text_feature.dtype if self.text_feature else "float32"
+
+    # --- fitting (training job) -----------------------------------------------------------------
+
+    @classmethod
+    def fit(cls, columns: Mapping[str, Sequence[Any]], config: SpecConfig) -> "PreprocessSpec":
+        """Fit every configured column on the training rows (missing values are ignored when fitting)."""
+        unknown = [name for name in config.columns if name not in columns]
+        if unknown:
+            raise ValueError(f"configured columns not in the data: {', '.join(unknown)}")
+        features = [_FEATURE_TYPES[cfg.kind].fit(name, columns[name], cfg) for name, cfg in config.columns.items()]
+        return cls(features=features, row_norm=config.row_norm)
+
+    # --- transforming (training and serving) ----------------------------------------------------
+
+    def transform(self, records: Sequence[Any]) -> np.ndarray:
+        """Raw JSON records -> feature matrix, or UnprocessableError naming each bad record.
+
+        Records are JSON objects; a text model also takes bare strings (the text itself).
+        """
+        errors = Errors()
+        text = self.text_feature
+        objects: list[Mapping[str, Any]] = []
+        for i, r in enumerate(records):
+            if isinstance(r, Mapping):
+                objects.append(r)
+            elif text and isinstance(r, str):
+                objects.append({text.name: r})
+            else:
+                expected = "a JSON object or a string" if text else "a JSON object"
+                errors.add(i, None, f"record must be {expected}, got {kind_of(r)}")
+                objects.append({})
+        columns = {f.name: [o.get(f.name) for o in objects] for f in self.features}
+        bad_records = {e["index"] for e in errors}
+        return self.transform_columns(columns, errors=errors, skip=bad_records)
+
+    def transform_columns(self, columns: Mapping[str, Sequence[Any]], errors: Errors | None = None,
+                          skip: set[int] | None = None) -> np.ndarray:
+        """Columns of raw values -> feature matrix. The training job calls this too."""
+        errors = Errors() if errors is None else errors
+        n = len(next(iter(columns.values()), []))
+        missing = [f.name for f in self.features if f.name not in columns]
+        if missing:
+            raise UnprocessableError(f"columns missing from the data: {', '.join(missing)}",
+                                     [{"index": None, "field": name, "reason": "column missing"} for name in missing])
+        field_errors = Errors()
+        blocks = [f.transform(columns[f.name], field_errors) for f in self.features]
+        # a record that is not an object has already been reported once; don't list its fields too
+        errors.extend(e for e in field_errors if not skip or e["index"] not in skip)
+        if errors:
+            errors.sort(key=lambda e: (-1 if e["index"] is None else e["index"]))
+            bad = len({e["index"] for e in errors})
+            raise UnprocessableError(f"{bad} of {n} records are invalid", list(errors[:MAX_REPORTED_ERRORS]))
+        if self.text_feature:
+            return blocks[0]
+        matrix = np.hstack(blocks)
+        if self.row_norm:
+            norms = np.abs(matrix).sum(axis=1) if self.row_norm == "l1" else np.sqrt((matrix**2).sum(axis=1))
+            matrix = matrix / np.where(norms > 0, norms, 1.0)[:, None]
+        return matrix.astype(np.float32)

@@ -1,0 +1,108 @@
+"""Turning raw JSON/CSV values into typed numpy columns, and naming what does not fit.
+
+Every function takes one column (a sequence of raw values, None for missing) and returns numpy
+arrays plus masks; the per-value Python loop runs only when a column holds mixed types.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+MISSING_STRINGS = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "None"})
+TRUE_STRINGS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_STRINGS = frozenset({"false", "f", "no", "n", "0"})
+
+
+class Errors(list):
+    """Per-record problems: {"index": i, "field": name, "reason": ...}; one response names them all."""
+
+    def add(self, index: int | None, field: str | None, reason: str) -> None:
+        self.append({"index": index, "field": field, "reason": reason})
+
+
+def is_missing_string(v: Any) -> bool:
+    return isinstance(v, str) and v.strip() in MISSING_STRINGS
+
+
+def to_float(raw: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Column -> (float64 values, NaN where missing; mask of values that are not finite numbers)."""
+    if set(map(type, raw)) <= {int, float, type(None)}:
+        try:
+            values = np.array(raw, dtype=np.float64)  # None -> nan
+            return values, ~np.isfinite(values) & ~np.isnan(values)
+        except OverflowError:  # an integer beyond float range: the slow path names it
+            pass
+    values = np.full(len(raw), np.nan)
+    bad = np.zeros(len(raw), bool)
+    for i, v in enumerate(raw):  # mixed types (strings from CSV, numpy scalars): check each value
+        if v is None or is_missing_string(v):
+            continue
+        if isinstance(v, bool) or not isinstance(v, (numbers.Real, str)):
+            bad[i] = True
+            continue
+        try:
+            values[i] = float(v)
+        except (ValueError, OverflowError):
+            bad[i] = True
+            continue
+        if not np.isfinite(values[i]):
+            bad[i] = True
+            values[i] = np.nan
+    return values, bad
+
+
+def to_str(raw: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column -> (str values, mask of missing, mask of values that are not strings).
+
+    Missing: None, or a string in MISSING_STRINGS. Numbers are not strings (a JSON caller sending
+    7 for a category is told so), but CSV input is all strings anyway.
+    """
+    n = len(raw)
+    wrong = np.fromiter((not (v is None or isinstance(v, str)) for v in raw), bool, n)
+    missing = np.fromiter((v is None or is_missing_string(v) for v in raw), bool, n)
+    values = np.array([v.strip() if isinstance(v, str) else "" for v in raw], dtype=object)
+    return (values.astype(str) if n else np.array([], dtype=str)), missing & ~wrong, wrong
+
+
+def to_bool(raw: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column -> (0/1 float values, mask of missing, mask of values that are not booleans).
+
+    Accepts JSON true/false, 0/1, and the strings true/false, yes/no, t/f, y/n, 1/0 (any case).
+    """
+    n = len(raw)
+    values = np.zeros(n)
+    missing = np.zeros(n, bool)
+    bad = np.zeros(n, bool)
+    for i, v in enumerate(raw):
+        if v is None or is_missing_string(v):
+            missing[i] = True
+        elif isinstance(v, bool):
+            values[i] = float(v)
+        elif isinstance(v, numbers.Real) and v in (0, 1):
+            values[i] = float(v)
+        elif isinstance(v, str) and v.strip().lower() in TRUE_STRINGS:
+            values[i] = 1.0
+        elif isinstance(v, str) and v.strip().lower() in FALSE_STRINGS:
+            values[i] = 0.0
+        else:
+            bad[i] = True
+    return values, missing, bad
+
+
+def kind_of(v: Any) -> str:
+    """How a caller would name the JSON type they sent."""
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, numbers.Real):
+        return "a number"
+    return {str: "a string", list: "a list", dict: "an object", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def short(v: Any) -> str:
+    text = json.dumps(v, default=str, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
