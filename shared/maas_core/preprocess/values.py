@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 MISSING_STRINGS = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "None"})
+_MISSING_ARRAY = np.array(sorted(MISSING_STRINGS))
 TRUE_STRINGS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_STRINGS = frozenset({"false", "f", "no", "n", "0"})
 
@@ -63,10 +64,19 @@ def to_str(raw: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     7 for a category is told so), but CSV input is all strings anyway.
     """
     n = len(raw)
-    wrong = np.fromiter((not (v is None or isinstance(v, str)) for v in raw), bool, n)
-    missing = np.fromiter((v is None or is_missing_string(v) for v in raw), bool, n)
-    values = np.array([v.strip() if isinstance(v, str) else "" for v in raw], dtype=object)
-    return (values.astype(str) if n else np.array([], dtype=str)), missing & ~wrong, wrong
+    if n == 0:
+        return np.array([], dtype=str), np.zeros(0, bool), np.zeros(0, bool)
+    objects = np.empty(n, dtype=object)
+    objects[:] = raw  # (np.array(raw) would try to nest lists a caller sent)
+    if set(map(type, raw)) <= {str, type(None)}:
+        wrong = np.zeros(n, bool)
+    else:
+        wrong = np.fromiter((not (v is None or isinstance(v, str)) for v in raw), bool, n)
+        objects[wrong] = None
+    none = np.equal(objects, None)
+    values = np.char.strip(np.where(none, "", objects).astype(str))
+    missing = (none | np.isin(values, _MISSING_ARRAY)) & ~wrong
+    return values, missing, wrong
 
 
 def to_bool(raw: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,1 @@
+"""Reproducible performance comparisons; each prints a ratio against a baseline measured in the same run."""
