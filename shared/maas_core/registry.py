@@ -14,13 +14,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
-from maas_core.errors import BadRequestError, ConflictError, NotFoundError
+from maas_core.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
 from maas_core.manifest import Manifest
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -81,9 +82,16 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class AliasTarget:
+    """Where an alias points: a version, optionally a canary version taking `canary_weight` of requests,
+    and the versions it pointed at before (newest last), for rollback."""
+
     alias: str
     version: str
     revision: int
+    canary_version: str | None = None
+    canary_weight: float = 0.0
+    history: tuple[str, ...] = ()
+    updated_at: str = ""
 
 
 class Registry:
@@ -125,33 +133,110 @@ class Registry:
         except ConflictError as exc:
             raise ConflictError(f"model {manifest.name!r} version {manifest.version!r} is already registered") from exc
 
+    # --- aliases: promote, canary, rollback (admin) ---------------------------------------------
+    # Every alias write is one DynamoDB transaction: put the alias item on the condition that its
+    # revision is the one read (no lost or half-written update), and touch each version it names
+    # on the condition that the version exists (so a version deleted meanwhile cannot be named).
+
     def set_alias(self, name: str, alias: str, version: str, expected_version: str | None = None) -> AliasTarget:
-        """Point `alias` at `version`. With `expected_version`, only if the alias still points there."""
-        check_name("alias", alias)
-        self.get_version(name, version)  # 404 for a version that does not exist
-        condition = "attribute_not_exists(sk) OR version = :expected" if expected_version else None
-        values: dict[str, Any] = {":one": 1, ":v": version, ":alias": alias, ":now": _now()}
-        if expected_version:
-            values[":expected"] = expected_version
-        kwargs: dict[str, Any] = {}
-        if condition:
-            kwargs["ConditionExpression"] = condition
+        """Promote: point `alias` at `version` (clearing any canary); the old version goes to history."""
+        return self._move_alias(name, alias, expected_version, lambda cur: _AliasState(
+            version=version,
+            history=_push(cur.history, cur.version) if cur and cur.version != version else (cur.history if cur else ()),
+        ))
+
+    def set_canary(self, name: str, alias: str, version: str, weight: float,
+                   expected_version: str | None = None) -> AliasTarget:
+        """Send `weight` (0 < weight < 1) of the alias's traffic to `version`; weight 0 removes the canary."""
+        if not 0 <= weight < 1:
+            raise UnprocessableError(f"canary weight must be in [0, 1), got {weight}", [{"field": "weight", "value": weight}])
+        return self._move_alias(name, alias, expected_version, lambda cur: _AliasState(
+            version=_require_alias(cur, name, alias).version, history=cur.history,
+            canary_version=version if weight > 0 else None, canary_weight=weight if weight > 0 else 0.0,
+        ), must_exist=True)
+
+    def rollback(self, name: str, alias: str, expected_version: str | None = None) -> AliasTarget:
+        """Point the alias back at the version it named before its last promotion."""
+        def rolled(cur: AliasTarget | None) -> _AliasState:
+            cur = _require_alias(cur, name, alias)
+            if not cur.history:
+                raise ConflictError(f"alias {alias!r} of model {name!r} has no earlier version to roll back to")
+            return _AliasState(version=cur.history[-1], history=cur.history[:-1])
+
+        return self._move_alias(name, alias, expected_version, rolled, must_exist=True)
+
+    def delete_version(self, name: str, version: str) -> None:
+        """Remove a version from the registry; refused (409) while any alias names it."""
+        item = self.get_version(name, version)
+        pointing = sorted(a.alias for a in self.aliases(name) if version in (a.version, a.canary_version))
+        if pointing:
+            raise ConflictError(f"version {version!r} of model {name!r} is in use by alias(es) {', '.join(pointing)}",
+                                [{"alias": a} for a in pointing])
+        # an alias write since we looked would have touched the version: then refuse and let the caller look again
+        seen = item.get("alias_writes")
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_exists(sk) AND attribute_not_exists(alias_writes)"}
+        if seen is not None:
+            condition = {"ConditionExpression": "attribute_exists(sk) AND alias_writes = :seen",
+                         "ExpressionAttributeValues": _to_item({":seen": seen})}
         try:
-            resp = self._call(
-                self.ddb.update_item,
-                TableName=self.table,
-                Key=_to_item({"pk": _pk(name), "sk": f"ALIAS#{alias}"}),
-                UpdateExpression="SET version = :v, alias = :alias, kind = :kind, updated_at = :now ADD revision :one",
-                ExpressionAttributeValues=_to_item({**values, ":kind": "alias"}),
-                ReturnValues="ALL_NEW",
-                **kwargs,
-            )
+            self._call(self.ddb.delete_item, TableName=self.table,
+                       Key=_to_item({"pk": _pk(name), "sk": _version_sk(version)}), **condition)
         except ConflictError as exc:
-            raise ConflictError(
-                f"alias {alias!r} of model {name!r} no longer points at version {expected_version!r}; reload and retry"
-            ) from exc
-        attrs = _from_item(resp["Attributes"])
-        return AliasTarget(alias=alias, version=attrs["version"], revision=attrs["revision"])
+            raise ConflictError(f"version {version!r} of model {name!r} changed while deleting it; retry") from exc
+
+    def _move_alias(self, name: str, alias: str, expected_version: str | None,
+                    change: Callable[[AliasTarget | None], "_AliasState"], must_exist: bool = False) -> AliasTarget:
+        check_name("alias", alias)
+        for attempt in range(3):
+            current = self._alias_or_none(name, alias)
+            if must_exist:
+                _require_alias(current, name, alias)
+            if expected_version is not None and (current is None or current.version != expected_version):
+                now_at = current.version if current else None
+                raise ConflictError(
+                    f"alias {alias!r} of model {name!r} points at version {now_at!r}, not {expected_version!r}; "
+                    "reload and retry", [{"field": "expected_version", "expected": expected_version, "actual": now_at}])
+            state = change(current)
+            for v in {state.version, state.canary_version} - {None}:
+                self.get_version(name, v)  # a clear 404 before writing anything
+            try:
+                return self._write_alias(name, alias, current, state)
+            except _AliasRaced:
+                if expected_version is not None or attempt == 2:
+                    raise ConflictError(f"alias {alias!r} of model {name!r} was changed concurrently; reload and retry")
+        raise AssertionError("unreachable")
+
+    def _write_alias(self, name: str, alias: str, current: AliasTarget | None, state: "_AliasState") -> AliasTarget:
+        revision = (current.revision if current else 0) + 1
+        item = {"pk": _pk(name), "sk": f"ALIAS#{alias}", "kind": "alias", "alias": alias, "version": state.version,
+                "revision": revision, "history": list(state.history), "updated_at": _now()}
+        if state.canary_version:
+            item |= {"canary_version": state.canary_version, "canary_weight": state.canary_weight}
+        put: dict[str, Any] = {"TableName": self.table, "Item": _to_item(item)}
+        if current is None:
+            put["ConditionExpression"] = "attribute_not_exists(sk)"
+        else:
+            put["ConditionExpression"] = "revision = :rev"
+            put["ExpressionAttributeValues"] = _to_item({":rev": current.revision})
+        touches = [{"Update": {
+            "TableName": self.table, "Key": _to_item({"pk": _pk(name), "sk": _version_sk(v)}),
+            "UpdateExpression": "ADD alias_writes :one", "ConditionExpression": "attribute_exists(sk)",
+            "ExpressionAttributeValues": _to_item({":one": 1}),
+        }} for v in sorted({state.version, state.canary_version} - {None})]
+        try:
+            self.ddb.transact_write_items(TransactItems=[{"Put": put}, *touches])
+        except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if aws.error_code(exc) != "TransactionCanceledException":
+                raise aws.unavailable("the model registry", exc) from exc
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise _AliasRaced() from exc
+            if "ConditionalCheckFailed" in reasons[1:]:
+                raise NotFoundError(f"a version named by alias {alias!r} of model {name!r} was deleted meanwhile") from exc
+            raise aws.unavailable("the model registry", exc) from exc
+        except BotoCoreError as exc:
+            raise aws.unavailable("the model registry", exc) from exc
+        return _alias_target(item)
 
     # --- reads (serving) ----------------------------------------------------------------------
 
@@ -165,11 +250,18 @@ class Registry:
 
     def resolve_alias(self, name: str, alias: str) -> AliasTarget:
         check_name("alias", alias)
-        item = self._get(name, f"ALIAS#{alias}")
-        if item is None:
+        target = self._alias_or_none(name, alias)
+        if target is None:
             self._require_model(name)
             raise NotFoundError(f"model {name!r} has no alias {alias!r}", [{"field": "alias", "value": alias}])
-        return AliasTarget(alias=alias, version=item["version"], revision=item["revision"])
+        return target
+
+    def aliases(self, name: str) -> list[AliasTarget]:
+        return [_alias_target(i) for i in self._query(name) if i["sk"].startswith("ALIAS#")]
+
+    def _alias_or_none(self, name: str, alias: str) -> AliasTarget | None:
+        item = self._get(name, f"ALIAS#{alias}")
+        return _alias_target(item) if item else None
 
     def describe(self, name: str) -> dict[str, Any]:
         """Versions (newest first) and aliases of one model."""
@@ -178,8 +270,7 @@ class Registry:
             raise NotFoundError(f"model {name!r} was not found", [{"field": "model", "value": name}])
         versions = [_public(i) for i in items if i["sk"].startswith("VERSION#")]
         versions.sort(key=lambda v: (len(v["version"]), v["version"]), reverse=True)
-        aliases = {i["alias"]: {"version": i["version"], "revision": i["revision"], "updated_at": i["updated_at"]}
-                   for i in items if i["sk"].startswith("ALIAS#")}
+        aliases = {i["alias"]: _public(i) for i in items if i["sk"].startswith("ALIAS#")}
         return {"name": name, "versions": versions, "aliases": aliases}
 
     def list_models(self) -> list[dict[str, Any]]:
@@ -244,4 +335,35 @@ class Registry:
 
 
 def _public(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in {"pk", "sk", "kind"}}
+    return {k: v for k, v in item.items() if k not in {"pk", "sk", "kind", "alias_writes"}}
+
+
+HISTORY_LENGTH = 20
+
+
+def _push(history: tuple[str, ...], version: str) -> tuple[str, ...]:
+    return (*history, version)[-HISTORY_LENGTH:]
+
+
+def _require_alias(current: AliasTarget | None, name: str, alias: str) -> AliasTarget:
+    if current is None:
+        raise NotFoundError(f"model {name!r} has no alias {alias!r}", [{"field": "alias", "value": alias}])
+    return current
+
+
+def _alias_target(item: dict[str, Any]) -> AliasTarget:
+    return AliasTarget(alias=item["alias"], version=item["version"], revision=item["revision"],
+                       canary_version=item.get("canary_version"), canary_weight=float(item.get("canary_weight", 0.0)),
+                       history=tuple(item.get("history", ())), updated_at=item.get("updated_at", ""))
+
+
+@dataclass(frozen=True)
+class _AliasState:
+    version: str
+    history: tuple[str, ...] = ()
+    canary_version: str | None = None
+    canary_weight: float = 0.0
+
+
+class _AliasRaced(Exception):
+    """The alias changed between our read and our conditional write."""

@@ -67,7 +67,7 @@ def test_alias_points_at_a_version_and_moves_conditionally(aws_world) -> None:
     assert reg.resolve_alias("iris", "prod").version == "1"
     moved = reg.set_alias("iris", "prod", "2", expected_version="1")
     assert moved.version == "2" and moved.revision == first.revision + 1
-    with pytest.raises(ConflictError, match="no longer points at version '1'"):
+    with pytest.raises(ConflictError, match="points at version '2', not '1'"):
         reg.set_alias("iris", "prod", "1", expected_version="1")
     assert reg.resolve_alias("iris", "prod").version == "2"  # unchanged by the failed move
 
