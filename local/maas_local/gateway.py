@@ -55,6 +55,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from maas_local.env import EnvPatch
 from maas_local.template import (
     LOCAL_ACCOUNT_ID,
     LOCAL_REGION,
@@ -357,7 +358,7 @@ class Gateway:
         self.port = port
         self._functions: dict[str, LoadedFunction] = {}
         self._load_lock = threading.Lock()
-        self._saved_env: dict[str, str | None] = {}
+        self._env = EnvPatch()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -425,19 +426,10 @@ class Gateway:
                                 "keeping %r", route.function, key, value, owner[key], env[key], env[key])
                     continue
                 env[key], owner[key] = value, route.function
-        for key, value in env.items():
-            self._saved_env.setdefault(key, os.environ.get(key))
-            os.environ[key] = value
-        _reset_maas_caches()
+        self._env.apply(env)
 
     def _restore_environment(self) -> None:
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_env.clear()
-        _reset_maas_caches()
+        self._env.restore()
 
     def _function(self, route: Route) -> LoadedFunction:
         with self._load_lock:
@@ -462,7 +454,7 @@ class Gateway:
             if method != "HEAD" and body:
                 req.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
-            log.info("client went away before the response to %s %s", method, path)
+            log.info("client went away before the response to %s %s", method, req.path)
         log.info("%s %s -> %d (%.1f ms)", method, req.path, status, (time.perf_counter() - started) * 1000)
 
     def _dispatch(self, req: _RequestHandler, method: str, raw_path: str,
@@ -563,16 +555,6 @@ class _BodyTooLarge(Exception):
     def __init__(self, size: int) -> None:
         super().__init__(size)
         self.size = size
-
-
-def _reset_maas_caches() -> None:
-    """maas_core caches boto3 clients and settings per process; drop them when the environment changes."""
-    try:
-        from maas_core import aws, settings
-    except ImportError:  # serving a template whose functions do not use maas_core
-        return
-    aws.reset_clients()
-    settings.get_settings.cache_clear()
 
 
 # --- CLI --------------------------------------------------------------------------------------

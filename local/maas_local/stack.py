@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import socket
 import urllib.request
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from maas_local.env import EnvPatch
 from maas_local.template import (
     LOCAL_REGION,
     NAMED_RESOURCE_TYPES,
@@ -97,7 +97,7 @@ class LocalStack:
         self.verbose = verbose  # False: moto's per-request access log (werkzeug, INFO) is silenced
         self._server: _MotoServer | None = None
         self._werkzeug_level: int | None = None
-        self._saved_env: dict[str, str | None] = {}
+        self._env = EnvPatch()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -150,22 +150,10 @@ class LocalStack:
             **FAKE_CREDENTIALS,  # always: this is moto, never real AWS
             **{k: None for k in _CLEARED},
         }
-        for key, value in wanted.items():
-            self._saved_env.setdefault(key, os.environ.get(key))
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        _reset_maas_clients()
+        self._env.apply(wanted)
 
     def _restore_env(self) -> None:
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_env.clear()
-        _reset_maas_clients()
+        self._env.restore()
 
     # --- resources ----------------------------------------------------------------------------
 
@@ -226,11 +214,3 @@ def table_key_schema(resource: Mapping[str, Any]) -> dict[str, Any]:
                 {k: v for k, v in idx.items() if k in {"IndexName", "KeySchema", "Projection"}} for idx in indexes
             ]
     return out
-
-
-def _reset_maas_clients() -> None:
-    """Drop maas_core's cached boto3 clients and settings so they pick up the new environment."""
-    from maas_core import aws, settings
-
-    aws.reset_clients()
-    settings.get_settings.cache_clear()
