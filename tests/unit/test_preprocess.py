@@ -247,3 +247,14 @@ def test_any_text_encodes_within_the_vocabulary(texts: list) -> None:
     spec = PreprocessSpec.fit({"t": TEXTS}, SpecConfig(columns={"t": ColumnConfig(kind="text", max_length=6)}))
     x = spec.transform(texts)
     assert x.shape == (len(texts), 6) and x.min() >= 0 and x.max() < spec.text_feature.vocabulary_size
+
+
+def test_transform_valid_keeps_good_records_and_lists_every_error(spec: PreprocessSpec) -> None:
+    records = [{"size": 1, "weight": 2}] * 3 + [{"weight": 1}] * 60 + [{"size": 2, "weight": 3}]
+    x, keep, errors = spec.transform_valid(records)
+    assert keep == [0, 1, 2, 63] and x.shape == (4, 5)
+    assert np.array_equal(x, spec.transform([records[i] for i in keep]))
+    assert len(errors) == 60 and {e["index"] for e in errors} == set(range(3, 63))
+    with pytest.raises(UnprocessableError) as err:
+        spec.transform(records)
+    assert len(err.value.details) == 50  # an API answer lists the first 50

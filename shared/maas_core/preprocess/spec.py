@@ -87,7 +87,7 @@ class PreprocessSpec(BaseModel):
 
     # --- transforming (training and serving) ----------------------------------------------------
 
-    def transform(self, records: Sequence[Any]) -> np.ndarray:
+    def transform(self, records: Sequence[Any], max_errors: int | None = MAX_REPORTED_ERRORS) -> np.ndarray:
         """Raw JSON records -> feature matrix, or UnprocessableError naming each bad record.
 
         Records are JSON objects; a text model also takes bare strings (the text itself).
@@ -109,10 +109,23 @@ class PreprocessSpec(BaseModel):
         # dict.get mapped in C: the only per-record work left in Python's hands
         columns = {f.name: list(map(dict.get, objects, repeat(f.name, len(objects)))) for f in self.features}
         bad_records = {e["index"] for e in errors}
-        return self.transform_columns(columns, errors=errors, skip=bad_records)
+        return self.transform_columns(columns, errors=errors, skip=bad_records, max_errors=max_errors)
+
+    def transform_valid(self, records: Sequence[Any]) -> tuple[np.ndarray, list[int], list[dict[str, Any]]]:
+        """For batch jobs: (matrix of the valid records, their indices, every error of the others).
+
+        Records are independent, so the valid ones transform exactly as they would alone.
+        """
+        try:
+            return self.transform(records, max_errors=None), list(range(len(records))), []
+        except UnprocessableError as err:
+            bad = {e["index"] for e in err.details}
+            keep = [i for i in range(len(records)) if i not in bad]
+            matrix = self.transform([records[i] for i in keep]) if keep else np.zeros((0, 0), np.float32)
+            return matrix, keep, err.details
 
     def transform_columns(self, columns: Mapping[str, Sequence[Any]], errors: Errors | None = None,
-                          skip: set[int] | None = None) -> np.ndarray:
+                          skip: set[int] | None = None, max_errors: int | None = MAX_REPORTED_ERRORS) -> np.ndarray:
         """Columns of raw values -> feature matrix. The training job calls this too."""
         errors = Errors() if errors is None else errors
         n = len(next(iter(columns.values()), []))
@@ -127,7 +140,7 @@ class PreprocessSpec(BaseModel):
         if errors:
             errors.sort(key=lambda e: (-1 if e["index"] is None else e["index"]))
             bad = len({e["index"] for e in errors})
-            raise UnprocessableError(f"{bad} of {n} records are invalid", list(errors[:MAX_REPORTED_ERRORS]))
+            raise UnprocessableError(f"{bad} of {n} records are invalid", list(errors[:max_errors]))
         if self.text_feature:
             return blocks[0]
         matrix = np.hstack(blocks)
