@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
-from maas_core.errors import ConflictError, IntegrityError, NotFoundError
+from maas_core.errors import ConflictError, IntegrityError, NotFoundError, ServiceUnavailableError
 from maas_core.manifest import MANIFEST_FILE, FileEntry, Manifest, sha256_hex
 
 
@@ -74,6 +74,25 @@ class BundleStore:
                 )
             files[fname] = data
         return Bundle(manifest=manifest, files=files)
+
+    def delete_bundle(self, name: str, version: str) -> int:
+        """Delete every file of a bundle, every stored S3 version of it too. Returns objects deleted."""
+        prefix = bundle_prefix(name, version)
+        deleted = 0
+        try:
+            pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                batch = [{"Key": o["Key"], "VersionId": o["VersionId"]}
+                         for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+                for start in range(0, len(batch), 1000):  # delete_objects takes at most 1000 keys
+                    resp = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch[start:start + 1000], "Quiet": True})
+                    if resp.get("Errors"):
+                        raise ServiceUnavailableError(f"could not delete {len(resp['Errors'])} files of {prefix}",
+                                                      [{"key": e["Key"], "reason": e.get("Code")} for e in resp["Errors"][:20]])
+                    deleted += len(batch[start:start + 1000])
+        except (ClientError, BotoCoreError) as exc:
+            raise aws.unavailable("the model bucket", exc) from exc
+        return deleted
 
     def _get(self, key: str, what: str) -> bytes:
         try:

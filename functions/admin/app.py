@@ -1,0 +1,49 @@
+"""Admin function: alias moves and version deletes. Behind IAM authorisation (template.yaml), with a
+role that may write the registry; callers of predict cannot reach it."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from maas_core.admin import AliasState, AliasUpdate, delete_version, update_alias
+from maas_core.http import build_resolver, error_responses, json_response, ok_response, resolve
+from maas_core.registry import Registry
+from maas_core.settings import get_settings
+from maas_core.store import BundleStore
+
+logger = Logger()
+app = build_resolver()
+
+
+@lru_cache(maxsize=1)
+def registry() -> Registry:
+    return Registry(get_settings().registry_table)
+
+
+@app.put(
+    "/v1/models/<model>/aliases/<alias>",
+    responses={**ok_response(AliasState, "where the alias points now"),
+               **error_responses(400, 404, 409, 415, 422, 503)},
+)
+def put_alias(model: str, alias: str, update: AliasUpdate) -> Response[dict[str, Any]]:
+    state = update_alias(registry(), model, alias, update)
+    logger.info("alias moved", extra={"model": model, "alias": alias, "action": update.action, "version": state.version,
+                                      "caller": app.current_event.request_context.identity.user_arn})
+    return json_response(state)
+
+
+@app.delete("/v1/models/<model>/versions/<version>", responses=error_responses(400, 404, 409, 503))
+def delete(model: str, version: str) -> dict[str, Any]:
+    files = delete_version(registry(), BundleStore(get_settings().model_bucket), model, version)
+    logger.info("version deleted", extra={"model": model, "version": version, "files": files})
+    return {"model": model, "version": version, "deleted": True, "files_deleted": files}
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return resolve(app, event, context)

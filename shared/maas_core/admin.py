@@ -1,0 +1,67 @@
+"""Admin operations behind IAM authorisation: move aliases (promote, canary, rollback), delete versions."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from maas_core.registry import AliasTarget, Registry
+from maas_core.store import BundleStore
+
+
+class AliasUpdate(BaseModel):
+    """PUT /v1/models/{model}/aliases/{alias}"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["promote", "canary", "rollback"] = Field(
+        default="promote",
+        description="promote: point the alias at `version` (its old version goes to history, any canary ends); "
+                    "canary: send `weight` of the alias's traffic to `version` (weight 0 ends the canary); "
+                    "rollback: point the alias back at its previous version")
+    version: str | None = Field(default=None, description="target version (promote, canary)")
+    weight: float | None = Field(default=None, ge=0, lt=1, description="canary share of requests, 0 <= weight < 1")
+    expected_version: str | None = Field(
+        default=None, description="only apply if the alias still points at this version (else 409)")
+
+    @model_validator(mode="after")
+    def _fields_for_action(self) -> "AliasUpdate":
+        if self.action in ("promote", "canary") and not self.version:
+            raise ValueError(f"action {self.action!r} needs a version")
+        if self.action == "canary" and self.weight is None:
+            raise ValueError("action 'canary' needs a weight")
+        if self.action == "rollback" and self.version:
+            raise ValueError("action 'rollback' takes no version: it returns to the previous one")
+        return self
+
+
+class AliasState(BaseModel):
+    model: str
+    alias: str
+    version: str
+    revision: int
+    canary_version: str | None = None
+    canary_weight: float = 0.0
+    history: list[str] = Field(default_factory=list, description="earlier versions, newest last")
+
+    @classmethod
+    def of(cls, model: str, t: AliasTarget) -> "AliasState":
+        return cls(model=model, alias=t.alias, version=t.version, revision=t.revision, canary_version=t.canary_version,
+                   canary_weight=t.canary_weight, history=list(t.history))
+
+
+def update_alias(registry: Registry, model: str, alias: str, update: AliasUpdate) -> AliasState:
+    if update.action == "promote":
+        target = registry.set_alias(model, alias, update.version or "", update.expected_version)
+    elif update.action == "canary":
+        target = registry.set_canary(model, alias, update.version or "", update.weight or 0.0, update.expected_version)
+    else:
+        target = registry.rollback(model, alias, update.expected_version)
+    return AliasState.of(model, target)
+
+
+def delete_version(registry: Registry, store: BundleStore, model: str, version: str) -> int:
+    """Unregister a version no alias names (409 otherwise), then delete its bundle files. Returns files deleted."""
+    registry.delete_version(model, version)
+    return store.delete_bundle(model, version)
