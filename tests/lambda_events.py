@@ -60,3 +60,18 @@ def load_function(name: str) -> ModuleType:
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def call(app: ModuleType, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    """Invoke a function's lambda_handler with rest_event(method, path, **kwargs): (status, JSON body)."""
+    resp = app.lambda_handler(rest_event(method, path, **kwargs), FakeLambdaContext())
+    assert resp["multiValueHeaders"]["Content-Type"] == ["application/json"]
+    return resp["statusCode"], json.loads(resp["body"])
+
+
+def assert_error(body: dict[str, Any], code: str, *words: str) -> None:
+    """Every error has the documented shape and says what is wrong."""
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code, body
+    for word in words:
+        assert word in body["error"]["message"] + json.dumps(body["error"]["details"]), (word, body)

@@ -14,6 +14,7 @@ from maas_core.manifest import Manifest, TensorInfo
 from maas_core.preprocess import CategoricalFeature, NumericFeature, PreprocessSpec
 from maas_core.registry import Registry
 from maas_core.store import BundleStore
+from tests.model_bundles import publish
 
 SPEC = PreprocessSpec(features=[
     NumericFeature(name="x1", fill=0.0, center=0.0, scale=1.0),
@@ -48,16 +49,10 @@ def expected_probabilities(features: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def publish_tiny_model(store: BundleStore, registry: Registry, name: str = "tiny", alias: str | None = "prod") -> Manifest:
+def publish_tiny_model(store: BundleStore, registry: Registry, name: str = "tiny", alias: str | None = "prod",
+                       preprocess_json: bytes | None = None) -> Manifest:
     """Given a registry and bucket, publish and register a new version (and point `alias` at it)."""
-    version = registry.next_version(name)
-    manifest = Manifest(
-        name=name, version=version, task="binary", labels=LABELS, input_schema=SPEC.input_schema(),
-        model_input=TensorInfo(name="features", dtype="float32", shape=[None, len(WEIGHTS)]),
-        model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]),
-    )
-    published = store.publish(manifest, {"model.onnx": onnx_bytes(), "preprocess.json": SPEC.to_json().encode()})
-    registry.register(published)
-    if alias:
-        registry.set_alias(name, alias, version)
-    return published
+    return publish(store, registry, name, SPEC, onnx_bytes(), LABELS,
+                   model_input=TensorInfo(name="features", dtype="float32", shape=[None, len(WEIGHTS)]),
+                   model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]),
+                   alias=alias, preprocess_json=preprocess_json)

@@ -62,3 +62,11 @@ class IntegrityError(MaasError):
 
     status = 500
     code = "model_integrity"
+
+
+class ModelLoadError(MaasError):
+    """A model bundle that passed its hashes but cannot be used (an unsupported preprocess.json
+    format_version, a graph onnxruntime refuses): our fault, never cached, never served."""
+
+    status = 500
+    code = "model_unusable"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from maas_core.errors import IntegrityError
+from maas_core.errors import ModelLoadError
 from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, Manifest
 from maas_core.preprocess import PreprocessSpec
 from maas_core.store import Bundle
@@ -32,7 +32,7 @@ class LoadedModel:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             session = ort.InferenceSession(bundle.files[MODEL_FILE], options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # a bundle that passed its hashes but still cannot load is broken, not a caller error
-            raise IntegrityError(f"model {m.name!r} version {m.version!r} could not be loaded: {exc}") from exc
+            raise ModelLoadError(f"model {m.name!r} version {m.version!r} could not be loaded: {exc}") from exc
         return cls(manifest=m, spec=spec, session=session)
 
     def run(self, features: np.ndarray) -> np.ndarray:

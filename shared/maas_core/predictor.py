@@ -1,4 +1,7 @@
-"""Prediction logic: resolve a model version, load it (cached), preprocess, run, shape the output."""
+"""Prediction logic: resolve a model version, load it (cached), preprocess, run, shape the output.
+
+Records are JSON objects, or for a text model also bare strings; the fitted spec validates them.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from maas_core.errors import PayloadTooLargeError, UnprocessableError
+from maas_core.errors import ModelLoadError, PayloadTooLargeError, UnprocessableError
 from maas_core.model_cache import LoadedModel, ModelCache
 from maas_core.registry import Registry, check_name
-from maas_core.schemas import Prediction, PredictResponse
+from maas_core.schemas import Prediction, PredictResponse, PreprocessResponse
 from maas_core.settings import Settings
 from maas_core.store import BundleStore
 
@@ -65,12 +68,36 @@ class Predictor:
         return PredictResponse(model=name, version=resolved, alias=alias_used,
                                predictions=shape_predictions(model, outputs))
 
+    def preprocess(self, name: str, records: Sequence[Any], version: str | None = None,
+                   alias: str | None = None) -> PreprocessResponse:
+        """The feature matrix the model would be given for these records, with its column names."""
+        self.check_size(records)
+        resolved, alias_used = self.resolve(name, version, alias)
+        model = self.load(name, resolved)
+        features = model.spec.transform(records)
+        return PreprocessResponse(model=name, version=resolved, alias=alias_used,
+                                  feature_names=model.spec.feature_names(), dtype=model.spec.output_dtype(),
+                                  features=matrix_to_json(features))
+
     def check_size(self, records: Sequence[Any]) -> None:
         if len(records) > self.settings.max_records:
             raise PayloadTooLargeError(
                 f"{len(records)} records in one request; the limit is {self.settings.max_records}",
                 [{"field": "records", "limit": self.settings.max_records, "received": len(records)}],
             )
+
+
+def matrix_to_json(features: np.ndarray) -> list[list[int]] | list[list[float]]:
+    """A feature matrix as JSON rows. Integers stay integers; each float32 becomes the shortest decimal
+    that reads back as the same float32 (0.1, not 0.10000000149011612), so a caller that parses the
+    numbers into float32 gets exactly the matrix the model sees."""
+    if np.issubdtype(features.dtype, np.integer):
+        return features.tolist()
+    if not np.isfinite(features).all():  # the spec rejects non-finite input; a broken spec must not emit NaN
+        raise ModelLoadError("the preprocessing spec produced non-finite features")
+    if features.dtype == np.float32:
+        return features.astype(str).astype(np.float64).tolist()
+    return features.astype(np.float64).tolist()
 
 
 def class_probabilities(task: str, outputs: np.ndarray) -> np.ndarray:

@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from maas_core.preprocess.values import kind_of
 
 
-class PredictRequest(BaseModel):
+def _object_or_string(value: Any) -> Any:
+    # one clear error per bad record (worded like the spec's), instead of one per member of the union
+    if isinstance(value, (dict, str)):
+        return value
+    raise PydanticCustomError("record_type", "record must be a JSON object or a string, got {kind}",
+                              {"kind": kind_of(value)})
+
+
+Record = Annotated[dict[str, Any] | str, BeforeValidator(_object_or_string)]
+
+
+class RecordsRequest(BaseModel):
+    """Raw records, as a caller sends them; the model's fitted preprocessing spec validates their fields."""
+
     model_config = ConfigDict(extra="forbid")
 
-    records: list[dict[str, Any]] = Field(
+    records: list[Record] = Field(
         min_length=1,
-        description="raw input records: JSON objects with the fields of the model's input schema",
-        examples=[[{"island": "Biscoe", "bill_length_mm": 45.1, "bill_depth_mm": 14.5,
-                    "flipper_length_mm": 215, "body_mass_g": 5000, "sex": "female"}]],
+        description="raw input records: JSON objects with the fields of the model's input schema; "
+                    "a text model also takes bare strings (the text itself, same as {\"<text field>\": \"...\"})",
+        examples=[
+            [{"island": "Biscoe", "bill_length_mm": 45.1, "bill_depth_mm": 14.5,
+              "flipper_length_mm": 215, "body_mass_g": 5000, "sex": "female"}],
+            ["The parcel arrived broken and nobody answers my emails", {"text": "Thanks, all sorted!"}],
+        ],
     )
+
+
+class PredictRequest(RecordsRequest):
+    """Records to predict."""
+
+
+class PreprocessRequest(RecordsRequest):
+    """Records to turn into the feature matrix the model sees."""
 
 
 class Prediction(BaseModel):
@@ -30,6 +58,17 @@ class PredictResponse(BaseModel):
     version: str
     alias: str | None = Field(default=None, description="the alias that was resolved, if any")
     predictions: list[Prediction]
+
+
+class PreprocessResponse(BaseModel):
+    model: str
+    version: str
+    alias: str | None = Field(default=None, description="the alias that was resolved, if any")
+    feature_names: list[str] = Field(description="one name per column of `features`")
+    dtype: Literal["float32", "int32", "int64"] = Field(
+        description="the model input's type: float32 for tabular features, integer token ids for text")
+    features: list[list[int]] | list[list[float]] = Field(
+        description="one row per record, in order: exactly what the model is given")
 
 
 class ErrorInfo(BaseModel):

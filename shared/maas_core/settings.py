@@ -14,7 +14,7 @@ class Settings(BaseSettings):
     model_bucket: str = Field(default="maas-models", description="S3 bucket holding model bundles")
     registry_table: str = Field(default="maas-registry", description="DynamoDB table of versions and aliases")
     default_alias: str = "prod"
-    max_records: int = Field(default=1000, ge=1, description="records accepted in one predict request")
+    max_records: int = Field(default=1000, ge=1, description="records accepted in one predict or preprocess request")
     model_cache_size: int = Field(default=8, ge=1, description="model versions kept loaded per process")
 
 

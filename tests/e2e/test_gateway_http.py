@@ -1,5 +1,5 @@
-"""The local gateway over real HTTP on 127.0.0.1: template.yaml's routes, the predict handler, a
-moto server, and the tiny ONNX model (tests/tiny_model.py)."""
+"""The local gateway over real HTTP on 127.0.0.1: template.yaml's routes, the predict and preprocess
+handlers, a moto server, and the tiny ONNX models (tests/tiny_model.py, tests/text_model.py)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 
 from maas_local import gateway as gateway_module
 from maas_local.gateway import MAX_BODY_BYTES, Gateway
+from maas_core.manifest import Manifest
+from maas_core.registry import Registry
+from maas_core.store import BundleStore
 from maas_local.stack import LocalStack
+from tests import text_model
 from tests.tiny_model import SPEC, expected_probabilities
 
 pytestmark = pytest.mark.e2e
 
 PREDICT = "/v1/models/tiny/predict"
+PREPROCESS = "/v1/models/tiny/preprocess"
 
 
 def assert_error_shape(body: dict, code: str | None = None) -> None:
@@ -81,6 +87,49 @@ def test_predict_with_explicit_version(http: Any, gateway: str) -> None:
     r = http("POST", gateway + PREDICT + "?version=1", {"records": [{"x1": 0.1, "colour": "red"}]})
     assert r.status == 200, r.body
     assert r.json()["version"] == "1" and "alias" not in r.json()
+
+
+def test_preprocess_returns_the_feature_matrix(http: Any, gateway: str) -> None:
+    records = [{"x1": 2.0, "x2": 1, "colour": "blue"}, {"x1": "-1.5", "colour": "red"}]
+    r = http("POST", gateway + PREPROCESS, {"records": records})
+    assert r.status == 200, r.body
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert (body["model"], body["version"], body["alias"]) == ("tiny", "1", "prod")
+    assert body["feature_names"] == SPEC.feature_names() and body["dtype"] == "float32"
+    assert (np.array(body["features"], np.float32) == SPEC.transform(records)).all()
+
+
+def test_preprocess_errors_over_http(http: Any, gateway: str) -> None:
+    r = http("POST", gateway + PREPROCESS, {"records": [{"x1": 1, "colour": "red"}, "raw text"]})
+    assert r.status == 422, r.body
+    assert_error_shape(r.json(), "unprocessable")
+    assert r.json()["error"]["details"][0]["index"] == 1
+    r = http("POST", gateway + "/v1/models/nope/preprocess", {"records": [{"x1": 1, "colour": "red"}]})
+    assert r.status == 404 and r.json()["error"]["code"] == "not_found"
+    r = http("POST", gateway + PREPROCESS, "x1=1", {"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 415
+    assert_error_shape(r.json(), "unsupported_media_type")
+    r = http("GET", gateway + PREPROCESS)
+    assert r.status == 405 and r.headers["allow"] == "POST"
+
+
+@pytest.fixture(scope="module")
+def sentiment_model(local_stack: LocalStack) -> Manifest:
+    registry = Registry(local_stack.names["RegistryTable"])
+    store = BundleStore(local_stack.names["ModelBucket"])
+    return text_model.publish_text_model(store, registry, name="sentiment")
+
+
+def test_text_model_over_http_takes_raw_strings(http: Any, gateway: str, sentiment_model: Manifest) -> None:
+    records = ["I love it", {"text": "awful, just awful"}, ""]
+    r = http("POST", gateway + "/v1/models/sentiment/predict", {"records": records})
+    assert r.status == 200, r.body
+    assert [p["label"] for p in r.json()["predictions"]] == ["positive", "negative", "negative"]
+    r = http("POST", gateway + "/v1/models/sentiment/preprocess", {"records": records})
+    assert r.status == 200, r.body
+    assert r.json()["dtype"] == "int32"
+    assert r.json()["features"] == text_model.SPEC.transform(records).tolist()
 
 
 def test_malformed_json_is_a_400_error_body(http: Any, gateway: str) -> None:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from maas_core.settings import get_settings
-from tests.lambda_events import FakeLambdaContext, load_function, rest_event
+from tests.lambda_events import assert_error, call, load_function
+from tests import text_model
 from tests.tiny_model import SPEC, expected_probabilities, publish_tiny_model
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
@@ -23,20 +24,6 @@ def handler(aws_world, monkeypatch):
     app = load_function("predict")
     yield app
     get_settings.cache_clear()
-
-
-def call(app, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
-    resp = app.lambda_handler(rest_event(method, path, **kwargs), FakeLambdaContext())
-    assert resp["multiValueHeaders"]["Content-Type"] == ["application/json"]
-    return resp["statusCode"], json.loads(resp["body"])
-
-
-def assert_error(body: dict[str, Any], code: str, *words: str) -> None:
-    """Every error has the documented shape and says what is wrong."""
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code, body
-    for word in words:
-        assert word in body["error"]["message"] + json.dumps(body["error"]["details"]), (word, body)
 
 
 def test_health(handler) -> None:
@@ -84,7 +71,12 @@ def test_models_are_listed_and_described_with_their_manifest(handler, aws_world)
         ({}, 422, "invalid_request", ["body"]),
         ({"body": {"records": []}}, 422, "invalid_request", ["records"]),
         ({"body": {"rows": [GOOD]}}, 422, "invalid_request", ["records"]),
-        ({"body": {"records": [GOOD, 7]}}, 422, "invalid_request", ["records.1"]),
+        ({"body": {"records": [GOOD, 7]}}, 422, "invalid_request", ["records.1", "JSON object or a string, got a number"]),
+        ({"body": {"records": [[1, 2]]}}, 422, "invalid_request", ["records.0", "got a list"]),
+        ({"body": {"records": [None]}}, 422, "invalid_request", ["records.0", "got null"]),
+        ({"body": {"records": "x1=1"}}, 422, "invalid_request", ["records"]),
+        ({"body": {"records": [GOOD, "a raw text"]}}, 422, "unprocessable",
+         ['"index": 1', "record must be a JSON object, got a string"]),
         ({"body": [GOOD]}, 422, "invalid_request", ["body"]),
         ({"body": {"records": [{"x2": 1, "colour": "red"}]}}, 422, "unprocessable", ["x1", "required field is missing"]),
         ({"body": {"records": [GOOD, {"x1": "ten", "colour": "red"}]}}, 422, "unprocessable", ["x1", "expected a number", '"index": 1']),
@@ -156,6 +148,71 @@ def test_the_api_serves_its_openapi_document_with_the_error_shape(handler) -> No
     assert {"/v1/health", "/v1/models", "/v1/models/{model}", "/v1/models/{model}/predict"} <= set(doc["paths"])
     responses = doc["paths"]["/v1/models/{model}/predict"]["post"]["responses"]
     assert responses["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
-    assert "PredictRequest" in doc["components"]["schemas"]
+    schemas = doc["components"]["schemas"]
+    assert "PredictRequest" in schemas
+    # records: JSON objects or bare strings, both documented
+    items = schemas["PredictRequest"]["properties"]["records"]["items"]
+    assert {v.get("type") for v in items["anyOf"]} == {"object", "string"}, items
     ok = doc["paths"]["/v1/models/{model}/predict"]["post"]["responses"]["200"]
     assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/PredictResponse")
+
+
+# --- text models: raw strings or {"text": ...} objects ----------------------------------------------
+
+
+@pytest.fixture
+def text_handler(handler, aws_world):
+    """Given the predict function and the tiny text model (tests/text_model.py) published as prod."""
+    text_model.publish_text_model(aws_world.store, aws_world.registry)
+    return handler
+
+
+def predict_text(app, records: list[Any]) -> list[dict[str, Any]]:
+    status, body = call(app, "POST", "/v1/models/sentiment/predict", body={"records": records})
+    assert status == 200, body
+    assert (body["model"], body["version"], body["alias"]) == ("sentiment", "1", "prod")
+    return body["predictions"]
+
+
+def test_text_model_predicts_raw_strings(text_handler) -> None:
+    records = ["I love it, great stuff", "awful. just awful!", "GOOD value", "Ich hasse es: BAD, bad, bad"]
+    preds = predict_text(text_handler, records)
+    assert [p["label"] for p in preds] == ["positive", "negative", "positive", "negative"]
+    expected = text_model.expected_probabilities(text_model.SPEC.transform(records))
+    got = np.array([[p["probabilities"]["negative"], p["probabilities"]["positive"]] for p in preds])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_text_model_takes_objects_strings_and_a_mix_alike(text_handler) -> None:
+    texts = ["we love it", "we hate it"]
+    as_strings = predict_text(text_handler, texts)
+    as_objects = predict_text(text_handler, [{"text": t} for t in texts])
+    mixed = predict_text(text_handler, [texts[0], {"text": texts[1]}])
+    for preds in (as_strings, as_objects, mixed):
+        assert [p["label"] for p in preds] == ["positive", "negative"]
+        assert [p["probabilities"] for p in preds] == [p["probabilities"] for p in as_strings]
+
+
+def test_empty_or_unknown_text_still_predicts(text_handler) -> None:
+    """Empty text is valid input: all padding, so the model answers from its bias alone (here: negative,
+    with the probabilities the graph gives a text without any known word)."""
+    preds = predict_text(text_handler, ["", "   ", {"text": ""}, "zzz qqq", "!!!"])
+    assert len({json.dumps(p["probabilities"], sort_keys=True) for p in preds}) == 1
+    expected = text_model.expected_probabilities(np.zeros((1, text_model.MAX_LENGTH), np.int32))[0]
+    assert preds[0]["label"] == "negative"
+    assert [preds[0]["probabilities"]["negative"], preds[0]["probabilities"]["positive"]] == pytest.approx(
+        expected.tolist(), abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("records", "words"),
+    [
+        ([{"text": 7}], ['"index": 0', "text", "expected a string"]),
+        (["fine", {"body": "wrong field"}], ['"index": 1', "text", "required field is missing"]),
+        (["fine", {"text": None}], ['"index": 1', "required field is missing"]),
+    ],
+)
+def test_text_model_names_bad_records(text_handler, records, words) -> None:
+    status, body = call(text_handler, "POST", "/v1/models/sentiment/predict", body={"records": records})
+    assert status == 422
+    assert_error(body, "unprocessable", *words)

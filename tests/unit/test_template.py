@@ -39,15 +39,23 @@ RUNTIME = "python3.12"
 # unless a warning is a known false positive of SAM-generated output; say why when adding one.
 ACCEPTED_WARNINGS: dict[str, str] = {}
 
+# (method, path) -> the function that answers it
 EXPECTED_ROUTES = {
-    ("get", "/v1/health"),
-    ("get", "/v1/models"),
-    ("get", "/v1/models/{model}"),
-    ("post", "/v1/models/{model}/predict"),
+    ("get", "/v1/health"): "PredictFunction",
+    ("get", "/v1/openapi.json"): "PredictFunction",
+    ("get", "/v1/models"): "PredictFunction",
+    ("get", "/v1/models/{model}"): "PredictFunction",
+    ("post", "/v1/models/{model}/predict"): "PredictFunction",
+    ("post", "/v1/models/{model}/preprocess"): "PreprocessFunction",
 }
+EXPECTED_FUNCTIONS = set(EXPECTED_ROUTES.values())
 
-# predict is read-only: none of these may be allowed to its role (IAM actions are case-insensitive)
-FORBIDDEN_PREDICT_ACTIONS = (
+# functions that serve models: they must be able to read bundles, the registry and the model key
+MODEL_READERS = {"PredictFunction", "PreprocessFunction"}
+
+# writes no function role may be allowed (IAM actions are case-insensitive), unless listed for it in
+# WRITE_ALLOWANCES: a function that needs to write says so here, so every other one stays read-only
+FORBIDDEN_WRITE_ACTIONS = (
     "s3:put*",
     "s3:delete*",
     "s3:restore*",
@@ -61,7 +69,8 @@ FORBIDDEN_PREDICT_ACTIONS = (
     "kms:encrypt",
     "kms:generatedatakey*",
 )
-ALLOWED_PREDICT_MANAGED_POLICIES = {
+WRITE_ALLOWANCES: dict[str, tuple[str, ...]] = {}
+ALLOWED_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # CloudWatch Logs only
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",  # added by SAM when tracing is on
 }
@@ -243,7 +252,7 @@ def test_every_function_runs_python312_with_layers(cfn: dict[str, Any]) -> None:
     layers that are LayerVersions of this template compatible with python3.12."""
     functions = resources_of_type(cfn, "AWS::Lambda::Function")
     layers = resources_of_type(cfn, "AWS::Lambda::LayerVersion")
-    assert "PredictFunction" in functions
+    assert EXPECTED_FUNCTIONS <= set(functions), f"missing functions: {sorted(EXPECTED_FUNCTIONS - set(functions))}"
     for name, fn in functions.items():
         props = fn["Properties"]
         assert props.get("Runtime") == RUNTIME, f"{name} runs {props.get('Runtime')!r}"
@@ -253,20 +262,42 @@ def test_every_function_runs_python312_with_layers(cfn: dict[str, Any]) -> None:
             assert RUNTIME in layers[layer["Ref"]]["Properties"].get("CompatibleRuntimes", [])
 
 
-def test_predict_events_produce_the_api_routes(cfn: dict[str, Any]) -> None:
-    """Given the predict function's Api events on MaasApi,
+def test_function_events_produce_the_api_routes(cfn: dict[str, Any]) -> None:
+    """Given the functions' Api events on MaasApi,
     when SAM generates the REST API,
-    then its body routes GET /v1/health, GET /v1/models, GET /v1/models/{model} and
-    POST /v1/models/{model}/predict to the predict function through a Lambda proxy integration."""
+    then its body routes every expected (method, path) -- health, OpenAPI, model listing, predict,
+    preprocess -- to the function that answers it, through a Lambda proxy integration, and routes
+    nothing to a function that is not in the template."""
     apis = resources_of_type(cfn, "AWS::ApiGateway::RestApi")
     assert "MaasApi" in apis
     paths = apis["MaasApi"]["Properties"]["Body"]["paths"]
     routes = {(method, path) for path, methods in paths.items() for method in methods}
-    assert EXPECTED_ROUTES <= routes, f"missing routes: {sorted(EXPECTED_ROUTES - routes)}"
-    for method, path in EXPECTED_ROUTES:
+    assert set(EXPECTED_ROUTES) <= routes, f"missing routes: {sorted(set(EXPECTED_ROUTES) - routes)}"
+    for (method, path), function in EXPECTED_ROUTES.items():
         integration = paths[path][method]["x-amazon-apigateway-integration"]
         assert integration["type"] == "aws_proxy"
-        assert "${PredictFunction.Arn}" in json.dumps(integration["uri"])
+        assert f"${{{function}.Arn}}" in json.dumps(integration["uri"]), (method, path, integration["uri"])
+    functions = set(resources_of_type(cfn, "AWS::Lambda::Function"))
+    for path, methods in paths.items():
+        for method, op in methods.items():
+            uri = json.dumps(op["x-amazon-apigateway-integration"]["uri"])
+            assert any(f"${{{f}.Arn}}" in uri for f in functions), (method, path, uri)
+
+
+def test_every_function_has_a_log_group_with_retention(sam: dict[str, Any]) -> None:
+    """Given every AWS::Serverless::Function in template.yaml,
+    then a log group named /aws/lambda/<that function> keeps its logs LogRetentionDays days
+    (without one, Lambda creates a log group that keeps logs forever)."""
+    functions = [n for n, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function"]
+    retention: dict[str, Any] = {}
+    for res in sam["Resources"].values():
+        if res["Type"] == "AWS::Logs::LogGroup":
+            name = json.dumps(res["Properties"].get("LogGroupName"))
+            for fn in functions:
+                if f"/aws/lambda/${{{fn}}}" in name:
+                    retention[fn] = res["Properties"].get("RetentionInDays")
+    assert set(functions) == set(retention), f"functions without a log group: {sorted(set(functions) - set(retention))}"
+    assert all(is_ref_to(r, "LogRetentionDays") for r in retention.values()), retention
 
 
 def test_api_has_no_stray_default_stage(cfn: dict[str, Any]) -> None:
@@ -350,23 +381,41 @@ def _statements_of_role(cfn: dict[str, Any], role: str) -> list[dict[str, Any]]:
     return [s for d in docs for s in (d["Statement"] if isinstance(d["Statement"], list) else [d["Statement"]])]
 
 
-def test_predict_role_is_read_only(cfn: dict[str, Any]) -> None:
-    """Given the IAM role SAM generates for the predict function,
+def test_every_function_role_is_least_privilege(cfn: dict[str, Any]) -> None:
+    """Given the IAM role SAM generates for each function,
     when we collect every Allow statement of its policies,
-    then none grants a wildcard action or a write (s3:Put*, dynamodb:Put*, ...), the only managed
-    policies are the Lambda basic execution ones, and it can still read models and the registry."""
-    role_ref = cfn["Resources"]["PredictFunction"]["Properties"]["Role"]
-    assert isinstance(role_ref, dict) and "Fn::GetAtt" in role_ref, f"unexpected role {role_ref!r}"
-    role = role_ref["Fn::GetAtt"][0]
-    statements = [s for s in _statements_of_role(cfn, role) if s["Effect"] == "Allow"]
-    actions: list[str] = []
-    for s in statements:
-        assert "NotAction" not in s, f"NotAction grants everything else: {s}"
-        actions += s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
-    lowered = [a.lower() for a in actions]
-    assert not [a for a in actions if "*" in a], f"wildcard actions: {[a for a in actions if '*' in a]}"
-    writes = [a for a in lowered if any(fnmatch.fnmatchcase(a, p) for p in FORBIDDEN_PREDICT_ACTIONS)]
-    assert not writes, f"predict must be read-only, but its role allows {writes}"
-    assert {"s3:getobject", "dynamodb:getitem", "kms:decrypt"} <= set(lowered), sorted(lowered)
-    managed = set(cfn["Resources"][role]["Properties"].get("ManagedPolicyArns", []))
-    assert managed <= ALLOWED_PREDICT_MANAGED_POLICIES, f"unexpected managed policies: {managed}"
+    then none grants a wildcard action or NotAction, none grants a write (s3:Put*, dynamodb:Put*, ...)
+    unless WRITE_ALLOWANCES lists it for that function, the only managed policies are the Lambda basic
+    execution ones, and the functions that serve models can still read bundles, the registry and the key."""
+    functions = resources_of_type(cfn, "AWS::Lambda::Function")
+    assert EXPECTED_FUNCTIONS <= set(functions)
+    for name, fn in functions.items():
+        role_ref = fn["Properties"]["Role"]
+        assert isinstance(role_ref, dict) and "Fn::GetAtt" in role_ref, f"{name}: unexpected role {role_ref!r}"
+        role = role_ref["Fn::GetAtt"][0]
+        statements = [s for s in _statements_of_role(cfn, role) if s["Effect"] == "Allow"]
+        actions: list[str] = []
+        for s in statements:
+            assert "NotAction" not in s, f"{name}: NotAction grants everything else: {s}"
+            actions += s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        lowered = [a.lower() for a in actions]
+        assert not [a for a in actions if "*" in a], f"{name}: wildcard actions {[a for a in actions if '*' in a]}"
+        allowed_writes = WRITE_ALLOWANCES.get(name, ())
+        writes = [a for a in lowered if any(fnmatch.fnmatchcase(a, p) for p in FORBIDDEN_WRITE_ACTIONS)
+                  and not any(fnmatch.fnmatchcase(a, p) for p in allowed_writes)]
+        assert not writes, f"{name} must be read-only, but its role allows {writes}"
+        if name in MODEL_READERS:
+            assert {"s3:getobject", "dynamodb:getitem", "kms:decrypt"} <= set(lowered), (name, sorted(lowered))
+        managed = set(cfn["Resources"][role]["Properties"].get("ManagedPolicyArns", []))
+        assert managed <= ALLOWED_MANAGED_POLICIES, f"{name}: unexpected managed policies {managed}"
+
+
+def test_role_check_catches_a_write_policy(sam: dict[str, Any]) -> None:
+    """Given a copy of the template whose preprocess function may write to the model bucket,
+    when the role check runs on it,
+    then it fails naming the function (so the passing check above means something)."""
+    broken = copy.deepcopy(sam)
+    broken["Resources"]["PreprocessFunction"]["Properties"]["Policies"].append(
+        {"S3CrudPolicy": {"BucketName": {"Ref": "ModelBucket"}}})
+    with pytest.raises(AssertionError, match="PreprocessFunction must be read-only"):
+        test_every_function_role_is_least_privilege(translate(broken))

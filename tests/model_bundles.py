@@ -1,0 +1,28 @@
+"""Publish a model bundle the way the training job does: files to S3, manifest last, then register
+the version and point an alias at it. Shared by the small onnx.helper models the tests build."""
+
+from __future__ import annotations
+
+from maas_core.manifest import Manifest, Task, TensorInfo
+from maas_core.preprocess import PreprocessSpec
+from maas_core.registry import Registry
+from maas_core.store import BundleStore
+
+
+def publish(store: BundleStore, registry: Registry, name: str, spec: PreprocessSpec, onnx_bytes: bytes,
+            labels: list[str], model_input: TensorInfo, model_output: TensorInfo, alias: str | None = "prod",
+            task: Task = "binary", preprocess_json: bytes | None = None) -> Manifest:
+    """Publish and register the next version of `name` (and point `alias` at it).
+
+    `preprocess_json` replaces the spec's file as stored (e.g. to publish a spec this build cannot read);
+    its SHA-256 is still recorded, so the bundle passes the integrity check.
+    """
+    version = registry.next_version(name)
+    manifest = Manifest(name=name, version=version, task=task, labels=labels, input_schema=spec.input_schema(),
+                        model_input=model_input, model_output=model_output)
+    files = {"model.onnx": onnx_bytes, "preprocess.json": preprocess_json or spec.to_json().encode()}
+    published = store.publish(manifest, files)
+    registry.register(published)
+    if alias:
+        registry.set_alias(name, alias, version)
+    return published
