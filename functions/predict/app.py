@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core import __version__
@@ -63,9 +63,12 @@ def predict(
     request: PredictRequest,
     version: Annotated[str | None, Query(description="model version; overrides the alias")] = None,
     alias: Annotated[str | None, Query(description="alias to resolve; default prod")] = None,
+    routing_key: Annotated[str | None, Header(alias="x-maas-routing-key",
+                                              description="sticky canary routing key; default: the caller's IP")] = None,
 ) -> Response[dict[str, Any]]:
+    key = routing_key or app.current_event.request_context.identity.source_ip
     # classifiers answer label + probabilities, regressors a value: the other fields are left out
-    return json_response(predictor().predict(model, request.records, version=version, alias=alias))
+    return json_response(predictor().predict(model, request.records, version=version, alias=alias, routing_key=key))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -5,30 +5,53 @@ Records are JSON objects, or for a text model also bare strings; the fitted spec
 
 from __future__ import annotations
 
+import hashlib
+import random
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from maas_core.errors import ModelLoadError, PayloadTooLargeError, UnprocessableError
+from aws_lambda_powertools import Logger
+
+from maas_core.errors import IntegrityError, ModelLoadError, PayloadTooLargeError, UnprocessableError
 from maas_core.model_cache import LoadedModel, ModelCache
-from maas_core.registry import Registry, check_name
+from maas_core.registry import AliasTarget, Registry, check_name
 from maas_core.schemas import Prediction, PredictResponse, PreprocessResponse
 from maas_core.settings import Settings
 from maas_core.store import BundleStore
 
+logger = Logger(child=True)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which version answers a request, and why."""
+
+    version: str
+    alias: str | None = None
+    canary: bool = False  # the alias's canary version was chosen for this caller
+    fallback_from: str | None = None  # the alias's version failed to load; its last good version answered
+
+
+def canary_share(name: str, alias: str, routing_key: str) -> float:
+    """A caller's fixed position in [0, 1): the same key always lands on the same side of a canary split."""
+    digest = hashlib.sha256(f"{name}/{alias}/{routing_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
 
 class Predictor:
-    def __init__(self, settings: Settings, registry: Registry, store: BundleStore, cache: ModelCache | None = None,
-                 alias_ttl_seconds: float = 5.0) -> None:
+    def __init__(self, settings: Settings, registry: Registry, store: BundleStore, cache: ModelCache | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.store = store
         self.cache = cache or ModelCache(settings.model_cache_size)
-        self.alias_ttl_seconds = alias_ttl_seconds
-        self._aliases: dict[tuple[str, str], tuple[float, str]] = {}
+        self._aliases: dict[tuple[str, str], tuple[float, AliasTarget]] = {}
+        self._last_good: dict[tuple[str, str], str] = {}  # (model, alias) -> version that last loaded
+        self._broken: dict[tuple[str, str], float] = {}  # (model, version) -> retry loading after
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Predictor":
@@ -36,6 +59,13 @@ class Predictor:
 
     def resolve(self, name: str, version: str | None = None, alias: str | None = None) -> tuple[str, str | None]:
         """(version, alias used). An explicit version wins; otherwise the alias, default `prod`."""
+        r = self.route(name, version, alias)
+        return r.version, r.alias
+
+    def route(self, name: str, version: str | None = None, alias: str | None = None,
+              routing_key: str | None = None) -> Route:
+        """Pick the version for a request: an explicit version, else the alias (default `prod`), whose canary
+        takes `canary_weight` of callers, chosen by routing key (sticky) or at random without one."""
         check_name("model", name)
         if version is not None and alias is not None:
             raise UnprocessableError("give either ?version= or ?alias=, not both",
@@ -43,39 +73,77 @@ class Predictor:
         if version is not None:
             if (name, version) not in self.cache:
                 self.registry.get_version(name, version)  # 404 for unknown model / version
-            return version, None
+            return Route(version)
         alias = alias or self.settings.default_alias
+        target = self.alias_target(name, alias)
+        if target.canary_version and target.canary_weight > 0:
+            share = canary_share(name, alias, routing_key) if routing_key else random.random()
+            if share < target.canary_weight:
+                return Route(target.canary_version, alias, canary=True)
+        return Route(target.version, alias)
+
+    def alias_target(self, name: str, alias: str) -> AliasTarget:
+        # a short TTL: alias moves reach warm functions within seconds, without a registry read per request
         key = (name, alias)
         now = time.monotonic()
         hit = self._aliases.get(key)
         if hit and hit[0] > now:
-            return hit[1], alias
+            return hit[1]
         target = self.registry.resolve_alias(name, alias)
-        # a short TTL: alias moves reach warm functions within seconds, without a registry read per request
-        self._aliases[key] = (now + self.alias_ttl_seconds, target.version)
-        return target.version, alias
+        self._aliases[key] = (now + self.settings.alias_ttl_seconds, target)
+        return target
 
     def load(self, name: str, version: str) -> LoadedModel:
         return self.cache.get(name, version, lambda: self.store.load(name, version))
 
+    def load_route(self, name: str, route: Route) -> tuple[LoadedModel, Route]:
+        """Load the routed version. If an alias's version is broken (hash mismatch, unloadable), keep serving
+        the alias's last good version rather than failing every request; without one, the error stands."""
+        try:
+            if self._broken.get((name, route.version), 0) > time.monotonic():
+                raise ModelLoadError(f"model {name!r} version {route.version!r} failed to load recently")
+            model = self.load(name, route.version)
+        except (IntegrityError, ModelLoadError) as exc:
+            self._broken[(name, route.version)] = time.monotonic() + self.settings.alias_ttl_seconds
+            fallback = self._fallback_version(name, route)
+            if fallback is None:
+                raise
+            logger.error("serving the last good version instead of a broken one",
+                         extra={"model": name, "alias": route.alias, "broken": route.version, "serving": fallback,
+                                "error": getattr(exc, "message", str(exc))})
+            return self.load(name, fallback), Route(fallback, route.alias, fallback_from=route.version)
+        if route.alias:
+            self._last_good[(name, route.alias)] = route.version
+        return model, route
+
+    def _fallback_version(self, name: str, route: Route) -> str | None:
+        if route.alias is None:
+            return None  # an explicit ?version= asks for that version, nothing else
+        candidates = [self._last_good.get((name, route.alias))]
+        target = self._aliases.get((name, route.alias))
+        if target:
+            candidates += [target[1].version, *reversed(target[1].history)]
+        for v in candidates:
+            if v and v != route.version and self._broken.get((name, v), 0) <= time.monotonic():
+                return v
+        return None
+
     def predict(self, name: str, records: Sequence[Any], version: str | None = None,
-                alias: str | None = None) -> PredictResponse:
+                alias: str | None = None, routing_key: str | None = None) -> PredictResponse:
         self.check_size(records)
-        resolved, alias_used = self.resolve(name, version, alias)
-        model = self.load(name, resolved)
+        model, route = self.load_route(name, self.route(name, version, alias, routing_key))
         features = model.spec.transform(records)
         outputs = model.run(features)
-        return PredictResponse(model=name, version=resolved, alias=alias_used,
+        return PredictResponse(model=name, version=route.version, alias=route.alias, canary=route.canary or None,
                                predictions=shape_predictions(model, outputs))
 
     def preprocess(self, name: str, records: Sequence[Any], version: str | None = None,
                    alias: str | None = None) -> PreprocessResponse:
         """The feature matrix the model would be given for these records, with its column names."""
         self.check_size(records)
-        resolved, alias_used = self.resolve(name, version, alias)
-        model = self.load(name, resolved)
+        model, route = self.load_route(name, self.route(name, version, alias))
         features = model.spec.transform(records)
-        return PreprocessResponse(model=name, version=resolved, alias=alias_used,
+        return PreprocessResponse(model=name, version=route.version, alias=route.alias,
                                   feature_names=model.spec.feature_names(), dtype=model.spec.output_dtype(),
                                   features=matrix_to_json(features))
 

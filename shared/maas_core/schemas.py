@@ -55,8 +55,9 @@ class Prediction(BaseModel):
 
 class PredictResponse(BaseModel):
     model: str
-    version: str
+    version: str = Field(description="the version that answered")
     alias: str | None = Field(default=None, description="the alias that was resolved, if any")
+    canary: bool | None = Field(default=None, description="true when the alias's canary version answered")
     predictions: list[Prediction]
 
 

@@ -15,6 +15,7 @@ class Settings(BaseSettings):
     registry_table: str = Field(default="maas-registry", description="DynamoDB table of versions and aliases")
     default_alias: str = "prod"
     max_records: int = Field(default=1000, ge=1, description="records accepted in one predict or preprocess request")
+    alias_ttl_seconds: float = Field(default=5.0, ge=0, description="how long a warm function trusts a resolved alias")
     model_cache_size: int = Field(default=8, ge=1, description="model versions kept loaded per process")
 
 

@@ -47,7 +47,11 @@ EXPECTED_ROUTES = {
     ("get", "/v1/models/{model}"): "PredictFunction",
     ("post", "/v1/models/{model}/predict"): "PredictFunction",
     ("post", "/v1/models/{model}/preprocess"): "PreprocessFunction",
+    ("put", "/v1/models/{model}/aliases/{alias}"): "AdminFunction",
+    ("delete", "/v1/models/{model}/versions/{version}"): "AdminFunction",
 }
+# routes only IAM-authorised callers (signed requests) may use
+ADMIN_ROUTES = {route for route, fn in EXPECTED_ROUTES.items() if fn == "AdminFunction"}
 EXPECTED_FUNCTIONS = set(EXPECTED_ROUTES.values())
 
 # functions that serve models: they must be able to read bundles, the registry and the model key
@@ -69,7 +73,11 @@ FORBIDDEN_WRITE_ACTIONS = (
     "kms:encrypt",
     "kms:generatedatakey*",
 )
-WRITE_ALLOWANCES: dict[str, tuple[str, ...]] = {}
+WRITE_ALLOWANCES: dict[str, tuple[str, ...]] = {
+    # alias moves and version deletes: the registry items, and the bundle files of a deleted version
+    "AdminFunction": ("dynamodb:putitem", "dynamodb:updateitem", "dynamodb:deleteitem", "s3:deleteobject",
+                      "s3:deleteobjectversion"),
+}
 ALLOWED_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # CloudWatch Logs only
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",  # added by SAM when tracing is on
@@ -282,6 +290,17 @@ def test_function_events_produce_the_api_routes(cfn: dict[str, Any]) -> None:
         for method, op in methods.items():
             uri = json.dumps(op["x-amazon-apigateway-integration"]["uri"])
             assert any(f"${{{f}.Arn}}" in uri for f in functions), (method, path, uri)
+
+
+def test_admin_routes_need_iam_auth_and_the_others_do_not(cfn: dict[str, Any]) -> None:
+    """Given the generated REST API body,
+    when we read each route's security requirement,
+    then alias moves and deletes require AWS_IAM (signed requests) and predict-side routes do not."""
+    api = next(iter(resources_of_type(cfn, "AWS::ApiGateway::RestApi").values()))
+    paths = api["Properties"]["Body"]["paths"]
+    for (method, path) in EXPECTED_ROUTES:
+        schemes = {name for req in paths[path][method].get("security", []) for name in req}
+        assert ("AWS_IAM" in schemes) == ((method, path) in ADMIN_ROUTES), (method, path, schemes)
 
 
 def test_every_function_has_a_log_group_with_retention(sam: dict[str, Any]) -> None:
