@@ -17,7 +17,7 @@ import numpy as np
 
 from aws_lambda_powertools import Logger
 
-from maas_core.errors import IntegrityError, ModelLoadError, PayloadTooLargeError, UnprocessableError
+from maas_core.errors import IntegrityError, MaasError, ModelLoadError, PayloadTooLargeError, UnprocessableError
 from maas_core.model_cache import LoadedModel, ModelCache
 from maas_core.registry import AliasTarget, Registry, check_name
 from maas_core.schemas import Prediction, PredictResponse, PreprocessResponse
@@ -51,7 +51,7 @@ class Predictor:
         self.cache = cache or ModelCache(settings.model_cache_size)
         self._aliases: dict[tuple[str, str], tuple[float, AliasTarget]] = {}
         self._last_good: dict[tuple[str, str], str] = {}  # (model, alias) -> version that last loaded
-        self._broken: dict[tuple[str, str], float] = {}  # (model, version) -> retry loading after
+        self._broken: dict[tuple[str, str], tuple[float, MaasError]] = {}  # (model, version) -> (retry after, error)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Predictor":
@@ -100,11 +100,12 @@ class Predictor:
         """Load the routed version. If an alias's version is broken (hash mismatch, unloadable), keep serving
         the alias's last good version rather than failing every request; without one, the error stands."""
         try:
-            if self._broken.get((name, route.version), 0) > time.monotonic():
-                raise ModelLoadError(f"model {name!r} version {route.version!r} failed to load recently")
+            broken = self._broken.get((name, route.version))
+            if broken and broken[0] > time.monotonic():
+                raise broken[1]  # failed moments ago: don't fetch and hash it again on every request
             model = self.load(name, route.version)
         except (IntegrityError, ModelLoadError) as exc:
-            self._broken[(name, route.version)] = time.monotonic() + self.settings.alias_ttl_seconds
+            self._broken[(name, route.version)] = (time.monotonic() + self.settings.alias_ttl_seconds, exc)
             fallback = self._fallback_version(name, route)
             if fallback is None:
                 raise
@@ -124,7 +125,7 @@ class Predictor:
         if target:
             candidates += [target[1].version, *reversed(target[1].history)]
         for v in candidates:
-            if v and v != route.version and self._broken.get((name, v), 0) <= time.monotonic():
+            if v and v != route.version and self._broken.get((name, v), (0.0,))[0] <= time.monotonic():
                 return v
         return None
 
