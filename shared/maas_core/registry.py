@@ -168,10 +168,7 @@ class Registry:
     def delete_version(self, name: str, version: str) -> None:
         """Remove a version from the registry; refused (409) while any alias names it."""
         item = self.get_version(name, version)
-        pointing = sorted(a.alias for a in self.aliases(name) if version in (a.version, a.canary_version))
-        if pointing:
-            raise ConflictError(f"version {version!r} of model {name!r} is in use by alias(es) {', '.join(pointing)}",
-                                [{"alias": a} for a in pointing])
+        self.check_unaliased(name, version)
         # an alias write since we looked would have touched the version: then refuse and let the caller look again
         seen = item.get("alias_writes")
         condition: dict[str, Any] = {"ConditionExpression": "attribute_exists(sk) AND attribute_not_exists(alias_writes)"}
@@ -183,6 +180,13 @@ class Registry:
                        Key=_to_item({"pk": _pk(name), "sk": _version_sk(version)}), **condition)
         except ConflictError as exc:
             raise ConflictError(f"version {version!r} of model {name!r} changed while deleting it; retry") from exc
+
+    def check_unaliased(self, name: str, version: str) -> None:
+        """409 while any alias (or alias canary) names the version."""
+        pointing = sorted(a.alias for a in self.aliases(name) if version in (a.version, a.canary_version))
+        if pointing:
+            raise ConflictError(f"version {version!r} of model {name!r} is in use by alias(es) {', '.join(pointing)}; "
+                                "promote or roll back the alias first", [{"alias": a} for a in pointing])
 
     def _move_alias(self, name: str, alias: str, expected_version: str | None,
                     change: Callable[[AliasTarget | None], "_AliasState"], must_exist: bool = False) -> AliasTarget:

@@ -75,24 +75,36 @@ class BundleStore:
             files[fname] = data
         return Bundle(manifest=manifest, files=files)
 
-    def delete_bundle(self, name: str, version: str) -> int:
-        """Delete every file of a bundle, every stored S3 version of it too. Returns objects deleted."""
-        prefix = bundle_prefix(name, version)
-        deleted = 0
+    def bundle_objects(self, name: str, version: str) -> list[dict[str, str]]:
+        """Every stored object version (and delete marker) under the bundle's prefix, as delete_objects wants them.
+        list_object_versions also lists an unversioned bucket (VersionId "null")."""
+        found: list[dict[str, str]] = []
         try:
-            pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix)
+            pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket,
+                                                                           Prefix=bundle_prefix(name, version))
             for page in pages:
-                batch = [{"Key": o["Key"], "VersionId": o["VersionId"]}
-                         for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-                for start in range(0, len(batch), 1000):  # delete_objects takes at most 1000 keys
-                    resp = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch[start:start + 1000], "Quiet": True})
-                    if resp.get("Errors"):
-                        raise ServiceUnavailableError(f"could not delete {len(resp['Errors'])} files of {prefix}",
-                                                      [{"key": e["Key"], "reason": e.get("Code")} for e in resp["Errors"][:20]])
-                    deleted += len(batch[start:start + 1000])
+                for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    found.append({"Key": entry["Key"], "VersionId": entry["VersionId"]})
         except (ClientError, BotoCoreError) as exc:
             raise aws.unavailable("the model bucket", exc) from exc
-        return deleted
+        return found
+
+    def delete_bundle(self, name: str, version: str) -> int:
+        """Delete every file of a bundle, every stored version of it too; returns how many objects went.
+        The manifest goes first, so a half-deleted bundle is never mistaken for a published one."""
+        objects = self.bundle_objects(name, version)
+        objects.sort(key=lambda o: not o["Key"].endswith("/" + MANIFEST_FILE))
+        try:
+            for start in range(0, len(objects), 1000):  # delete_objects takes at most 1000 keys
+                batch = objects[start:start + 1000]
+                errors = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}).get("Errors")
+                if errors:
+                    raise ServiceUnavailableError(
+                        f"S3 refused to delete {len(errors)} file(s) of model {name!r} version {version!r}",
+                        [{"key": e.get("Key"), "code": e.get("Code"), "reason": e.get("Message")} for e in errors[:20]])
+        except (ClientError, BotoCoreError) as exc:
+            raise aws.unavailable("the model bucket", exc) from exc
+        return len(objects)
 
     def _get(self, key: str, what: str) -> bytes:
         try:

@@ -1,0 +1,169 @@
+"""The actions behind each `maas` subcommand. Each takes the Context and the parsed arguments, prints its
+result (a table or a line for people, JSON with --json) and returns the exit code. Failures are raised
+as MaasError (printed by main as `maas: <message>`, exit 1) or UsageError (exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from maas_core.errors import MaasError, NotFoundError
+from maas_core.registration import register_onnx
+from maas_core.store import BundleStore, bundle_prefix
+from maas_cli import files
+from maas_cli.context import Context
+from maas_cli.output import alias_json, alias_line, emit_json, emit_table, metrics_summary, percent, when
+
+
+class UsageError(Exception):
+    """The command line cannot be acted on as given (exit 2)."""
+
+
+def models(ctx: Context, args: argparse.Namespace) -> int:
+    found = ctx.registry.list_models()
+    if ctx.as_json:
+        emit_json(found)
+    elif not found:
+        print(f"no models in registry table {ctx.table!r}")
+    else:
+        emit_table(["MODEL", "LATEST", "VERSIONS", "ALIASES"], [
+            [m["name"], m["latest_version"] or "-", m["versions"],
+             ", ".join(f"{a}={v}" for a, v in sorted(m["aliases"].items())) or "-"] for m in found])
+    return 0
+
+
+def versions(ctx: Context, args: argparse.Namespace) -> int:
+    info = ctx.registry.describe(args.model)
+    pointing: dict[str, list[str]] = {}
+    for alias, target in sorted(info["aliases"].items()):
+        pointing.setdefault(target["version"], []).append(alias)
+        if target.get("canary_version"):
+            pointing.setdefault(target["canary_version"], []).append(
+                f"{alias} (canary {percent(float(target.get('canary_weight', 0)))})")
+    for v in info["versions"]:
+        v["aliases"] = pointing.get(v["version"], [])
+    if ctx.as_json:
+        emit_json(info)
+    elif not info["versions"]:
+        print(f"model {args.model!r} has no registered versions")
+    else:
+        emit_table(["VERSION", "CREATED (UTC)", "TASK", "METRICS", "ALIASES"], [
+            [v["version"], when(v.get("created_at")), v.get("task", ""), metrics_summary(v.get("metrics")),
+             ", ".join(v["aliases"]) or "-"] for v in info["versions"]])
+    return 0
+
+
+def show(ctx: Context, args: argparse.Namespace) -> int:
+    if args.version:
+        version = args.version
+        ctx.registry.get_version(args.model, version)  # a clear 404 for an unknown model or version
+    elif args.alias:
+        version = ctx.registry.resolve_alias(args.model, args.alias).version
+    else:
+        listed = ctx.registry.describe(args.model)["versions"]
+        if not listed:
+            raise NotFoundError(f"model {args.model!r} has no registered versions")
+        version = listed[0]["version"]
+    emit_json(ctx.store.load_manifest(args.model, version).model_dump(mode="json"))
+    return 0
+
+
+def register(ctx: Context, args: argparse.Namespace) -> int:
+    onnx_bytes = files.read_bytes(Path(args.onnx), "ONNX model")
+    declaration = files.load_declaration(Path(args.declaration))
+    spec = files.load_spec(Path(args.spec)) if args.spec else None
+    manifest = register_onnx(ctx.store, ctx.registry, args.model, onnx_bytes, declaration, spec=spec,
+                             promote=args.promote)
+    if ctx.as_json:
+        emit_json(manifest.model_dump(mode="json"))
+        return 0
+    where = f"s3://{ctx.bucket}/{bundle_prefix(manifest.name, manifest.version)}"
+    print(f"registered {manifest.name} version {manifest.version} ({manifest.task}, "
+          f"{len(manifest.input_schema)} input fields) at {where}")
+    if args.promote:
+        print(f"{manifest.name}: alias {args.promote!r} -> version {manifest.version}")
+    return 0
+
+
+def promote(ctx: Context, args: argparse.Namespace) -> int:
+    target = ctx.registry.set_alias(args.model, args.alias, args.version, expected_version=args.expect)
+    return _alias_result(ctx, args.model, target)
+
+
+def canary(ctx: Context, args: argparse.Namespace) -> int:
+    target = ctx.registry.set_canary(args.model, args.alias, args.version, args.weight, expected_version=args.expect)
+    return _alias_result(ctx, args.model, target)
+
+
+def rollback(ctx: Context, args: argparse.Namespace) -> int:
+    target = ctx.registry.rollback(args.model, args.alias, expected_version=args.expect)
+    return _alias_result(ctx, args.model, target)
+
+
+def _alias_result(ctx: Context, model: str, target: Any) -> int:
+    if ctx.as_json:
+        emit_json(alias_json(model, target))
+    else:
+        print(alias_line(model, target))
+    return 0
+
+
+def delete(ctx: Context, args: argparse.Namespace) -> int:
+    """Delete the registry entry (refused while an alias names the version), then the bundle's S3 objects.
+    A version whose registry entry is already gone but whose objects remain (an earlier, interrupted
+    delete) has just its objects removed."""
+    model, version = args.model, args.version
+    prefix = bundle_prefix(model, version)
+    store = BundleStore(ctx.bucket, ctx.s3)
+    try:
+        ctx.registry.get_version(model, version)  # also checks the names, before they make an S3 prefix
+        in_registry = True
+    except NotFoundError:
+        if not store.bundle_objects(model, version):
+            raise
+        in_registry = False
+    if in_registry:
+        ctx.registry.check_unaliased(model, version)  # refuse before asking; delete_version checks again
+    if not args.yes:
+        _confirm(f"delete {model} version {version}"
+                 + (" from the registry and" if in_registry else " (already gone from the registry):")
+                 + f" all objects under s3://{ctx.bucket}/{prefix}?")
+    if in_registry:
+        ctx.registry.delete_version(model, version)
+    removed = store.delete_bundle(model, version)
+    result = {"model": model, "version": version, "registry_entry_deleted": in_registry, "objects_deleted": removed}
+    if ctx.as_json:
+        emit_json(result)
+    else:
+        what = "registry entry and " if in_registry else ""
+        print(f"deleted {model} version {version}: {what}{removed} object(s) under s3://{ctx.bucket}/{prefix}")
+    return 0
+
+
+def _confirm(question: str) -> None:
+    if not sys.stdin.isatty():
+        raise UsageError("refusing to delete without confirmation: stdin is not a terminal, pass --yes")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise MaasError("not confirmed; nothing was deleted")
+
+
+def train(ctx: Context | None, rest: list[str]) -> int:
+    """`maas train ...` is `maas-train ...`: one training CLI. Bucket and table are passed on unless given."""
+    from maas_training.cli import main as train_main
+
+    argv = list(rest)
+    if ctx is not None:
+        if not any(a == "--bucket" or a.startswith("--bucket=") for a in argv):
+            argv += ["--bucket", ctx.bucket]
+        if not any(a == "--table" or a.startswith("--table=") for a in argv):
+            argv += ["--table", ctx.table]
+    try:
+        return train_main(argv)
+    except SystemExit as exc:  # argparse's usage errors and --help
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
