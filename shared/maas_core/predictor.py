@@ -50,6 +50,7 @@ class Predictor:
         self.store = store
         self.cache = cache or ModelCache(settings.model_cache_size)
         self._aliases: dict[tuple[str, str], tuple[float, AliasTarget]] = {}
+        self._versions_seen: dict[tuple[str, str], float] = {}  # (model, version) -> exists, until
         self._last_good: dict[tuple[str, str], str] = {}  # (model, alias) -> version that last loaded
         self._broken: dict[tuple[str, str], tuple[float, MaasError]] = {}  # (model, version) -> (retry after, error)
 
@@ -71,8 +72,10 @@ class Predictor:
             raise UnprocessableError("give either ?version= or ?alias=, not both",
                                      [{"field": "version"}, {"field": "alias"}])
         if version is not None:
-            if (name, version) not in self.cache:
+            # re-checked after the alias TTL too, so a deleted version stops answering on warm functions
+            if self._versions_seen.get((name, version), 0) <= time.monotonic():
                 self.registry.get_version(name, version)  # 404 for unknown model / version
+                self._versions_seen[(name, version)] = time.monotonic() + self.settings.alias_ttl_seconds
             return Route(version)
         alias = alias or self.settings.default_alias
         target = self.alias_target(name, alias)

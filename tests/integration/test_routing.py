@@ -95,3 +95,12 @@ def test_the_predict_api_routes_by_header_and_says_which_version_answered(aws_wo
         assert body["version"] == expected
     assert set(seen.values()) == {"1", "2"}
     get_settings.cache_clear()
+
+
+def test_a_deleted_version_stops_answering_after_the_ttl(predictor: Predictor, aws_world) -> None:
+    from maas_core.errors import NotFoundError
+
+    assert predictor.predict("tiny", [RECORD], version="3").version == "3"
+    aws_world.registry.delete_version("tiny", "3")
+    with pytest.raises(NotFoundError, match="no version '3'"):
+        predictor.predict("tiny", [RECORD], version="3")
