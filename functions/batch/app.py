@@ -1,0 +1,77 @@
+"""Batch function: S3 ObjectCreated under batch/input/ -> maas_core.batch.run_batch. Thin on purpose.
+
+Accepts an S3 event (`Records[].s3`), or the same event wrapped in SQS messages (`Records[].body`,
+as S3 -> SQS notifications deliver it; the local emulation uses this). Keys arrive URL-encoded
+(`a+b%C3%A9.csv`) and are decoded here. `s3:TestEvent` messages (sent when a notification is
+configured) are ignored, as are keys outside batch/input/ and folder placeholders.
+
+A file that cannot be processed has its report written by run_batch and makes this invocation
+fail, so Lambda retries it and then hands the event to the on-failure destination (the DLQ).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from maas_core.batch import BatchFileError, is_batch_input, run_batch
+from maas_core.predictor import Predictor
+from maas_core.settings import get_settings
+
+logger = Logger()
+
+
+@lru_cache(maxsize=1)
+def predictor() -> Predictor:
+    # one per process: warm invocations reuse the registry client and loaded models
+    return Predictor.from_settings(get_settings())
+
+
+def s3_objects(event: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(bucket, decoded key) of every ObjectCreated record, unwrapping SQS messages."""
+    if event.get("Event") == "s3:TestEvent":
+        return
+    for record in event.get("Records") or []:
+        if "s3" in record:
+            if str(record.get("eventName", "")).startswith("ObjectCreated"):
+                s3 = record["s3"]
+                yield s3["bucket"]["name"], unquote_plus(s3["object"]["key"])
+        elif "body" in record:  # SQS: the body is an S3 event (or a TestEvent)
+            try:
+                inner = json.loads(record["body"])
+            except (TypeError, ValueError):
+                logger.warning("ignoring an SQS message that is not JSON", extra={"message_id": record.get("messageId")})
+                continue
+            if isinstance(inner, dict):
+                yield from s3_objects(inner)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    done: list[dict[str, Any]] = []
+    failed: list[BatchFileError] = []
+    for bucket, key in s3_objects(event):
+        if not is_batch_input(key):
+            logger.info("not a batch input; ignored", extra={"bucket": bucket, "key": key})
+            continue
+        try:
+            result = run_batch(bucket, key, predictor(),
+                               time_left=lambda: context.get_remaining_time_in_millis() / 1000)
+        except BatchFileError as err:
+            logger.exception("batch file failed", extra={"input": err.input_uri, "error": err.code})
+            failed.append(err)
+            continue
+        logger.info("batch file processed", extra=result.summary())
+        done.append(result.summary())
+    if len(failed) == 1:
+        raise failed[0]
+    if failed:  # rare: S3 sends one record per event
+        raise BatchFileError("multiple_failures", "; ".join(str(f) for f in failed),
+                             [f.report() for f in failed])
+    return {"processed": done}

@@ -1,0 +1,15 @@
+"""Batch predictions for files dropped in S3 (`batch/input/{model}/...csv|jsonl[.gz]`).
+
+- paths:  the key layout of inputs, outputs and failure reports
+- reader: stream a CSV / JSONL (optionally gzip) object as chunks of records, in bounded memory
+- writer: write an S3 object atomically (single put, or a multipart upload completed at the end)
+- job:    run_batch(bucket, key, predictor) -> BatchResult, tying them to a model version
+
+Knows nothing of Lambda events: functions/batch/app.py turns S3 events into run_batch calls.
+"""
+
+from maas_core.batch.errors import BatchFileError
+from maas_core.batch.job import BatchResult, run_batch
+from maas_core.batch.paths import BatchPaths, is_batch_input
+
+__all__ = ["BatchFileError", "BatchPaths", "BatchResult", "is_batch_input", "run_batch"]

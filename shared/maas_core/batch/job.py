@@ -1,0 +1,324 @@
+"""Batch predictions for a file dropped in S3: `batch/input/{model}/...` -> `batch/output/{model}/...`.
+
+    result = run_batch(bucket, "batch/input/churn/2024/jan.csv", predictor)
+
+Which model version: the alias `prod` by default. The uploader may choose another with object
+metadata (S3 user metadata, sent as `x-amz-meta-*` headers):
+
+    aws s3 cp jan.csv s3://BUCKET/batch/input/churn/2024/jan.csv --metadata maas-version=7
+    aws s3 cp jan.csv s3://BUCKET/batch/input/churn/2024/jan.csv --metadata maas-alias=staging
+
+Metadata wins over the default; giving both `maas-version` and `maas-alias` fails the file. The
+version is resolved once per file, so every row of a file is predicted by the same version even if
+an alias moves meanwhile. An alias with a canary sends its share of *files* to the canary version,
+chosen by the input's S3 URI (sticky: the same key always goes the same way).
+
+What the run writes (see paths.py for the key layout):
+- `{rest}.predictions.jsonl`: one line per valid input row, in input order:
+  {"row": 12, "id": "<file id>-12", "label": "yes", "probabilities": {...}, "model": "churn", "version": "3"}
+  (regression models give "value" instead of "label"/"probabilities"). `row` is the 1-based data row
+  of the input (see reader.py). `id` has the predict API's shape, `{32 hex digits}-{row}`, and is
+  deterministic: the input object's LastModified in milliseconds (12 hex digits, so ids sort by upload
+  time like the API's sort by request time) and the first 20 hex digits of
+  sha256("{bucket}/{key}/{etag}"); a re-run over the same object gives the same ids.
+- `{rest}.errors.jsonl`: one line per problem of a rejected row, {"row", "field", "reason"}; always
+  written (possibly empty) and written last, so its presence means the run finished.
+Both appear atomically (see writer.py) and carry metadata `maas-input-etag` and `maas-model-version`.
+
+At-least-once delivery: S3 may deliver an event twice. A run whose errors file already records the
+same input ETag and model version does nothing (status "skipped"); otherwise the same input gives
+byte-identical outputs under the same keys, so a duplicate run never duplicates rows.
+
+A file that cannot be processed (see reader.py, plus an unknown model or version, both version and
+alias in the metadata, running out of time) gets a report at `batch/failed/{model}/{rest}.error.json`:
+{"input": "s3://...", "error": "<code>", "message": "...", "details": [...]}, and run_batch raises
+BatchFileError so the invocation fails (and, once retries are spent, lands in the dead-letter queue).
+A later successful run of the same key removes a stale report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+from botocore.exceptions import BotoCoreError, ClientError
+
+from maas_core import aws
+from maas_core.batch.errors import BatchFileError
+from maas_core.batch.paths import BatchPaths
+from maas_core.batch.reader import (
+    DEFAULT_CHUNK_ROWS,
+    READ_SIZE,
+    Chunk,
+    detect_format,
+    read_records,
+)
+from maas_core.batch.writer import DEFAULT_PART_SIZE, AtomicS3Writer
+from maas_core.errors import MaasError
+from maas_core.model_cache import LoadedModel
+from maas_core.predictor import Predictor, class_probabilities
+
+log = logging.getLogger(__name__)
+
+META_VERSION = "maas-version"  # input metadata: predict with this version
+META_ALIAS = "maas-alias"  # input metadata: predict with the version of this alias
+OUT_INPUT_ETAG = "maas-input-etag"  # output metadata: which input content was processed
+OUT_MODEL = "maas-model"
+OUT_VERSION = "maas-model-version"  # output metadata: by which version
+JSONL = "application/x-ndjson"
+MIN_TIME_LEFT_SECONDS = 30.0  # stop (and report) before the function is killed mid-upload
+
+
+@dataclass
+class BatchResult:
+    input: str  # s3://bucket/key
+    status: Literal["done", "skipped", "gone"]  # gone: the object was deleted before we read it
+    model: str
+    version: str | None = None
+    alias: str | None = None
+    canary: bool = False  # the alias's canary version was chosen for this file
+    etag: str | None = None
+    rows: int = 0  # data rows read (blank ones included)
+    predicted: int = 0
+    rejected: int = 0  # rows with at least one error
+    predictions_key: str | None = None
+    errors_key: str | None = None
+    multipart: bool = False  # the predictions file went up as a multipart upload
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_batch(
+    bucket: str,
+    key: str,
+    predictor: Predictor,
+    *,
+    s3: Any | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    part_size: int = DEFAULT_PART_SIZE,
+    time_left: Callable[[], float] | None = None,
+) -> BatchResult:
+    """Predict every row of s3://bucket/key (a batch input) and write the outputs; see the module docstring.
+
+    `time_left()` (seconds, e.g. from the Lambda context) lets a run stop cleanly before a timeout.
+    Raises BatchFileError (after writing the failure report) when the file cannot be processed.
+    """
+    s3 = s3 or aws.client("s3")
+    paths = BatchPaths.from_input_key(key)  # ValueError: not under batch/input/ (callers filter first)
+    uri = f"s3://{bucket}/{key}"
+    try:
+        return _Run(bucket, paths, predictor, s3, chunk_rows, part_size, time_left).run()
+    except Exception as exc:
+        failure = as_file_error(exc, uri)
+        write_failure_report(s3, bucket, paths, failure)
+        if failure is exc:
+            raise
+        raise failure from exc
+
+
+class _Run:
+    def __init__(self, bucket: str, paths: BatchPaths, predictor: Predictor, s3: Any, chunk_rows: int,
+                 part_size: int, time_left: Callable[[], float] | None) -> None:
+        self.bucket, self.paths, self.predictor, self.s3 = bucket, paths, predictor, s3
+        self.chunk_rows, self.part_size, self.time_left = chunk_rows, part_size, time_left
+        self.started = time.monotonic()
+        self.result = BatchResult(input=f"s3://{bucket}/{paths.input_key}", status="done", model=paths.model)
+
+    def run(self) -> BatchResult:
+        paths = self.paths
+        fmt = detect_format(paths.input_key)
+        if not paths.model:
+            raise BatchFileError("no_model", "batch files go under batch/input/{model}/: this key names no model")
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=paths.input_key)
+        except ClientError as exc:
+            if aws.is_not_found(exc):  # deleted after its event was sent: nothing to do
+                log.warning("batch input %s is gone; nothing to do", self.result.input)
+                return self._finish("gone")
+            raise
+        body = obj["Body"]
+        try:
+            etag = str(obj.get("ETag", "")).strip('"')
+            self.result.etag = etag
+            version, alias = requested_version(obj.get("Metadata") or {})
+            route = self.predictor.route(paths.model, version, alias, routing_key=self.result.input)  # once per file
+            version = route.version
+            self.result.version, self.result.alias, self.result.canary = version, route.alias, route.canary
+            if self._already_done(etag, version):
+                return self._finish("skipped")
+            model = self.predictor.load(paths.model, version)
+            schema = model.manifest.input_schema
+            chunks = read_records(body.iter_chunks(READ_SIZE), fmt, required=[f.name for f in schema if f.required],
+                                  fields=[f.name for f in schema], chunk_rows=self.chunk_rows)
+            self._predict(chunks, model, etag, version, file_id(self.bucket, paths.input_key, etag,
+                                                                obj.get("LastModified")))
+        finally:
+            body.close()
+        self._remove_stale_failure_report()
+        return self._finish("done")
+
+    def _predict(self, chunks: Any, model: LoadedModel, etag: str, version: str, fid: str) -> None:
+        paths, name = self.paths, self.paths.model
+        metadata = {OUT_INPUT_ETAG: etag, OUT_MODEL: name, OUT_VERSION: version}
+        shaper = _Shaper(model, name, version, fid)
+        with (AtomicS3Writer(self.s3, self.bucket, paths.predictions_key, part_size=self.part_size,
+                             content_type=JSONL, metadata=metadata) as predictions,
+              AtomicS3Writer(self.s3, self.bucket, paths.errors_key, part_size=self.part_size,
+                             content_type=JSONL, metadata=metadata) as errors):
+            for chunk in chunks:
+                self._check_time()
+                lines, problems = shaper.predict(chunk)
+                predictions.write(lines)
+                if problems:
+                    errors.write("".join(_dumps(p) for p in problems).encode())
+                self.result.rows += chunk.size
+                self.result.predicted += shaper.last_predicted
+                self.result.rejected += len({p["row"] for p in problems})
+            predictions.commit()  # first: the errors file, written last, says the run finished
+            errors.commit()
+            self.result.multipart = predictions.multipart
+        self.result.predictions_key, self.result.errors_key = paths.predictions_key, paths.errors_key
+
+    def _already_done(self, etag: str, version: str) -> bool:
+        """The errors file (written last) records this input ETag and model version: a duplicate event."""
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=self.paths.errors_key)
+        except ClientError as exc:
+            if aws.is_not_found(exc) or aws.error_code(exc) in {"403", "AccessDenied"}:
+                return False
+            raise
+        meta = head.get("Metadata") or {}
+        if meta.get(OUT_INPUT_ETAG) == etag and meta.get(OUT_VERSION) == version:
+            self.result.predictions_key, self.result.errors_key = self.paths.predictions_key, self.paths.errors_key
+            log.info("%s was already processed with version %s; skipping", self.result.input, version)
+            return True
+        return False
+
+    def _remove_stale_failure_report(self) -> None:
+        key = self.paths.failure_key
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError:
+            return  # none (or not ours to see)
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError):
+            log.warning("could not remove the stale failure report s3://%s/%s", self.bucket, key, exc_info=True)
+
+    def _check_time(self) -> None:
+        if self.time_left is not None and self.time_left() < MIN_TIME_LEFT_SECONDS:
+            raise BatchFileError(
+                "timeout", f"the file was not finished within the function's time limit ({self.result.rows} rows "
+                "done); split it into smaller files", [{"rows_done": self.result.rows}])
+
+    def _finish(self, status: Literal["done", "skipped", "gone"]) -> BatchResult:
+        self.result.status = status
+        self.result.seconds = round(time.monotonic() - self.started, 3)
+        return self.result
+
+
+class _Shaper:
+    """One chunk of records -> prediction lines (bytes) and row problems, like the predict API's output."""
+
+    def __init__(self, model: LoadedModel, name: str, version: str, file_id: str) -> None:
+        self.model, self.name, self.version, self.file_id = model, name, version, file_id
+        self.labels = np.asarray(model.manifest.labels)
+        self.last_predicted = 0
+
+    def predict(self, chunk: Chunk) -> tuple[bytes, list[dict[str, Any]]]:
+        problems = list(chunk.errors)
+        lines = b""
+        self.last_predicted = 0
+        if chunk.records:
+            matrix, kept, spec_errors = self.model.spec.transform_valid(chunk.records)
+            problems += [{"row": chunk.rows[e["index"]], "field": e.get("field"), "reason": e["reason"]}
+                         for e in spec_errors]
+            if kept:
+                rows = [chunk.rows[i] for i in kept]
+                outputs = self.model.run(matrix).reshape(len(kept), -1)
+                finite = np.isfinite(outputs).all(axis=1)
+                if not finite.all():
+                    problems += [{"row": r, "field": None, "reason": "the model produced a non-finite output"}
+                                 for r, ok in zip(rows, finite.tolist()) if not ok]
+                    rows = [r for r, ok in zip(rows, finite.tolist()) if ok]
+                    outputs = outputs[finite]
+                lines = "".join(map(_dumps, self._shape(rows, outputs))).encode()
+                self.last_predicted = len(rows)
+        problems.sort(key=lambda p: p["row"])  # stable: a row's problems keep their field order
+        return lines, problems
+
+    def _shape(self, rows: list[int], outputs: np.ndarray) -> Iterator[dict[str, Any]]:
+        base = {"model": self.name, "version": self.version}
+        fid = self.file_id
+        if self.model.manifest.task == "regression":
+            values = outputs[:, 0].astype(float).tolist()
+            return ({"row": r, "id": f"{fid}-{r}", "value": v, **base} for r, v in zip(rows, values))
+        probs = class_probabilities(self.model.manifest.task, outputs)
+        best = self.labels[probs.argmax(axis=1)].tolist()
+        rounded = np.round(probs, 6).tolist()  # as the predict API rounds them
+        labels = self.model.manifest.labels
+        return ({"row": r, "id": f"{fid}-{r}", "label": b, "probabilities": dict(zip(labels, p)), **base}
+                for r, b, p in zip(rows, best, rounded))
+
+
+def file_id(bucket: str, key: str, etag: str, last_modified: datetime | None) -> str:
+    """32 hex digits naming one version of an input file: its LastModified (ms, 12 hex digits) and a hash."""
+    ms = int(last_modified.timestamp() * 1000) if last_modified is not None else 0
+    return f"{ms:012x}" + hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:20]
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    return _ENCODER.encode(obj) + "\n"
+
+
+def requested_version(metadata: dict[str, str]) -> tuple[str | None, str | None]:
+    """(version, alias) the uploader asked for in the object's metadata; (None, None) = the default alias."""
+    meta = {k.lower(): v.strip() for k, v in metadata.items()}
+    version, alias = meta.get(META_VERSION) or None, meta.get(META_ALIAS) or None
+    if version and alias:
+        raise BatchFileError("version_and_alias",
+                             f"the object's metadata gives both {META_VERSION} and {META_ALIAS}; give one",
+                             [{"field": META_VERSION, "value": version}, {"field": META_ALIAS, "value": alias}])
+    return version, alias
+
+
+def as_file_error(exc: BaseException, uri: str) -> BatchFileError:
+    """Any failure of a run as a BatchFileError naming the input (the same object if it already is one)."""
+    if isinstance(exc, BatchFileError):
+        err = exc
+    elif isinstance(exc, MaasError):
+        err = BatchFileError(exc.code, exc.message, exc.details)
+    elif isinstance(exc, ClientError):
+        code = aws.error_code(exc)
+        op = getattr(exc, "operation_name", "an AWS call")
+        err = BatchFileError("service_unavailable", f"{op} failed ({code}); try again later",
+                             [{"reason": code, "operation": op}])
+    elif isinstance(exc, BotoCoreError):
+        err = BatchFileError("service_unavailable", "an AWS service could not be reached; try again later",
+                             [{"reason": type(exc).__name__}])
+    else:
+        err = BatchFileError("internal_error", "an unexpected error stopped the run; see the function's logs",
+                             [{"reason": type(exc).__name__}])
+    err.input_uri = uri
+    return err
+
+
+def write_failure_report(s3: Any, bucket: str, paths: BatchPaths, failure: BatchFileError) -> None:
+    """Best effort: a report that cannot be written is logged, and the run's own error still raised."""
+    body = json.dumps(failure.report(), ensure_ascii=False, indent=2, default=str).encode()
+    try:
+        s3.put_object(Bucket=bucket, Key=paths.failure_key, Body=body, ContentType="application/json")
+    except (ClientError, BotoCoreError):
+        log.exception("could not write the failure report s3://%s/%s", bucket, paths.failure_key)

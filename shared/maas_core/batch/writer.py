@@ -1,0 +1,115 @@
+"""Write an S3 object so that a reader sees all of it or nothing of it.
+
+    with AtomicS3Writer(s3, bucket, key, metadata={...}) as out:
+        out.write(b"...")          # buffered; every `part_size` bytes become one multipart part
+        out.commit()               # the object appears now, whole
+    # an exception before commit() aborts the upload: no object, no half file, no leftover parts
+
+Small outputs (below one part) are written with a single put_object at commit; larger ones with a
+multipart upload that is completed only at commit and aborted on failure. S3 wants every part but
+the last to be at least 5 MiB; the default part is 8 MiB, so memory stays near one part however
+large the object grows.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+S3_MIN_PART_SIZE = 5 * 1024 * 1024
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+
+log = logging.getLogger(__name__)
+
+
+class AtomicS3Writer:
+    def __init__(self, s3: Any, bucket: str, key: str, *, part_size: int = DEFAULT_PART_SIZE,
+                 content_type: str = "application/octet-stream", metadata: dict[str, str] | None = None) -> None:
+        if part_size < 1:
+            raise ValueError("part_size must be positive")
+        self.s3 = s3
+        self.bucket = bucket
+        self.key = key
+        self.part_size = part_size  # S3 needs >= 5 MiB; smaller only against a test double
+        self.content_type = content_type
+        self.metadata = dict(metadata or {})
+        self.bytes_written = 0
+        self._buf = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._done = False
+
+    @property
+    def multipart(self) -> bool:
+        return self._upload_id is not None
+
+    @property
+    def parts(self) -> int:
+        return len(self._parts)
+
+    def write(self, data: bytes) -> None:
+        if self._done:
+            raise ValueError(f"s3://{self.bucket}/{self.key} is already committed or aborted")
+        self._buf += data
+        self.bytes_written += len(data)
+        if len(self._buf) >= self.part_size:
+            self._upload_part()
+
+    def commit(self) -> dict[str, Any]:
+        """Make the object visible, whole. Returns S3's answer (ETag, VersionId...)."""
+        if self._done:
+            raise ValueError(f"s3://{self.bucket}/{self.key} is already committed or aborted")
+        try:
+            if self._upload_id is None:
+                body, self._buf = self._buf, bytearray()
+                resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body,
+                                          ContentType=self.content_type, Metadata=self.metadata)
+            else:
+                if self._buf:
+                    self._upload_part()
+                resp = self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
+                                                         MultipartUpload={"Parts": self._parts})
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return resp
+
+    def abort(self) -> None:
+        """Drop everything written so far (idempotent; never raises: it runs while handling an error)."""
+        if self._done:
+            return
+        self._done = True
+        self._buf = bytearray()
+        if self._upload_id is not None:
+            try:
+                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
+            except (ClientError, BotoCoreError):  # a lifecycle rule cleans up what we could not
+                log.warning("could not abort multipart upload %s of s3://%s/%s", self._upload_id, self.bucket,
+                            self.key, exc_info=True)
+
+    def _upload_part(self) -> None:
+        try:
+            if self._upload_id is None:
+                self._upload_id = self.s3.create_multipart_upload(
+                    Bucket=self.bucket, Key=self.key, ContentType=self.content_type, Metadata=self.metadata,
+                )["UploadId"]
+            number = len(self._parts) + 1
+            body, self._buf = self._buf, bytearray()
+            etag = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
+                                       PartNumber=number, Body=body)["ETag"]
+        except BaseException:
+            self.abort()
+            raise
+        self._parts.append({"PartNumber": number, "ETag": etag})
+
+    def __enter__(self) -> AtomicS3Writer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self._done:  # an error, or a caller that never committed: nothing may appear
+            self.abort()
