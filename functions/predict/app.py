@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core import __version__
 from maas_core.http import build_resolver, error_responses, json_response, ok_response, resolve
+from maas_core.monitoring import PredictMonitor
 from maas_core.predictor import Predictor
 from maas_core.schemas import HealthResponse, PredictRequest, PredictResponse
 from maas_core.settings import get_settings
@@ -25,6 +26,12 @@ app = build_resolver()
 def predictor() -> Predictor:
     # one per process: warm invocations reuse the registry client and loaded models
     return Predictor.from_settings(get_settings())
+
+
+@lru_cache(maxsize=1)
+def monitor() -> PredictMonitor:
+    # EMF metrics of every predict request, and capture (on when MAAS_CAPTURE_QUEUE_URL is set)
+    return PredictMonitor.from_settings(get_settings())
 
 
 @app.get("/v1/health")
@@ -63,14 +70,19 @@ def predict(
     request: PredictRequest,
     version: Annotated[str | None, Query(description="model version; overrides the alias")] = None,
     alias: Annotated[str | None, Query(description="alias to resolve; default prod")] = None,
+    explain: Annotated[bool, Query(description="add per-field attributions to each prediction: occlusion against "
+                                               "the training baseline (tabular models; a text model answers 422)")] = False,
     routing_key: Annotated[str | None, Header(alias="x-maas-routing-key",
                                               description="sticky canary routing key; default: the caller's IP")] = None,
 ) -> Response[dict[str, Any]]:
     key = routing_key or app.current_event.request_context.identity.source_ip
     # classifiers answer label + probabilities, regressors a value: the other fields are left out
-    return json_response(predictor().predict(model, request.records, version=version, alias=alias, routing_key=key))
+    response = predictor().predict(model, request.records, version=version, alias=alias, routing_key=key,
+                                   explain=explain, on_route=monitor().routed)
+    monitor().answered(predictor(), request.records, response)  # label counts, capture; never raises
+    return json_response(response)
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(app, event, context)
+    return monitor().observe(event, lambda: resolve(app, event, context))

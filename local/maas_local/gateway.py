@@ -20,6 +20,9 @@ How it differs from the deployed stack (all on purpose, for a dev loop):
   the template before importing handlers (and restores it on stop). The functions of this project
   read their settings lazily and all get the same Globals environment, so that is enough; if two
   functions set one variable to different values a warning names it.
+- Queue consumers (a `Type: SQS` event or an AWS::Lambda::EventSourceMapping, e.g. CaptureFunction)
+  run in-process too, on a poller thread per queue (maas_local.queues), when the queue has a local
+  name (LocalStack creates the template's queues). `run_queue_consumers=False` turns that off.
 - No stage prefix in the URL (like `sam local start-api`); requestContext.stage still carries the
   template's StageName. No authorizers, throttling, or request validation beyond the body size.
 - Errors: no route -> 404, route but not that method -> 405 (API Gateway itself answers 403
@@ -56,6 +59,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from maas_local.env import EnvPatch
+from maas_local.queues import QueuePoller
 from maas_local.template import (
     LOCAL_ACCOUNT_ID,
     LOCAL_REGION,
@@ -64,6 +68,7 @@ from maas_local.template import (
     default_template_path,
     load_template,
     local_resource_names,
+    queue_consumers,
     stage_name,
 )
 
@@ -345,11 +350,15 @@ class Gateway:
         host: str = "127.0.0.1",
         port: int = 0,
         parameters: Mapping[str, Any] | None = None,
+        run_queue_consumers: bool = True,
     ) -> None:
         self.template_path = Path(template_path) if template_path else default_template_path()
         self.template = load_template(self.template_path)
         names = dict(resource_names) if resource_names is not None else local_resource_names(self.template)
         self.routes = api_routes(self.template, names, parameters, base_dir=self.template_path.parent)
+        self.consumers = queue_consumers(self.template, names, parameters, base_dir=self.template_path.parent) \
+            if run_queue_consumers else []
+        self.pollers: list[QueuePoller] = []
         if not self.routes:
             raise ValueError(f"{self.template_path}: no function has an Api event; nothing to serve")
         self.router = Router(self.routes)
@@ -378,7 +387,9 @@ class Gateway:
             self._apply_environment()
             for route in self.routes:
                 self._function(route)  # import now: a broken handler fails at start, not per request
+            self._start_pollers()
         except BaseException:
+            self._stop_pollers()
             self._server.server_close()
             self._server = None
             self._restore_environment()
@@ -389,6 +400,7 @@ class Gateway:
         return self.base_url
 
     def stop(self) -> None:
+        self._stop_pollers()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -416,10 +428,28 @@ class Gateway:
         finally:
             self.stop()
 
+    def _start_pollers(self) -> None:
+        for consumer in self.consumers:
+            fn = self._function(consumer.route)
+
+            def invoke(event: dict[str, Any], fn: LoadedFunction = fn) -> Any:
+                return fn.invoke(event, FakeLambdaContext(fn.route, str(uuid.uuid4())))
+
+            poller = QueuePoller(consumer.queue_url, invoke, function_name=consumer.route.function_name,
+                                 batch_size=consumer.batch_size,
+                                 report_batch_item_failures=consumer.report_batch_item_failures)
+            self.pollers.append(poller.start())
+            log.info("%s consumes %s in-process", consumer.route.function, consumer.queue_url)
+
+    def _stop_pollers(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        self.pollers.clear()
+
     def _apply_environment(self) -> None:
         env: dict[str, str] = {}
         owner: dict[str, str] = {}
-        for route in self.routes:
+        for route in [*self.routes, *(c.route for c in self.consumers)]:
             for key, value in route.environment.items():
                 if key in env and env[key] != value:
                     log.warning("%s sets %s=%r but %s sets %r; the local gateway shares one os.environ, "
@@ -661,6 +691,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"maas gateway on {url} -> AWS at {endpoint}", flush=True)
         for r in gateway.routes:
             print(f"  {r.method:6} {r.path}  ->  {r.function} ({r.handler})")
+        for c in gateway.consumers:
+            print(f"  SQS    {c.queue_url}  ->  {c.route.function} ({c.route.handler}), in-process")
         print("Ctrl-C to stop", flush=True)
         try:
             with sigterm_as_keyboard_interrupt():

@@ -1,4 +1,4 @@
-"""A local stand-in for the deployed stack: a moto server with the template's buckets and tables.
+"""A local stand-in for the deployed stack: a moto server with the template's buckets, tables and queues.
 
     with LocalStack() as stack:          # moto on 127.0.0.1:<free port>
         stack.endpoint_url               # http://127.0.0.1:54321 (also in os.environ["AWS_ENDPOINT_URL"])
@@ -12,6 +12,7 @@ exit the server stops and the environment is restored. Dev-only code: never ship
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import socket
 import urllib.request
@@ -27,9 +28,11 @@ from maas_local.env import EnvPatch
 from maas_local.template import (
     LOCAL_REGION,
     NAMED_RESOURCE_TYPES,
+    QUEUE_RESOURCE_TYPE,
     default_template_path,
     load_template,
     local_resource_names,
+    resolve_value,
 )
 
 log = logging.getLogger(__name__)
@@ -78,7 +81,7 @@ class _MotoServer(ThreadedMotoServer):
 
 
 class LocalStack:
-    """Context manager: moto server + the template's S3 buckets and DynamoDB tables."""
+    """Context manager: moto server + the template's S3 buckets, DynamoDB tables and SQS queues."""
 
     def __init__(
         self,
@@ -168,8 +171,10 @@ class LocalStack:
             resp.read()
 
     def create_resources(self) -> None:
-        """Create every S3 bucket and DynamoDB table of the template that has a local name."""
+        """Create every S3 bucket, DynamoDB table and SQS queue of the template that has a local name."""
         for logical_id, res in (self.template.get("Resources") or {}).items():
+            if isinstance(res, dict) and res.get("Type") == QUEUE_RESOURCE_TYPE:
+                self.create_queue(logical_id, res)
             if not isinstance(res, dict) or res.get("Type") not in NAMED_RESOURCE_TYPES:
                 continue
             name = self.names.get(logical_id)
@@ -188,6 +193,30 @@ class LocalStack:
         s3.get_waiter("bucket_exists").wait(Bucket=name)
         if versioned:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+    def create_queue(self, logical_id: str, resource: Mapping[str, Any]) -> None:
+        """Create a queue under its local name, with the template's visibility timeout, retention and
+        redrive policy (moto moves a message to the dead-letter queue after maxReceiveCount receives).
+        A dead-letter queue is created first."""
+        queue = self.names.get(f"{logical_id}.QueueName")
+        if queue is None:
+            log.warning("queue %s has no local name; not created", logical_id)
+            return
+        sqs = self.client("sqs")
+        props = resource.get("Properties") or {}
+        attributes: dict[str, str] = {}
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds"):
+            if key in props:
+                attributes[key] = str(resolve_value(props[key], self.template, self.names, where=f"{logical_id} {key}"))
+        redrive = props.get("RedrivePolicy")
+        if redrive:
+            target = redrive.get("deadLetterTargetArn") or {}
+            dlq = target.get("Fn::GetAtt", [None])[0] if isinstance(target, dict) else None
+            if dlq and dlq != logical_id:
+                self.create_queue(dlq, (self.template.get("Resources") or {}).get(dlq) or {})
+            resolved = resolve_value(redrive, self.template, self.names, where=f"{logical_id} RedrivePolicy")
+            attributes["RedrivePolicy"] = json.dumps(resolved)
+        sqs.create_queue(QueueName=queue, Attributes=attributes)  # idempotent for the same attributes
 
     def create_table(self, name: str, key_schema: Mapping[str, Any]) -> None:
         ddb = self.client("dynamodb")

@@ -22,12 +22,15 @@ import yaml
 
 __all__ = [
     "CfnLoader",
+    "QueueConsumer",
     "Route",
     "TemplateError",
     "api_routes",
     "default_template_path",
     "load_template",
+    "local_queue_url",
     "local_resource_names",
+    "queue_consumers",
     "resolve_value",
 ]
 
@@ -130,19 +133,36 @@ def _kebab(name: str) -> str:
 
 # resource types whose Ref is a name a local stack can create under that name
 NAMED_RESOURCE_TYPES = {"AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"}
+# SQS queues: their Ref is the queue URL (see local_queue_url)
+QUEUE_RESOURCE_TYPE = "AWS::SQS::Queue"
+
+
+def local_queue_url(name: str) -> str:
+    """The URL a local queue is known by. It has AWS's shape: boto3 sends SQS calls to its own endpoint
+    (the moto server) and moto finds the queue by the name at the end, so the URL works against any
+    local stack, whatever its port."""
+    return f"https://sqs.{LOCAL_REGION}.amazonaws.com/{LOCAL_ACCOUNT_ID}/{name}"
 
 
 def local_resource_names(template: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Logical id -> local physical name, for the resources a local stack creates.
 
     ModelBucket/RegistryTable get maas_core's default names (maas-models, maas-registry); any other
-    S3 bucket or DynamoDB table in `template` gets `maas-local-<kebab-case logical id>`.
+    S3 bucket or DynamoDB table in `template` gets `maas-local-<kebab-case logical id>`. An SQS queue
+    maps to its URL (its Ref), with `<id>.Arn` and `<id>.QueueName` for !GetAtt.
     """
     names = dict(KNOWN_LOCAL_NAMES)
     if template is not None:
         for logical_id, res in (template.get("Resources") or {}).items():
-            if isinstance(res, dict) and res.get("Type") in NAMED_RESOURCE_TYPES and logical_id not in names:
+            if not isinstance(res, dict) or logical_id in names:
+                continue
+            if res.get("Type") in NAMED_RESOURCE_TYPES:
                 names[logical_id] = f"{LOCAL_STACK_NAME}-{_kebab(logical_id)}"
+            elif res.get("Type") == QUEUE_RESOURCE_TYPE:
+                queue = f"{LOCAL_STACK_NAME}-{_kebab(logical_id)}"
+                names[logical_id] = local_queue_url(queue)
+                names[f"{logical_id}.QueueName"] = queue
+                names[f"{logical_id}.Arn"] = f"arn:aws:sqs:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{queue}"
     return names
 
 
@@ -271,8 +291,6 @@ def api_routes(
     the function and the variable.
     """
     names = dict(resource_names if resource_names is not None else local_resource_names(template))
-    base = Path(base_dir).resolve()
-    glob = (template.get("Globals") or {}).get("Function") or {}
     routes: list[Route] = []
     for logical_id, res in (template.get("Resources") or {}).items():
         if not isinstance(res, dict) or res.get("Type") != SERVERLESS_FUNCTION:
@@ -281,42 +299,104 @@ def api_routes(
         events = {n: e for n, e in (props.get("Events") or {}).items() if isinstance(e, dict) and e.get("Type") == "Api"}
         if not events:
             continue
-        merged_env: dict[str, Any] = {}
-        merged_env.update(((glob.get("Environment") or {}).get("Variables")) or {})
-        merged_env.update(((props.get("Environment") or {}).get("Variables")) or {})
-        env = {
-            var: _scalar(resolve_value(v, template, names, parameters, where=f"{logical_id} environment variable {var}"))
-            for var, v in merged_env.items()
-        }
-        code_uri = props.get("CodeUri", glob.get("CodeUri"))
-        handler = props.get("Handler", glob.get("Handler"))
-        if not isinstance(code_uri, str) or not isinstance(handler, str):
-            raise TemplateError(f"{logical_id}: the local gateway needs a local CodeUri folder and a Handler")
-        timeout = int(resolve_value(props.get("Timeout", glob.get("Timeout", 3)), template, names, parameters,
-                                    where=f"{logical_id} Timeout"))
-        memory = int(resolve_value(props.get("MemorySize", glob.get("MemorySize", 128)), template, names, parameters,
-                                   where=f"{logical_id} MemorySize"))
-        fn_name = props.get("FunctionName")
-        fn_name = _scalar(resolve_value(fn_name, template, names, parameters, where=f"{logical_id} FunctionName")) \
-            if fn_name is not None else f"{LOCAL_STACK_NAME}-{logical_id}"
+        fn = _function(template, logical_id, names, parameters, base_dir)
         for event_name, event in events.items():
             ep = event.get("Properties") or {}
             path, method = ep.get("Path"), ep.get("Method")
             if not isinstance(path, str) or not isinstance(method, str):
                 raise TemplateError(f"{logical_id} event {event_name}: Api events need a literal Path and Method")
             routes.append(Route(
-                function=logical_id,
                 event=event_name,
                 method="ANY" if method.lower() in {"any", "x-amazon-apigateway-any-method"} else method.upper(),
                 path=path,
-                code_uri=(base / code_uri).resolve(),
-                handler=handler,
-                environment=env,
-                timeout=timeout,
-                memory_size=memory,
-                function_name=fn_name,
+                **fn,
             ))
     return routes
+
+
+def _function(template: Mapping[str, Any], logical_id: str, names: Mapping[str, str],
+              parameters: Mapping[str, Any] | None, base_dir: str | Path) -> dict[str, Any]:
+    """What running one AWS::Serverless::Function locally needs (Globals merged in): the Route fields
+    other than event, method and path."""
+    res = (template.get("Resources") or {})[logical_id]
+    props = res.get("Properties") or {}
+    glob = (template.get("Globals") or {}).get("Function") or {}
+    merged_env: dict[str, Any] = {}
+    merged_env.update(((glob.get("Environment") or {}).get("Variables")) or {})
+    merged_env.update(((props.get("Environment") or {}).get("Variables")) or {})
+    env = {
+        var: _scalar(resolve_value(v, template, names, parameters, where=f"{logical_id} environment variable {var}"))
+        for var, v in merged_env.items()
+    }
+    code_uri = props.get("CodeUri", glob.get("CodeUri"))
+    handler = props.get("Handler", glob.get("Handler"))
+    if not isinstance(code_uri, str) or not isinstance(handler, str):
+        raise TemplateError(f"{logical_id}: the local gateway needs a local CodeUri folder and a Handler")
+    timeout = int(resolve_value(props.get("Timeout", glob.get("Timeout", 3)), template, names, parameters,
+                                where=f"{logical_id} Timeout"))
+    memory = int(resolve_value(props.get("MemorySize", glob.get("MemorySize", 128)), template, names, parameters,
+                               where=f"{logical_id} MemorySize"))
+    fn_name = props.get("FunctionName")
+    fn_name = _scalar(resolve_value(fn_name, template, names, parameters, where=f"{logical_id} FunctionName")) \
+        if fn_name is not None else f"{LOCAL_STACK_NAME}-{logical_id}"
+    return {"function": logical_id, "code_uri": (Path(base_dir).resolve() / code_uri).resolve(), "handler": handler,
+            "environment": env, "timeout": timeout, "memory_size": memory, "function_name": fn_name}
+
+
+@dataclass(frozen=True)
+class QueueConsumer:
+    """A function fed by an SQS queue: a `Type: SQS` event, or an AWS::Lambda::EventSourceMapping."""
+
+    route: Route  # the function (method "SQS", path = the queue URL), as load_handler takes it
+    queue_url: str
+    batch_size: int = 10
+    report_batch_item_failures: bool = False
+
+
+def queue_consumers(
+    template: Mapping[str, Any],
+    resource_names: Mapping[str, str] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    base_dir: str | Path = ".",
+) -> list[QueueConsumer]:
+    """Every SQS queue -> function subscription of the template whose queue has a local name."""
+    names = dict(resource_names if resource_names is not None else local_resource_names(template))
+    resources = template.get("Resources") or {}
+    found: list[tuple[str, str, Any, Mapping[str, Any]]] = []  # (function, source, queue arn, properties)
+    for logical_id, res in resources.items():
+        if not isinstance(res, dict):
+            continue
+        props = res.get("Properties") or {}
+        if res.get("Type") == SERVERLESS_FUNCTION:
+            for event_name, event in (props.get("Events") or {}).items():
+                if isinstance(event, dict) and event.get("Type") == "SQS":
+                    ep = event.get("Properties") or {}
+                    found.append((logical_id, event_name, ep.get("Queue"), ep))
+        elif res.get("Type") == "AWS::Lambda::EventSourceMapping":
+            target = props.get("FunctionName")
+            if isinstance(target, dict) and isinstance(target.get("Ref"), str):
+                found.append((target["Ref"], logical_id, props.get("EventSourceArn"), props))
+    consumers: list[QueueConsumer] = []
+    for function, source, queue_arn, props in found:
+        queue_id = _queue_of(queue_arn)
+        if queue_id is None or queue_id not in names or resources.get(function, {}).get("Type") != SERVERLESS_FUNCTION:
+            continue  # not a queue of this template (e.g. a stream), or no local name: not run locally
+        fn = _function(template, function, names, parameters, base_dir)
+        consumers.append(QueueConsumer(
+            route=Route(event=source, method="SQS", path=names[queue_id], **fn),
+            queue_url=names[queue_id],
+            batch_size=int(resolve_value(props.get("BatchSize", 10), template, names, parameters,
+                                         where=f"{source} BatchSize")),
+            report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+        ))
+    return consumers
+
+
+def _queue_of(arn: Any) -> str | None:
+    """The logical id of a queue named by `!GetAtt Queue.Arn`."""
+    if isinstance(arn, dict) and isinstance(arn.get("Fn::GetAtt"), list) and arn["Fn::GetAtt"][1:] == ["Arn"]:
+        return str(arn["Fn::GetAtt"][0])
+    return None
 
 
 def stage_name(template: Mapping[str, Any], parameters: Mapping[str, Any] | None = None) -> str:

@@ -34,6 +34,7 @@ class InputField(BaseModel):
     type: Literal["number", "string", "boolean"]
     required: bool = True
     description: str = ""
+    sensitive: bool = Field(default=False, description="masked in captured predictions (maas_core.monitoring)")
 
 
 class TensorInfo(BaseModel):

@@ -8,8 +8,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +17,13 @@ import numpy as np
 from aws_lambda_powertools import Logger
 
 from maas_core.errors import IntegrityError, MaasError, ModelLoadError, PayloadTooLargeError, UnprocessableError
+from maas_core.explain import explain_predictions
+from maas_core.ids import new_request_id
 from maas_core.model_cache import LoadedModel, ModelCache
 from maas_core.registry import AliasTarget, Registry, check_name
 from maas_core.schemas import Prediction, PredictResponse, PreprocessResponse
 from maas_core.settings import Settings
-from maas_core.store import BundleStore
+from maas_core.store import SERVING_FILES, BundleStore
 
 logger = Logger(child=True)
 
@@ -97,7 +98,7 @@ class Predictor:
         return target
 
     def load(self, name: str, version: str) -> LoadedModel:
-        return self.cache.get(name, version, lambda: self.store.load(name, version))
+        return self.cache.get(name, version, lambda: self.store.load(name, version, only=SERVING_FILES))
 
     def load_route(self, name: str, route: Route) -> tuple[LoadedModel, Route]:
         """Load the routed version. If an alias's version is broken (hash mismatch, unloadable), keep serving
@@ -133,13 +134,24 @@ class Predictor:
         return None
 
     def predict(self, name: str, records: Sequence[Any], version: str | None = None,
-                alias: str | None = None, routing_key: str | None = None) -> PredictResponse:
+                alias: str | None = None, routing_key: str | None = None, explain: bool = False,
+                on_route: Callable[[str, Route], None] | None = None) -> PredictResponse:
+        """`on_route(name, route)` is told which version answers as soon as it is loaded, before the records
+        are checked (monitoring counts a rejected request against that version)."""
         self.check_size(records)
         model, route = self.load_route(name, self.route(name, version, alias, routing_key))
+        if on_route is not None:
+            on_route(name, route)
         features = model.spec.transform(records)
-        outputs = model.run(features)
+        if explain:  # the records and all their occlusions in one onnxruntime call (maas_core.explain)
+            outputs, explanations = explain_predictions(model, records)
+        else:
+            outputs, explanations = model.run(features), []
+        predictions = shape_predictions(model, outputs)
+        for prediction, explanation in zip(predictions, explanations):
+            prediction.explanation = explanation
         return PredictResponse(model=name, version=route.version, alias=route.alias, canary=route.canary or None,
-                               predictions=shape_predictions(model, outputs))
+                               predictions=predictions)
 
     def preprocess(self, name: str, records: Sequence[Any], version: str | None = None,
                    alias: str | None = None) -> PreprocessResponse:
@@ -182,7 +194,7 @@ def class_probabilities(task: str, outputs: np.ndarray) -> np.ndarray:
 
 def shape_predictions(model: LoadedModel, outputs: np.ndarray) -> list[Prediction]:
     m = model.manifest
-    request_id = uuid.uuid4().hex
+    request_id = new_request_id()  # time-ordered: the captures table keys on it (maas_core.ids)
     ids = [f"{request_id}-{i}" for i in range(len(outputs))]
     if m.task == "regression":
         values = outputs.reshape(len(outputs), -1)[:, 0].astype(float).tolist()

@@ -46,11 +46,29 @@ class PreprocessRequest(RecordsRequest):
     """Records to turn into the feature matrix the model sees."""
 
 
+class Explanation(BaseModel):
+    """Why a tabular model answered what it did: occlusion against the training baseline (maas_core.explain).
+
+    attribution[field] = output - (output with that field at its training baseline value). These are
+    one-at-a-time effects: for a non-linear model they need not sum to output - baseline_output."""
+
+    method: Literal["occlusion"] = "occlusion"
+    baseline: Literal["training"] = Field(
+        default="training", description="numeric fields at their training mean, categorical and boolean fields at "
+                                        "their most frequent training value")
+    target: str | None = Field(default=None, description="the class explained: the predicted label (classifiers)")
+    output: float = Field(description="the model's output for the record: probability of `target`, or the value")
+    baseline_output: float = Field(description="the output with every field at its baseline value")
+    attributions: dict[str, float] = Field(
+        description="raw input field -> output minus the output with that field at its baseline value")
+
+
 class Prediction(BaseModel):
     id: str = Field(description="prediction id; feedback refers to it")
     label: str | None = Field(default=None, description="predicted class (classifiers)")
     probabilities: dict[str, float] | None = Field(default=None, description="class -> probability (classifiers)")
     value: float | None = Field(default=None, description="predicted value (regression)")
+    explanation: Explanation | None = Field(default=None, description="per-field attributions (?explain=true)")
 
 
 class PredictResponse(BaseModel):

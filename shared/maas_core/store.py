@@ -7,6 +7,7 @@ unfinished upload that nobody serves. Loading checks every file against the mani
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
 from maas_core.errors import ConflictError, IntegrityError, NotFoundError, ServiceUnavailableError
-from maas_core.manifest import MANIFEST_FILE, FileEntry, Manifest, sha256_hex
+from maas_core.manifest import MANIFEST_FILE, MODEL_FILE, PREPROCESS_FILE, FileEntry, Manifest, sha256_hex
+
+
+SERVING_FILES = (MODEL_FILE, PREPROCESS_FILE)  # what a serving function loads; reports stay in S3
 
 
 def bundle_prefix(name: str, version: str) -> str:
@@ -60,12 +64,18 @@ class BundleStore:
         raw = self._get(bundle_prefix(name, version) + MANIFEST_FILE, f"model {name!r} version {version!r}")
         return Manifest.model_validate(json.loads(raw))
 
-    def load(self, name: str, version: str) -> Bundle:
-        """The manifest and every file it lists, each verified against its SHA-256."""
+    def load(self, name: str, version: str, only: Collection[str] | None = None) -> Bundle:
+        """The manifest and the files it lists (or just `only`, e.g. what serving needs, not the report
+        pictures), each verified against its SHA-256."""
         manifest = self.load_manifest(name, version)
         prefix = bundle_prefix(name, version)
         files: dict[str, bytes] = {}
+        missing = [f for f in (only or ()) if f not in manifest.files]
+        if missing:
+            raise IntegrityError(f"model {name!r} version {version!r}: the manifest lists no {', '.join(missing)}")
         for fname, entry in manifest.files.items():
+            if only is not None and fname not in only:
+                continue
             data = self._get(prefix + fname, f"file {fname!r} of model {name!r} version {version!r}")
             if sha256_hex(data) != entry.sha256 or len(data) != entry.size:
                 raise IntegrityError(

@@ -135,7 +135,7 @@ def test_the_model_is_loaded_once_per_process(handler, aws_world, monkeypatch) -
     loads = []
     store = handler.predictor().store
     original = store.load
-    monkeypatch.setattr(store, "load", lambda *a: loads.append(a) or original(*a))
+    monkeypatch.setattr(store, "load", lambda *a, **kw: loads.append(a) or original(*a, **kw))
     for _ in range(3):
         status, _ = call(handler, "POST", "/v1/models/tiny/predict", body={"records": [GOOD]})
         assert status == 200

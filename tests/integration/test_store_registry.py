@@ -102,3 +102,12 @@ def test_list_and_describe(aws_world) -> None:
     assert models[0]["aliases"] == {"prod": "1"} and models[0]["versions"] == 1
     info = reg.describe("iris")
     assert info["versions"][0]["version"] == "1" and info["aliases"]["prod"]["version"] == "1"
+
+
+def test_serving_loads_only_the_files_it_needs(aws_world) -> None:
+    files = {**FILES, "report_roc_curve.png": b"\x89PNG big picture"}
+    aws_world.store.publish(make_manifest(), files)
+    bundle = aws_world.store.load("iris", "1", only=("model.onnx", "preprocess.json"))
+    assert set(bundle.files) == {"model.onnx", "preprocess.json"}
+    with pytest.raises(IntegrityError, match="lists no missing.bin"):
+        aws_world.store.load("iris", "1", only=("model.onnx", "missing.bin"))

@@ -49,13 +49,15 @@ EXPECTED_ROUTES = {
     ("post", "/v1/models/{model}/preprocess"): "PreprocessFunction",
     ("put", "/v1/models/{model}/aliases/{alias}"): "AdminFunction",
     ("delete", "/v1/models/{model}/versions/{version}"): "AdminFunction",
+    ("post", "/v1/models/{model}/feedback"): "MetricsFunction",
+    ("get", "/v1/models/{model}/metrics"): "MetricsFunction",
 }
 # routes only IAM-authorised callers (signed requests) may use
 ADMIN_ROUTES = {route for route, fn in EXPECTED_ROUTES.items() if fn == "AdminFunction"}
-EXPECTED_FUNCTIONS = set(EXPECTED_ROUTES.values())
+EXPECTED_FUNCTIONS = set(EXPECTED_ROUTES.values()) | {"CaptureFunction"}
 
 # functions that serve models: they must be able to read bundles, the registry and the model key
-MODEL_READERS = {"PredictFunction", "PreprocessFunction"}
+MODEL_READERS = {"PredictFunction", "PreprocessFunction", "BatchFunction", "MetricsFunction"}
 
 # writes no function role may be allowed (IAM actions are case-insensitive), unless listed for it in
 # WRITE_ALLOWANCES: a function that needs to write says so here, so every other one stays read-only
@@ -77,6 +79,14 @@ WRITE_ALLOWANCES: dict[str, tuple[str, ...]] = {
     # alias moves and version deletes: the registry items, and the bundle files of a deleted version
     "AdminFunction": ("dynamodb:putitem", "dynamodb:updateitem", "dynamodb:deleteitem", "s3:deleteobject",
                       "s3:deleteobjectversion"),
+    # batch results (batch/output/*, batch/failed/*; see test_batch_function_writes_only_batch_results),
+    # SSE-KMS data keys to encrypt them, and removing a stale failure report
+    "BatchFunction": ("s3:putobject", "s3:deleteobject", "kms:generatedatakey"),
+    # the capture consumer writes captured predictions (conditional puts, CapturesTable only: see
+    # test_monitoring_writes_touch_only_the_captures_table)
+    "CaptureFunction": ("dynamodb:putitem",),
+    # feedback is stored on the capture it is about (a conditional update, CapturesTable only)
+    "MetricsFunction": ("dynamodb:updateitem",),
 }
 ALLOWED_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # CloudWatch Logs only
@@ -438,3 +448,247 @@ def test_role_check_catches_a_write_policy(sam: dict[str, Any]) -> None:
         {"S3CrudPolicy": {"BucketName": {"Ref": "ModelBucket"}}})
     with pytest.raises(AssertionError, match="PreprocessFunction must be read-only"):
         test_every_function_role_is_least_privilege(translate(broken))
+
+
+# --- batch predictions (S3 trigger) -------------------------------------------------------------
+
+
+def _batch_role_statements(cfn: dict[str, Any]) -> list[dict[str, Any]]:
+    role = cfn["Resources"]["BatchFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [s for s in _statements_of_role(cfn, role) if s["Effect"] == "Allow"]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_batch_function_is_triggered_by_uploads_under_batch_input(cfn: dict[str, Any]) -> None:
+    """Given the translated template,
+    then the model bucket notifies BatchFunction of every ObjectCreated under batch/input/ (the
+    extension is checked in code: S3 suffix rules cannot be OR-ed), S3 may invoke the function, and
+    the function runs up to 15 minutes with 2 GB."""
+    bucket = cfn["Resources"]["ModelBucket"]
+    configs = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    batch = [c for c in configs if c["Function"] == {"Fn::GetAtt": ["BatchFunction", "Arn"]}]
+    assert len(batch) == 1, configs
+    assert batch[0]["Event"] == "s3:ObjectCreated:*"
+    assert batch[0]["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "batch/input/"}]
+    permissions = [p["Properties"] for p in resources_of_type(cfn, "AWS::Lambda::Permission").values()
+                   if p["Properties"]["FunctionName"] == {"Ref": "BatchFunction"}]
+    assert [p["Principal"] for p in permissions] == ["s3.amazonaws.com"]
+    props = cfn["Resources"]["BatchFunction"]["Properties"]
+    assert (props["Timeout"], props["MemorySize"]) == (900, 2048)
+
+
+def test_batch_function_retries_once_then_sends_the_event_to_an_encrypted_dlq(cfn: dict[str, Any]) -> None:
+    """Given BatchFunction's asynchronous invoke config,
+    then a failed file is retried once and its event then goes to BatchDeadLetterQueue (SSE, kept
+    14 days), which the function's role may send to."""
+    configs = [c["Properties"] for c in resources_of_type(cfn, "AWS::Lambda::EventInvokeConfig").values()
+               if c["Properties"]["FunctionName"] == {"Ref": "BatchFunction"}]
+    assert len(configs) == 1
+    assert configs[0]["MaximumRetryAttempts"] == 1
+    assert configs[0]["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["BatchDeadLetterQueue", "Arn"]}
+    queue = cfn["Resources"]["BatchDeadLetterQueue"]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    sends = [s for s in _batch_role_statements(cfn) if "sqs:sendmessage" in [a.lower() for a in _as_list(s["Action"])]]
+    assert any(s["Resource"] == {"Fn::GetAtt": ["BatchDeadLetterQueue", "Arn"]} for s in sends), sends
+
+
+def test_batch_function_writes_only_batch_results(cfn: dict[str, Any]) -> None:
+    """Given BatchFunction's role,
+    then every S3 write (put, multipart abort, delete) is on batch/output/* or batch/failed/*, never on
+    models/* or batch/input/*; it reads inputs and model bundles; and its bucket ARNs name the same
+    bucket as ModelBucket.BucketName (the function must not reference the bucket resource: see below)."""
+    statements = _batch_role_statements(cfn)
+    writes = {"s3:putobject", "s3:deleteobject", "s3:abortmultipartupload", "s3:deleteobjectversion"}
+    bucket_name = cfn["Resources"]["ModelBucket"]["Properties"]["BucketName"]
+    assert bucket_name["Fn::Sub"][0] == "maas-models-${StackUuid}"
+    read_resources: list[str] = []
+    for s in statements:
+        actions = {a.lower() for a in _as_list(s["Action"])}
+        resources = [r["Fn::Sub"][0] if isinstance(r, dict) and "Fn::Sub" in r else json.dumps(r)
+                     for r in _as_list(s["Resource"])]
+        if actions & writes:
+            assert all(r.endswith(("/batch/output/*", "/batch/failed/*")) for r in resources), (s, resources)
+            assert not any("models/" in r or "batch/input" in r for r in resources), resources
+        if "s3:getobject" in actions:
+            read_resources += resources
+        for r in resources:
+            if ":s3:::" in r:
+                assert r.startswith("arn:${AWS::Partition}:s3:::maas-models-${StackUuid}"), r
+    assert any(r.endswith("/models/*") for r in read_resources), read_resources
+    assert any(r.endswith("/batch/input/*") for r in read_resources), read_resources
+    assert cfn["Resources"]["BatchFunction"]["Properties"]["Environment"]["Variables"]["MAAS_MODEL_BUCKET"] \
+        == bucket_name
+
+
+def test_batch_function_does_not_reference_the_bucket_resource(cfn: dict[str, Any]) -> None:
+    """Given that ModelBucket's notification makes the bucket depend on BatchFunction,
+    then neither the function nor its role references ModelBucket (which would be a cycle)."""
+    role = cfn["Resources"]["BatchFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    for name in ("BatchFunction", role):
+        text = json.dumps(cfn["Resources"][name])
+        assert '"ModelBucket"' not in text and "${ModelBucket" not in text, name
+
+
+def test_lint_catches_a_circular_dependency_through_the_batch_trigger(sam: dict[str, Any]) -> None:
+    """Given a copy of the template whose BatchFunction policy references !Ref ModelBucket,
+    when translated and linted,
+    then cfn-lint reports the circular dependency (E3004), so the clean lint above proves there is none."""
+    broken = copy.deepcopy(sam)
+    broken["Resources"]["BatchFunction"]["Properties"]["Policies"].append(
+        {"S3ReadPolicy": {"BucketName": {"Ref": "ModelBucket"}}})
+    errors, _ = errors_and_unaccepted_warnings(run_lint(translate(broken)))
+    assert any(m.rule.id == "E3004" for m in errors), describe(errors)
+
+
+# --- monitoring: capture queue, captures table, metrics function, alarms, dashboard --------------
+
+
+def _role_statements(cfn: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role = cfn["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [s for s in _statements_of_role(cfn, role) if s["Effect"] == "Allow"]
+
+
+def test_capture_queue_redrives_to_an_encrypted_dead_letter_queue(cfn: dict[str, Any]) -> None:
+    """Given the capture queue,
+    then it is SSE-encrypted, its messages go to CaptureDeadLetterQueue (also encrypted, kept 14 days)
+    after 5 receives, its visibility timeout is at least 6x the consumer's timeout, and a queue policy
+    denies insecure transport on both."""
+    queue = cfn["Resources"]["CaptureQueue"]["Properties"]
+    dlq = cfn["Resources"]["CaptureDeadLetterQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True and dlq["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["CaptureDeadLetterQueue", "Arn"]}
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert queue["VisibilityTimeout"] >= 6 * cfn["Resources"]["CaptureFunction"]["Properties"]["Timeout"]
+    policies = [p["Properties"] for p in resources_of_type(cfn, "AWS::SQS::QueuePolicy").values()]
+    covered = [q for p in policies for q in p["Queues"]
+               if any(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s.get("Condition"))
+                      for s in p["PolicyDocument"]["Statement"])]
+    assert {"Ref": "CaptureQueue"} in covered and {"Ref": "CaptureDeadLetterQueue"} in covered
+
+
+def test_captures_table_is_keyed_pk_sk_encrypted_and_expires_items(cfn: dict[str, Any]) -> None:
+    """Given the captures table,
+    then its key is pk (hash) + sk (range), SSE is on and items expire through the expires_at TTL
+    attribute (what maas_core.monitoring.store writes)."""
+    from maas_core.monitoring.store import CaptureStore
+
+    props = cfn["Resources"]["CapturesTable"]["Properties"]
+    assert {k["AttributeName"]: k["KeyType"] for k in props["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    item = CaptureStore("t").item({"id": "0" * 32 + "-0", "model": "m", "version": "1", "time_ms": 0,
+                                   "task": "binary", "output": {"label": "a"}})
+    assert "expires_at" in item and {"pk", "sk"} <= set(item)
+
+
+def test_capture_function_consumes_the_queue_reporting_batch_item_failures(cfn: dict[str, Any]) -> None:
+    """Given the event source mapping of CaptureFunction,
+    then it reads CaptureQueue with ReportBatchItemFailures (only failed messages are retried), and the
+    function's role may receive/delete on that queue only and has no managed SQS policy (which would
+    allow every queue)."""
+    mappings = [m["Properties"] for m in resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+                if m["Properties"]["FunctionName"] == {"Ref": "CaptureFunction"}]
+    assert len(mappings) == 1
+    assert mappings[0]["EventSourceArn"] == {"Fn::GetAtt": ["CaptureQueue", "Arn"]}
+    assert mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mappings[0]["BatchSize"] <= 10
+    sqs = [s for s in _role_statements(cfn, "CaptureFunction")
+           if any(a.lower().startswith("sqs:") for a in _as_list(s["Action"]))]
+    assert {a.lower() for s in sqs for a in _as_list(s["Action"])} >= {"sqs:receivemessage", "sqs:deletemessage"}
+    assert all(s["Resource"] == {"Fn::GetAtt": ["CaptureQueue", "Arn"]} for s in sqs), sqs
+
+
+def test_predict_may_only_send_to_the_capture_queue(cfn: dict[str, Any]) -> None:
+    """Given PredictFunction's role and environment,
+    then its only SQS permission is sqs:SendMessage on CaptureQueue, and it is told the queue's URL
+    and the capture rate (a template parameter, 0..1)."""
+    sqs = [s for s in _role_statements(cfn, "PredictFunction")
+           if any(a.lower().startswith("sqs:") for a in _as_list(s["Action"]))]
+    assert [(_as_list(s["Action"]), s["Resource"]) for s in sqs] == [
+        (["sqs:SendMessage"], {"Fn::GetAtt": ["CaptureQueue", "Arn"]})]
+    env = cfn["Resources"]["PredictFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["MAAS_CAPTURE_QUEUE_URL"] == {"Ref": "CaptureQueue"}
+    assert env["MAAS_CAPTURE_RATE"] == {"Ref": "CaptureRate"}
+    rate = cfn["Parameters"]["CaptureRate"]
+    assert (rate["Default"], rate["MinValue"], rate["MaxValue"]) == (1, 0, 1)
+
+
+def test_monitoring_writes_touch_only_the_captures_table(cfn: dict[str, Any]) -> None:
+    """Given the roles of CaptureFunction and MetricsFunction (the writers WRITE_ALLOWANCES names),
+    then every DynamoDB write they may do is on CapturesTable, never on the registry."""
+    for function in ("CaptureFunction", "MetricsFunction"):
+        for s in _role_statements(cfn, function):
+            actions = {a.lower() for a in _as_list(s["Action"])}
+            if actions & {"dynamodb:putitem", "dynamodb:updateitem", "dynamodb:deleteitem"}:
+                assert s["Resource"] == {"Fn::GetAtt": ["CapturesTable", "Arn"]}, (function, s)
+
+
+def test_metrics_function_publishes_on_a_schedule(cfn: dict[str, Any]) -> None:
+    """Given the translated template,
+    then an EventBridge rule invokes MetricsFunction every 15 minutes with the publish action the
+    handler recognises."""
+    from maas_core.monitoring import is_publish_event
+
+    rules = [r["Properties"] for r in resources_of_type(cfn, "AWS::Events::Rule").values()
+             if any(t["Arn"] == {"Fn::GetAtt": ["MetricsFunction", "Arn"]} for t in r["Properties"]["Targets"])]
+    assert len(rules) == 1 and rules[0]["ScheduleExpression"] == "rate(15 minutes)"
+    assert is_publish_event(json.loads(rules[0]["Targets"][0]["Input"]))
+
+
+# what the code emits under [service] (maas_core.monitoring): the alarms must watch these
+EMITTED_SERVICE_METRICS = {"RequestCount", "RecordCount", "Latency", "Errors4xx", "Errors5xx", "Captured",
+                           "CaptureFailures", "CapturedPredictions", "FeedbackCount", "Accuracy", "PrecisionMacro",
+                           "RecallMacro", "F1Macro", "MAE", "RMSE", "MaxDriftPSI"}
+
+
+def test_alarms_watch_error_rate_latency_accuracy_drift_and_capture(cfn: dict[str, Any]) -> None:
+    """Given the CloudWatch alarms,
+    then there is one on the predict 5xx rate, the p99 latency, accuracy (below a parameter), drift (above
+    a parameter), capture failures and the capture dead-letter queue; every maas alarm watches a metric
+    the code emits, with the [service] dimensions it is emitted under, and notifies AlarmTopic."""
+    from maas_core.monitoring.emf import NAMESPACE, SERVICE
+
+    alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()}
+    assert {"Errors5xx", "Latency", "Accuracy", "MaxDriftPSI", "CaptureFailures",
+            "ApproximateNumberOfMessagesVisible"} <= set(alarms)
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        if alarm["Namespace"] == NAMESPACE:
+            assert name in EMITTED_SERVICE_METRICS, name
+            assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == SERVICE, name
+    assert alarms["Latency"]["ExtendedStatistic"] == "p99"
+    assert alarms["Errors5xx"]["Statistic"] == "Average"  # 0/1 per request: the average is the rate
+    assert alarms["Accuracy"]["Threshold"] == {"Ref": "AccuracyAlarmThreshold"}
+    assert alarms["Accuracy"]["ComparisonOperator"] == "LessThanThreshold"
+    assert alarms["MaxDriftPSI"]["Threshold"] == {"Ref": "DriftAlarmThreshold"}
+    assert cfn["Parameters"]["DriftAlarmThreshold"]["Default"] == 0.2
+    dlq = alarms["ApproximateNumberOfMessagesVisible"]
+    assert dlq["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["CaptureDeadLetterQueue", "QueueName"]}
+
+
+def test_dashboard_shows_volume_latency_errors_accuracy_and_drift(cfn: dict[str, Any]) -> None:
+    """Given the CloudWatch dashboard,
+    then its body (once substituted) is valid JSON whose widgets chart request volume, latency
+    percentiles, errors, accuracy and drift."""
+    dashboards = resources_of_type(cfn, "AWS::CloudWatch::Dashboard")
+    assert len(dashboards) == 1
+    body = next(iter(dashboards.values()))["Properties"]["DashboardBody"]
+    text, variables = body["Fn::Sub"]
+    for name in variables:
+        text = text.replace(f"${{{name}}}", "1")
+    text = text.replace("${AWS::Region}", REGION)
+    for attr in ("CaptureQueue.QueueName", "CaptureDeadLetterQueue.QueueName"):
+        text = text.replace(f"${{{attr}}}", "q")
+    assert "${" not in text, text
+    widgets = json.loads(text)["widgets"]
+    charted = json.dumps([w["properties"]["metrics"] for w in widgets])
+    for metric in ("RequestCount", "Latency", "Errors5xx", "Accuracy", "MaxDriftPSI"):
+        assert metric in charted, metric
+    stats = {m[-1].get("stat") for w in widgets for m in w["properties"]["metrics"] if isinstance(m[-1], dict)}
+    assert {"p50", "p90", "p99"} <= stats

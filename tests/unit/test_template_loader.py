@@ -21,6 +21,9 @@ from maas_local.template import (
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 NAMES = {"ModelBucket": "maas-models", "RegistryTable": "maas-registry"}
+# what the template's functions refer to beyond the bucket and registry (capture queue, captures table, ...)
+MONITORING_NAMES = {k: v for k, v in local_resource_names(load_template(TEMPLATE)).items() if k not in NAMES}
+NAMES |= MONITORING_NAMES
 
 
 def parse(text: str) -> object:
@@ -121,13 +124,15 @@ def test_a_route_for_every_api_event_of_template_yaml() -> None:
     for r in routes:
         assert r.code_uri.is_dir() and (r.code_uri / "app.py").is_file()
         assert r.handler == "app.lambda_handler"
-        assert r.timeout == t["Globals"]["Function"]["Timeout"]
-        assert r.memory_size == t["Globals"]["Function"]["MemorySize"]
+        own = t["Resources"][r.function]["Properties"]  # a function's own Timeout/MemorySize win over Globals
+        assert r.timeout == own.get("Timeout", t["Globals"]["Function"]["Timeout"])
+        assert r.memory_size == own.get("MemorySize", t["Globals"]["Function"]["MemorySize"])
 
 
 def test_environment_resolves_parameters_and_resources() -> None:
     t = load_template(TEMPLATE)
-    env = api_routes(t, {"ModelBucket": "bucket-x", "RegistryTable": "table-y"}, base_dir=ROOT)[0].environment
+    env = api_routes(t, {**MONITORING_NAMES, "ModelBucket": "bucket-x", "RegistryTable": "table-y"},
+                     base_dir=ROOT)[0].environment
     assert env["MAAS_MODEL_BUCKET"] == "bucket-x"
     assert env["MAAS_REGISTRY_TABLE"] == "table-y"
     assert env["MAAS_MAX_RECORDS"] == str(t["Parameters"]["MaxRecordsPerRequest"]["Default"])
@@ -228,3 +233,22 @@ def test_resolution_errors_are_specific() -> None:
     with pytest.raises(TemplateError, match=r"X: Fn::If cannot be resolved"):
         resolve_value({"Fn::If": ["C", "a", "b"]}, t, {}, where="X")
     assert resolve_value({"Ref": "NoDefault"}, t, {}, parameters={"NoDefault": "given"}) == "given"
+
+
+def test_queues_resolve_to_local_urls_and_their_consumers_are_found() -> None:
+    """Given template.yaml's capture queue, read by CaptureFunction through an event source mapping,
+    then the queue's Ref resolves to a local queue URL (PredictFunction's MAAS_CAPTURE_QUEUE_URL), its
+    Arn and QueueName resolve too, and queue_consumers names CaptureFunction with its own environment."""
+    from maas_local.template import local_queue_url, queue_consumers
+
+    t = load_template(TEMPLATE)
+    names = local_resource_names(t)
+    assert names["CaptureQueue"] == local_queue_url("maas-local-capture-queue")
+    assert names["CaptureQueue.Arn"].endswith(":maas-local-capture-queue")
+    predict = next(r for r in api_routes(t, names, base_dir=ROOT) if r.function == "PredictFunction")
+    assert predict.environment["MAAS_CAPTURE_QUEUE_URL"] == names["CaptureQueue"]
+    consumers = {c.route.function: c for c in queue_consumers(t, names, base_dir=ROOT)}
+    capture = consumers["CaptureFunction"]
+    assert capture.queue_url == names["CaptureQueue"] and capture.report_batch_item_failures
+    assert capture.route.environment["MAAS_CAPTURES_TABLE"] == names["CapturesTable"]
+    assert (capture.route.code_uri / "app.py").is_file()

@@ -1,0 +1,65 @@
+"""Metrics function: feedback and metrics routes (API Gateway REST), and the scheduled publication of
+quality and drift metrics (EventBridge). Thin on purpose: the logic is maas_core.monitoring.report."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from maas_core.http import (
+    build_resolver,
+    error_responses,
+    json_response,
+    ok_response,
+    resolve,
+)
+from maas_core.monitoring import MonitoringService, is_publish_event, parse_window
+from maas_core.monitoring.schemas import (
+    FeedbackRequest,
+    FeedbackResponse,
+    MetricsResponse,
+)
+from maas_core.settings import get_settings
+
+logger = Logger()
+app = build_resolver()
+
+
+@lru_cache(maxsize=1)
+def service() -> MonitoringService:
+    return MonitoringService.from_settings(get_settings())
+
+
+@app.post(
+    "/v1/models/<model>/feedback",
+    responses={**ok_response(FeedbackResponse, "one result per item; at least one was recorded (or already was)"),
+               **error_responses(400, 404, 409, 415, 422, 503)},
+)
+def feedback(model: str, request: FeedbackRequest) -> Response[dict[str, Any]]:
+    return json_response(service().feedback(model, request))
+
+
+@app.get(
+    "/v1/models/<model>/metrics",
+    responses={**ok_response(MetricsResponse, "volume, latency, quality and drift per version"),
+               **error_responses(400, 404, 422, 503)},
+)
+def metrics(
+    model: str,
+    window: Annotated[str | None, Query(description="1h, 24h, 7d, ... (up to 30d); default 1h")] = None,
+    since: Annotated[str | None, Query(description="ISO 8601 start, instead of window")] = None,
+    until: Annotated[str | None, Query(description="ISO 8601 end (default now), with since")] = None,
+    version: Annotated[str | None, Query(description="only this version")] = None,
+) -> Response[dict[str, Any]]:
+    return json_response(service().metrics(model, parse_window(window, since, until), version))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if is_publish_event(event):  # the EventBridge schedule
+        return service().publish()
+    return resolve(app, event, context)

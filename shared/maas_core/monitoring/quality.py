@@ -1,0 +1,245 @@
+"""Model quality over captured predictions with ground truth, latency percentiles, and drift (PSI).
+
+Pure functions (numpy only): maas_core.monitoring.report feeds them captures.
+
+Classification (captures whose feedback is a label): accuracy; precision, recall and F1 per class
+(0 where undefined, as when a class is never predicted); their macro averages over the classes that
+occur in the truth or the predictions (a class absent from both says nothing about this window); the
+confusion matrix, rows = true label, columns = predicted label, in the manifest's label order (then
+any other label seen, sorted).
+
+Regression (feedback is a value): MAE and RMSE.
+
+Latency percentiles use the nearest-rank definition: p50 of [1..100] is 50, p99 is 99 (an observed
+latency, never an interpolation between two).
+
+Drift: the population stability index of each input field, captured raw values against the training
+baseline of the version that answered (manifest.baseline, maas_training.evaluate documents it):
+
+    PSI = sum over buckets of (actual - expected) * ln(actual / expected)
+
+with both shares floored at EPSILON = 1e-4 so an empty bucket counts as rare, not impossible.
+Buckets: numeric fields use the baseline's bins (value -> searchsorted(bin_edges[1:-1], value,
+side="right"): the outer bins are open-ended); categorical and boolean fields use the baseline's
+categories, plus one "(unseen)" bucket for categories training never saw. Missing values are left
+out on both sides (the baseline's shares are over non-missing values too) and reported as
+`missing`. Thresholds (the usual reading of PSI):
+
+    PSI < 0.1          stable
+    0.1 <= PSI <= 0.2  moderate drift: worth a look
+    PSI > 0.2          significant drift: the inputs no longer look like the training data
+
+Not measured: text fields (their baseline is token counts and the OOV rate, which need the
+tokenizer), fields marked sensitive (their values are masked when captured), and models whose
+manifest has no baseline (e.g. registered external ONNX models): reported as skipped, with why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from maas_core.monitoring.capture import MASK
+from maas_core.preprocess.values import FALSE_STRINGS, TRUE_STRINGS, is_missing_string
+
+EPSILON = 1e-4
+MODERATE = 0.1
+SIGNIFICANT = 0.2
+UNSEEN = "(unseen)"
+
+
+# --- latency ---------------------------------------------------------------------------------------
+
+
+def percentiles(values: Sequence[float], qs: Sequence[int] = (50, 90, 99)) -> dict[str, float]:
+    """Nearest-rank percentiles {"p50": ..., ...}; {} without values."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    n = len(ordered)
+    return {f"p{q}": float(ordered[max(math.ceil(q / 100 * n), 1) - 1]) for q in qs}
+
+
+# --- quality ---------------------------------------------------------------------------------------
+
+
+def classification_quality(truth: Sequence[str], predicted: Sequence[str],
+                           labels: Sequence[str] = ()) -> dict[str, Any]:
+    """Accuracy, macro and per-class precision / recall / F1, confusion matrix (see the module docstring)."""
+    if len(truth) != len(predicted):
+        raise ValueError("truth and predicted differ in length")
+    n = len(truth)
+    seen = set(truth) | set(predicted)
+    order = list(dict.fromkeys(labels)) + sorted(seen - set(labels))
+    index = {lbl: i for i, lbl in enumerate(order)}
+    matrix = np.zeros((len(order), len(order)), np.int64)
+    for t, p in zip(truth, predicted):
+        matrix[index[t], index[p]] += 1
+    per_class: dict[str, dict[str, float | int]] = {}
+    present: list[str] = []
+    for lbl, i in index.items():
+        tp = int(matrix[i, i])
+        predicted_i = int(matrix[:, i].sum())
+        support = int(matrix[i, :].sum())
+        precision = tp / predicted_i if predicted_i else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[lbl] = {"precision": precision, "recall": recall, "f1": f1, "support": support,
+                          "predicted": predicted_i}
+        if support or predicted_i:
+            present.append(lbl)
+
+    def macro(key: str) -> float:
+        return float(np.mean([per_class[lbl][key] for lbl in present])) if present else 0.0
+
+    return {
+        "count": n,
+        "accuracy": float(np.trace(matrix)) / n if n else 0.0,
+        "precision_macro": macro("precision"),
+        "recall_macro": macro("recall"),
+        "f1_macro": macro("f1"),
+        "per_class": per_class,
+        "confusion_matrix": {"labels": order, "matrix": matrix.tolist()},
+    }
+
+
+def regression_quality(truth: Sequence[float], predicted: Sequence[float]) -> dict[str, Any]:
+    t = np.asarray(truth, np.float64)
+    p = np.asarray(predicted, np.float64)
+    if t.shape != p.shape:
+        raise ValueError("truth and predicted differ in length")
+    if not t.size:
+        return {"count": 0, "mae": 0.0, "rmse": 0.0}
+    err = p - t
+    return {"count": int(t.size), "mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err ** 2)))}
+
+
+# --- drift -----------------------------------------------------------------------------------------
+
+
+def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
+    """Population stability index of two share vectors over the same buckets (floored at EPSILON)."""
+    e = np.maximum(np.asarray(expected, np.float64), EPSILON)
+    a = np.maximum(np.asarray(actual, np.float64), EPSILON)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def drift_status(value: float) -> str:
+    if value > SIGNIFICANT:
+        return "significant"
+    if value >= MODERATE:
+        return "moderate"
+    return "stable"
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or is_missing_string(v)
+
+
+def numeric_drift(stats: Mapping[str, Any], values: Sequence[Any]) -> dict[str, Any]:
+    edges = stats.get("bin_edges") or []
+    expected = stats.get("proportions") or []
+    if len(edges) < 2 or len(expected) != len(edges) - 1:
+        return {"kind": "numeric", "skipped": "the baseline has no bins for this field"}
+    numbers: list[float] = []
+    missing = invalid = 0
+    for v in values:
+        if _is_missing(v):
+            missing += 1
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            invalid += 1
+            continue
+        try:
+            x = float(v)
+        except ValueError:
+            invalid += 1
+            continue
+        if math.isfinite(x):
+            numbers.append(x)
+        else:
+            invalid += 1
+    result: dict[str, Any] = {"kind": "numeric", "count": len(numbers), "missing": missing}
+    if invalid:
+        result["invalid"] = invalid
+    if not numbers:
+        return result | {"psi": None, "status": "no_data"}
+    bins = np.searchsorted(np.asarray(edges, np.float64)[1:-1], np.asarray(numbers), side="right")
+    actual = np.bincount(bins, minlength=len(expected)) / len(numbers)
+    value = psi(expected, actual)
+    return result | {"psi": value, "status": drift_status(value), "mean": float(np.mean(numbers)),
+                     "baseline_mean": stats.get("mean")}
+
+
+def categorical_drift(stats: Mapping[str, Any], values: Sequence[Any], kind: str = "categorical") -> dict[str, Any]:
+    frequencies: Mapping[str, float] = stats.get("frequencies") or {}
+    if not frequencies:
+        return {"kind": kind, "skipped": "the baseline has no frequencies for this field"}
+    categories: list[str] = []
+    missing = 0
+    for v in values:
+        if _is_missing(v):
+            missing += 1
+        elif kind == "boolean":
+            categories.append(_bool_category(v))
+        else:
+            categories.append(v if isinstance(v, str) else str(v))
+    result: dict[str, Any] = {"kind": kind, "count": len(categories), "missing": missing}
+    if not categories:
+        return result | {"psi": None, "status": "no_data"}
+    counts = Counter(c if c in frequencies else UNSEEN for c in categories)
+    buckets = [*frequencies, UNSEEN]
+    expected = [float(frequencies[b]) for b in frequencies] + [0.0]
+    actual = [counts.get(b, 0) / len(categories) for b in buckets]
+    value = psi(expected, actual)
+    result |= {"psi": value, "status": drift_status(value)}
+    if counts.get(UNSEEN):
+        result["unseen_share"] = counts[UNSEEN] / len(categories)
+    return result
+
+
+def _bool_category(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)) and v in (0, 1):
+        return "true" if v == 1 else "false"
+    if isinstance(v, str) and v.strip().lower() in TRUE_STRINGS:
+        return "true"
+    if isinstance(v, str) and v.strip().lower() in FALSE_STRINGS:
+        return "false"
+    return str(v)  # not a boolean: lands in the unseen bucket
+
+
+def feature_drift(baseline: Mapping[str, Any] | None, records: Sequence[Mapping[str, Any]],
+                  sensitive: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """PSI of every baseline field over the captured records: {"features": {name: ...}, "max_psi",
+    "status"}, or {"skipped": why} when there is no baseline."""
+    features_stats: Mapping[str, Any] = (baseline or {}).get("features") or {}
+    if not features_stats:
+        return {"skipped": "the model's manifest has no training baseline"}
+    out: dict[str, Any] = {}
+    for name, stats in features_stats.items():
+        kind = stats.get("kind")
+        if name in sensitive:
+            out[name] = {"kind": kind, "skipped": "sensitive field: its values are masked when captured"}
+            continue
+        values = [r.get(name) for r in records]
+        values = [v for v in values if v != MASK]
+        if kind == "numeric":
+            out[name] = numeric_drift(stats, values)
+        elif kind in ("categorical", "boolean"):
+            out[name] = categorical_drift(stats, values, kind)
+        else:
+            out[name] = {"kind": kind, "skipped": f"drift of {kind} fields is not measured"}
+    measured = [v["psi"] for v in out.values() if v.get("psi") is not None]
+    summary: dict[str, Any] = {"features": out}
+    if measured:
+        summary["max_psi"] = max(measured)
+        summary["status"] = drift_status(summary["max_psi"])
+    else:
+        summary["status"] = "no_data"
+    return summary

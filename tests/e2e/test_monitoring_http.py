@@ -1,0 +1,52 @@
+"""Monitoring over HTTP on the local stack: the gateway runs CaptureFunction on the capture queue that
+LocalStack creates from template.yaml, so predict -> capture -> feedback -> metrics works locally."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from maas_local.stack import LocalStack
+
+GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
+
+
+def wait_for(check: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+def test_the_local_stack_has_the_capture_queue_with_its_dead_letter_queue(local_stack: LocalStack) -> None:
+    sqs = local_stack.client("sqs")
+    attrs = sqs.get_queue_attributes(QueueUrl=local_stack.names["CaptureQueue"], AttributeNames=["All"])["Attributes"]
+    assert local_stack.names["CaptureDeadLetterQueue.Arn"] in attrs["RedrivePolicy"]
+    assert attrs["VisibilityTimeout"] == "360"
+
+
+def test_predict_capture_feedback_and_metrics_over_http(http: Any, gateway: str) -> None:
+    """Given the gateway serving template.yaml on the local stack,
+    when a caller predicts two records and then sends feedback for both,
+    then the predictions are captured in the background (the feedback finds them), and the metrics
+    route counts two predictions of version 1 with their accuracy."""
+    resp = http("POST", f"{gateway}/v1/models/tiny/predict", {"records": [GOOD, {"x1": -3, "colour": "red"}]})
+    assert resp.status == 200
+    ids = [p["id"] for p in resp.json()["predictions"]]  # labels yes, no
+    body = {"feedback": [{"prediction_id": ids[0], "label": "yes"}, {"prediction_id": ids[1], "label": "yes"}]}
+
+    def send_feedback() -> Any:
+        r = http("POST", f"{gateway}/v1/models/tiny/feedback", body)
+        return r if r.status == 200 else None  # 404 until the capture function has stored them
+
+    fb = wait_for(send_feedback)
+    assert fb and fb.json()["recorded"] == 2, fb and fb.body
+    resp = http("GET", f"{gateway}/v1/models/tiny/metrics?window=1h")
+    assert resp.status == 200
+    [version] = resp.json()["versions"]
+    assert (version["version"], version["predictions"], version["feedback"]) == ("1", 2, 2)
+    assert version["quality"]["accuracy"] == 0.5
+    resp = http("GET", f"{gateway}/v1/models/tiny/metrics?window=forever")
+    assert resp.status == 422 and resp.json()["error"]["details"][0]["field"] == "window"

@@ -1,0 +1,596 @@
+"""Monitoring against moto: predict metrics (EMF), capture through SQS, the capture consumer, feedback,
+metrics over windows (hand-computed values), drift, scheduled publication, and failure injection."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from maas_core.ids import new_request_id
+from maas_core.manifest import Manifest, TensorInfo
+from maas_core.monitoring import CaptureStore
+from maas_core.monitoring.capture import MASK
+from maas_core.registry import Registry
+from maas_core.settings import get_settings
+from maas_core.store import BundleStore
+from maas_local.queues import QueuePoller
+
+from tests.conftest import create_registry_table
+from tests.lambda_events import FakeLambdaContext, assert_error, call, load_function
+from tests.model_bundles import publish
+from tests.tiny_model import LABELS, SPEC, WEIGHTS, onnx_bytes, publish_tiny_model
+from tests.unit.test_monitoring_formulas import (
+    EXPECTED,
+    EXPECTED_MATRIX,
+    PREDICTED,
+    TRUTH,
+    serving_records,
+    training_baseline,
+)
+
+CAPTURES = "test-captures"
+GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
+
+
+@dataclass
+class World:
+    queue_url: str
+    dlq_url: str
+    store: BundleStore
+    registry: Registry
+    captures: CaptureStore
+    predict: ModuleType
+    capture: ModuleType
+    metrics: ModuleType
+
+    def drain(self) -> QueuePoller:
+        """Run the capture function on everything queued so far (as Lambda's event source mapping would)."""
+        poller = QueuePoller(self.queue_url, lambda ev: self.capture.lambda_handler(ev, FakeLambdaContext()),
+                             retry_delay=0)
+        poller.drain(timeout=20)
+        return poller
+
+
+@pytest.fixture
+def world(aws_world, monkeypatch) -> Iterator[World]:
+    """Given the moto world plus a capture queue (redriving to a DLQ after 2 receives) and a captures
+    table, named in MAAS_* settings, and fresh predict / capture / metrics functions."""
+    sqs = boto3.client("sqs")
+    dlq_url = sqs.create_queue(QueueName="test-capture-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(QueueName="test-capture", Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})})["QueueUrl"]
+    create_registry_table(CAPTURES)  # same key schema: pk, sk
+    monkeypatch.setenv("MAAS_CAPTURE_QUEUE_URL", queue_url)
+    monkeypatch.setenv("MAAS_CAPTURES_TABLE", CAPTURES)
+    monkeypatch.setenv("MAAS_METRICS_MIN_SAMPLES", "5")
+    get_settings.cache_clear()
+    yield World(queue_url, dlq_url, aws_world.store, aws_world.registry, CaptureStore(CAPTURES),
+                load_function("predict"), load_function("capture"), load_function("metrics"))
+    get_settings.cache_clear()
+
+
+def emf_blobs(out: str) -> list[dict[str, Any]]:
+    blobs = []
+    for line in out.splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and "_aws" in doc:
+            blobs.append(doc)
+    return blobs
+
+
+def request_blobs(out: str) -> list[dict[str, Any]]:
+    return [b for b in emf_blobs(out) if "RequestCount" in b]
+
+
+def dimension_sets(blob: dict[str, Any]) -> list[list[str]]:
+    return blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+
+
+# --- predict: metrics -------------------------------------------------------------------------------
+
+
+def test_predict_emits_request_metrics_per_model_version(world, capsys) -> None:
+    """Given the tiny model as prod and capture on,
+    when a caller predicts two records (one yes, one no),
+    then one EMF blob in namespace maas counts the request, its records, latency, no errors and two
+    captures, under [model, version], [model] and [service]; and the label mix is counted per label."""
+    publish_tiny_model(world.store, world.registry)
+    capsys.readouterr()
+    status, body = call(world.predict, "POST", "/v1/models/tiny/predict",
+                        body={"records": [GOOD, {"x1": -3, "colour": "red"}]})
+    assert status == 200, body
+    out = capsys.readouterr().out
+    [blob] = request_blobs(out)
+    assert blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "maas"
+    assert dimension_sets(blob) == [["model", "version"], ["model"], ["service"]]
+    assert (blob["model"], blob["version"], blob["service"]) == ("tiny", "1", "maas")
+    assert (blob["RequestCount"], blob["RecordCount"], blob["Errors4xx"], blob["Errors5xx"]) == ([1.0], [2.0], [0.0], [0.0])
+    assert (blob["Captured"], blob["CaptureFailures"]) == ([2.0], [0.0])
+    assert blob["Latency"][0] > 0
+    labels = {b["label"]: b["PredictedLabel"] for b in emf_blobs(out) if "PredictedLabel" in b}
+    assert labels == {"yes": [1.0], "no": [1.0]}
+
+
+REJECTED = [  # (request, status, resolved to a model version?)
+    ({"raw_body": "{not json"}, 400, False),  # rejected before any model is looked at
+    ({"path": "/v1/models/ghost/predict", "body": {"records": [GOOD]}}, 404, False),  # a made-up name is no dimension
+    ({"body": {"records": [{"x1": "ten", "colour": "red"}]}}, 422, True),  # a bad record for a real version
+]
+
+
+def test_rejected_requests_count_as_4xx_and_only_resolved_ones_per_model(world, capsys) -> None:
+    """Given requests rejected before and after the model version was resolved,
+    then each counts one Errors4xx and no records; only the resolved one is counted per model and
+    version, the others under [service] alone (a caller cannot create metric series)."""
+    publish_tiny_model(world.store, world.registry)
+    for kwargs, status, resolved in REJECTED:
+        kwargs = dict(kwargs)
+        capsys.readouterr()
+        path = kwargs.pop("path", "/v1/models/tiny/predict")
+        got, body = call(world.predict, "POST", path, **kwargs)
+        assert got == status, body
+        [blob] = request_blobs(capsys.readouterr().out)
+        assert (blob["Errors4xx"], blob["Errors5xx"], blob["RecordCount"]) == ([1.0], [0.0], [0.0])
+        if resolved:
+            assert dimension_sets(blob)[0] == ["model", "version"] and blob["version"] == "1"
+        else:
+            assert dimension_sets(blob) == [["service"]] and "model" not in blob
+
+
+def test_a_server_error_counts_as_5xx(world, capsys) -> None:
+    publish_tiny_model(world.store, world.registry)
+    boto3.client("s3").put_object(Bucket=world.store.bucket, Key="models/tiny/1/model.onnx", Body=b"garbage")
+    capsys.readouterr()
+    status, _ = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD]})
+    assert status == 500
+    [blob] = request_blobs(capsys.readouterr().out)
+    assert (blob["Errors4xx"], blob["Errors5xx"]) == ([0.0], [1.0])
+
+
+def test_other_routes_emit_no_predict_metrics(world, capsys) -> None:
+    call(world.predict, "GET", "/v1/health")
+    assert request_blobs(capsys.readouterr().out) == []
+
+
+# --- capture ----------------------------------------------------------------------------------------
+
+
+def publish_with_sensitive_colour(world: World) -> Manifest:
+    """The tiny model, its manifest marking `colour` sensitive (as a data team would for a personal field)."""
+    version = world.registry.next_version("tiny")
+    schema = [f.model_copy(update={"sensitive": f.name == "colour"}) for f in SPEC.input_schema()]
+    manifest = Manifest(name="tiny", version=version, task="binary", labels=LABELS, input_schema=schema,
+                        model_input=TensorInfo(name="features", dtype="float32", shape=[None, len(WEIGHTS)]),
+                        model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]))
+    published = world.store.publish(manifest, {"model.onnx": onnx_bytes(), "preprocess.json": SPEC.to_json().encode()})
+    world.registry.register(published)
+    world.registry.set_alias("tiny", "prod", version)
+    return published
+
+
+def test_captured_predictions_reach_the_captures_table(world) -> None:
+    """Given capture on and `colour` marked sensitive,
+    when a caller predicts and the capture function consumes the queue,
+    then each prediction is stored under its id with model, version, time, latency, its output, its
+    raw record (colour masked) and a 30-day TTL; nothing is dead-lettered."""
+    publish_with_sensitive_colour(world)
+    status, body = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD, {"x1": -3, "colour": "red"}]})
+    assert status == 200
+    poller = world.drain()
+    assert (poller.delivered, poller.failed) == (1, 0)  # two captures, one message
+    now = time.time() * 1000
+    found, truncated = world.captures.query("tiny", int(now - 60_000), int(now + 1))
+    assert not truncated and [c.id for c in found] == [p["id"] for p in body["predictions"]]
+    first = found[0]
+    assert (first.model, first.version, first.task) == ("tiny", "1", "binary")
+    assert first.features == {"x1": 1.5, "x2": -2, "colour": MASK}
+    assert first.output == {"label": "yes", "probabilities": body["predictions"][0]["probabilities"]}
+    assert first.latency_ms > 0 and abs(first.time_ms - now) < 60_000
+    raw = boto3.client("dynamodb").scan(TableName=CAPTURES)["Items"][0]
+    assert int(raw["expires_at"]["N"]) == int(raw["time_ms"]["N"]) // 1000 + 30 * 86400
+    assert "Messages" not in boto3.client("sqs").receive_message(QueueUrl=world.dlq_url)
+
+
+@pytest.mark.parametrize(("env", "value"), [("MAAS_CAPTURE_RATE", "0"), ("MAAS_CAPTURE_QUEUE_URL", "")])
+def test_capture_is_off_at_rate_0_or_without_a_queue(world, monkeypatch, capsys, env, value) -> None:
+    monkeypatch.setenv(env, value)
+    get_settings.cache_clear()
+    app = load_function("predict")
+    publish_tiny_model(world.store, world.registry)
+    capsys.readouterr()
+    assert call(app, "POST", "/v1/models/tiny/predict", body={"records": [GOOD]})[0] == 200
+    [blob] = request_blobs(capsys.readouterr().out)
+    assert "Captured" not in blob and "CaptureFailures" not in blob
+    assert "Messages" not in boto3.client("sqs").receive_message(QueueUrl=world.queue_url)
+
+
+def stub_sqs(world: World) -> Stubber:
+    """Put a botocore Stubber on the predict function's capture client (what SQS answers is scripted)."""
+    sender = world.predict.monitor().sender
+    client = boto3.client("sqs")
+    sender._sqs = client
+    stubber = Stubber(client)
+    stubber.activate()
+    return stubber
+
+
+def test_sqs_down_still_answers_200_and_counts_every_capture_as_failed(world, capsys, caplog) -> None:
+    """Given SQS failing (after botocore's retries) for the capture queue,
+    when a caller predicts three records,
+    then the caller still gets 200 with three predictions, CaptureFailures counts all three (and
+    Captured none), and the error is logged with the count."""
+    publish_tiny_model(world.store, world.registry)
+    stubber = stub_sqs(world)
+    stubber.add_client_error("send_message_batch", service_error_code="ServiceUnavailable", http_status_code=503)
+    capsys.readouterr()
+    status, body = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD] * 3})
+    assert status == 200 and len(body["predictions"]) == 3
+    out = capsys.readouterr().out
+    [blob] = request_blobs(out)
+    assert (blob["Captured"], blob["CaptureFailures"], blob["Errors5xx"]) == ([0.0], [3.0], [0.0])
+    logged = [r for r in caplog.records if r.getMessage() == "captured predictions could not be queued"]
+    assert [(r.levelname, r.capture_failures, r.reason) for r in logged] == [("ERROR", 3, "ServiceUnavailable")]
+    stubber.assert_no_pending_responses()
+
+
+def test_entries_sqs_refuses_are_counted_and_the_others_sent(world, capsys) -> None:
+    """Given a SendMessageBatch that accepts one message and refuses the other (30 records: 25 + 5),
+    then the prediction answers 200, Captured = 25 and CaptureFailures = 5."""
+    publish_tiny_model(world.store, world.registry)
+    get_settings.cache_clear()
+    stubber = stub_sqs(world)
+    stubber.add_response("send_message_batch", {
+        "Successful": [{"Id": "0", "MessageId": "m0", "MD5OfMessageBody": "x"}],
+        "Failed": [{"Id": "1", "SenderFault": False, "Code": "InternalError"}]})
+    world.predict.predictor().settings.max_records = 100
+    capsys.readouterr()
+    status, _ = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD] * 30})
+    assert status == 200
+    [blob] = request_blobs(capsys.readouterr().out)
+    assert (blob["Captured"], blob["CaptureFailures"]) == ([25.0], [5.0])
+
+
+def test_a_capture_crash_never_fails_the_prediction(world, capsys, monkeypatch) -> None:
+    publish_tiny_model(world.store, world.registry)
+    monkeypatch.setattr(world.predict.monitor().sender, "send", lambda captures: 1 / 0)
+    capsys.readouterr()
+    status, body = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD]})
+    assert status == 200 and body["predictions"][0]["label"] == "yes"
+    [blob] = request_blobs(capsys.readouterr().out)
+    assert blob["CaptureFailures"] == [1.0]
+
+
+# --- the capture consumer ---------------------------------------------------------------------------
+
+
+def capture(model: str = "tiny", version: str = "1", *, at_ms: int | None = None, latency: float = 5.0,
+            label: str | None = "yes", value: float | None = None, features: dict | None = None,
+            labels: list[str] = LABELS, task: str = "binary") -> dict[str, Any]:
+    """A capture as the predict function queues it."""
+    pid = f"{new_request_id(at_ms if at_ms is not None else int(time.time() * 1000))}-0"
+    output = {"value": value} if value is not None else {"label": label, "probabilities": {lbl: round(1 / len(labels), 6) for lbl in labels}}
+    return {"id": pid, "model": model, "version": version, "time_ms": int(pid[:12], 16), "time": "",
+            "latency_ms": latency, "task": task, "features": features or {}, "output": output}
+
+
+def sqs_event(*bodies: Any) -> dict[str, Any]:
+    return {"Records": [{"messageId": f"m{i}", "receiptHandle": f"r{i}", "eventSource": "aws:sqs", "attributes": {},
+                         "body": body if isinstance(body, str) else json.dumps(body)} for i, body in enumerate(bodies)]}
+
+
+def test_consumer_reports_only_the_messages_it_could_not_write(world, monkeypatch) -> None:
+    """Given a batch of three messages where DynamoDB fails (after retries) for the captures of the
+    second and the third is not a capture message,
+    then the first is written and the response names the other two as batchItemFailures, so SQS
+    retries them and, in the end, dead-letters them: nothing is lost silently."""
+    good, broken = capture(), capture()
+    ddb = world.capture.store().ddb
+    real_put = ddb.put_item
+
+    def put_item(**kwargs: Any) -> Any:
+        if kwargs["Item"]["sk"]["S"] == broken["id"]:
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+                              "PutItem")
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(world.capture.store(), "_ddb", ddb)
+    monkeypatch.setattr(ddb, "put_item", put_item)
+    result = world.capture.lambda_handler(sqs_event({"captures": [good]}, {"captures": [broken]}, "not json"),
+                                          FakeLambdaContext())
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]}
+    assert world.captures.get_many("tiny", [good["id"], broken["id"]]).keys() == {good["id"]}
+
+
+def test_a_message_that_keeps_failing_ends_in_the_dead_letter_queue(world, monkeypatch) -> None:
+    """Given the captures table failing every write,
+    when the queue is consumed (moto applies the redrive policy: 2 receives),
+    then the message is moved to the dead-letter queue with its captures, not dropped."""
+    sqs = boto3.client("sqs")
+    sqs.send_message(QueueUrl=world.queue_url, MessageBody=json.dumps({"captures": [capture()]}))
+
+    def failing_put(**kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "down"}}, "PutItem")
+
+    ddb = world.capture.store().ddb
+    monkeypatch.setattr(world.capture.store(), "_ddb", ddb)
+    monkeypatch.setattr(ddb, "put_item", failing_put)
+    poller = world.drain()
+    assert poller.failed == 2
+    dead = sqs.receive_message(QueueUrl=world.dlq_url).get("Messages", [])
+    assert len(dead) == 1 and json.loads(dead[0]["Body"])["captures"][0]["model"] == "tiny"
+
+
+def test_a_redelivered_message_neither_duplicates_nor_erases_feedback(world) -> None:
+    publish_tiny_model(world.store, world.registry)
+    c = capture()
+    event = sqs_event({"captures": [c]})
+    assert world.capture.lambda_handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    status, _ = call(world.metrics, "POST", "/v1/models/tiny/feedback", body={"prediction_id": c["id"], "label": "no"})
+    assert status == 200
+    assert world.capture.lambda_handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    [stored] = world.captures.query("tiny", 0, 2**42)[0]
+    assert stored.truth == {"label": "no"}
+
+
+# --- feedback ---------------------------------------------------------------------------------------
+
+
+def stored(world: World, *captures: dict[str, Any]) -> list[str]:
+    world.capture.lambda_handler(sqs_event({"captures": list(captures)}), FakeLambdaContext())
+    return [c["id"] for c in captures]
+
+
+def feedback(world: World, body: Any, model: str = "tiny") -> tuple[int, dict[str, Any]]:
+    return call(world.metrics, "POST", f"/v1/models/{model}/feedback", body=body)
+
+
+def test_feedback_is_recorded_once_per_prediction(world) -> None:
+    """Given two captured predictions,
+    when the same feedback arrives twice (in one batch and again later), a different label arrives for
+    a prediction that already has one, and an unknown id and a foreign label are mixed in,
+    then each item gets its own result, the request succeeds, and the metrics count each prediction's
+    feedback once, the first one."""
+    publish_tiny_model(world.store, world.registry)
+    a, b = stored(world, capture(label="yes"), capture(label="no"))
+    unknown = f"{new_request_id()}-0"
+    status, body = feedback(world, {"feedback": [
+        {"prediction_id": a, "label": "yes"}, {"prediction_id": a, "label": "yes"},
+        {"prediction_id": b, "label": "yes"}, {"prediction_id": unknown, "label": "no"},
+        {"prediction_id": b, "label": "maybe"}]})
+    assert status == 200, body
+    assert [r["status"] for r in body["results"]] == ["recorded", "duplicate", "recorded", "not_found", "invalid"]
+    assert (body["recorded"], body["duplicates"], body["not_found"], body["invalid"]) == (2, 1, 1, 1)
+    assert "maybe" in body["results"][4]["message"]
+    status, again = feedback(world, {"prediction_id": a, "label": "yes"})  # the single form
+    assert status == 200 and again["results"] == [
+        {"prediction_id": a, "status": "duplicate", "message": "this feedback was already recorded; counted once"}]
+    status, conflict = feedback(world, {"feedback": [{"prediction_id": a, "label": "no"}]})
+    assert status == 409
+    assert_error(conflict, "conflict", "conflict", "label 'yes'")
+    status, report = call(world.metrics, "GET", "/v1/models/tiny/metrics")
+    assert status == 200
+    [v] = report["versions"]
+    assert (v["predictions"], v["feedback"], v["quality"]["count"]) == (2, 2, 2)
+    # labels no, yes; truth yes, yes; predicted yes, no: the "yes" row holds one of each
+    assert v["quality"]["confusion_matrix"] == {"labels": ["no", "yes"], "matrix": [[0, 0], [1, 1]]}
+
+
+def test_feedback_for_unknown_predictions_only_is_a_404_with_per_item_details(world) -> None:
+    publish_tiny_model(world.store, world.registry)
+    ids = [f"{new_request_id()}-0", f"{new_request_id()}-1"]
+    status, body = feedback(world, {"feedback": [{"prediction_id": i, "label": "yes"} for i in ids]})
+    assert status == 404
+    assert_error(body, "not_found", "these ids", ids[1], "not_found")
+
+
+def test_regression_feedback_takes_values(world) -> None:
+    publish(world.store, world.registry, "house", SPEC, onnx_bytes(), [], task="regression",
+            model_input=TensorInfo(name="features", dtype="float32", shape=[None, 4]),
+            model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]))
+    [pid] = stored(world, capture("house", label=None, value=3.0, task="regression"))
+    assert feedback(world, {"prediction_id": pid, "label": "cheap"}, "house")[0] == 422
+    status, body = feedback(world, {"prediction_id": pid, "value": 2.5}, "house")
+    assert status == 200 and body["recorded"] == 1
+
+
+BAD_FEEDBACK = [  # (request, status, code, words the error must contain)
+        ({"raw_body": "{nope"}, 400, "bad_request", ["not valid JSON"]),
+        ({}, 422, "invalid_request", ["body"]),
+        ({"body": {"feedback": []}}, 422, "invalid_request", ["feedback"]),
+        ({"body": {"feedback": [{"prediction_id": "x"}]}}, 422, "invalid_request", ["exactly one of label"]),
+        ({"body": {"feedback": [{"prediction_id": "x", "label": "a", "value": 1}]}}, 422, "invalid_request", ["exactly one"]),
+        ({"body": {"feedback": [{"prediction_id": "x", "label": "a", "extra": 1}]}}, 422, "invalid_request", ["extra"]),
+        ({"body": {"feedback": [{"prediction_id": "x", "label": "a"}] * 1001}}, 422, "invalid_request", ["feedback"]),
+        ({"body": {"prediction_id": "x", "label": "yes"}, "path": "/v1/models/ghost/feedback"}, 404, "not_found", ["ghost"]),
+        ({"body": {"prediction_id": "x", "label": "yes"}, "path": "/v1/models/bad%20name/feedback"}, 400, "bad_request",
+         ["invalid model"]),
+        ({"body": {"prediction_id": "x", "label": "yes"}}, 422, "unprocessable", ["not a prediction id"]),
+        ({"body": {"prediction_id": "x", "label": "yes"}, "headers": {"Content-Type": "text/plain"}}, 415,
+         "unsupported_media_type", ["text/plain"]),
+]
+
+
+def test_bad_feedback_gets_a_4xx_naming_what_is_wrong(world) -> None:
+    """Given each malformed, empty, invalid or misdirected feedback request in BAD_FEEDBACK (one moto
+    world for all: they write nothing), then it gets its 4xx and an error body naming the problem."""
+    publish_tiny_model(world.store, world.registry)
+    for kwargs, status, code, words in BAD_FEEDBACK:
+        kwargs = dict(kwargs)
+        path = kwargs.pop("path", "/v1/models/tiny/feedback")
+        got, body = call(world.metrics, "POST", path, **kwargs)
+        assert got == status, (kwargs, body)
+        assert_error(body, code, *words)
+
+
+# --- metrics: hand-computed values --------------------------------------------------------------------
+
+
+def test_metrics_match_hand_computed_values(world) -> None:
+    """Given a three-class model and, in the last hour, 12 captured predictions of version 1 (latencies
+    1..12 ms; 10 with feedback: the truth/predicted pairs of tests/unit/test_monitoring_formulas.py) and one of
+    version 2, plus one version-1 capture two hours old,
+    when the metrics of the last hour are asked for,
+    then version 1 reports volume 12, latency p50/p90/p99 6/11/12 ms, feedback 10, accuracy 0.6,
+    precision/recall/F1 macro and per class and the confusion matrix as computed by hand; version 2
+    reports volume 1 without quality; ?version=2 reports version 2 only; the old capture is left out
+    of 1h and counted in 24h."""
+    labels = ["a", "b", "c"]
+    for _ in range(2):
+        publish(world.store, world.registry, "iris", SPEC, onnx_bytes(), labels, task="multiclass",
+                model_input=TensorInfo(name="features", dtype="float32", shape=[None, 4]),
+                model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]))
+    now = int(time.time() * 1000)
+    v1 = [capture("iris", "1", at_ms=now - 60_000 + i, latency=float(i + 1), label=p, labels=labels)
+          for i, p in enumerate(PREDICTED + ["a", "b"])]
+    old = capture("iris", "1", at_ms=now - 2 * 3600_000, latency=500.0, label="a", labels=labels)
+    ids = stored(world, *v1, capture("iris", "2", at_ms=now - 1000, latency=3.0, label="c", labels=labels), old)
+    status, fb = feedback(world, {"feedback": [{"prediction_id": i, "label": t} for i, t in zip(ids, TRUTH)]}, "iris")
+    assert status == 200 and fb["recorded"] == 10
+
+    status, body = call(world.metrics, "GET", "/v1/models/iris/metrics", query={"window": "1h"})
+    assert status == 200, body
+    assert body["window"]["label"] == "1h" and body["truncated"] is False and body["capture_rate"] == 1.0
+    one, two = body["versions"]
+    assert (one["version"], one["predictions"], one["estimated_predictions"], one["feedback"]) == ("1", 12, 12.0, 10)
+    assert one["latency_ms"] == {"p50": 6.0, "p90": 11.0, "p99": 12.0}
+    q = one["quality"]
+    assert q["task"] == "multiclass" and q["count"] == 10
+    assert q["accuracy"] == pytest.approx(EXPECTED["accuracy"])
+    for key in ("precision_macro", "recall_macro", "f1_macro"):
+        assert q[key] == pytest.approx(EXPECTED[key]), key
+    for label, (p, r, f1, support) in EXPECTED["per_class"].items():
+        got = q["per_class"][label]
+        assert (got["precision"], got["recall"], got["f1"], got["support"]) == pytest.approx((p, r, f1, support))
+    assert q["confusion_matrix"] == {"labels": labels, "matrix": EXPECTED_MATRIX}
+    assert one["drift"] == {"skipped": "the model's manifest has no training baseline"}
+    assert (two["version"], two["predictions"], two["feedback"], two.get("quality")) == ("2", 1, 0, None)
+
+    status, only = call(world.metrics, "GET", "/v1/models/iris/metrics", query={"version": "2"})
+    assert status == 200 and [v["version"] for v in only["versions"]] == ["2"]
+    status, day = call(world.metrics, "GET", "/v1/models/iris/metrics", query={"window": "24h"})
+    assert status == 200 and day["versions"][0]["predictions"] == 13
+    assert day["versions"][0]["latency_ms"]["p99"] == 500.0
+
+
+def test_regression_metrics_match_hand_computed_values(world) -> None:
+    """Given predictions 3, 5, 2.5, 7 with truths 2, 5, 4, 4, then MAE 1.375 and RMSE 1.75."""
+    publish(world.store, world.registry, "house", SPEC, onnx_bytes(), [], task="regression",
+            model_input=TensorInfo(name="features", dtype="float32", shape=[None, 4]),
+            model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]))
+    ids = stored(world, *[capture("house", label=None, value=v, task="regression") for v in (3, 5, 2.5, 7)])
+    assert feedback(world, {"feedback": [{"prediction_id": i, "value": t} for i, t in zip(ids, (2, 5, 4, 4))]},
+                    "house")[0] == 200
+    status, body = call(world.metrics, "GET", "/v1/models/house/metrics")
+    assert status == 200
+    assert body["versions"][0]["quality"] == {"task": "regression", "count": 4, "mae": pytest.approx(1.375),
+                                              "rmse": pytest.approx(1.75)}
+
+
+def publish_with_baseline(world: World, baseline: dict[str, Any]) -> None:
+    version = world.registry.next_version("tiny")
+    manifest = Manifest(name="tiny", version=version, task="binary", labels=LABELS, input_schema=SPEC.input_schema(),
+                        model_input=TensorInfo(name="features", dtype="float32", shape=[None, len(WEIGHTS)]),
+                        model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]),
+                        baseline=baseline)
+    published = world.store.publish(manifest, {"model.onnx": onnx_bytes(), "preprocess.json": SPEC.to_json().encode()})
+    world.registry.register(published)
+    world.registry.set_alias("tiny", "prod", version)
+
+
+def test_drift_in_the_metrics_api_and_its_publication(world, capsys) -> None:
+    """Given a version whose manifest has a training baseline, and 300 captured records whose x1 is
+    shifted by one standard deviation and whose colour tilts to blue,
+    then GET /metrics reports significant drift (PSI > 0.2) for x1 and colour; and the scheduled
+    publication emits MaxDriftPSI under [model, version], [model], [service] and DriftPSI per feature."""
+    rng = np.random.default_rng(7)
+    publish_with_baseline(world, training_baseline(rng))
+    records = serving_records(rng, 300, 1.0, ["blue", "red"], [0.8, 0.2], 0.3)
+    for start in range(0, 300, 100):  # several messages
+        stored(world, *[capture(features={k: r[k] for k in ("x1", "colour")}) for r in records[start:start + 100]])
+    status, body = call(world.metrics, "GET", "/v1/models/tiny/metrics")
+    assert status == 200
+    drift = body["versions"][0]["drift"]
+    assert drift["features"]["x1"]["psi"] > 0.2 and drift["features"]["colour"]["psi"] > 0.2
+    assert drift["status"] == "significant" and drift["max_psi"] > 0.2
+    assert drift["features"]["flag"]["status"] == "no_data"  # never sent: all missing
+
+    capsys.readouterr()
+    result = world.metrics.lambda_handler({"action": "publish_metrics"}, FakeLambdaContext())
+    assert result["failed"] == [] and [p["version"] for p in result["published"]] == ["1"]
+    blobs = emf_blobs(capsys.readouterr().out)
+    [main] = [b for b in blobs if "MaxDriftPSI" in b]
+    assert dimension_sets(main) == [["model", "version"], ["model"], ["service"]]
+    assert main["MaxDriftPSI"][0] == pytest.approx(drift["max_psi"]) and main["CapturedPredictions"] == [300.0]
+    per_feature = {b["feature"]: b["DriftPSI"][0] for b in blobs if "DriftPSI" in b}
+    assert per_feature.keys() == {"x1", "colour"}
+
+
+def test_scheduled_publication_emits_quality_from_enough_feedback(world, capsys) -> None:
+    """Given 10 labelled predictions (at least MAAS_METRICS_MIN_SAMPLES = 5) of a three-class model,
+    then the scheduled event publishes Accuracy, PrecisionMacro, RecallMacro and F1Macro with the
+    values GET /metrics reports."""
+    labels = ["a", "b", "c"]
+    publish(world.store, world.registry, "iris", SPEC, onnx_bytes(), labels, task="multiclass",
+            model_input=TensorInfo(name="features", dtype="float32", shape=[None, 4]),
+            model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]))
+    ids = stored(world, *[capture("iris", label=p, labels=labels) for p in PREDICTED])
+    feedback(world, {"feedback": [{"prediction_id": i, "label": t} for i, t in zip(ids, TRUTH)]}, "iris")
+    capsys.readouterr()
+    world.metrics.lambda_handler({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events"},
+                                 FakeLambdaContext())
+    [blob] = [b for b in emf_blobs(capsys.readouterr().out) if "Accuracy" in b]
+    assert blob["Accuracy"][0] == pytest.approx(0.6)
+    assert blob["F1Macro"][0] == pytest.approx(EXPECTED["f1_macro"])
+    assert blob["FeedbackCount"] == [10.0] and "MaxDriftPSI" not in blob
+
+
+BAD_METRICS = [  # (path, query, status, code, words)
+        ("/v1/models/ghost/metrics", None, 404, "not_found", ["ghost"]),
+        ("/v1/models/tiny/metrics", {"version": "9"}, 404, "not_found", ["no version '9'"]),
+        ("/v1/models/tiny/metrics", {"window": "soon"}, 422, "unprocessable", ["invalid window", "window"]),
+        ("/v1/models/tiny/metrics", {"window": "90d"}, 422, "unprocessable", ["30 days"]),
+        ("/v1/models/tiny/metrics", {"window": "1h", "since": "2026-01-01T00:00:00Z"}, 422, "unprocessable", ["either"]),
+        ("/v1/models/tiny/metrics", {"since": "last week"}, 422, "unprocessable", ["ISO 8601"]),
+        ("/v1/models/tiny/metrics", {"until": "2026-01-01T00:00:00Z"}, 422, "unprocessable", ["since"]),
+        ("/v1/models/bad%20name/metrics", None, 400, "bad_request", ["invalid model"]),
+]
+
+
+def test_bad_metrics_requests_get_a_4xx(world) -> None:
+    """Given each request in BAD_METRICS (unknown model or version, bad windows, a bad name),
+    then it gets its 4xx and an error body naming the parameter."""
+    publish_tiny_model(world.store, world.registry)
+    for path, query, status, code, words in BAD_METRICS:
+        got, body = call(world.metrics, "GET", path, query=query)
+        assert got == status, (path, query, body)
+        assert_error(body, code, *words)
+
+
+def test_predict_capture_feedback_metrics_end_to_end(world) -> None:
+    """Given the tiny model, when callers predict, the captures are consumed and feedback arrives for
+    each prediction, then GET /metrics counts every prediction and its accuracy."""
+    publish_tiny_model(world.store, world.registry)
+    records = [GOOD, {"x1": -3, "colour": "red"}, {"x1": 2, "colour": "red"}, {"x1": -1, "colour": "blue"}]
+    _, body = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": records})
+    world.drain()
+    truth = ["yes", "no", "no", "no"]  # the model says yes, no, yes, no: 3 of 4 right
+    status, fb = feedback(world, {"feedback": [{"prediction_id": p["id"], "label": t}
+                                               for p, t in zip(body["predictions"], truth)]})
+    assert status == 200 and fb["recorded"] == 4
+    _, report = call(world.metrics, "GET", "/v1/models/tiny/metrics", query={"window": "5m"})
+    [v] = report["versions"]
+    assert (v["predictions"], v["feedback"], v["quality"]["accuracy"]) == (4, 4, 0.75)
+    assert v["latency_ms"]["p50"] > 0

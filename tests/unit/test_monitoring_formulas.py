@@ -1,0 +1,263 @@
+"""maas_core.monitoring without AWS: formulas against hand-computed values, drift, windows, capture packing."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from maas_core.errors import UnprocessableError
+from maas_core.ids import id_time_ms, new_request_id, time_prefix
+from maas_core.manifest import InputField, Manifest, TensorInfo
+from maas_core.monitoring.capture import (
+    CAPTURES_PER_MESSAGE,
+    MASK,
+    MAX_CALL_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_STRING,
+    batches,
+    build_captures,
+    features_summary,
+    message_bodies,
+    sampled,
+)
+from maas_core.monitoring.quality import (
+    EPSILON,
+    classification_quality,
+    drift_status,
+    feature_drift,
+    percentiles,
+    psi,
+    regression_quality,
+)
+from maas_core.monitoring.report import parse_window
+from maas_core.schemas import Prediction, PredictResponse
+
+# --- ids ----------------------------------------------------------------------------------------------
+
+
+def test_prediction_ids_sort_by_time_and_carry_it() -> None:
+    """Given request ids made at increasing times,
+    then they sort in time order, keep a uuid4-hex length, and give their time back."""
+    ids = [new_request_id(ms) for ms in (5, 1_000, 1_795_000_000_000)]
+    assert ids == sorted(ids) and all(len(i) == 32 for i in ids)
+    assert id_time_ms(ids[2] + "-7") == 1_795_000_000_000
+    assert time_prefix(1_000) <= ids[1] < time_prefix(1_001)
+    with pytest.raises(ValueError):
+        id_time_ms("not-an-id")
+
+
+# --- latency, classification, regression: hand-computed ------------------------------------------------
+
+
+def test_latency_percentiles_are_nearest_rank() -> None:
+    """Given latencies 1..100 ms (shuffled), then p50 = 50, p90 = 90, p99 = 99; given 1..12, 6 / 11 / 12."""
+    values = list(range(1, 101))
+    np.random.default_rng(0).shuffle(values)
+    assert percentiles(values) == {"p50": 50.0, "p90": 90.0, "p99": 99.0}
+    assert percentiles(list(range(1, 13))) == {"p50": 6.0, "p90": 11.0, "p99": 12.0}
+    assert percentiles([7.5]) == {"p50": 7.5, "p90": 7.5, "p99": 7.5}
+    assert percentiles([]) == {}
+
+
+# truth / predicted of 10 labelled predictions over classes a, b, c (and the values worked out by hand)
+TRUTH = ["a", "a", "a", "a", "b", "b", "b", "c", "c", "c"]
+PREDICTED = ["a", "a", "b", "c", "b", "b", "a", "c", "c", "b"]
+EXPECTED_MATRIX = [[2, 1, 1], [1, 2, 0], [0, 1, 2]]  # rows: truth a, b, c; columns: predicted a, b, c
+EXPECTED = {
+    "accuracy": 6 / 10,
+    "per_class": {"a": (2 / 3, 2 / 4, 4 / 7, 4), "b": (2 / 4, 2 / 3, 4 / 7, 3), "c": (2 / 3, 2 / 3, 2 / 3, 3)},
+    "precision_macro": 11 / 18, "recall_macro": 11 / 18, "f1_macro": 38 / 63,
+}
+
+
+def test_classification_quality_matches_hand_computed_values() -> None:
+    """Given 10 labelled predictions over a, b, c,
+    then accuracy, precision / recall / F1 per class and macro, support and the confusion matrix are
+    the values worked out by hand."""
+    q = classification_quality(TRUTH, PREDICTED, labels=["a", "b", "c"])
+    assert q["count"] == 10
+    assert q["accuracy"] == pytest.approx(EXPECTED["accuracy"])
+    for label, (p, r, f1, support) in EXPECTED["per_class"].items():
+        got = q["per_class"][label]
+        assert (got["precision"], got["recall"], got["f1"]) == pytest.approx((p, r, f1)), label
+        assert got["support"] == support
+    for key in ("precision_macro", "recall_macro", "f1_macro"):
+        assert q[key] == pytest.approx(EXPECTED[key]), key
+    assert q["confusion_matrix"] == {"labels": ["a", "b", "c"], "matrix": EXPECTED_MATRIX}
+
+
+def test_macro_averages_skip_classes_absent_from_truth_and_predictions() -> None:
+    """Given a three-class model whose window only saw a and b,
+    then class c (never true, never predicted) is in the matrix but not in the macro averages;
+    a class that is predicted but never true counts with recall 0 (sklearn's zero_division=0)."""
+    q = classification_quality(["a", "b"], ["a", "a"], labels=["a", "b", "c"])
+    assert q["confusion_matrix"]["matrix"] == [[1, 0, 0], [1, 0, 0], [0, 0, 0]]
+    assert q["precision_macro"] == pytest.approx((0.5 + 0.0) / 2)
+    assert q["recall_macro"] == pytest.approx((1.0 + 0.0) / 2)
+    assert q["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "predicted": 0}
+
+
+def test_regression_quality_matches_hand_computed_values() -> None:
+    """Given predictions 3, 5, 2.5, 7 for truths 2, 5, 4, 4 (errors 1, 0, -1.5, 3),
+    then MAE = 5.5 / 4 = 1.375 and RMSE = sqrt(12.25 / 4) = 1.75."""
+    q = regression_quality([2, 5, 4, 4], [3, 5, 2.5, 7])
+    assert q == {"count": 4, "mae": pytest.approx(1.375), "rmse": pytest.approx(1.75)}
+
+
+# --- drift ------------------------------------------------------------------------------------------
+
+
+def test_psi_formula_and_thresholds() -> None:
+    """PSI = sum((a - e) ln(a / e)); identical shares give 0; an empty bucket is floored at EPSILON;
+    < 0.1 stable, 0.1..0.2 moderate, > 0.2 significant."""
+    assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
+    assert psi([0.5, 0.5], [0.8, 0.2]) == pytest.approx(0.3 * math.log(0.8 / 0.5) - 0.3 * math.log(0.2 / 0.5))
+    assert psi([0.5, 0.5], [1.0, 0.0]) == pytest.approx(0.5 * math.log(1 / 0.5) + (EPSILON - 0.5) * math.log(EPSILON / 0.5))
+    assert [drift_status(v) for v in (0.05, 0.1, 0.2, 0.21)] == ["stable", "moderate", "moderate", "significant"]
+
+
+def training_baseline(rng: np.random.Generator) -> dict:
+    """A baseline in the training job's format (maas_training.evaluate): deciles of x1 ~ N(0, 1),
+    colour 50/50 blue/red, flag 70/30 false/true."""
+    x1 = rng.normal(0.0, 1.0, 5000)
+    edges = np.quantile(x1, np.linspace(0, 1, 11))
+    counts = np.bincount(np.searchsorted(edges[1:-1], x1, side="right"), minlength=10)
+    return {"rows": 5000, "bins": 10, "features": {
+        "x1": {"kind": "numeric", "count": 5000, "missing": 0, "mean": float(x1.mean()), "std": float(x1.std()),
+               "min": float(x1.min()), "max": float(x1.max()), "bin_edges": edges.tolist(),
+               "proportions": (counts / 5000).tolist()},
+        "colour": {"kind": "categorical", "count": 5000, "missing": 0, "frequencies": {"blue": 0.5, "red": 0.5}},
+        "flag": {"kind": "boolean", "count": 5000, "missing": 0, "frequencies": {"false": 0.7, "true": 0.3}},
+        "note": {"kind": "text", "count": 5000, "missing": 0, "oov_rate": 0.1, "tokens": {}},
+    }}
+
+
+def serving_records(rng: np.random.Generator, n: int, shift: float, colours: list[str], p: list[float],
+                    p_true: float) -> list[dict]:
+    x1 = rng.normal(shift, 1.0, n)
+    colour = rng.choice(colours, n, p=p)
+    flag = rng.random(n) < p_true
+    return [{"x1": float(a), "colour": str(c), "flag": bool(f), "note": "hi"} for a, c, f in zip(x1, colour, flag)]
+
+
+def test_unshifted_inputs_stay_below_0_1_and_shifted_inputs_rise_above_0_2() -> None:
+    """Given a training baseline and 2000 serving records,
+    when the records come from the training distribution, every field's PSI stays below 0.1 (stable);
+    when x1 shifts by one standard deviation, colour tilts 80/20 with unseen colours and flag flips to
+    mostly true, each of those fields' PSI rises above 0.2 (significant), unseen colours get their own
+    bucket, and the text field is skipped with a reason."""
+    rng = np.random.default_rng(42)
+    baseline = training_baseline(rng)
+    same = feature_drift(baseline, serving_records(rng, 2000, 0.0, ["blue", "red"], [0.5, 0.5], 0.3))
+    for name in ("x1", "colour", "flag"):
+        assert same["features"][name]["psi"] < 0.1, (name, same["features"][name])
+        assert same["features"][name]["status"] == "stable"
+    assert same["status"] == "stable" and same["max_psi"] < 0.1
+    assert "skipped" in same["features"]["note"]
+
+    shifted = feature_drift(baseline, serving_records(rng, 2000, 1.0, ["blue", "red", "green"], [0.7, 0.1, 0.2], 0.8))
+    for name in ("x1", "colour", "flag"):
+        assert shifted["features"][name]["psi"] > 0.2, (name, shifted["features"][name])
+        assert shifted["features"][name]["status"] == "significant"
+    assert shifted["features"]["colour"]["unseen_share"] == pytest.approx(0.2, abs=0.03)
+    assert shifted["status"] == "significant"
+
+
+def test_drift_handles_missing_values_sensitive_fields_and_no_baseline() -> None:
+    """Given records with missing and non-numeric values and a field marked sensitive,
+    then missing values are counted apart, masked values are not measured, and a manifest without a
+    baseline (an external model) is skipped with a reason instead of failing."""
+    baseline = training_baseline(np.random.default_rng(1))
+    records = [{"x1": None, "colour": MASK}, {"x1": "NA"}, {"x1": "oops"}, {"x1": 0.5, "colour": MASK}]
+    out = feature_drift(baseline, records, sensitive={"colour"})
+    assert (out["features"]["x1"]["count"], out["features"]["x1"]["missing"], out["features"]["x1"]["invalid"]) == (1, 2, 1)
+    assert "sensitive" in out["features"]["colour"]["skipped"]
+    assert feature_drift({}, records) == {"skipped": "the model's manifest has no training baseline"}
+    assert feature_drift(None, records)["skipped"]
+
+
+# --- windows ----------------------------------------------------------------------------------------
+
+
+NOW = datetime(2026, 1, 2, 12, 0, tzinfo=timezone.utc)
+
+
+def test_windows_by_length_or_by_since_until() -> None:
+    assert parse_window("1h", now=NOW).start == NOW - timedelta(hours=1)
+    assert parse_window("7d", now=NOW).start == NOW - timedelta(days=7)
+    assert parse_window(None, now=NOW).label == "1h"
+    w = parse_window(since="2026-01-01T00:00:00Z", until="2026-01-01T06:00:00", now=NOW)
+    assert (w.start.hour, w.end.hour, w.end.tzinfo is not None) == (0, 6, True)
+    assert parse_window(since="2026-01-02T11:00:00+00:00", now=NOW).end == NOW
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"window": "5x"}, "window"), ({"window": "31d"}, "window"), ({"window": "0h"}, "window"),
+    ({"window": "1h", "since": "2026-01-01T00:00:00Z"}, "window"),
+    ({"until": "2026-01-01T00:00:00Z"}, "since"),
+    ({"since": "yesterday"}, "since"),
+    ({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "since"),
+    ({"since": "2025-10-01T00:00:00Z"}, "since"),
+])
+def test_bad_windows_are_422_naming_the_parameter(kwargs, field) -> None:
+    with pytest.raises(UnprocessableError) as info:
+        parse_window(**kwargs, now=NOW)
+    assert info.value.details[0]["field"] == field
+
+
+# --- capture: sampling, the record kept, packing ---------------------------------------------------------
+
+
+def test_sampling_is_a_stable_share_of_prediction_ids() -> None:
+    ids = [f"{new_request_id(1_000 + i)}-0" for i in range(4000)]
+    share = sum(sampled(i, 0.25) for i in ids) / len(ids)
+    assert 0.22 < share < 0.28
+    assert [sampled(i, 0.25) for i in ids[:50]] == [sampled(i, 0.25) for i in ids[:50]]  # same id, same answer
+    assert all(sampled(i, 1.0) for i in ids[:10]) and not any(sampled(i, 0.0) for i in ids[:10])
+
+
+def manifest(fields: list[InputField], task: str = "binary", labels: list[str] | None = None) -> Manifest:
+    return Manifest(name="m", version="1", task=task, labels=labels if labels is not None else ["no", "yes"],
+                    input_schema=fields, model_input=TensorInfo(name="x", dtype="float32", shape=[None, 1]),
+                    model_output=TensorInfo(name="y", dtype="float32", shape=[None, 2]))
+
+
+def test_the_captured_record_is_small_and_masks_sensitive_fields() -> None:
+    """Given a record with a sensitive field, a long string, a nested value and a field outside the schema,
+    then the capture keeps schema fields only, masks the sensitive one, cuts the string to 256
+    characters and names the nested value's type; a text model's bare string goes under its field."""
+    m = manifest([InputField(name="email", type="string", sensitive=True), InputField(name="bio", type="string"),
+                  InputField(name="age", type="number"), InputField(name="tags", type="string", required=False)])
+    got = features_summary({"email": "a@b.c", "bio": "x" * 1000, "age": 41, "tags": ["a"], "extra": 1}, m)
+    assert got == {"email": MASK, "bio": "x" * MAX_STRING, "age": 41, "tags": "<list>"}
+    text = manifest([InputField(name="review", type="string")])
+    assert features_summary("great stuff", text) == {"review": "great stuff"}
+
+
+def test_build_captures_follows_the_rate_and_shapes_outputs() -> None:
+    rid = new_request_id(1_700_000_000_000)
+    preds = [Prediction(id=f"{rid}-{i}", label="yes", probabilities={"no": 0.1, "yes": 0.9}) for i in range(3)]
+    response = PredictResponse(model="m", version="1", alias="prod", predictions=preds)
+    caps = build_captures(response, [{"a": 1}] * 3, manifest([InputField(name="a", type="number")]), 12.3456, 1.0)
+    assert [c["id"] for c in caps] == [p.id for p in preds]
+    assert caps[0] | {"features": None} == {
+        "id": preds[0].id, "model": "m", "version": "1", "alias": "prod", "time": "2023-11-14T22:13:20.000+00:00",
+        "time_ms": 1_700_000_000_000, "latency_ms": 12.346, "task": "binary", "features": None,
+        "output": {"label": "yes", "probabilities": {"no": 0.1, "yes": 0.9}}}
+    assert build_captures(response, [{"a": 1}] * 3, manifest([]), 1.0, 0.0) == []
+
+
+def test_captures_are_packed_25_per_message_and_10_messages_per_call_within_size_limits() -> None:
+    captures = [{"id": f"{i:032x}-0", "features": {"text": "y" * 200}} for i in range(1000)]
+    bodies = list(message_bodies(captures))
+    assert sum(n for _, n in bodies) == 1000
+    assert all(n <= CAPTURES_PER_MESSAGE and len(b) <= MAX_MESSAGE_BYTES for b, n in bodies)
+    assert [c["id"] for b, _ in bodies for c in json.loads(b)["captures"]] == [c["id"] for c in captures]
+    calls = list(batches(bodies))
+    assert sum(len(c) for c in calls) == len(bodies) and len(calls) == math.ceil(len(bodies) / 10)
+    assert all(len(c) <= 10 and sum(len(b) for b, _ in c) <= MAX_CALL_BYTES for c in calls)
+    big = [{"id": f"{i:032x}-0", "features": {"text": "z" * 7000}} for i in range(30)]
+    assert all(len(b) <= MAX_MESSAGE_BYTES for b, _ in message_bodies(big))
