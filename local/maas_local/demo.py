@@ -1,9 +1,10 @@
 """`maas-demo`: the whole loop on one laptop, no Docker, no AWS account.
 
     moto server (S3 + DynamoDB) on 127.0.0.1:4566
-    -> train the penguins classifier (TensorFlow/Keras -> ONNX), publish it, alias prod -> it
+    -> train two models (TensorFlow/Keras -> ONNX), publish each, alias prod -> it:
+       penguins (an MLP on measurements) and support-tickets (Embedding -> LSTM on raw text)
     -> serve template.yaml's API on http://127.0.0.1:8080 (handlers in-process)
-    -> POST one record, print the answer, the curl command to repeat it and how to inspect moto
+    -> POST one record to each, print the answers, the curl commands to repeat them and how to inspect moto
     -> keep serving until Ctrl-C (or exit right away with --no-serve)
 
 Dev-only code: never shipped to Lambda.
@@ -24,10 +25,13 @@ from maas_local.stack import FAKE_CREDENTIALS, LocalStack, PortInUseError, check
 from maas_local.template import LOCAL_REGION
 
 MODEL = "penguins"
+TEXT_MODEL = "support-tickets"
 ALIAS = "prod"
 # one raw record, as a web app would send it (species is what the model predicts)
 SAMPLE_RECORD = {"island": "Biscoe", "bill_length_mm": 45.1, "bill_depth_mm": 14.5, "flipper_length_mm": 215,
                  "body_mass_g": 5000, "sex": "female"}
+# a text model takes the raw text itself (or {"text": ...}); the label is what the model predicts
+SAMPLE_TEXT = "Hi, I was charged twice for my subscription this month. Can you refund one of the payments?"
 
 
 def shell_quote(text: str) -> str:
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from maas_core.errors import NotFoundError
     from maas_core.registry import Registry
     from maas_local.gateway import Gateway, sigterm_as_keyboard_interrupt
-    from maas_training.datasets import penguins_config
+    from maas_training.datasets import penguins_config, support_tickets_config
     from maas_training.job import run
 
     template = Path(args.template) if args.template else None
@@ -105,19 +109,21 @@ def main(argv: list[str] | None = None) -> int:
                   f"table {stack.names['RegistryTable']}", flush=True)
 
             overrides: dict[str, Any] = {"bucket": stack.names["ModelBucket"], "table": stack.names["RegistryTable"],
-                                         "model_name": MODEL, "promote": ALIAS}
+                                         "promote": ALIAS}
             if args.epochs is not None:
                 overrides["epochs"] = args.epochs
-            config = penguins_config(**overrides)
-            registry = Registry(config.table)
-            manifest = run(config, registry=registry, progress=lambda msg: print(f"[train] {msg}", flush=True))
-            try:
-                target = registry.resolve_alias(MODEL, ALIAS).version
-            except NotFoundError:
-                target = None
-            if target != manifest.version:
-                registry.set_alias(MODEL, ALIAS, manifest.version)
-            print(f"published {MODEL} version {manifest.version}; alias {ALIAS} -> {manifest.version}", flush=True)
+            registry = Registry(overrides["table"])
+            for name, make_config in ((MODEL, penguins_config), (TEXT_MODEL, support_tickets_config)):
+                config = make_config(model_name=name, **overrides)
+                manifest = run(config, registry=registry,
+                               progress=lambda msg, name=name: print(f"[train {name}] {msg}", flush=True))
+                try:
+                    target = registry.resolve_alias(name, ALIAS).version
+                except NotFoundError:
+                    target = None
+                if target != manifest.version:
+                    registry.set_alias(name, ALIAS, manifest.version)
+                print(f"published {name} version {manifest.version}; alias {ALIAS} -> {manifest.version}", flush=True)
 
             gateway = Gateway(stack.template_path, stack.names, host=host, port=args.port)
             try:
@@ -138,20 +144,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve: bool) -> int:
-    url = f"{base_url}/v1/models/{MODEL}/predict"
-    payload = {"records": [SAMPLE_RECORD]}
-    status, answer = post_json(url, payload)
-    print(f"\nPOST {url}\n{json.dumps(payload)}\n-> {status}", flush=True)
-    print(json.dumps(answer, indent=2) if not isinstance(answer, str) else answer, flush=True)
-    if status != 200:
-        print("maas-demo: the prediction failed (see above)", file=sys.stderr)
-        return 1
+    commands = []
+    for model, record in ((MODEL, SAMPLE_RECORD), (TEXT_MODEL, SAMPLE_TEXT)):
+        url = f"{base_url}/v1/models/{model}/predict"
+        payload = {"records": [record]}
+        status, answer = post_json(url, payload)
+        print(f"\nPOST {url}\n{json.dumps(payload, ensure_ascii=False)}\n-> {status}", flush=True)
+        print(json.dumps(answer, indent=2) if not isinstance(answer, str) else answer, flush=True)
+        if status != 200:
+            print(f"maas-demo: the {model} prediction failed (see above)", file=sys.stderr)
+            return 1
+        commands.append(curl_command(url, payload))
 
-    print("\nrepeat it:", flush=True)
-    print(f"  {curl_command(url, payload)}")
+    print("\nrepeat them:", flush=True)
+    for command in commands:
+        print(f"  {command}")
     print("inspect the local S3/DynamoDB with the aws CLI or boto3:")
     print(f"  {export_line(stack.endpoint_url)}")
-    print(f"  aws s3 ls s3://{stack.names['ModelBucket']}/models/{MODEL}/ --recursive")
+    print(f"  aws s3 ls s3://{stack.names['ModelBucket']}/models/ --recursive")
     print(f"  aws dynamodb scan --table-name {stack.names['RegistryTable']}", flush=True)
     if no_serve:
         return 0

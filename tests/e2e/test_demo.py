@@ -27,13 +27,21 @@ def demo_env() -> dict[str, str]:
     return env
 
 
-def parse_curl(output: str) -> tuple[str, dict]:
-    """The printed curl command must be one line that a shell can run as is."""
-    line = next(ln.strip() for ln in output.splitlines() if ln.strip().startswith("curl "))
-    argv = shlex.split(line)
-    assert argv[:4] == ["curl", "-s", "-X", "POST"]
-    assert argv[argv.index("-H") + 1] == "Content-Type: application/json"
-    return argv[4], json.loads(argv[argv.index("-d") + 1])
+def parse_curls(output: str) -> list[tuple[str, dict]]:
+    """Each printed curl command must be one line that a shell can run as is."""
+    commands = []
+    for line in (ln.strip() for ln in output.splitlines() if ln.strip().startswith("curl ")):
+        argv = shlex.split(line)
+        assert argv[:4] == ["curl", "-s", "-X", "POST"]
+        assert argv[argv.index("-H") + 1] == "Content-Type: application/json"
+        commands.append((argv[4], json.loads(argv[argv.index("-d") + 1])))
+    return commands
+
+
+def answers(output: str) -> list[dict]:
+    """The JSON answer printed after each '-> 200' (one JSON document; handler log lines may follow it)."""
+    decoder = json.JSONDecoder()
+    return [decoder.raw_decode(part.lstrip())[0] for part in output.split("-> 200")[1:]]
 
 
 @pytest.mark.e2e
@@ -43,12 +51,16 @@ def test_demo_no_serve_predicts_and_prints_how_to_repeat_it() -> None:
                           cwd=ROOT, env=demo_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    url, payload = parse_curl(out)
+    (url, payload), (text_url, text_payload) = parse_curls(out)
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1/models/penguins/predict", url)
     assert payload["records"][0]["island"] == "Biscoe"
-    answer = json.loads(out[out.index("-> 200") + len("-> 200"):out.index("repeat it:")])
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1/models/support-tickets/predict", text_url)
+    assert isinstance(text_payload["records"][0], str)  # raw text, as a web app would send it
+    answer, text_answer = answers(out)
     assert answer["model"] == "penguins" and answer["alias"] == "prod" and answer["version"] == "1"
     assert answer["predictions"][0]["label"] in {"Adelie", "Chinstrap", "Gentoo"}
+    assert (text_answer["model"], text_answer["alias"], text_answer["version"]) == ("support-tickets", "prod", "1")
+    assert text_answer["predictions"][0]["label"] in {"account", "billing", "shipping", "technical"}
     assert re.search(r"^\s*export AWS_ENDPOINT_URL=http://127\.0\.0\.1:\d+ ", out, re.M)
     assert out.rstrip().endswith("stopped")
 
@@ -71,11 +83,13 @@ def test_demo_serves_until_ctrl_c() -> None:
                 break
         out = "".join(lines)
         assert "Ctrl-C to stop" in out, out
-        url, payload = parse_curl(out)  # the printed command works while the demo serves
-        req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            assert resp.status == 200 and json.loads(resp.read())["model"] == "penguins"
+        commands = parse_curls(out)  # the printed commands work while the demo serves
+        assert len(commands) == 2
+        for (url, payload), model in zip(commands, ["penguins", "support-tickets"]):
+            req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                assert resp.status == 200 and json.loads(resp.read())["model"] == model
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
     finally:

@@ -258,3 +258,23 @@ def test_transform_valid_keeps_good_records_and_lists_every_error(spec: Preproce
     with pytest.raises(UnprocessableError) as err:
         spec.transform(records)
     assert len(err.value.details) == 50  # an API answer lists the first 50
+
+
+def test_training_fills_missing_required_values_when_the_strategy_is_a_fill() -> None:
+    """A required column with missing='median' fills its missing training rows (fill_required, the
+    training job's call); serving still rejects a record without the field."""
+    spec = PreprocessSpec.fit(COLUMNS, SpecConfig(columns={
+        "size": ColumnConfig(kind="numeric", missing="median", scaler="none"),
+        "colour": ColumnConfig(kind="categorical", missing="most_frequent"),
+        "member": ColumnConfig(kind="boolean", missing="constant", fill_value=False)}))
+    x = spec.transform_columns({k: COLUMNS[k] for k in ("size", "colour", "member")}, fill_required=True)
+    assert x[:, 0].tolist() == [1, 2, 2, 5] and x[3, 1:].tolist() == [0, 1, 0]  # median 2, "red", False
+    with pytest.raises(UnprocessableError) as err:
+        spec.transform_columns({k: COLUMNS[k] for k in ("size", "colour", "member")})
+    assert [(d["index"], d["field"]) for d in err.value.details] == [(2, "size"), (3, "colour"), (3, "member")]
+    with pytest.raises(UnprocessableError):
+        spec.transform([{"colour": "red", "member": True}])
+    # a required column whose strategy is drop has no fill: still an error, even in training
+    dropped = PreprocessSpec.fit(COLUMNS, SpecConfig.simple(numeric=["size"]))
+    with pytest.raises(UnprocessableError):
+        dropped.transform_columns({"size": COLUMNS["size"]}, fill_required=True)

@@ -2,6 +2,18 @@
 
     maas-train --data penguins.csv --model-name penguins --target species \
         --exclude year --optional sex --promote prod
+    maas-train --config train.yaml --epochs 20          # flags override the file's values
+
+A --config file (JSON, or YAML with pyyaml) holds TrainingConfig fields by name, e.g.
+
+    data: penguins.csv            # relative to the file's folder
+    model_name: penguins
+    target: species
+    exclude: [year]
+    scaler: robust                # default for every numeric column
+    columns:                      # per-column options win over the defaults
+      body_mass_g: {kind: numeric, outliers: iqr, outlier_action: drop}
+      sex: {kind: categorical, required: false, unseen: other}
 
 AWS comes from the usual boto3 settings; AWS_ENDPOINT_URL points it at a local moto server.
 Exit codes: 0 published, 1 the job failed (message on stderr), 2 bad arguments.
@@ -13,10 +25,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
-from maas_training.config import TrainingConfig
+from maas_training.config import TrainingConfig, read_config_file
+
+_DEFAULTS = {name: f.get_default(call_default_factory=True) for name, f in TrainingConfig.model_fields.items()}
+# argparse dest -> TrainingConfig field, where they differ
+_FIELDS = {"early_stopping": "early_stopping_patience"}
+_FLAGS = {field: dest.replace("_", "-") for dest, field in _FIELDS.items()}
 
 
 def _names(text: str) -> list[str]:
@@ -34,38 +52,73 @@ def _units(text: str) -> list[int]:
     return units
 
 
+def _default(name: str) -> str:
+    value = _DEFAULTS[name]
+    if isinstance(value, list):
+        value = ",".join(map(str, value))
+    return f" (default {value})" if value is not None else ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maas-train",
-        description="Train a Keras MLP on a CSV file, export it to ONNX (checked against Keras), "
-                    "and publish it to the model bucket and registry as a new version.",
-        epilog="Unset feature lists are inferred: columns whose values all parse as numbers are numeric, "
-               "the others categorical. AWS_ENDPOINT_URL points every AWS call at a local moto server.",
+        description="Train a Keras model on a CSV file (an MLP on feature columns, or Embedding -> LSTM on one "
+                    "text column), export it to ONNX (checked against Keras), and publish it to the model bucket "
+                    "and registry as a new version.",
+        epilog="Columns without a kind are inferred: numbers -> numeric, true/false/yes/no -> boolean, a lone "
+               "column of free text (> 5 words on average) -> text, anything else -> categorical. Preprocessing "
+               "flags are defaults for every column of their kind; a --config file's `columns` entries win "
+               "over them. AWS_ENDPOINT_URL points every AWS call at a local moto server.",
     )
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="JSON or YAML file of settings (TrainingConfig fields); flags override its values")
     data = parser.add_argument_group("data")
-    data.add_argument("--data", required=True, type=Path, help="CSV file with a header row ('NA' or empty = missing)")
-    data.add_argument("--model-name", required=True, help="registry name of the model")
-    data.add_argument("--target", required=True, help="column to predict")
+    data.add_argument("--data", type=Path, help="CSV file with a header row ('NA' or empty = missing)")
+    data.add_argument("--model-name", help="registry name of the model")
+    data.add_argument("--target", help="column to predict")
     data.add_argument("--task", choices=["binary", "multiclass", "regression"], help="default: inferred from the target")
-    data.add_argument("--numeric", type=_names, metavar="COLS", help="numeric feature columns, comma-separated")
-    data.add_argument("--categorical", type=_names, metavar="COLS", help="categorical feature columns, comma-separated")
-    data.add_argument("--exclude", type=_names, default=[], metavar="COLS", help="columns to ignore")
-    data.add_argument("--optional", type=_names, default=[], metavar="COLS",
+    for kind in ("numeric", "categorical", "boolean"):
+        data.add_argument(f"--{kind}", type=_names, metavar="COLS", help=f"{kind} feature columns, comma-separated")
+    data.add_argument("--text", type=_names, metavar="COL",
+                      help="the free-text column of a text model (its only feature: exclude the others)")
+    data.add_argument("--exclude", type=_names, metavar="COLS", help="columns to ignore")
+    data.add_argument("--optional", type=_names, metavar="COLS",
                       help="features callers may omit (filled with the training fill); all others are required")
-    data.add_argument("--test-size", type=float, default=0.2, help="holdout fraction for the metrics (default 0.2)")
-    data.add_argument("--val-size", type=float, default=0.1, help="validation fraction for early stopping (default 0.1)")
+    data.add_argument("--test-size", type=float, help="holdout fraction for the metrics" + _default("test_size"))
+    data.add_argument("--val-size", type=float, help="validation fraction for early stopping" + _default("val_size"))
+
+    prep = parser.add_argument_group("preprocessing (defaults for every column of the matching kind)")
+    prep.add_argument("--scaler", choices=["standard", "minmax", "robust", "none"], help="numeric (default standard)")
+    prep.add_argument("--missing", choices=["drop", "mean", "median", "most_frequent"],
+                      help="training rows with a missing value: drop them, or fill (mean / median: numeric only). "
+                           "Default: drop for required columns, mean / most frequent for optional ones")
+    prep.add_argument("--outliers", choices=["none", "iqr", "zscore"], help="numeric outlier bounds (default none)")
+    prep.add_argument("--outlier-action", choices=["clip", "drop"],
+                      help="clip values to the bounds (training and serving), or drop training rows outside them "
+                           "(default clip)")
+    prep.add_argument("--outlier-threshold", type=float, metavar="K", help="IQR multiple (1.5) or z-score (3.0)")
+    prep.add_argument("--encoding", choices=["onehot", "ordinal"], help="categorical (default onehot)")
+    prep.add_argument("--unseen", choices=["ignore", "other", "reject"],
+                      help="categorical values not seen in training (default ignore)")
+    prep.add_argument("--max-categories", type=int, metavar="N", help="keep the N most frequent categories")
+    prep.add_argument("--row-norm", choices=["l1", "l2"], help="scale each feature row to unit norm (default off)")
 
     net = parser.add_argument_group("network")
-    net.add_argument("--hidden-units", type=_units, default=[32, 16], metavar="N,N", help="hidden layer sizes (default 32,16)")
-    net.add_argument("--epochs", type=int, default=60, help="maximum epochs (default 60)")
-    net.add_argument("--batch-size", type=int, default=32, help="default 32")
-    net.add_argument("--learning-rate", type=float, default=0.01, help="default 0.01")
-    net.add_argument("--optimizer", choices=["adam", "sgd", "momentum", "rmsprop"], default="adam")
-    net.add_argument("--l2", type=float, default=0.0, help="L2 kernel regularization (default 0)")
-    net.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer (default 0)")
-    net.add_argument("--early-stopping", type=int, default=10, metavar="PATIENCE",
-                     help="stop after this many epochs without val_loss improvement; 0 = off (default 10)")
-    net.add_argument("--seed", type=int, default=42, help="random seed for the split and the network (default 42)")
+    net.add_argument("--hidden-units", type=_units, metavar="N,N", help="MLP hidden layer sizes" + _default("hidden_units"))
+    net.add_argument("--embed-dim", type=int, help="text model embedding size" + _default("embed_dim"))
+    net.add_argument("--lstm-units", type=int, help="text model LSTM units" + _default("lstm_units"))
+    net.add_argument("--loss", choices=["crossentropy", "focal", "mse", "mae", "huber"],
+                     help="classification: crossentropy (default) or focal; regression: mse (default), mae or huber")
+    net.add_argument("--epochs", type=int, help="maximum epochs" + _default("epochs"))
+    net.add_argument("--batch-size", type=int, help=_default("batch_size").strip(" ()"))
+    net.add_argument("--learning-rate", type=float, help=_default("learning_rate").strip(" ()"))
+    net.add_argument("--optimizer", choices=["adam", "sgd", "momentum", "rmsprop"], help="default adam")
+    net.add_argument("--l2", type=float, help="L2 kernel regularization" + _default("l2"))
+    net.add_argument("--dropout", type=float, help="dropout rate after each hidden layer / the LSTM" + _default("dropout"))
+    net.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                     help="stop after this many epochs without val_loss improvement; 0 = off"
+                          + _default("early_stopping_patience"))
+    net.add_argument("--seed", type=int, help="random seed for the split and the network" + _default("seed"))
 
     out = parser.add_argument_group("publishing")
     out.add_argument("--bucket", help="model bucket (default: $MAAS_MODEL_BUCKET or maas-models)")
@@ -74,32 +127,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def flag_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainingConfig fields given as flags (unset flags are None and leave file values alone)."""
+    return {_FIELDS.get(dest, dest): value for dest, value in vars(args).items()
+            if dest != "config" and value is not None}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
-    settings = {
-        "data": args.data, "model_name": args.model_name, "target": args.target, "task": args.task,
-        "numeric": args.numeric, "categorical": args.categorical, "exclude": args.exclude, "optional": args.optional,
-        "test_size": args.test_size, "val_size": args.val_size,
-        "hidden_units": args.hidden_units, "epochs": args.epochs, "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate, "optimizer": args.optimizer, "l2": args.l2, "dropout": args.dropout,
-        "early_stopping_patience": args.early_stopping, "seed": args.seed, "promote": args.promote,
-    }
-    if args.bucket:
-        settings["bucket"] = args.bucket
-    if args.table:
-        settings["table"] = args.table
+    """The --config file's settings (if any), with every flag given on the command line on top.
+    ValueError for an unreadable file; ValidationError for bad settings."""
+    settings = read_config_file(args.config) if args.config else {}
+    settings.update(flag_settings(args))
     return TrainingConfig(**settings)
 
 
-_FLAGS = {"early_stopping_patience": "early-stopping"}
-
-
-def _validation_message(exc: ValidationError) -> str:
+def _validation_message(exc: ValidationError, flags: set[str], config_file: Path | None) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
+        loc = [str(p) for p in err["loc"]]
         msg = err["msg"].removeprefix("Value error, ")
-        flag = _FLAGS.get(where, where.replace("_", "-"))
-        parts.append(f"--{flag}: {msg}" if where else msg)
+        if not loc:
+            parts.append(msg)
+            continue
+        field = loc[0]
+        flag = "--" + _FLAGS.get(field, field.replace("_", "-"))
+        if err["type"] == "missing" and len(loc) == 1:
+            also = f", or `{field}` in the --config file" if config_file else ", or a --config file"
+            parts.append(f"{flag} is required (give {flag}{also})")
+        elif field in flags or config_file is None:
+            parts.append(f"{flag}: {msg}")
+        else:
+            parts.append(f"{config_file}: {'.'.join(loc)}: {msg}")
     return "; ".join(parts)
 
 
@@ -109,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(args)
     except ValidationError as exc:
-        parser.error(_validation_message(exc))
+        parser.error(_validation_message(exc, set(flag_settings(args)), args.config))
+    except ValueError as exc:  # an unreadable or malformed --config file
+        parser.error(f"--config: {exc}")
     if not config.data.is_file():
         parser.error(f"--data: {str(config.data)!r} does not exist or is not a file")
 

@@ -16,18 +16,27 @@ from pathlib import Path
 
 import numpy as np
 
+from maas_core.preprocess import ColumnConfig, SpecConfig, outlier_bounds
+from maas_core.preprocess.config import Kind
+from maas_core.preprocess.values import MISSING_STRINGS, is_missing_string, to_bool, to_float
+from maas_training.config import KINDS, TrainingConfig
+
 Columns = dict[str, list[str | None]]
 
-MISSING_VALUES = frozenset({"", "NA"})
+# the spec's missing markers ("", "NA", "N/A", "NaN", "null", "None", ...): training and serving agree
+MISSING_VALUES = MISSING_STRINGS
 # a numeric target with more distinct values than this is inferred to be a regression target
 REGRESSION_MIN_DISTINCT = 20
+# inferred kinds (see infer_kind)
+INFERRED_BOOLEANS = frozenset({"true", "false", "yes", "no"})
+TEXT_MIN_MEAN_TOKENS = 5
 
 
 # --- loading ---------------------------------------------------------------------------------------
 
 
 def load_csv(path: str | Path) -> Columns:
-    """CSV with a header row -> columns of raw strings; 'NA' and empty cells become None."""
+    """CSV with a header row -> columns of raw strings; missing markers ('NA', empty, ...) become None."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"data file {str(path)!r} does not exist or is not a file")
@@ -95,53 +104,128 @@ def is_numeric(values: Sequence[str | None]) -> bool:
     return True
 
 
+def is_boolean(values: Sequence[str | None]) -> bool:
+    """True if every non-missing value is true/false/yes/no (any case), and there is at least one."""
+    present = [v for v in values if v is not None]
+    return bool(present) and all(v.strip().lower() in INFERRED_BOOLEANS for v in present)
+
+
+def mean_tokens(values: Sequence[str | None]) -> float:
+    present = [v for v in values if v is not None]
+    return sum(len(v.split()) for v in present) / len(present) if present else 0.0
+
+
+def infer_kind(values: Sequence[str | None], only_feature: bool) -> Kind:
+    """A column's kind from its values, kept simple on purpose:
+
+    numeric     every value parses as a finite number;
+    boolean     every value is true/false/yes/no (any case); 0/1 columns stay numeric;
+    text        the only feature column, holding free text: more than TEXT_MIN_MEAN_TOKENS
+                whitespace-separated words per value on average;
+    categorical anything else.
+    """
+    if is_numeric(values):
+        return "numeric"
+    if is_boolean(values):
+        return "boolean"
+    if only_feature and mean_tokens(values) > TEXT_MIN_MEAN_TOKENS:
+        return "text"
+    return "categorical"
+
+
 @dataclass(frozen=True)
 class Features:
-    numeric: list[str]
-    categorical: list[str]
-    optional: list[str]
+    """The model's input columns, each with its preprocessing options, in spec order
+    (numeric, categorical, boolean, text; data order within a kind)."""
+
+    configs: dict[str, ColumnConfig]
+    inferred: tuple[str, ...] = ()  # columns whose kind was inferred from the data
+
+    def of_kind(self, kind: str) -> list[str]:
+        return [name for name, cfg in self.configs.items() if cfg.kind == kind]
 
     @property
     def names(self) -> list[str]:
-        return [*self.numeric, *self.categorical]
+        return list(self.configs)
+
+    @property
+    def numeric(self) -> list[str]:
+        return self.of_kind("numeric")
+
+    @property
+    def categorical(self) -> list[str]:
+        return self.of_kind("categorical")
+
+    @property
+    def boolean(self) -> list[str]:
+        return self.of_kind("boolean")
+
+    @property
+    def text(self) -> list[str]:
+        return self.of_kind("text")
+
+    @property
+    def optional(self) -> list[str]:
+        return [name for name, cfg in self.configs.items() if not cfg.required]
+
+    def spec_config(self, row_norm: str | None = None) -> SpecConfig:
+        return SpecConfig(columns=dict(self.configs), row_norm=row_norm)  # type: ignore[arg-type]
+
+    def as_dict(self) -> dict[str, list[str]]:
+        """For the manifest: the columns of each kind, the optional ones and the inferred ones."""
+        return {"numeric": self.numeric, "categorical": self.categorical, "boolean": self.boolean, "text": self.text,
+                "optional": self.optional, "inferred": list(self.inferred)}
 
 
-def resolve_features(
-    columns: Columns,
-    target: str,
-    numeric: list[str] | None,
-    categorical: list[str] | None,
-    exclude: Sequence[str] = (),
-    optional: Sequence[str] = (),
-) -> Features:
-    """Check every named column exists and infer the feature lists that were not given."""
+def resolve_features(columns: Columns, config: TrainingConfig) -> Features:
+    """Check every named column exists, infer the kinds not given, and build each column's options."""
     header = list(columns)
+    target = config.target
     if target not in columns:
         raise ValueError(f"target column {target!r} is not in the data; columns are: {', '.join(header)}")
-    for kind, names in (("numeric", numeric or []), ("categorical", categorical or []),
-                        ("exclude", exclude), ("optional", optional)):
+    explicit = config.explicit_kinds()
+    named = (("columns", list(config.columns or {})), *((k, getattr(config, k) or []) for k in KINDS),
+             ("exclude", config.exclude), ("optional", config.optional))
+    for what, names in named:
         unknown = [n for n in names if n not in columns]
         if unknown:
             raise ValueError(
-                f"{kind} column(s) {', '.join(map(repr, unknown))} not in the data; columns are: {', '.join(header)}"
+                f"{what} column(s) {', '.join(map(repr, unknown))} not in the data; columns are: {', '.join(header)}"
             )
-    candidates = [c for c in header if c != target and c not in exclude]
-    if numeric is None:
-        numeric = [c for c in candidates if c not in (categorical or []) and is_numeric(columns[c])]
-    if categorical is None:
-        categorical = [c for c in candidates if c not in numeric]
-    for name in numeric:
-        _check_numeric_column(columns, name)
-    for name in [*numeric, *categorical]:
+    candidates = [c for c in header if c != target and c not in config.exclude]
+    kinds: dict[str, Kind] = {c: explicit[c] for c in candidates if c in explicit}
+    inferred: list[str] = []
+    if not config.closed_feature_set():
+        rest = [c for c in candidates if c not in kinds]
+        only = len(candidates) == 1
+        for name in rest:
+            if all(v is None for v in columns[name]):
+                raise ValueError(f"column {name!r} has no values at all; exclude it")
+            kinds[name] = infer_kind(columns[name], only_feature=only)
+            inferred.append(name)
+    if not kinds:
+        raise ValueError(f"no feature columns left besides the target {target!r}")
+    for name, kind in kinds.items():
         if all(v is None for v in columns[name]):
             raise ValueError(f"column {name!r} has no values at all; exclude it")
-    if not numeric and not categorical:
-        raise ValueError(f"no feature columns left besides the target {target!r}")
-    features = set(numeric) | set(categorical)
-    not_features = [o for o in optional if o not in features]
+        if kind == "numeric":
+            _check_numeric_column(columns, name)
+        elif kind == "boolean":
+            _check_boolean_column(columns, name)
+    text = [n for n, k in kinds.items() if k == "text"]
+    if text and len(kinds) > 1:
+        others = [n for n in kinds if n not in text]
+        raise ValueError(f"a text model takes one text column and nothing else: text {', '.join(map(repr, text))}, "
+                         f"other features {', '.join(map(repr, others))} (exclude them)")
+    not_features = [o for o in config.optional if o not in kinds]
     if not_features:
         raise ValueError(f"optional column(s) {', '.join(map(repr, not_features))} are not features of the model")
-    return Features(numeric=list(numeric), categorical=list(categorical), optional=list(optional))
+    if text and text[0] in config.optional:
+        raise ValueError(f"the text column {text[0]!r} cannot be optional: a text model needs its text")
+    order = {name: i for i, name in enumerate(header)}
+    ranked = sorted(kinds, key=lambda n: (KINDS.index(kinds[n]), order[n]))
+    configs = {name: config.column_config(name, kinds[name]) for name in ranked}
+    return Features(configs=configs, inferred=tuple(n for n in ranked if n in inferred))
 
 
 def _check_numeric_column(columns: Columns, name: str) -> None:
@@ -154,6 +238,14 @@ def _check_numeric_column(columns: Columns, name: str) -> None:
             ok = False
         if not ok:
             raise ValueError(f"numeric column {name!r}: data row {i + 1} has {v!r}, which is not a number")
+
+
+def _check_boolean_column(columns: Columns, name: str) -> None:
+    _, _, bad = to_bool(columns[name])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"boolean column {name!r}: data row {i + 1} has {columns[name][i]!r}, which is not a boolean "
+                         f"(true/false, yes/no, t/f, y/n, 1/0)")
 
 
 def infer_task(target_values: Sequence[str | None]) -> str:
@@ -172,32 +264,61 @@ def infer_task(target_values: Sequence[str | None]) -> str:
 
 @dataclass
 class CleaningReport:
+    """Rows dropped before the split. Each dropped row is counted once, under the first reason that
+    dropped it, in this order: no target, exact duplicate, a missing value in a column whose missing
+    strategy is `drop`, a value outside the outlier bounds of a column whose outlier_action is `drop`
+    (per column, in feature order). rows_loaded == rows_kept + every count."""
+
     rows_loaded: int
     dropped_missing_target: int = 0
     dropped_duplicates: int = 0
-    dropped_missing_required: dict[str, int] = field(default_factory=dict)
+    dropped_missing: dict[str, int] = field(default_factory=dict)
+    dropped_outliers: dict[str, int] = field(default_factory=dict)
+    outlier_bounds: dict[str, list[float]] = field(default_factory=dict)  # of the outlier_action=drop columns
     rows_kept: int = 0
+
+    @property
+    def rows_dropped(self) -> int:
+        return (self.dropped_missing_target + self.dropped_duplicates + sum(self.dropped_missing.values())
+                + sum(self.dropped_outliers.values()))
 
     def as_dict(self) -> dict[str, object]:
         return {
             "rows_loaded": self.rows_loaded,
             "dropped_missing_target": self.dropped_missing_target,
             "dropped_duplicates": self.dropped_duplicates,
-            "dropped_missing_required": dict(self.dropped_missing_required),
+            "dropped_missing": dict(self.dropped_missing),
+            "dropped_outliers": dict(self.dropped_outliers),
+            "outlier_bounds": {k: list(v) for k, v in self.outlier_bounds.items()},
             "rows_kept": self.rows_kept,
         }
 
+    def summary(self, target: str) -> str:
+        parts = [f"{self.dropped_missing_target} without {target!r}", f"{self.dropped_duplicates} duplicates"]
+        if self.dropped_missing:
+            parts.append("missing: " + ", ".join(f"{k} {v}" for k, v in self.dropped_missing.items()))
+        if self.dropped_outliers:
+            parts.append("outliers: " + ", ".join(f"{k} {v}" for k, v in self.dropped_outliers.items()))
+        return f"{self.rows_loaded} rows loaded, {self.rows_kept} kept ({', '.join(parts)})"
+
+
+def _missing(values: Sequence[str | None]) -> np.ndarray:
+    return np.fromiter((v is None or is_missing_string(v) for v in values), bool, len(values))
+
 
 def clean(columns: Columns, target: str, features: Features) -> tuple[Columns, CleaningReport]:
-    """Drop rows with no target, exact duplicate rows, and rows missing a required feature.
+    """Drop rows with no target, exact duplicate rows, rows missing a value in a column whose missing
+    strategy is `drop` (required columns, by default; text always), and rows outside the outlier bounds
+    of numeric columns whose outlier_action is `drop` (bounds from `maas_core.preprocess.outlier_bounds`
+    over the rows still kept). Clipping is not done here: the spec clips, in training and serving.
 
-    Returns only the target and feature columns. Optional features stay missing: the spec fills them.
+    Returns only the target and feature columns. Other missing values stay missing: the spec fills them.
     """
     n = n_rows(columns)
     report = CleaningReport(rows_loaded=n)
     keep = np.ones(n, bool)
 
-    no_target = np.array([v is None for v in columns[target]], bool)
+    no_target = _missing(columns[target])
     report.dropped_missing_target = int(no_target.sum())
     keep &= ~no_target
 
@@ -211,20 +332,38 @@ def clean(columns: Columns, target: str, features: Features) -> tuple[Columns, C
         else:
             seen.add(row)
 
-    for name in features.names:
-        if name in features.optional:
+    for name, cfg in features.configs.items():
+        if cfg.kind != "text" and cfg.missing_strategy() != "drop":
             continue
-        missing = keep & np.array([v is None for v in columns[name]], bool)
+        missing = keep & _missing(columns[name])
         if missing.any():
-            report.dropped_missing_required[name] = int(missing.sum())
+            report.dropped_missing[name] = int(missing.sum())
             keep &= ~missing
+
+    outside: dict[str, np.ndarray] = {}
+    for name, cfg in features.configs.items():  # every column's bounds from the same rows
+        if cfg.kind != "numeric" or cfg.outliers == "none" or cfg.outlier_action != "drop":
+            continue
+        values, _ = to_float(columns[name])
+        bounds = outlier_bounds(values[keep], cfg.outliers, cfg.outlier_threshold)
+        if bounds is None:
+            continue
+        report.outlier_bounds[name] = [bounds[0], bounds[1]]
+        with np.errstate(invalid="ignore"):
+            outside[name] = (values < bounds[0]) | (values > bounds[1])  # NaN (missing) is not an outlier
+    for name, out in outside.items():
+        dropped = keep & out
+        if dropped.any():
+            report.dropped_outliers[name] = int(dropped.sum())
+            keep &= ~dropped
 
     report.rows_kept = int(keep.sum())
     if report.rows_kept == 0:
         raise ValueError(
             f"no rows left after cleaning {n} rows: {report.dropped_missing_target} had no {target!r}, "
-            f"{report.dropped_duplicates} were duplicates, rows missing a required feature: "
-            f"{report.dropped_missing_required or 'none'} (mark features that may be missing as optional)"
+            f"{report.dropped_duplicates} were duplicates, rows missing a value (missing strategy drop): "
+            f"{report.dropped_missing or 'none'}, outliers dropped: {report.dropped_outliers or 'none'} "
+            f"(mark features that may be missing as optional, or choose a fill with missing=...)"
         )
     kept = take({c: columns[c] for c in [target, *features.names]}, np.flatnonzero(keep))
     return kept, report

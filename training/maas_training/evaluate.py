@@ -5,13 +5,18 @@ Baseline format (stored in the manifest under `baseline`):
     {"rows": n, "bins": 10, "features": {
         "<numeric>":     {"kind": "numeric", "count", "missing", "mean", "std", "min", "max",
                           "bin_edges": [e0 .. ek], "proportions": [p1 .. pk]},
-        "<categorical>": {"kind": "categorical", "count", "missing", "frequencies": {category: share}}}}
+        "<categorical>": {"kind": "categorical", "count", "missing", "frequencies": {category: share}},
+        "<boolean>":     {"kind": "boolean", "count", "missing", "frequencies": {"false": share, "true": share}},
+        "<text>":        {"kind": "text", "count", "missing", "oov_rate",
+                          "tokens": {numeric statistics of the number of tokens per text}}}}
 
 Numeric bins: edges are training quantiles (ties merged, so k <= 10). A value belongs to bin
 `searchsorted(bin_edges[1:-1], value, side="right")`: the first and last bins are open-ended, so
 serving values outside the training range still land in a bin. Proportions are over non-missing
 training values and sum to 1; categorical shares likewise (unseen categories at serving time are
-a drift signal of their own).
+a drift signal of their own). Text: the token counts are binned like a numeric feature, and
+`oov_rate` is the share of training tokens outside the fitted vocabulary (a rising rate at serving
+time means callers write about new things).
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from maas_core.preprocess import TextFeature
+from maas_core.preprocess import text as txt
+from maas_core.preprocess.values import to_bool
 
 BASELINE_BINS = 10
 _EPS = 1e-15
@@ -81,29 +90,51 @@ def baseline_statistics(
     numeric: Sequence[str],
     categorical: Sequence[str],
     bins: int = BASELINE_BINS,
+    boolean: Sequence[str] = (),
+    text: TextFeature | None = None,
 ) -> dict[str, Any]:
     """Per-feature statistics of the raw training columns, for drift detection at serving time."""
     n = len(next(iter(columns.values()), []))
     features: dict[str, Any] = {}
     for name in numeric:
-        raw = columns[name]
-        values = np.array([float(v) for v in raw if v is not None], np.float64)
-        entry: dict[str, Any] = {"kind": "numeric", "count": int(values.size), "missing": n - int(values.size)}
-        if values.size:
-            edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
-            if edges.size == 1:  # a constant column: one bin
-                edges = np.array([edges[0], edges[0]])
-            counts = np.bincount(bin_index(edges, values), minlength=edges.size - 1)
-            entry.update(
-                mean=float(values.mean()), std=float(values.std()), min=float(values.min()), max=float(values.max()),
-                bin_edges=[float(e) for e in edges], proportions=[float(c) / values.size for c in counts],
-            )
-        features[name] = entry
+        values = np.array([float(v) for v in columns[name] if v is not None], np.float64)
+        features[name] = {"kind": "numeric", "count": int(values.size), "missing": n - int(values.size),
+                          **_numeric_summary(values, bins)}
     for name in categorical:
         present = [v for v in columns[name] if v is not None]
-        counts = Counter(present)
-        features[name] = {
-            "kind": "categorical", "count": len(present), "missing": n - len(present),
-            "frequencies": {k: counts[k] / len(present) for k in sorted(counts)} if present else {},
+        features[name] = {"kind": "categorical", "count": len(present), "missing": n - len(present),
+                          "frequencies": _frequencies(present)}
+    for name in boolean:
+        values, missing, _ = to_bool(columns[name])
+        present = ["true" if v else "false" for v in values[~missing]]
+        features[name] = {"kind": "boolean", "count": len(present), "missing": n - len(present),
+                          "frequencies": _frequencies(present)}
+    if text is not None:
+        present_texts = [v for v in columns[text.name] if isinstance(v, str)]
+        tokens = [txt.tokenize(v, text.lowercase, text.strip_punctuation) for v in present_texts]
+        known = set(text.vocabulary)
+        total = sum(len(t) for t in tokens)
+        oov = sum(1 for t in tokens for w in t if w not in known)
+        features[text.name] = {
+            "kind": "text", "count": len(present_texts), "missing": n - len(present_texts),
+            "oov_rate": oov / total if total else 0.0,
+            "tokens": _numeric_summary(np.array([len(t) for t in tokens], np.float64), bins),
         }
     return {"rows": n, "bins": bins, "features": features}
+
+
+def _numeric_summary(values: np.ndarray, bins: int) -> dict[str, Any]:
+    if not values.size:
+        return {}
+    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
+    if edges.size == 1:  # a constant column: one bin
+        edges = np.array([edges[0], edges[0]])
+    counts = np.bincount(bin_index(edges, values), minlength=edges.size - 1)
+    return {"mean": float(values.mean()), "std": float(values.std()), "min": float(values.min()),
+            "max": float(values.max()), "bin_edges": [float(e) for e in edges],
+            "proportions": [float(c) / values.size for c in counts]}
+
+
+def _frequencies(present: Sequence[str]) -> dict[str, float]:
+    counts = Counter(present)
+    return {k: counts[k] / len(present) for k in sorted(counts)} if present else {}

@@ -16,7 +16,8 @@ import numpy as np
 
 from maas_core.manifest import TensorInfo
 
-INPUT_NAME = "features"
+INPUT_NAME = "features"  # a float32 feature matrix (tabular models)
+TOKENS_INPUT_NAME = "tokens"  # int32 / int64 token ids (text models)
 OUTPUT_NAME = "outputs"
 OPSET = 17
 
@@ -37,28 +38,40 @@ class ExportResult:
     max_scaled_diff: float  # |onnx - keras| / max(1, |keras|): the figure checked against the tolerance
 
 
-def to_onnx(model: Any, n_features: int, opset: int = OPSET) -> bytes:
+def input_name_for(dtype: str) -> str:
+    """The ONNX input's name: `tokens` for integer ids, `features` for a float32 matrix."""
+    return TOKENS_INPUT_NAME if np.dtype(dtype).kind in "iu" else INPUT_NAME
+
+
+def to_onnx(model: Any, n_features: int, opset: int = OPSET, dtype: str = "float32", input_name: str | None = None) -> bytes:
+    """The model as ONNX bytes, input (None, n_features) of `dtype` (dynamic batch), output OUTPUT_NAME."""
     import tensorflow as tf
     import tf2onnx
 
-    signature = (tf.TensorSpec((None, n_features), tf.float32, name=INPUT_NAME),)
+    signature = (tf.TensorSpec((None, n_features), tf.as_dtype(dtype), name=input_name or input_name_for(dtype)),)
 
     @tf.function(input_signature=signature)
-    def serve(features: Any) -> dict[str, Any]:
-        return {OUTPUT_NAME: model(features, training=False)}
+    def serve(inputs: Any) -> dict[str, Any]:
+        return {OUTPUT_NAME: model(inputs, training=False)}
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=opset)
     return proto.SerializeToString()
 
 
-def export_and_check(model: Any, x_check: np.ndarray, tolerance: float, opset: int = OPSET) -> ExportResult:
-    """Convert, load in onnxruntime, and compare with Keras on `x_check`; ParityError if they differ."""
+def export_and_check(model: Any, x_check: np.ndarray, tolerance: float, opset: int = OPSET,
+                     dtype: str = "float32", input_name: str | None = None) -> ExportResult:
+    """Convert, load in onnxruntime, and compare with Keras on `x_check`; ParityError if they differ.
+
+    `dtype` is the model input's type, the preprocessing spec's `output_dtype()`: float32 for a
+    feature matrix, int32 / int64 for token ids (onnxruntime refuses any other integer type).
+    """
     import onnxruntime as ort
 
     from maas_training.model import predict
 
     n_features = x_check.shape[1]
-    onnx_bytes = to_onnx(model, n_features, opset)
+    input_name = input_name or input_name_for(dtype)
+    onnx_bytes = to_onnx(model, n_features, opset, dtype=dtype, input_name=input_name)
     try:
         session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - any load failure means the export is unusable
@@ -66,10 +79,13 @@ def export_and_check(model: Any, x_check: np.ndarray, tolerance: float, opset: i
     inp, out = session.get_inputs()[0], session.get_outputs()[0]
     model_input = TensorInfo(name=inp.name, dtype=_ORT_DTYPES.get(inp.type, inp.type), shape=_shape(inp.shape))
     model_output = TensorInfo(name=out.name, dtype=_ORT_DTYPES.get(out.type, out.type), shape=_shape(out.shape))
-    if out.name != OUTPUT_NAME or model_input.dtype != "float32":
-        raise ParityError(f"unexpected ONNX signature: input {inp.name!r} {inp.type}, output {out.name!r}")
+    if out.name != OUTPUT_NAME or inp.name != input_name or model_input.dtype != np.dtype(dtype).name:
+        raise ParityError(f"unexpected ONNX signature: input {inp.name!r} {inp.type}, output {out.name!r}; "
+                          f"expected input {input_name!r} {dtype}, output {OUTPUT_NAME!r}")
 
-    x = np.ascontiguousarray(x_check, dtype=np.float32)
+    x = np.ascontiguousarray(x_check, dtype=dtype)
+    if x.dtype.kind in "iu" and not np.array_equal(x, x_check):  # e.g. int64 ids beyond int32
+        raise ParityError(f"the check matrix ({x_check.dtype}) does not fit the model input type {dtype}")
     expected = predict(model, x)
     actual = np.asarray(session.run([OUTPUT_NAME], {inp.name: x})[0], dtype=np.float32).reshape(len(x), -1)
     if actual.shape != expected.shape:

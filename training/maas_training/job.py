@@ -1,6 +1,7 @@
-"""The training batch job: CSV -> cleaned, split columns -> fitted spec -> Keras MLP -> ONNX -> bundle.
+"""The training batch job: CSV -> cleaned, split columns -> fitted spec -> Keras model -> ONNX -> bundle.
 
-    load -> clean -> split -> PreprocessSpec.fit (train rows only) -> transform_columns -> train
+    load -> resolve columns -> clean -> split -> PreprocessSpec.fit (train rows only) -> transform_columns
+    -> train (an MLP on feature rows, or Embedding -> LSTM on a text column's token ids)
     -> evaluate on the test rows -> export + ONNX parity -> reserve a version -> publish -> register
     -> (optionally) promote an alias
 
@@ -23,12 +24,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
 from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, REPORT_FILE, Manifest
-from maas_core.preprocess import PreprocessSpec, SpecConfig
+from maas_core.preprocess import PreprocessSpec
 from maas_core.registry import Registry
 from maas_core.store import BundleStore, bundle_prefix
 from maas_training import data as ds
-from maas_training.config import TrainingConfig
+from maas_training.config import TrainingConfig, check_loss, default_loss
 from maas_training.evaluate import baseline_statistics, classification_metrics, probabilities, regression_metrics
+from maas_training.report_plots import report_pngs_or_none
 
 Progress = Callable[[str], None]
 
@@ -58,21 +60,26 @@ class Prepared:
     def rows(self) -> dict[str, int]:
         return {"train": len(self.x_train), "val": len(self.x_val), "test": len(self.x_test)}
 
+    @property
+    def is_text(self) -> bool:
+        return self.spec.text_feature is not None
+
+    @property
+    def loss(self) -> str:
+        return self.config.loss or default_loss(self.task)
+
 
 def prepare(config: TrainingConfig, progress: Progress = print) -> Prepared:
     """Load, clean and split the data, fit the preprocessing spec on the training rows, build matrices."""
     progress(f"loading {config.data}")
     columns = ds.load_csv(config.data)
-    features = ds.resolve_features(columns, config.target, config.numeric, config.categorical,
-                                   config.exclude, config.optional)
+    features = ds.resolve_features(columns, config)
     cleaned, cleaning = ds.clean(columns, config.target, features)
-    dropped = cleaning.dropped_missing_required
-    progress(f"{cleaning.rows_loaded} rows loaded, {cleaning.rows_kept} kept "
-             f"({cleaning.dropped_missing_target} without {config.target!r}, {cleaning.dropped_duplicates} duplicates"
-             + (", missing required: " + ", ".join(f"{k} {v}" for k, v in dropped.items()) if dropped else "") + ")")
+    progress(cleaning.summary(config.target))
 
     target_values = cleaned[config.target]
     task = config.task or ds.infer_task(target_values)
+    check_loss(config.loss, task)
     labels: list[str] = []
     if task == "regression":
         y_all = ds.numeric_target(target_values, config.target)
@@ -96,13 +103,20 @@ def prepare(config: TrainingConfig, progress: Progress = print) -> Prepared:
     test_columns = ds.take(cleaned, split.test)
 
     # the spec is fitted on the training rows only: fills, scales and categories never see the holdout
-    spec = PreprocessSpec.fit(train_columns, SpecConfig.simple(numeric=features.numeric, categorical=features.categorical,
-                                                            optional=features.optional))
-    x_train = spec.transform_columns(train_columns)
-    x_val = spec.transform_columns(val_columns)
-    x_test = spec.transform_columns(test_columns)
-    progress(f"features: {len(features.numeric)} numeric, {len(features.categorical)} categorical "
-             f"-> {x_train.shape[1]} model inputs; rows: train {len(x_train)}, val {len(x_val)}, test {len(x_test)}")
+    spec = PreprocessSpec.fit(train_columns, features.spec_config(config.row_norm))
+    # required columns whose missing strategy is a fill: their missing training values are filled
+    x_train = spec.transform_columns(train_columns, fill_required=True)
+    x_val = spec.transform_columns(val_columns, fill_required=True)
+    x_test = spec.transform_columns(test_columns, fill_required=True)
+    rows = f"rows: train {len(x_train)}, val {len(x_val)}, test {len(x_test)}"
+    if spec.text_feature:
+        f = spec.text_feature
+        progress(f"text column {f.name!r}: vocabulary {len(f.vocabulary)} words, {f.max_length} token ids per text "
+                 f"({f.dtype}); {rows}")
+    else:
+        kinds = ", ".join(f"{len(names)} {kind}" for kind in ("numeric", "categorical", "boolean")
+                          if (names := features.of_kind(kind)))
+        progress(f"features: {kinds} -> {x_train.shape[1]} model inputs; {rows}")
     return Prepared(
         config=config, task=task, task_inferred=config.task is None, labels=labels, features=features,
         cleaning=cleaning, split=split, spec=spec,
@@ -132,8 +146,15 @@ def run(
 
     # -- train ---------------------------------------------------------------------------------
     y_train, y_val, target_scale = _training_targets(p)
-    net = nn.build_model(p.x_train.shape[1], p.task, len(p.labels), config)
-    progress(f"training MLP {config.hidden_units} ({config.optimizer}, lr {config.learning_rate:g}) "
+    text = p.spec.text_feature
+    if text is not None:
+        net = nn.build_text_model(text.vocabulary_size, text.max_length, text.dtype, p.task, len(p.labels), config,
+                                  loss=p.loss)
+        shape = f"Embedding({text.vocabulary_size}, {config.embed_dim}) -> LSTM({config.lstm_units})"
+    else:
+        net = nn.build_model(p.x_train.shape[1], p.task, len(p.labels), config, loss=p.loss)
+        shape = f"MLP {config.hidden_units}"
+    progress(f"training {shape} ({p.loss} loss, {config.optimizer}, lr {config.learning_rate:g}) "
              f"for up to {config.epochs} epochs")
     history = nn.train(net, p.x_train, y_train, p.x_val if len(p.x_val) else None,
                        y_val if len(p.x_val) else None, config, progress)
@@ -153,17 +174,18 @@ def run(
     progress("holdout: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
     # -- export and check ----------------------------------------------------------------------
-    exported = export_and_check(net, p.x_test, config.parity_tolerance)
+    exported = export_and_check(net, p.x_test, config.parity_tolerance, dtype=p.spec.output_dtype())
     progress(f"ONNX export: {len(exported.onnx_bytes) / 1024:.1f} KB, parity max abs diff {exported.max_abs_diff:.3g}")
 
     # -- publish ---------------------------------------------------------------------------------
     version = registry.next_version(config.model_name)
     training_info: dict[str, Any] = {
         "data": config.data.name,
-        "hyperparameters": config.hyperparameters(),
+        "model_type": "embedding-lstm" if p.is_text else "mlp",
+        "hyperparameters": {**config.hyperparameters(text=p.is_text), "loss": p.loss},
         "task_inferred": p.task_inferred,
-        "features": {"numeric": p.features.numeric, "categorical": p.features.categorical,
-                     "optional": p.features.optional, "encoded": p.spec.feature_names()},
+        "features": {**p.features.as_dict(), "encoded": p.spec.feature_names()},
+        "preprocessing": p.features.spec_config(config.row_norm).model_dump(mode="json"),
         "cleaning": p.cleaning.as_dict(),
         "rows": p.rows(),
         "epochs_run": history.epochs_run,
@@ -185,7 +207,8 @@ def run(
         model_input=exported.model_input,
         model_output=exported.model_output,
         metrics=metrics,
-        baseline=baseline_statistics(p.train_columns, p.features.numeric, p.features.categorical),
+        baseline=baseline_statistics(p.train_columns, p.features.numeric, p.features.categorical,
+                                     boolean=p.features.boolean, text=p.spec.text_feature),
         frameworks=framework_versions(),
         training=training_info,
     )
@@ -198,6 +221,8 @@ def run(
         MODEL_FILE: exported.onnx_bytes,
         PREPROCESS_FILE: p.spec.to_json().encode(),
         REPORT_FILE: json.dumps(report, indent=2).encode(),
+        # report_confusion_matrix / report_roc_curve / report_residuals / report_training_curves .png
+        **report_pngs_or_none(p.task, p.labels, p.y_test, outputs, history.as_dict(), progress),
     }
     published = store.publish(manifest, files)
     registry.register(published)
@@ -218,6 +243,9 @@ def _training_targets(p: Prepared) -> tuple[np.ndarray, np.ndarray, dict[str, fl
         return scale(p.y_train), scale(p.y_val), {"mean": mean, "std": std}
     if p.task == "binary":
         return (p.y_train.astype(np.float32).reshape(-1, 1), p.y_val.astype(np.float32).reshape(-1, 1), None)
+    if p.task == "multiclass" and p.loss == "focal":  # Keras has no sparse focal loss: one-hot targets
+        eye = np.eye(len(p.labels), dtype=np.float32)
+        return eye[p.y_train], eye[p.y_val], None
     return p.y_train, p.y_val, None
 
 

@@ -1,4 +1,5 @@
-"""The network: a Keras 3 MLP sized by the config, trained with early stopping on the validation loss.
+"""The networks: a Keras 3 MLP for feature rows, an Embedding -> LSTM classifier for token ids, both
+sized by the config and trained with early stopping on the validation loss.
 
 TensorFlow is imported inside the functions, so importing this module (e.g. for `maas-train --help`)
 stays fast.
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from maas_training.config import TrainingConfig
+from maas_training.config import TrainingConfig, check_loss, default_loss
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of job logs
 
@@ -38,8 +39,8 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)  # python, numpy and tensorflow/keras generators
 
 
-def build_model(n_features: int, task: str, n_classes: int, config: TrainingConfig) -> Any:
-    """Dense+relu layers (L2 kernel regularizer, optional dropout) and a task-shaped output layer."""
+def build_model(n_features: int, task: str, n_classes: int, config: TrainingConfig, loss: str | None = None) -> Any:
+    """An MLP: Dense+relu layers (L2 kernel regularizer, optional dropout) and a task-shaped output layer."""
     import keras
 
     keras.backend.clear_session()  # a job may train several models in one process: start from a clean slate
@@ -51,20 +52,64 @@ def build_model(n_features: int, task: str, n_classes: int, config: TrainingConf
         x = keras.layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"dense_{i}")(x)
         if config.dropout > 0:
             x = keras.layers.Dropout(config.dropout, seed=config.seed + i, name=f"dropout_{i}")(x)
-    if task == "binary":
-        outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
-        loss = "binary_crossentropy"
-    elif task == "multiclass":
-        outputs = keras.layers.Dense(n_classes, activation="softmax", name="output")(x)
-        loss = "sparse_categorical_crossentropy"
-    elif task == "regression":
-        outputs = keras.layers.Dense(1, activation=None, name="output")(x)
-        loss = "mse"
-    else:
-        raise ValueError(f"unknown task {task!r}")
+    outputs = _output_layer(task, n_classes, reg)(x)
     model = keras.Model(inputs, outputs, name="maas_mlp")
-    model.compile(optimizer=make_optimizer(config), loss=loss)
+    model.compile(optimizer=make_optimizer(config), loss=make_loss(task, loss or config.loss))
     return model
+
+
+def build_text_model(vocabulary_size: int, max_length: int, dtype: str, task: str, n_classes: int,
+                     config: TrainingConfig, loss: str | None = None) -> Any:
+    """Embedding(vocabulary_size, embed_dim) -> LSTM(lstm_units) -> (dropout) -> task-shaped output.
+
+    Token ids come padded with 0 at the end. There is no `mask_zero` (an RNN after a masking
+    Embedding, like a GRU, exports to a slow ONNX `Loop`; a plain LSTM exports to the fused ONNX
+    `LSTM` op, see DESIGN.md). Instead, with `lstm_reverse` the LSTM reads the ids last to first
+    (`go_backwards`, an ONNX ReverseSequence + LSTM): the padding comes first and the final state
+    is the one right after the words.
+    """
+    import keras
+
+    keras.backend.clear_session()
+    seed_everything(config.seed)
+    reg = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
+    inputs = keras.Input(shape=(max_length,), dtype=dtype, name="tokens")
+    x = keras.layers.Embedding(vocabulary_size, config.embed_dim, name="embedding")(inputs)
+    x = keras.layers.LSTM(config.lstm_units, go_backwards=config.lstm_reverse, kernel_regularizer=reg, name="lstm")(x)
+    if config.dropout > 0:
+        x = keras.layers.Dropout(config.dropout, seed=config.seed, name="dropout")(x)
+    outputs = _output_layer(task, n_classes, reg)(x)
+    model = keras.Model(inputs, outputs, name="maas_text_lstm")
+    model.compile(optimizer=make_optimizer(config), loss=make_loss(task, loss or config.loss))
+    return model
+
+
+def _output_layer(task: str, n_classes: int, reg: Any) -> Any:
+    import keras
+
+    if task == "binary":
+        return keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=reg, name="output")
+    if task == "multiclass":
+        return keras.layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="output")
+    if task == "regression":
+        return keras.layers.Dense(1, activation=None, kernel_regularizer=reg, name="output")
+    raise ValueError(f"unknown task {task!r}")
+
+
+def make_loss(task: str, loss: str | None) -> Any:
+    """The Keras loss for a task. Targets: binary (n, 1) 0/1 floats; multiclass class indices, or
+    one-hot rows for focal (Keras 3 has no sparse focal loss; `job._training_targets`); regression (n, 1)."""
+    import keras
+
+    loss = loss or default_loss(task)
+    check_loss(loss, task)
+    if task == "binary":
+        return keras.losses.BinaryFocalCrossentropy() if loss == "focal" else keras.losses.BinaryCrossentropy()
+    if task == "multiclass":
+        return (keras.losses.CategoricalFocalCrossentropy() if loss == "focal"
+                else keras.losses.SparseCategoricalCrossentropy())
+    return {"mse": keras.losses.MeanSquaredError, "mae": keras.losses.MeanAbsoluteError,
+            "huber": keras.losses.Huber}[loss]()
 
 
 def make_optimizer(config: TrainingConfig) -> Any:
@@ -145,11 +190,13 @@ def with_output_scale(model: Any, scale: float, offset: float) -> Any:
     so the served model outputs values in the target's own units."""
     import keras
 
-    inputs = keras.Input(shape=model.input_shape[1:], name="features")
+    source = model.inputs[0]
+    inputs = keras.Input(shape=source.shape[1:], dtype=source.dtype, name=source.name)
     outputs = keras.layers.Rescaling(scale=scale, offset=offset, name="target_scale")(model(inputs))
-    return keras.Model(inputs, outputs, name="maas_mlp_scaled")
+    return keras.Model(inputs, outputs, name=f"{model.name}_scaled")
 
 
 def predict(model: Any, x: np.ndarray) -> np.ndarray:
-    """Keras outputs for a feature matrix, as float32 (n, outputs). `model(x)`: no progress bar, no batching quirks."""
+    """Keras outputs for a feature matrix or token ids, as float32 (n, outputs). `model(x)`: no progress
+    bar, no batching quirks."""
     return np.asarray(model(x, training=False), dtype=np.float32).reshape(len(x), -1)

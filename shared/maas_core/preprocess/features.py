@@ -25,8 +25,10 @@ class _Feature(BaseModel):
     name: str
     required: bool = True
 
-    def _missing_errors(self, missing: np.ndarray, errors: Errors) -> None:
-        if self.required:
+    def _missing_errors(self, missing: np.ndarray, errors: Errors, fill_required: bool = False) -> None:
+        """A missing required value is an error, unless `fill_required` (training rows, whose column's
+        missing strategy is a fill: the config promised to fill them) and the feature has a fill."""
+        if self.required and not (fill_required and getattr(self, "fill", None) is not None):
             for i in np.flatnonzero(missing):
                 errors.add(int(i), self.name, "required field is missing")
 
@@ -96,12 +98,12 @@ class NumericFeature(_Feature):
     def output_names(self) -> list[str]:
         return [self.name]
 
-    def transform(self, raw: Sequence[Any], errors: Errors) -> np.ndarray:
+    def transform(self, raw: Sequence[Any], errors: Errors, fill_required: bool = False) -> np.ndarray:
         values, bad = to_float(raw)
         for i in np.flatnonzero(bad):
             errors.add(int(i), self.name, f"expected a number, got {kind_of(raw[i])} {short(raw[i])}")
         missing = np.isnan(values) & ~bad
-        self._missing_errors(missing, errors)
+        self._missing_errors(missing, errors, fill_required)
         values = np.where(missing, self.fill if self.fill is not None else 0.0, values)
         if self.clip:
             values = np.clip(values, *self.clip)
@@ -140,11 +142,11 @@ class CategoricalFeature(_Feature):
             return [self.name]
         return [f"{self.name}={c}" for c in self.categories] + ([f"{self.name}={OTHER}"] if self.unseen == "other" else [])
 
-    def transform(self, raw: Sequence[Any], errors: Errors) -> np.ndarray:
+    def transform(self, raw: Sequence[Any], errors: Errors, fill_required: bool = False) -> np.ndarray:
         values, missing, wrong = to_str(raw)
         for i in np.flatnonzero(wrong):
             errors.add(int(i), self.name, f"expected a string, got {kind_of(raw[i])}")
-        self._missing_errors(missing, errors)
+        self._missing_errors(missing, errors, fill_required)
         values = np.where(missing, self.fill or "", values)
         cats = np.asarray(self.categories)
         pos = np.searchsorted(cats, values).clip(0, len(cats) - 1)  # categories are sorted
@@ -191,11 +193,11 @@ class BooleanFeature(_Feature):
     def output_names(self) -> list[str]:
         return [self.name]
 
-    def transform(self, raw: Sequence[Any], errors: Errors) -> np.ndarray:
+    def transform(self, raw: Sequence[Any], errors: Errors, fill_required: bool = False) -> np.ndarray:
         values, missing, bad = to_bool(raw)
         for i in np.flatnonzero(bad):
             errors.add(int(i), self.name, f"expected a boolean, got {kind_of(raw[i])} {short(raw[i])}")
-        self._missing_errors(missing, errors)
+        self._missing_errors(missing, errors, fill_required)
         return np.where(missing, float(bool(self.fill)), values).reshape(-1, 1)
 
 
@@ -232,7 +234,7 @@ class TextFeature(_Feature):
         """Embedding input size: padding, OOV and every word."""
         return len(self.vocabulary) + txt.FIRST_WORD_ID
 
-    def transform(self, raw: Sequence[Any], errors: Errors) -> np.ndarray:
+    def transform(self, raw: Sequence[Any], errors: Errors, fill_required: bool = False) -> np.ndarray:
         token_lists: list[list[str]] = []
         for i, v in enumerate(raw):
             if v is None:

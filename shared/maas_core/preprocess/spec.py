@@ -125,8 +125,15 @@ class PreprocessSpec(BaseModel):
             return matrix, keep, err.details
 
     def transform_columns(self, columns: Mapping[str, Sequence[Any]], errors: Errors | None = None,
-                          skip: set[int] | None = None, max_errors: int | None = MAX_REPORTED_ERRORS) -> np.ndarray:
-        """Columns of raw values -> feature matrix. The training job calls this too."""
+                          skip: set[int] | None = None, max_errors: int | None = MAX_REPORTED_ERRORS,
+                          fill_required: bool = False) -> np.ndarray:
+        """Columns of raw values -> feature matrix. The training job calls this too.
+
+        `fill_required` (training only): a missing value of a required feature that has a fitted fill
+        (its missing strategy is mean / median / most_frequent / constant, not drop) is filled rather
+        than an error. Serving leaves it False: callers must send required fields. Every value that is
+        present is transformed identically either way.
+        """
         errors = Errors() if errors is None else errors
         n = len(next(iter(columns.values()), []))
         missing = [f.name for f in self.features if f.name not in columns]
@@ -134,7 +141,7 @@ class PreprocessSpec(BaseModel):
             raise UnprocessableError(f"columns missing from the data: {', '.join(missing)}",
                                      [{"index": None, "field": name, "reason": "column missing"} for name in missing])
         field_errors = Errors()
-        blocks = [f.transform(columns[f.name], field_errors) for f in self.features]
+        blocks = [f.transform(columns[f.name], field_errors, fill_required) for f in self.features]
         # a record that is not an object has already been reported once; don't list its fields too
         errors.extend(e for e in field_errors if not skip or e["index"] not in skip)
         if errors:
