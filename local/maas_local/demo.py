@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from maas_local.batch_trigger import BatchTrigger
 from maas_local.stack import FAKE_CREDENTIALS, LocalStack, PortInUseError, check_port_free
 from maas_local.template import LOCAL_REGION
 
@@ -166,11 +167,17 @@ def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve:
     if no_serve:
         return 0
 
-    print(f"\nserving {base_url} (Ctrl-C to stop)", flush=True)
-    try:
-        gateway.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    bucket = stack.names["ModelBucket"]
+    # S3 upload -> predictions file, as the deployed S3 trigger does (moto S3 notification -> SQS -> handler)
+    with BatchTrigger(bucket):
+        print("batch predictions: drop a CSV or JSONL file under batch/input/<model>/, e.g.", flush=True)
+        print(f"  aws s3 cp training/maas_training/datasets/penguins.csv s3://{bucket}/batch/input/{MODEL}/penguins.csv")
+        print(f"  aws s3 ls s3://{bucket}/batch/output/{MODEL}/   # penguins.csv.predictions.jsonl + .errors.jsonl")
+        print(f"\nserving {base_url} (Ctrl-C to stop)", flush=True)
+        try:
+            gateway.serve_forever()
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
