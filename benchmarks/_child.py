@@ -1,0 +1,154 @@
+"""Work the benchmarks run in a separate, fresh Python process. Run by path, not imported:
+
+    python benchmarks/_child.py handler  --out R.json --function-dir functions/predict --event E.json
+    python benchmarks/_child.py keras    --out R.json --model model.keras --row row.json
+    python benchmarks/_child.py floor    --out R.json --model model.onnx --row row.json
+    python benchmarks/_child.py keras-latency --model model.keras --row row.json   (stdin/stdout loop)
+    python benchmarks/_child.py train    --out DIR [--epochs N]
+
+The cold-start modes import nothing at module level beyond the standard library (and nothing from
+`benchmarks`), so what they pay is what the measured code pays. Each writes a JSON result with
+`time.time()` at the moment the first answer exists; the parent subtracts the time it started the
+process. The process then leaves with os._exit: interpreter tear-down is not part of a cold start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _finish(out: str, result: dict) -> None:
+    result["end"] = time.time()
+    Path(out).write_text(json.dumps(result))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+class _LambdaContext:
+    function_name = "maas-bench-predict"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:maas-bench-predict"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 28_000
+
+
+def cold_handler(args: argparse.Namespace) -> None:
+    """What the Lambda runtime does: put the function's code dir on sys.path, `import app`, call the handler."""
+    t0 = time.perf_counter()
+    sys.path.insert(0, args.function_dir)
+    import app  # type: ignore[import-not-found]
+
+    t1 = time.perf_counter()
+    event = json.loads(Path(args.event).read_text())
+    resp = app.lambda_handler(event, _LambdaContext())
+    t2 = time.perf_counter()
+    body = json.loads(resp["body"])
+    if resp["statusCode"] != 200:
+        raise SystemExit(f"predict answered {resp['statusCode']}: {body}")
+    _finish(args.out, {"import": t1 - t0, "first_call": t2 - t1, "label": body["predictions"][0]["label"]})
+
+
+def cold_keras(args: argparse.Namespace) -> None:
+    """The TensorFlow way: import TensorFlow/Keras, load the saved .keras model, predict one row."""
+    t0 = time.perf_counter()
+    import keras
+    import numpy as np
+    import tensorflow  # noqa: F401 - the backend keras loads anyway; imported explicitly, as a TF server would
+
+    t1 = time.perf_counter()
+    model = keras.saving.load_model(args.model)
+    t2 = time.perf_counter()
+    x = np.asarray([json.loads(Path(args.row).read_text())], dtype=np.float32)
+    y = model.predict(x, verbose=0)
+    t3 = time.perf_counter()
+    _finish(args.out, {"import": t1 - t0, "load": t2 - t1, "first_call": t3 - t2, "argmax": int(y.argmax())})
+
+
+def cold_floor(args: argparse.Namespace) -> None:
+    """The floor: numpy + onnxruntime, a session from a local .onnx file, one run."""
+    t0 = time.perf_counter()
+    import numpy as np
+    import onnxruntime as ort
+
+    t1 = time.perf_counter()
+    session = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
+    t2 = time.perf_counter()
+    x = np.asarray([json.loads(Path(args.row).read_text())], dtype=np.float32)
+    y = session.run(None, {session.get_inputs()[0].name: x})[0]
+    t3 = time.perf_counter()
+    _finish(args.out, {"import": t1 - t0, "load": t2 - t1, "first_call": t3 - t2, "argmax": int(y.argmax())})
+
+
+def keras_latency(args: argparse.Namespace) -> None:
+    """A warm Keras process for the latency baseline. Reads `N` lines on stdin; answers each with one
+    `RESULT {...}` line on stdout: per-call seconds of model.predict(x) and of model(x), N calls each."""
+    import keras
+    import numpy as np
+
+    model = keras.saving.load_model(args.model)
+    x = np.asarray([json.loads(Path(args.row).read_text())], dtype=np.float32)
+    for _ in range(20):  # warm-up: tf.function tracing, the predict loop's first-call set-up
+        model.predict(x, verbose=0)
+        model(x, training=False)
+    print("READY", flush=True)
+    for line in sys.stdin:
+        n = int(line)
+        predict, call = [], []
+        for _ in range(n):
+            t = time.perf_counter()
+            model.predict(x, verbose=0)
+            predict.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            np.asarray(model(x, training=False))
+            call.append(time.perf_counter() - t)
+        print("RESULT " + json.dumps({"predict": predict, "call": call}), flush=True)
+
+
+def train(args: argparse.Namespace) -> None:
+    """The real training job on penguins, published to the moto server named by AWS_ENDPOINT_URL and
+    promoted to `prod`; the trained Keras network (the one the job exported to ONNX) is saved as
+    DIR/model.keras, and the published version written to DIR/published.json."""
+    from maas_training import export
+    from maas_training.datasets import penguins_config
+    from maas_training.job import run
+
+    out = Path(args.out)
+    real_export = export.export_and_check
+
+    def export_and_save(model, *a, **kw):  # the exact network the job converts: same weights, same graph
+        result = real_export(model, *a, **kw)
+        model.save(out / "model.keras")
+        return result
+
+    export.export_and_check = export_and_save  # job.run imports it from the module at call time
+    overrides = {"promote": "prod"}
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    manifest = run(penguins_config(**overrides), progress=lambda line: print(line, file=sys.stderr))
+    (out / "published.json").write_text(json.dumps({"name": manifest.name, "version": manifest.version}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["handler", "keras", "floor", "keras-latency", "train"])
+    parser.add_argument("--out")
+    parser.add_argument("--function-dir")
+    parser.add_argument("--event")
+    parser.add_argument("--model")
+    parser.add_argument("--row")
+    parser.add_argument("--epochs", type=int, default=0)
+    args = parser.parse_args()
+    {"handler": cold_handler, "keras": cold_keras, "floor": cold_floor, "keras-latency": keras_latency,
+     "train": train}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Cold start: a fresh process answering its first predict request, vs TensorFlow and vs the onnxruntime floor.
+
+Every round starts three fresh Python processes (this interpreter; the order rotates every round):
+
+  handler     import functions/predict/app.py as the Lambda runtime does, answer one API Gateway event for
+              the penguins model: alias from DynamoDB and bundle from S3 (SHA-256 checked) on a moto server
+              on loopback, onnxruntime session, validation, preprocessing, prediction, JSON response
+  tensorflow  import tensorflow + keras, keras.saving.load_model of the same trained network (.keras),
+              model.predict of the prepared row
+  floor       import numpy + onnxruntime, InferenceSession of the local .onnx file, one run of the prepared row
+
+A cold start is the time from starting the process to the first answer (interpreter start-up included,
+tear-down not). One discarded round first warms the OS file cache for all three, so every measured
+round starts from the same state. Medians over the rounds; ratios of the medians.
+
+    python -m benchmarks.cold_start [--repeats 7] [--model-dir DIR] [--no-importtime]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from benchmarks.common import (
+    CHILD,
+    RECORD,
+    ROOT,
+    PenguinsWorld,
+    Row,
+    child_env,
+    fmt_time,
+    machine,
+    predict_event,
+    print_table,
+)
+
+VARIANTS = ("handler", "tensorflow", "floor")
+TARGET_VS_TF = 6.0  # handler at least 6x faster than the TensorFlow way
+TARGET_VS_FLOOR = 2.5  # handler at most 2.5x the floor
+
+
+class ColdStart:
+    def __init__(self, world: PenguinsWorld, workdir: Path) -> None:
+        self.world = world
+        self.workdir = workdir
+        self.event = workdir / "event.json"
+        self.event.write_text(json.dumps(predict_event([RECORD])))
+        self.row = workdir / "row.json"
+        world.write_row(RECORD, self.row)
+        self.out = workdir / "result.json"
+
+    def command(self, variant: str, python_flags: tuple[str, ...] = ()) -> list[str]:
+        base = [sys.executable, *python_flags, str(CHILD)]
+        if variant == "handler":
+            return base + ["handler", "--function-dir", str(ROOT / "functions" / "predict"), "--event", str(self.event),
+                           "--out", str(self.out)]
+        if variant == "tensorflow":
+            return base + ["keras", "--model", str(self.world.keras_path), "--row", str(self.row), "--out", str(self.out)]
+        return base + ["floor", "--model", str(self.world.onnx_path), "--row", str(self.row), "--out", str(self.out)]
+
+    def once(self, variant: str, python_flags: tuple[str, ...] = ()) -> tuple[dict, str]:
+        """(result with `total` seconds from process start to first answer, the child's stderr)."""
+        self.out.unlink(missing_ok=True)
+        env = child_env()
+        start = time.time()
+        proc = subprocess.run(self.command(variant, python_flags), env=env, cwd=self.workdir,
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or not self.out.exists():
+            raise RuntimeError(f"cold start {variant} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        result = json.loads(self.out.read_text())
+        result["total"] = result["end"] - start
+        return result, proc.stderr
+
+    def rounds(self, repeats: int) -> dict[str, list[dict]]:
+        for variant in VARIANTS:  # warm-up round, discarded
+            self.once(variant)
+        results: dict[str, list[dict]] = defaultdict(list)
+        for i in range(repeats):
+            order = VARIANTS[i % 3:] + VARIANTS[:i % 3]
+            for variant in order:
+                results[variant].append(self.once(variant)[0])
+        # the three must agree on the answer: same network, same prepared row
+        labels = self.world.manifest().labels
+        handler_label = results["handler"][0]["label"]
+        for variant in ("tensorflow", "floor"):
+            assert labels[results[variant][0]["argmax"]] == handler_label, (variant, results[variant][0], handler_label)
+        return results
+
+    def importtime(self, top: int = 12) -> list[tuple[str, float]]:
+        """Self import time summed per top-level package, for one handler cold start under -X importtime."""
+        _, stderr = self.once("handler", ("-X", "importtime"))
+        per_package: dict[str, float] = defaultdict(float)
+        for line in stderr.splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            _, self_us, _cumulative, name = (part.strip() for part in line.replace("import time:", "|").split("|"))
+            per_package[name.split(".")[0]] += int(self_us) / 1e6
+        return sorted(per_package.items(), key=lambda kv: -kv[1])[:top]
+
+
+def median_of(results: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in results)
+
+
+def run(world: PenguinsWorld, repeats: int = 7, importtime: bool = True, verbose: bool = True) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="maas-cold-") as tmp:
+        bench = ColdStart(world, Path(tmp))
+        results = bench.rounds(repeats)
+        packages = bench.importtime() if importtime else []
+    total = {v: median_of(results[v], "total") for v in VARIANTS}
+    if verbose:
+        print(f"cold start, medians of {repeats} fresh processes each (seconds):")
+        for v in VARIANTS:
+            phases = [k for k in ("import", "load", "first_call") if k in results[v][0]]
+            detail = ", ".join(f"{k} {median_of(results[v], k):.3f}" for k in phases)
+            spread = sorted(r["total"] for r in results[v])
+            print(f"  {v:<10} total {total[v]:.3f} (min {spread[0]:.3f}, max {spread[-1]:.3f}): {detail}")
+        if packages:
+            print("  handler imports, self time per top-level package (one run under -X importtime, inflated):")
+            print("    " + ", ".join(f"{name} {sec * 1e3:.0f} ms" for name, sec in packages))
+    vs_tf = total["tensorflow"] / total["handler"]
+    vs_floor = total["handler"] / total["floor"]
+    return [
+        Row(benchmark="cold start: fresh process -> first predict (S3 model)",
+            measured=f"handler {fmt_time(total['handler'])}", baseline=f"tensorflow+keras {fmt_time(total['tensorflow'])}",
+            ratio=vs_tf, target=f">= {TARGET_VS_TF:g}x faster", passed=vs_tf >= TARGET_VS_TF,
+            ratio_format="{:.1f}x faster"),
+        Row(benchmark="cold start vs the onnxruntime floor",
+            measured=f"handler {fmt_time(total['handler'])}", baseline=f"numpy+ort+session {fmt_time(total['floor'])}",
+            ratio=vs_floor, target=f"<= {TARGET_VS_FLOOR:g}x floor", passed=vs_floor <= TARGET_VS_FLOOR,
+            ratio_format="{:.2f}x floor"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=7, help="fresh processes per variant (>= 5)")
+    parser.add_argument("--model-dir", help="cache of the trained bundle: reused if it holds one, else trained into")
+    parser.add_argument("--no-importtime", action="store_true", help="skip the -X importtime attribution run")
+    args = parser.parse_args(argv)
+    print(machine())
+    with PenguinsWorld(args.model_dir) as world:
+        rows = run(world, args.repeats, importtime=not args.no_importtime)
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
