@@ -13,7 +13,15 @@ import argparse
 import time
 
 from benchmarks import cold_start, preprocess_spec, throughput, warm_latency
-from benchmarks.common import PenguinsWorld, Row, cpu_model, machine, markdown_table, print_table, versions
+from benchmarks.common import (
+    PenguinsWorld,
+    Row,
+    cpu_model,
+    machine,
+    markdown_table,
+    print_table,
+    versions,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

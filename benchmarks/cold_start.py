@@ -71,7 +71,7 @@ class ColdStart:
         env = child_env()
         start = time.time()
         proc = subprocess.run(self.command(variant, python_flags), env=env, cwd=self.workdir,
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         if proc.returncode != 0 or not self.out.exists():
             raise RuntimeError(f"cold start {variant} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         result = json.loads(self.out.read_text())

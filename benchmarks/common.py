@@ -16,9 +16,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
+
+from maas_local.env import EnvPatch
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = Path(__file__).resolve().parent / "_child.py"
@@ -151,10 +153,10 @@ class PenguinsWorld:
         self.version = ""
         self.train_seconds = 0.0
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._saved_env: dict[str, str | None] = {}
+        self._env = EnvPatch()
 
     # -- lifecycle --
-    def __enter__(self) -> "PenguinsWorld":
+    def __enter__(self) -> Self:
         from maas_local.stack import LocalStack
 
         if self.model_dir:
@@ -179,12 +181,7 @@ class PenguinsWorld:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_env.clear()
+        self._env.restore()
         if self.stack is not None:
             self.stack.stop()
             self.stack = None
@@ -193,12 +190,7 @@ class PenguinsWorld:
             self._tmp = None
 
     def _set_env(self, values: dict[str, str]) -> None:
-        from maas_local.env import reset_maas_caches
-
-        for key, value in values.items():
-            self._saved_env.setdefault(key, os.environ.get(key))
-            os.environ[key] = value
-        reset_maas_caches()
+        self._env.apply(values)
 
     # -- the model --
     def _train(self) -> None:
@@ -208,7 +200,7 @@ class PenguinsWorld:
         cmd = [sys.executable, str(CHILD), "train", "--out", str(self.dir)]
         if self.epochs:
             cmd += ["--epochs", str(self.epochs)]
-        proc = subprocess.run(cmd, env=child_env(), cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(cmd, env=child_env(), cwd=ROOT, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"training the penguins model failed:\n{proc.stderr[-4000:]}")
         self.train_seconds = time.perf_counter() - start

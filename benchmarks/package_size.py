@@ -77,7 +77,7 @@ def sam_build(work: Path, sam: str | None) -> tuple[Path, float]:
     if sam:
         env["SAM"] = sam
     start = time.perf_counter()
-    proc = subprocess.run(["bash", "scripts/sam-build.sh"], cwd=repo, env=env, capture_output=True, text=True)
+    proc = subprocess.run(["bash", "scripts/sam-build.sh"], cwd=repo, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"scripts/sam-build.sh failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return build, time.perf_counter() - start
@@ -87,7 +87,7 @@ def install_boto3(dest: Path) -> None:
     version = metadata.version("boto3")
     # compiled (pip's default), as the runtime's own boto3 is: only the build output is measured without .pyc
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                           "--target", str(dest), f"boto3=={version}"], capture_output=True, text=True)
+                           "--target", str(dest), f"boto3=={version}"], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"pip install --target {dest} boto3=={version} failed:\n{proc.stderr[-3000:]}")
 
@@ -135,7 +135,7 @@ def import_once(paths: list[str], modules: list[str], cwd: Path) -> dict[str, An
            "POWERTOOLS_SERVICE_NAME": "maas", "POWERTOOLS_LOG_LEVEL": "INFO", "LANG": "C.UTF-8"}
     start = time.time()
     proc = subprocess.run([sys.executable, "-S", "-E", "-B", "-c", IMPORT_CODE, json.dumps(paths), ",".join(modules)],
-                          cwd=cwd, env=env, capture_output=True, text=True)
+                          cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"importing {modules} from the build failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])

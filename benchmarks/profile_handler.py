@@ -74,8 +74,8 @@ print("PHASES " + json.dumps(ph))
 IMPORT_LAYERS = [
     ("numpy + onnxruntime", "import numpy, onnxruntime"),
     ("+ boto3", "import boto3"),
-    ("+ Powertools Logger, REST resolver", "from aws_lambda_powertools import Logger\n"
-                                           "from aws_lambda_powertools.event_handler import APIGatewayRestResolver"),
+    ("+ Powertools Logger, REST resolver", ("from aws_lambda_powertools import Logger\n"
+                                            "from aws_lambda_powertools.event_handler import APIGatewayRestResolver")),
     ("+ pydantic, Powertools OpenAPI validation", "import pydantic\nfrom aws_lambda_powertools.event_handler.openapi.params import Query"),
     ("+ pydantic-settings", "import pydantic_settings"),
     ("+ Powertools metrics (EMF)", "from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider"),
@@ -93,7 +93,7 @@ def cold(world: PenguinsWorld, repeats: int, layer_repeats: int = 11) -> None:
         for _ in range(repeats + 1):
             start = time.time()
             proc = subprocess.run([sys.executable, "-c", COLD_PHASES + "\nprint('END', time.time())", str(fdir), str(event)],
-                                  env=child_env(), cwd=tmp, capture_output=True, text=True)
+                                  env=child_env(), cwd=tmp, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise RuntimeError(proc.stderr[-3000:])
             lines = {ln.split(" ", 1)[0]: ln.split(" ", 1)[1] for ln in proc.stdout.splitlines()
@@ -106,7 +106,7 @@ def cold(world: PenguinsWorld, repeats: int, layer_repeats: int = 11) -> None:
             for n in range(len(IMPORT_LAYERS)):  # cumulative layers: each process imports layers 0..n
                 code = "\n".join(c for _, c in IMPORT_LAYERS[:n + 1])
                 prog = f"import sys, time\nsys.path.insert(0, {str(fdir)!r})\nt = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
-                out = subprocess.run([sys.executable, "-c", prog], env=child_env(), cwd=tmp, capture_output=True, text=True)
+                out = subprocess.run([sys.executable, "-c", prog], env=child_env(), cwd=tmp, capture_output=True, text=True, check=False)
                 layer_times[IMPORT_LAYERS[n][0]].append(float(out.stdout.strip().splitlines()[-1]))
     print(f"cold start of the predict handler, medians of {repeats} fresh processes:")
     for key in runs[0]:
@@ -122,10 +122,10 @@ def cold(world: PenguinsWorld, repeats: int, layer_repeats: int = 11) -> None:
 
 def components(world: PenguinsWorld, n_records: int, repeats: int, batch: int) -> None:
     import pydantic
-
     from maas_core.http import json_response, resolve
     from maas_core.predictor import PredictResponse, shape_predictions
     from maas_core.schemas import PredictRequest
+
     from tests.lambda_events import FakeLambdaContext
 
     app = load_predict_handler()

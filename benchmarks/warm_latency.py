@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmarks.common import (
     CHILD,
     RECORD,
@@ -98,12 +96,12 @@ def run(world: PenguinsWorld, calls: int = 2000, rounds: int = 3, keras_calls: i
         for ev in events[:warmup]:
             resp = app.lambda_handler(ev, context)
             assert resp["statusCode"] == 200, resp
-    handler = lambda ev: app.lambda_handler(ev, context)  # noqa: E731
+    handler = lambda ev: app.lambda_handler(ev, context)
 
     session = world.session()
     x = world.spec().transform([RECORD])
     inp, out = session.get_inputs()[0].name, session.get_outputs()[0].name
-    ort_run = lambda _: session.run([out], {inp: x})  # noqa: E731
+    ort_run = lambda _: session.run([out], {inp: x})
     for _ in range(warmup):
         ort_run(None)
 
