@@ -34,7 +34,6 @@ import importlib.util
 import json
 import logging
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -44,6 +43,8 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+
+from maas_local.queues import PollingThread
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,10 @@ def load_batch_handler(repo_root: str | Path | None = None) -> Handler:
     return module.lambda_handler  # type: ignore[no-any-return]
 
 
-class BatchTrigger:
+class BatchTrigger(PollingThread):
     """S3 bucket notification (ObjectCreated, prefix batch/input/) -> SQS -> the batch handler."""
+
+    thread_name = "maas-batch-trigger"
 
     def __init__(self, bucket: str, *, handler: Handler | None = None, queue_name: str = "maas-local-batch-events",
                  dead_letter_queue_name: str = "maas-local-batch-dlq", prefix: str = INPUT_PREFIX,
@@ -103,8 +106,7 @@ class BatchTrigger:
         self.dead_letter_queue_url = ""
         self.processed: list[Any] = []  # handler results, newest last
         self.failures: list[dict[str, Any]] = []  # {"event", "error"} of messages given up on
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._init_thread()
         self._attempts: dict[str, int] = {}
 
     # --- setup ------------------------------------------------------------------------------
@@ -190,33 +192,13 @@ class BatchTrigger:
         self._attempts.pop(message["MessageId"], None)
         sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
-    # --- thread -----------------------------------------------------------------------------
+    # --- thread (maas_local.queues.PollingThread) --------------------------------------------
 
     def start(self) -> BatchTrigger:
         """Configure (if needed) and poll in a daemon thread until stop()."""
-        if self._thread is not None:
-            return self
         if not self.queue_url:
             self.configure()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="maas-batch-trigger", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self.poll_once(wait_seconds=self.wait_seconds) == 0:
-                    self._stop.wait(0.2)
-            except Exception:
-                log.exception("batch trigger poll failed")
-                self._stop.wait(1.0)
+        return super().start()
 
     def __enter__(self) -> BatchTrigger:
         return self.start()

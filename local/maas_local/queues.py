@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import boto3
 
@@ -33,7 +33,49 @@ log = logging.getLogger(__name__)
 Invoke = Callable[[dict[str, Any]], Any]  # event -> handler result (the caller supplies the context)
 
 
-class QueuePoller:
+class PollingThread:
+    """A daemon thread calling `poll_once(wait_seconds)` until stop(); subclasses set `queue_url`,
+    `wait_seconds` and `thread_name`, and call `_init_thread()`."""
+
+    queue_url: str
+    wait_seconds: int
+    thread_name = "maas-queue-poller"
+
+    def _init_thread(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll_once(self, wait_seconds: int = 0) -> int:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        failing = False
+        while not self._stop.is_set():
+            try:
+                if self.poll_once(wait_seconds=self.wait_seconds) == 0:
+                    self._stop.wait(0.2)
+                failing = False
+            except Exception:  # keep polling: the stack may be stopping, or the queue missing
+                if not self._stop.is_set() and not failing:  # once per outage, not every second
+                    log.warning("polling %s failed; retrying every second", self.queue_url, exc_info=True)
+                failing = True
+                self._stop.wait(1.0)
+
+
+class QueuePoller(PollingThread):
     def __init__(self, queue_url: str, invoke: Invoke, *, function_name: str = "maas-local-consumer",
                  batch_size: int = 10, report_batch_item_failures: bool = True, wait_seconds: int = 1,
                  retry_delay: int = 1, endpoint_url: str | None = None) -> None:
@@ -48,8 +90,8 @@ class QueuePoller:
         self.failed = 0  # deliveries that came back failed (retried, or dead-lettered by the queue)
         self._endpoint_url = endpoint_url  # None: AWS_ENDPOINT_URL (the local stack)
         self._sqs: Any = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.thread_name = f"maas-queue-{function_name}"
+        self._init_thread()
 
     @property
     def sqs(self) -> Any:
@@ -119,30 +161,4 @@ class QueuePoller:
             "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]) == 0 and int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0
 
-    # --- thread ------------------------------------------------------------------------------
 
-    def start(self) -> "QueuePoller":
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name=f"maas-queue-{self.function_name}", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        failing = False
-        while not self._stop.is_set():
-            try:
-                if self.poll_once(wait_seconds=self.wait_seconds) == 0:
-                    self._stop.wait(0.2)
-                failing = False
-            except Exception:  # keep polling: the stack may be stopping, or the queue missing
-                if not self._stop.is_set() and not failing:  # once per outage, not every second
-                    log.warning("polling %s failed; retrying every second", self.queue_url, exc_info=True)
-                failing = True
-                self._stop.wait(1.0)

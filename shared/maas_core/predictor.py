@@ -59,11 +59,6 @@ class Predictor:
     def from_settings(cls, settings: Settings) -> "Predictor":
         return cls(settings, Registry(settings.registry_table), BundleStore(settings.model_bucket))
 
-    def resolve(self, name: str, version: str | None = None, alias: str | None = None) -> tuple[str, str | None]:
-        """(version, alias used). An explicit version wins; otherwise the alias, default `prod`."""
-        r = self.route(name, version, alias)
-        return r.version, r.alias
-
     def route(self, name: str, version: str | None = None, alias: str | None = None,
               routing_key: str | None = None) -> Route:
         """Pick the version for a request: an explicit version, else the alias (default `prod`), whose canary
