@@ -80,12 +80,16 @@ def test_a_version_an_alias_names_cannot_be_deleted(reg: Registry) -> None:
 def test_two_racing_promotions_leave_one_whole_winner(reg: Registry) -> None:
     reg.set_alias("iris", "prod", "1")
     barrier = threading.Barrier(2)
+    # DynamoDB applies each conditional transaction atomically; moto checks and writes without a
+    # lock, so two threads could both pass the check. Serialising the writes stands in for that.
+    dynamodb_serialises = threading.Lock()
     results: dict[str, object] = {}
     real_write = reg._write_alias
 
     def slow_write(*args, **kwargs):
         barrier.wait(timeout=5)  # both have read revision 1 before either writes
-        return real_write(*args, **kwargs)
+        with dynamodb_serialises:
+            return real_write(*args, **kwargs)
 
     reg._write_alias = slow_write  # type: ignore[method-assign]
 
