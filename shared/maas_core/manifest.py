@@ -2,6 +2,11 @@
 
 It records every file's SHA-256 (checked before a file is trusted), the raw input schema callers
 must send, the task and labels, holdout metrics and the framework versions used.
+
+Variants: the same model in other encodings, e.g. `int8` (dynamically quantized, `model.int8.onnx`)
+beside `float` (`model.onnx`). Each is recorded under `variants` with its file, size, SHA-256,
+holdout metrics and (int8) its parity against float. A manifest without `variants` (written before
+they existed) still loads and serves `float` from `model.onnx`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,11 @@ MODEL_FILE = "model.onnx"
 PREPROCESS_FILE = "preprocess.json"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.json"
+INT8_MODEL_FILE = "model.int8.onnx"
+
+DEFAULT_VARIANT = "float"
+VARIANT_FILES = {DEFAULT_VARIANT: MODEL_FILE, "int8": INT8_MODEL_FILE}  # the variants serving knows, and their files
+VARIANTS = tuple(VARIANT_FILES)
 
 Task = Literal["binary", "multiclass", "regression"]
 
@@ -52,6 +62,25 @@ class FileEntry(BaseModel):
     size: int = Field(ge=0)
 
 
+class Variant(BaseModel):
+    """One servable encoding of the model: its file (also listed, with the same hash, in `files`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    metrics: dict[str, float] = Field(default_factory=dict, description="holdout metrics of this variant")
+    parity: dict[str, float] | None = Field(
+        default=None, description="against the float variant on the holdout: max_abs_diff (probabilities or "
+                                  "values), label_agreement (classifiers)")
+
+    @classmethod
+    def of(cls, file: str, data: bytes, metrics: dict[str, float],
+           parity: dict[str, float] | None = None) -> "Variant":
+        return cls(file=file, sha256=sha256_hex(data), size=len(data), metrics=metrics, parity=parity)
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -70,6 +99,18 @@ class Manifest(BaseModel):
     baseline: dict[str, Any] = Field(default_factory=dict, description="training feature statistics, for drift")
     frameworks: dict[str, str] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict, description="hyper-parameters and data summary")
+    variants: dict[str, Variant] = Field(default_factory=dict,
+                                         description="servable encodings by name (float, int8); empty: float only")
+
+    def variant_names(self) -> list[str]:
+        """The variants this version can be served as: float always, and each recorded one."""
+        return [DEFAULT_VARIANT, *(v for v in self.variants if v != DEFAULT_VARIANT)]
+
+    def variant_file(self, variant: str) -> str | None:
+        """The file holding `variant`, or None when this version has no such variant."""
+        if variant in self.variants:
+            return self.variants[variant].file
+        return MODEL_FILE if variant == DEFAULT_VARIANT else None
 
     def summary(self) -> dict[str, Any]:
         """What the registry keeps about a version (the full manifest stays in S3)."""

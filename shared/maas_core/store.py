@@ -15,10 +15,24 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
 from maas_core.errors import ConflictError, IntegrityError, NotFoundError, ServiceUnavailableError
-from maas_core.manifest import MANIFEST_FILE, MODEL_FILE, PREPROCESS_FILE, FileEntry, Manifest, sha256_hex
+from maas_core.manifest import (
+    DEFAULT_VARIANT,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    PREPROCESS_FILE,
+    VARIANT_FILES,
+    FileEntry,
+    Manifest,
+    sha256_hex,
+)
 
 
 SERVING_FILES = (MODEL_FILE, PREPROCESS_FILE)  # what a serving function loads; reports stay in S3
+
+
+def serving_files(variant: str = DEFAULT_VARIANT) -> tuple[str, str]:
+    """What serving loads for one variant: its model file and the spec, never the other variants' files."""
+    return (VARIANT_FILES[variant], PREPROCESS_FILE)
 
 
 def bundle_prefix(name: str, version: str) -> str:
@@ -46,6 +60,11 @@ class BundleStore:
         if self._exists(prefix + MANIFEST_FILE):
             raise ConflictError(f"model {manifest.name!r} version {manifest.version!r} is already published")
         entries = {fname: FileEntry(sha256=sha256_hex(data), size=len(data)) for fname, data in files.items()}
+        for vname, variant in manifest.variants.items():  # a variant must name a published file, by its hash
+            entry = entries.get(variant.file)
+            if entry is None or (entry.sha256, entry.size) != (variant.sha256, variant.size):
+                raise ValueError(f"variant {vname!r} names {variant.file!r}, which is not among the published "
+                                 "files with that SHA-256 and size")
         manifest = manifest.model_copy(update={"files": entries})
         try:
             for fname, data in files.items():
@@ -64,10 +83,11 @@ class BundleStore:
         raw = self._get(bundle_prefix(name, version) + MANIFEST_FILE, f"model {name!r} version {version!r}")
         return Manifest.model_validate(json.loads(raw))
 
-    def load(self, name: str, version: str, only: Collection[str] | None = None) -> Bundle:
+    def load(self, name: str, version: str, only: Collection[str] | None = None,
+             manifest: Manifest | None = None) -> Bundle:
         """The manifest and the files it lists (or just `only`, e.g. what serving needs, not the report
-        pictures), each verified against its SHA-256."""
-        manifest = self.load_manifest(name, version)
+        pictures), each verified against its SHA-256. `manifest`: already read, don't fetch it again."""
+        manifest = manifest or self.load_manifest(name, version)
         prefix = bundle_prefix(name, version)
         files: dict[str, bytes] = {}
         missing = [f for f in (only or ()) if f not in manifest.files]

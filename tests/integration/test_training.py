@@ -270,6 +270,8 @@ def test_metrics_and_baseline_by_hand() -> None:
     ({"categorical": ["feathers"]}, "categorical column(s) 'feathers' not in the data"),
     ({"exclude": ["year", "island"], "optional": ["island"]}, "both excluded and used as features: island"),
     ({"numeric": ["bill_length_mm"], "categorical": ["island"]}, "optional column(s) 'sex' are not features"),
+    ({"sensitive": ["feathers"]}, "sensitive column(s) 'feathers' not in the data"),  # a typo must not unmask
+    ({"exclude": ["year", "island"], "sensitive": ["island"]}, "sensitive column(s) 'island' are not features"),
     ({"task": "binary"}, "task binary needs a target with 2 classes; 'species' has 3: Adelie, Chinstrap, Gentoo"),
     ({"optional": [], "numeric": MEASURES, "categorical": ["island", "sex"], "target": "island",
       "test_size": 0.5, "val_size": 0.45}, "test_size + val_size = 0.95 leaves too few rows"),
@@ -313,11 +315,13 @@ def test_penguins_bundle_is_published_registered_and_promoted(world: World, trai
     prefix = "models/penguins/1/"
     stored_names = [k.removeprefix(prefix) for k in world.keys(prefix)]
     pictures = [n for n in stored_names if n.startswith("report_") and n.endswith(".png")]  # optional extras
-    assert sorted(set(stored_names) - set(pictures)) == sorted([MANIFEST_FILE, MODEL_FILE, PREPROCESS_FILE, REPORT_FILE])
+    models = [v.file for v in m.variants.values()]  # model.onnx, and model.int8.onnx (tests/integration/test_quantization.py)
+    assert MODEL_FILE in models
+    assert sorted(set(stored_names) - set(pictures)) == sorted([MANIFEST_FILE, *models, PREPROCESS_FILE, REPORT_FILE])
     s3 = boto3.client("s3")
     stored = Manifest.model_validate_json(s3.get_object(Bucket=world.bucket, Key=prefix + MANIFEST_FILE)["Body"].read())
     assert stored == m
-    assert set(stored.files) == {MODEL_FILE, PREPROCESS_FILE, REPORT_FILE, *pictures}
+    assert set(stored.files) == {*models, PREPROCESS_FILE, REPORT_FILE, *pictures}
     for name, entry in stored.files.items():
         body = s3.get_object(Bucket=world.bucket, Key=prefix + name)["Body"].read()
         assert (sha256_hex(body), len(body)) == (entry.sha256, entry.size), name
@@ -512,6 +516,8 @@ def test_text_model_trains_exports_and_publishes_int_token_input(world: World, t
     assert [(i.name, i.type, i.required) for i in m.input_schema] == [("text", "string", True)]
     base = m.baseline["features"]["text"]
     assert base["kind"] == "text" and base["oov_rate"] == 0.0 and sum(base["tokens"]["proportions"]) == pytest.approx(1)
+    # text drift compares serving texts with the OOV rate of the validation split, not training's own 0
+    assert base["oov"]["source"] == "validation" and 0.0 < base["oov"]["rate"] < 0.5 and base["oov"]["tokens"] > 0
     assert any("Embedding(" in line and "LSTM(32)" in line for line in text_trained.progress)
 
     import onnx  # the graph is the fused LSTM op, not a slow Loop (DESIGN.md)

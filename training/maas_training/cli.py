@@ -15,6 +15,9 @@ A --config file (JSON, or YAML with pyyaml) holds TrainingConfig fields by name,
       body_mass_g: {kind: numeric, outliers: iqr, outlier_action: drop}
       sex: {kind: categorical, required: false, unseen: other}
 
+--data and --config may be s3:// URIs (the cloud batch job: maas_core.training_jobs), downloaded for the
+run; a .jsonl dataset (one JSON object per line) is read as CSV (maas_training.sources).
+
 AWS comes from the usual boto3 settings; AWS_ENDPOINT_URL points it at a local moto server.
 Exit codes: 0 published, 1 the job failed (message on stderr), 2 bad arguments.
 """
@@ -30,6 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from maas_training.config import TrainingConfig, read_config_file
+from maas_training.sources import fetched_inputs, path_or_s3
 
 _DEFAULTS = {name: f.get_default(call_default_factory=True) for name, f in TrainingConfig.model_fields.items()}
 # argparse dest -> TrainingConfig field, where they differ
@@ -70,10 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
                "flags are defaults for every column of their kind; a --config file's `columns` entries win "
                "over them. AWS_ENDPOINT_URL points every AWS call at a local moto server.",
     )
-    parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="JSON or YAML file of settings (TrainingConfig fields); flags override its values")
+    parser.add_argument("--config", type=path_or_s3, metavar="FILE",
+                        help="JSON or YAML file of settings (TrainingConfig fields), or an s3:// URI of one; flags "
+                             "override its values")
     data = parser.add_argument_group("data")
-    data.add_argument("--data", type=Path, help="CSV file with a header row ('NA' or empty = missing)")
+    data.add_argument("--data", type=path_or_s3,
+                      help="CSV file with a header row ('NA' or empty = missing), a JSONL file of objects, or an "
+                           "s3:// URI of either (the cloud batch job)")
     data.add_argument("--model-name", help="registry name of the model")
     data.add_argument("--target", help="column to predict")
     data.add_argument("--task", choices=["binary", "multiclass", "regression"], help="default: inferred from the target")
@@ -84,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--exclude", type=_names, metavar="COLS", help="columns to ignore")
     data.add_argument("--optional", type=_names, metavar="COLS",
                       help="features callers may omit (filled with the training fill); all others are required")
+    data.add_argument("--sensitive", type=_names, metavar="COLS",
+                      help="features holding personal data: masked in captured predictions, never quoted in errors")
     data.add_argument("--test-size", type=float, help="holdout fraction for the metrics" + _default("test_size"))
     data.add_argument("--val-size", type=float, help="validation fraction for early stopping" + _default("val_size"))
 
@@ -124,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--bucket", help="model bucket (default: $MAAS_MODEL_BUCKET or maas-models)")
     out.add_argument("--table", help="registry table (default: $MAAS_REGISTRY_TABLE or maas-registry)")
     out.add_argument("--promote", metavar="ALIAS", help="point this alias (e.g. prod) at the new version")
+    out.add_argument("--no-quantize", dest="quantize", action="store_false", default=None,
+                     help="publish the float model only, without the INT8 variant (a --config file's "
+                          "`quantize: {max_metric_drop: 0.02}` sets its accuracy tolerance)")
     return parser
 
 
@@ -164,6 +176,15 @@ def _validation_message(exc: ValidationError, flags: set[str], config_file: Path
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:  # s3:// inputs are downloaded (and JSONL turned into CSV) for the run: maas_training.sources
+        with fetched_inputs(args):
+            return _run(parser, args)
+    except ValueError as exc:
+        print(f"maas-train: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
     except ValidationError as exc:
@@ -186,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     summary = " ".join(f"{k}={v:.4g}" for k, v in manifest.metrics.items())
     print(f"done: {manifest.name} version {manifest.version} ({manifest.task}) {summary}")
+    for name, variant in manifest.variants.items():  # float, and int8 when it passed its checks
+        scores = " ".join(f"{k}={v:.4g}" for k, v in variant.metrics.items())
+        print(f"  variant {name}: {variant.file} {variant.size / 1024:.1f} KB {scores}")
     return 0
 
 

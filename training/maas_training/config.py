@@ -66,6 +66,18 @@ def check_loss(loss: str | None, task: str) -> None:
         raise ValueError(f"loss {loss!r} does not suit a {task} task; use one of: {', '.join(allowed)}")
 
 
+class QuantizeConfig(BaseModel):
+    """The INT8 variant (maas_training.quantize): published beside the float model unless it fails to load
+    or loses more than `max_metric_drop` of holdout accuracy (R^2 for a regression)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="also publish a dynamically quantized INT8 model.int8.onnx")
+    max_metric_drop: float = Field(
+        default=0.02, ge=-1, le=1, description="largest accuracy (or R^2) drop vs the float model accepted; "
+                                               "a negative value demands a gain, i.e. refuses the variant")
+
+
 class TrainingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -83,6 +95,8 @@ class TrainingConfig(BaseModel):
         default=None, description="per-column preprocessing options (kind included); they win over the defaults below")
     exclude: list[str] = Field(default_factory=list, description="columns the model never sees")
     optional: list[str] = Field(default_factory=list, description="features callers may omit (filled with the fitted fill)")
+    sensitive: list[str] = Field(default_factory=list, description="features holding personal data: masked in captured "
+                                                                   "predictions, never quoted in errors or logs")
 
     # --- preprocessing defaults for every column of the matching kind (None: ColumnConfig's default)
     scaler: Literal["standard", "minmax", "robust", "none"] | None = Field(default=None, description="numeric")
@@ -121,12 +135,19 @@ class TrainingConfig(BaseModel):
     table: str = Field(default_factory=lambda: os.environ.get("MAAS_REGISTRY_TABLE") or "maas-registry", min_length=3)
     promote: str | None = Field(default=None, description="alias to point at the new version, e.g. 'prod'")
     parity_tolerance: float = Field(default=1e-4, gt=0, description="largest ONNX vs Keras output difference accepted")
+    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig,
+                                     description="the INT8 variant; true / false turns it on / off with the defaults")
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> "TrainingConfig":
         """A JSON (.json) or YAML (.yaml / .yml) file of field values, then `overrides` on top.
         A relative `data` path in the file is relative to the file's folder."""
         return cls(**{**read_config_file(path), **overrides})
+
+    @field_validator("quantize", mode="before")
+    @classmethod
+    def _quantize_switch(cls, v: Any) -> Any:
+        return {"enabled": v} if isinstance(v, bool) else v  # `quantize: false` in a file, --no-quantize
 
     @field_validator("model_name")
     @classmethod
@@ -145,7 +166,7 @@ class TrainingConfig(BaseModel):
             raise ValueError("hidden_units needs at least one layer, each with a positive number of units")
         return v
 
-    @field_validator("numeric", "categorical", "boolean", "text", "exclude", "optional")
+    @field_validator("numeric", "categorical", "boolean", "text", "exclude", "optional", "sensitive")
     @classmethod
     def _no_duplicates(cls, v: list[str] | None) -> list[str] | None:
         if v is None:
@@ -204,7 +225,7 @@ class TrainingConfig(BaseModel):
     def column_config(self, name: str, kind: Kind) -> ColumnConfig:
         """The preprocessing options of one input column: ColumnConfig defaults < this config's
         defaults for the kind < the options set explicitly in `columns[name]`."""
-        settings: dict[str, Any] = {"kind": kind, "required": name not in self.optional}
+        settings: dict[str, Any] = {"kind": kind, "required": name not in self.optional, "sensitive": name in self.sensitive}
         if kind == "numeric":
             for key in ("scaler", "outliers", "outlier_action", "outlier_threshold", "missing", "fill_value"):
                 if getattr(self, key) is not None:

@@ -135,6 +135,7 @@ def run(
     """Train, check and publish one model version; returns the published manifest."""
     from maas_training import model as nn
     from maas_training.export import OPSET, export_and_check
+    from maas_training.quantize import build_variants
 
     started = time.monotonic()
     registry = registry or Registry(config.table)
@@ -176,6 +177,10 @@ def run(
     # -- export and check ----------------------------------------------------------------------
     exported = export_and_check(net, p.x_test, config.parity_tolerance, dtype=p.spec.output_dtype())
     progress(f"ONNX export: {len(exported.onnx_bytes) / 1024:.1f} KB, parity max abs diff {exported.max_abs_diff:.3g}")
+    # the INT8 variant (maas_training.quantize): checked on the same holdout; one that fails is left out
+    variants, variant_files, quantization = build_variants(
+        config.quantize.enabled, config.quantize.max_metric_drop, exported.onnx_bytes,
+        p.x_test.astype(p.spec.output_dtype()), p.y_test, p.task, metrics, progress)
 
     # -- publish ---------------------------------------------------------------------------------
     version = registry.next_version(config.model_name)
@@ -193,6 +198,7 @@ def run(
         "onnx_parity_max_abs_diff": exported.max_abs_diff,
         "onnx_parity_max_scaled_diff": exported.max_scaled_diff,
         "onnx_opset": OPSET,
+        "quantization": quantization,
         "duration_seconds": round(time.monotonic() - started, 2),
     }
     if target_scale is not None:
@@ -208,9 +214,11 @@ def run(
         model_output=exported.model_output,
         metrics=metrics,
         baseline=baseline_statistics(p.train_columns, p.features.numeric, p.features.categorical,
-                                     boolean=p.features.boolean, text=p.spec.text_feature),
+                                     boolean=p.features.boolean, text=p.spec.text_feature,
+                                     holdout=p.val_columns),
         frameworks=framework_versions(),
         training=training_info,
+        variants=variants,
     )
     report = {
         "name": config.model_name, "version": version, "task": p.task, "target": config.target, "labels": p.labels,
@@ -219,6 +227,7 @@ def run(
     }
     files = {
         MODEL_FILE: exported.onnx_bytes,
+        **variant_files,  # model.int8.onnx, when the variant passed
         PREPROCESS_FILE: p.spec.to_json().encode(),
         REPORT_FILE: json.dumps(report, indent=2).encode(),
         # report_confusion_matrix / report_roc_curve / report_residuals / report_training_curves .png
