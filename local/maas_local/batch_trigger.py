@@ -89,6 +89,8 @@ class BatchTrigger(PollingThread):
     """S3 bucket notification (ObjectCreated, prefix batch/input/) -> SQS -> the batch handler."""
 
     thread_name = "maas-batch-trigger"
+    notification_id = "maas-local-batch"  # the bucket notification's Id (one per trigger kind)
+    function_name = "maas-local-BatchFunction"  # what the fake Lambda context reports
 
     def __init__(self, bucket: str, *, handler: Handler | None = None, queue_name: str = "maas-local-batch-events",
                  dead_letter_queue_name: str = "maas-local-batch-dlq", prefix: str = INPUT_PREFIX,
@@ -133,7 +135,7 @@ class BatchTrigger(PollingThread):
         config = s3.get_bucket_notification_configuration(Bucket=self.bucket)
         config.pop("ResponseMetadata", None)
         queues = [q for q in config.get("QueueConfigurations", []) if q.get("QueueArn") != arn]
-        queues.append({"Id": "maas-local-batch", "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
+        queues.append({"Id": self.notification_id, "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": self.prefix}]}}})
         config["QueueConfigurations"] = queues
         s3.put_bucket_notification_configuration(Bucket=self.bucket, NotificationConfiguration=config)
@@ -171,7 +173,9 @@ class BatchTrigger(PollingThread):
                   "body": message["Body"], "attributes": message.get("Attributes", {}), "eventSource": "aws:sqs",
                   "eventSourceARN": f"arn:aws:sqs:local:{self.queue_name}"}
         event = {"Records": [record]}
-        context = _FakeContext(aws_request_id=str(uuid.uuid4()), started=time.monotonic())
+        context = _FakeContext(function_name=self.function_name, aws_request_id=str(uuid.uuid4()),
+                               invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}",
+                               started=time.monotonic())
         try:
             self.processed.append(self.handler(event, context))
         except Exception as exc:  # noqa: BLE001 - the run's error is the message's fate, not ours

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from maas_local.batch_trigger import BatchTrigger
+from maas_local.train_trigger import TrainTrigger, penguins_training_config
 from maas_local.stack import FAKE_CREDENTIALS, LocalStack, PortInUseError, check_port_free
 from maas_local.template import LOCAL_REGION
 
@@ -168,11 +169,18 @@ def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve:
         return 0
 
     bucket = stack.names["ModelBucket"]
-    # S3 upload -> predictions file, as the deployed S3 trigger does (moto S3 notification -> SQS -> handler)
-    with BatchTrigger(bucket):
+    # S3 upload -> predictions file, as the deployed S3 trigger does (moto S3 notification -> SQS -> handler);
+    # S3 upload under datasets/ -> a new model version, trained in-process (no Batch locally)
+    stack.client("s3").put_object(Bucket=bucket, Key=f"datasets/{MODEL}/training.json",
+                                  Body=json.dumps(penguins_training_config(), indent=2).encode())
+    with BatchTrigger(bucket), TrainTrigger(bucket):
         print("batch predictions: drop a CSV or JSONL file under batch/input/<model>/, e.g.", flush=True)
         print(f"  aws s3 cp training/maas_training/datasets/penguins.csv s3://{bucket}/batch/input/{MODEL}/penguins.csv")
         print(f"  aws s3 ls s3://{bucket}/batch/output/{MODEL}/   # penguins.csv.predictions.jsonl + .errors.jsonl")
+        print(f"training: drop a dataset under datasets/<model>/ (s3://{bucket}/datasets/{MODEL}/training.json is "
+              "already there) and a new version is trained and promoted, e.g.", flush=True)
+        print(f"  aws s3 cp training/maas_training/datasets/penguins.csv s3://{bucket}/datasets/{MODEL}/penguins.csv")
+        print(f"  aws dynamodb scan --table-name {stack.names['RegistryTable']}   # a new version; or: maas versions {MODEL}")
         print(f"\nserving {base_url} (Ctrl-C to stop)", flush=True)
         try:
             gateway.serve_forever()

@@ -151,6 +151,8 @@ class LocalStack:
             "AWS_DEFAULT_REGION": LOCAL_REGION,
             "AWS_REGION": LOCAL_REGION,
             **FAKE_CREDENTIALS,  # always: this is moto, never real AWS
+            # no AWS Batch here: the datasets/ trigger trains in-process (maas_core.training_jobs)
+            "MAAS_TRAINING_RUNNER": "inprocess",
             **{k: None for k in _CLEARED},
         }
         self._env.apply(wanted)

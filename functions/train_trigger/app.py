@@ -1,0 +1,65 @@
+"""Train trigger: S3 ObjectCreated under datasets/ -> one AWS Batch training job per dataset. Thin on purpose.
+
+Accepts an S3 event (`Records[].s3`), or the same event wrapped in SQS messages (the local stack's S3
+notification -> SQS -> this handler). Which uploads start a job, and how, is maas_core.training_jobs:
+a `.csv`/`.jsonl` under datasets/{model}/ does, a training config alone does not.
+
+A key that can never start a job (not a dataset, no model folder, no config and no maas-target) is
+logged as an error and reported in `rejected`; the invocation succeeds, since retrying cannot fix the
+key. A Batch API failure raises, so Lambda retries the event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from maas_core.training_jobs import TrainingRequestError, TrainingSettings, request_for_upload, start_training
+
+logger = Logger()
+
+
+def s3_objects(event: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(bucket, decoded key) of every ObjectCreated record, unwrapping SQS messages; skips s3:TestEvent."""
+    if event.get("Event") == "s3:TestEvent":
+        return
+    for record in event.get("Records") or []:
+        if "s3" in record:
+            if str(record.get("eventName", "")).startswith("ObjectCreated"):
+                yield record["s3"]["bucket"]["name"], unquote_plus(record["s3"]["object"]["key"])
+        elif "body" in record:
+            try:
+                inner = json.loads(record["body"])
+            except (TypeError, ValueError):
+                logger.warning("ignoring an SQS message that is not JSON", extra={"message_id": record.get("messageId")})
+                continue
+            if isinstance(inner, dict):
+                yield from s3_objects(inner)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = TrainingSettings()  # read per call: cheap, and the local stack may switch the runner
+    started: list[dict[str, Any]] = []
+    ignored: list[str] = []
+    rejected: list[dict[str, Any]] = []
+    for bucket, key in s3_objects(event):
+        try:
+            request = request_for_upload(bucket, key)
+        except TrainingRequestError as err:
+            logger.error("upload cannot start a training job", extra={"bucket": bucket, "key": key, "error": err.message})
+            rejected.append({"key": key, **err.to_body()["error"]})
+            continue
+        if request is None:
+            logger.info("not a dataset (a config or folder); no job", extra={"bucket": bucket, "key": key})
+            ignored.append(key)
+            continue
+        job = start_training(request, settings)
+        logger.info("training job started", extra=job.summary())
+        started.append(job.summary())
+    return {"started": started, "ignored": ignored, "rejected": rejected}

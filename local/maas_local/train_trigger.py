@@ -1,0 +1,76 @@
+"""Local stand-in for the datasets/ -> TrainTriggerFunction trigger: S3 notification -> SQS -> poller
+thread -> functions/train_trigger/app.py's handler, in-process (the same plumbing as BatchTrigger).
+
+    with LocalStack() as stack, TrainTrigger(stack.names["ModelBucket"]):
+        ...   # upload datasets/penguins/training.json, then datasets/penguins/penguins.csv: a new version
+
+The handler is the deployed function's code; only its runner differs: LocalStack sets
+MAAS_TRAINING_RUNNER=inprocess (there is no AWS Batch, and no Docker for its container), so the dataset's
+`maas-train` command line runs in this process (TensorFlow included) instead of being submitted. A run
+takes seconds to minutes and blocks this poller only: predictions keep being served meanwhile.
+
+Dev-only code: never shipped to Lambda.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from maas_local.batch_trigger import BatchTrigger, Handler
+
+DATASETS_PREFIX = "datasets/"
+
+
+def load_train_trigger_handler(repo_root: str | Path | None = None) -> Handler:
+    """functions/train_trigger/app.py's lambda_handler, imported from the repository."""
+    root = Path(repo_root) if repo_root else Path(__file__).resolve().parents[2]
+    path = root / "functions" / "train_trigger" / "app.py"
+    module_name = "maas_function_train_trigger"
+    module: ModuleType | None = sys.modules.get(module_name)
+    if module is None or getattr(module, "__file__", None) != str(path):
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise FileNotFoundError(path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return module.lambda_handler  # type: ignore[no-any-return]
+
+
+def penguins_training_config() -> dict[str, object]:
+    """The demo's training.json for datasets/penguins/ (maas_training.datasets.penguins_config's settings)."""
+    return {"target": "species", "exclude": ["year"], "optional": ["sex"], "hidden_units": [16, 8], "epochs": 40,
+            "batch_size": 16, "learning_rate": 0.01, "promote": "prod"}
+
+
+class TrainTrigger(BatchTrigger):
+    """S3 bucket notification (ObjectCreated, prefix datasets/) -> SQS -> the train trigger handler.
+
+    One attempt per event (a failed training is not retried, as the Batch job definition's
+    RetryStrategy says); a handler that raises (e.g. the bucket is gone) lands in the local DLQ."""
+
+    thread_name = "maas-train-trigger"
+    notification_id = "maas-local-train"
+    function_name = "maas-local-TrainTriggerFunction"
+
+    def __init__(self, bucket: str, *, handler: Handler | None = None, queue_name: str = "maas-local-train-events",
+                 dead_letter_queue_name: str = "maas-local-train-dlq", wait_seconds: int = 1,
+                 endpoint_url: str | None = None) -> None:
+        super().__init__(bucket, handler=handler, queue_name=queue_name, dead_letter_queue_name=dead_letter_queue_name,
+                         prefix=DATASETS_PREFIX, max_attempts=1, wait_seconds=wait_seconds, endpoint_url=endpoint_url)
+
+    def configure(self) -> TrainTrigger:
+        # a training run holds its message for minutes: keep it invisible meanwhile, as Lambda's async
+        # queue does for the deployed trigger, so it is never handed out twice
+        self.client("sqs").create_queue(QueueName=self.queue_name, Attributes={"VisibilityTimeout": "3600"})
+        super().configure()
+        return self
+
+    @property
+    def handler(self) -> Handler:
+        if self._handler is None:
+            self._handler = load_train_trigger_handler()
+        return self._handler
