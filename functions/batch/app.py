@@ -7,6 +7,9 @@ configured) are ignored, as are keys outside batch/input/ and folder placeholder
 
 A file that cannot be processed has its report written by run_batch and makes this invocation
 fail, so Lambda retries it and then hands the event to the on-failure destination (the DLQ).
+
+Each file emits EMF metrics per model and version and a sample of its rows is captured with source
+"batch" (maas_core.monitoring.batch; MAAS_CAPTURE_QUEUE_URL / MAAS_CAPTURE_RATE as for predict).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core.batch import BatchFileError, is_batch_input, run_batch
+from maas_core.monitoring.batch import BatchMonitor
 from maas_core.predictor import Predictor
 from maas_core.settings import get_settings
 
@@ -31,6 +35,11 @@ logger = Logger()
 def predictor() -> Predictor:
     # one per process: warm invocations reuse the registry client and loaded models
     return Predictor.from_settings(get_settings())
+
+
+@lru_cache(maxsize=1)
+def monitor() -> BatchMonitor:
+    return BatchMonitor.from_settings(get_settings())
 
 
 def s3_objects(event: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -61,7 +70,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.info("not a batch input; ignored", extra={"bucket": bucket, "key": key})
             continue
         try:
-            result = run_batch(bucket, key, predictor(),
+            result = run_batch(bucket, key, predictor(), monitor=monitor(),
                                time_left=lambda: context.get_remaining_time_in_millis() / 1000)
         except BatchFileError as err:
             logger.exception("batch file failed", extra={"input": err.input_uri, "error": err.code})

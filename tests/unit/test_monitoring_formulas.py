@@ -261,3 +261,93 @@ def test_captures_are_packed_25_per_message_and_10_messages_per_call_within_size
     assert all(len(c) <= 10 and sum(len(b) for b, _ in c) <= MAX_CALL_BYTES for c in calls)
     big = [{"id": f"{i:032x}-0", "features": {"text": "z" * 7000}} for i in range(30)]
     assert all(len(b) <= MAX_MESSAGE_BYTES for b, _ in message_bodies(big))
+
+
+# --- text drift: token counts and out-of-vocabulary share ---------------------------------------------
+
+
+def text_baseline(oov_rate: float | None = 0.1) -> dict:
+    """A text field's baseline in the training job's format: token counts in bins [0,4) [4,6) [6,inf)
+    holding 25 / 50 / 25 % of the training texts, and (unless None) a validation OOV rate."""
+    stats: dict = {"kind": "text", "count": 400, "missing": 0, "oov_rate": 0.0,
+                   "tokens": {"mean": 5.0, "bin_edges": [1.0, 4.0, 6.0, 12.0], "proportions": [0.25, 0.5, 0.25]}}
+    if oov_rate is not None:
+        stats["oov"] = {"rate": oov_rate, "tokens": 2000, "source": "validation"}
+    return {"rows": 400, "bins": 3, "features": {"note": stats}}
+
+
+def text_records(stats: list[tuple[int, int]]) -> list[dict]:
+    """Captured records carrying only the text numbers (the text itself may be masked)."""
+    return [{"note": MASK, "_text": {"note": {"tokens": n, "oov": k}}} for n, k in stats]
+
+
+def test_text_psi_matches_hand_computed_values() -> None:
+    """Given a text baseline (token-count bins 25/50/25 %, validation OOV rate 0.1) and 4 captured texts of
+    2, 5, 8 and 9 tokens with 1 of their 24 tokens out of vocabulary,
+    then the token PSI is over shares 1/4, 1/4, 1/2, the OOV PSI over (known, oov) = (23/24, 1/24) against
+    (0.9, 0.1), and the field's PSI is the larger; the masked text does not stop the measurement."""
+    out = feature_drift(text_baseline(), text_records([(2, 0), (5, 1), (8, 0), (9, 0)]), sensitive={"note"})
+    note = out["features"]["note"]
+    tokens_psi = (0.25 - 0.25) * math.log(1) + (0.25 - 0.5) * math.log(0.25 / 0.5) + (0.5 - 0.25) * math.log(0.5 / 0.25)
+    rate = 1 / 24
+    oov_psi = (1 - rate - 0.9) * math.log((1 - rate) / 0.9) + (rate - 0.1) * math.log(rate / 0.1)
+    assert note["tokens"]["psi"] == pytest.approx(tokens_psi) and note["tokens"]["mean"] == pytest.approx(6.0)
+    assert note["oov"] == {"psi": pytest.approx(oov_psi), "rate": pytest.approx(rate), "baseline_rate": 0.1}
+    assert note["psi"] == pytest.approx(max(tokens_psi, oov_psi)) and note["count"] == 4
+    assert note["status"] == drift_status(max(tokens_psi, oov_psi)) == "significant"  # 0.3466 > 0.2
+    assert out["max_psi"] == pytest.approx(note["psi"])
+
+
+def sample_texts(rng: np.random.Generator, n: int, shares: list[float], oov_share: float) -> list[tuple[int, int]]:
+    """n texts whose token counts fall in the baseline's bins with `shares`, each token OOV with `oov_share`."""
+    bins = rng.choice(3, n, p=shares)
+    lengths = np.where(bins == 0, rng.integers(1, 4, n), np.where(bins == 1, rng.integers(4, 6, n),
+                                                                   rng.integers(6, 12, n)))
+    return [(int(t), int(rng.binomial(t, oov_share))) for t in lengths]
+
+
+def test_unshifted_texts_are_stable_and_longer_or_unknown_words_drift() -> None:
+    """Given 2000 texts drawn like the baseline (25/50/25 %, 10 % OOV), the text PSI stays below 0.1;
+    much longer texts (90 % in the top bin) or texts full of unknown words (40 % OOV) each push it above 0.2."""
+    rng = np.random.default_rng(3)
+    same = feature_drift(text_baseline(), text_records(sample_texts(rng, 2000, [0.25, 0.5, 0.25], 0.1)))
+    assert same["features"]["note"]["psi"] < 0.1 and same["features"]["note"]["status"] == "stable"
+    longer = feature_drift(text_baseline(), text_records(sample_texts(rng, 2000, [0.05, 0.05, 0.9], 0.1)))
+    assert longer["features"]["note"]["tokens"]["psi"] > 0.2 and longer["features"]["note"]["oov"]["psi"] < 0.1
+    unknown = feature_drift(text_baseline(), text_records(sample_texts(rng, 2000, [0.25, 0.5, 0.25], 0.4)))
+    assert unknown["features"]["note"]["oov"]["psi"] > 0.2 and unknown["features"]["note"]["tokens"]["psi"] < 0.1
+    for out in (longer, unknown):
+        assert out["features"]["note"]["status"] == "significant" and out["status"] == "significant"
+
+
+def test_old_manifests_without_a_text_baseline_report_text_drift_as_unavailable() -> None:
+    """Given captured text numbers and (a) a baseline that never recorded the text field (tabular entries
+    only), (b) a text entry without bins or OOV rate, (c) token bins but no validation OOV rate,
+    then (a) and (b) report the field as unavailable with why, not as an error, and (c) measures the token
+    counts only, reporting the OOV rate without a PSI."""
+    records = text_records([(5, 0), (5, 1)])
+    tabular_only = {"features": {"x1": training_baseline(np.random.default_rng(0))["features"]["x1"]}}
+    for baseline in (tabular_only, {"features": {"note": {"kind": "text", "count": 9, "oov_rate": 0.1, "tokens": {}}}}):
+        note = feature_drift(baseline, records)["features"]["note"]
+        assert (note["status"], note["psi"]) == ("unavailable", None) and "baseline" in note["skipped"]
+    no_oov = feature_drift(text_baseline(oov_rate=None), records)["features"]["note"]
+    assert no_oov["status"] in ("stable", "moderate", "significant") and no_oov["psi"] == no_oov["tokens"]["psi"]
+    assert no_oov["oov"]["psi"] is None and no_oov["oov"]["rate"] == pytest.approx(0.1) and "skipped" in no_oov["oov"]
+    assert feature_drift(text_baseline(), [{"note": "hello"}])["features"]["note"]["status"] == "no_data"
+
+
+def test_text_captures_carry_token_and_oov_counts_even_when_masked() -> None:
+    """Given a text model's spec (tokenizer and vocabulary) and a sensitive text field,
+    then the captured features keep the text masked but carry its token count and how many tokens the
+    vocabulary does not know, counted on the whole text (not the 256-character cut)."""
+    from maas_core.preprocess import ColumnConfig, PreprocessSpec, SpecConfig
+
+    spec = PreprocessSpec.fit({"note": ["good service", "bad service, slow"]},
+                              SpecConfig(columns={"note": ColumnConfig(kind="text", max_length=4)}))
+    text = spec.text_feature
+    m = manifest([InputField(name="note", type="string", sensitive=True)])
+    long = "Good service! " + "zebra " * 100  # 102 tokens, 100 of them unknown, longer than MAX_STRING
+    got = features_summary({"note": long}, m, text)
+    assert got == {"note": MASK, "_text": {"note": {"tokens": 102, "oov": 100}}}
+    assert features_summary("bad SERVICE", m, text)["_text"] == {"note": {"tokens": 2, "oov": 0}}
+    assert "_text" not in features_summary({"note": 3}, m, text)

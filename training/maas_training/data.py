@@ -185,7 +185,7 @@ def resolve_features(columns: Columns, config: TrainingConfig) -> Features:
         raise ValueError(f"target column {target!r} is not in the data; columns are: {', '.join(header)}")
     explicit = config.explicit_kinds()
     named = (("columns", list(config.columns or {})), *((k, getattr(config, k) or []) for k in KINDS),
-             ("exclude", config.exclude), ("optional", config.optional))
+             ("exclude", config.exclude), ("optional", config.optional), ("sensitive", config.sensitive))
     for what, names in named:
         unknown = [n for n in names if n not in columns]
         if unknown:
@@ -217,9 +217,10 @@ def resolve_features(columns: Columns, config: TrainingConfig) -> Features:
         others = [n for n in kinds if n not in text]
         raise ValueError(f"a text model takes one text column and nothing else: text {', '.join(map(repr, text))}, "
                          f"other features {', '.join(map(repr, others))} (exclude them)")
-    not_features = [o for o in config.optional if o not in kinds]
-    if not_features:
-        raise ValueError(f"optional column(s) {', '.join(map(repr, not_features))} are not features of the model")
+    for what, names in (("optional", config.optional), ("sensitive", config.sensitive)):
+        not_features = [o for o in names if o not in kinds]
+        if not_features:
+            raise ValueError(f"{what} column(s) {', '.join(map(repr, not_features))} are not features of the model")
     if text and text[0] in config.optional:
         raise ValueError(f"the text column {text[0]!r} cannot be optional: a text model needs its text")
     order = {name: i for i, name in enumerate(header)}

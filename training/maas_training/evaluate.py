@@ -8,15 +8,19 @@ Baseline format (stored in the manifest under `baseline`):
         "<categorical>": {"kind": "categorical", "count", "missing", "frequencies": {category: share}},
         "<boolean>":     {"kind": "boolean", "count", "missing", "frequencies": {"false": share, "true": share}},
         "<text>":        {"kind": "text", "count", "missing", "oov_rate",
-                          "tokens": {numeric statistics of the number of tokens per text}}}}
+                          "tokens": {numeric statistics of the number of tokens per text},
+                          "oov": {"rate", "tokens", "source": "validation"}}}}
 
 Numeric bins: edges are training quantiles (ties merged, so k <= 10). A value belongs to bin
 `searchsorted(bin_edges[1:-1], value, side="right")`: the first and last bins are open-ended, so
 serving values outside the training range still land in a bin. Proportions are over non-missing
 training values and sum to 1; categorical shares likewise (unseen categories at serving time are
 a drift signal of their own). Text: the token counts are binned like a numeric feature, and
-`oov_rate` is the share of training tokens outside the fitted vocabulary (a rising rate at serving
-time means callers write about new things).
+`oov_rate` is the share of training tokens outside the fitted vocabulary; `oov.rate` is the same share
+over the validation split's texts, which the vocabulary was not fitted on, so it is what a serving
+population like the training data shows (the training split's own rate is near 0 by construction).
+Serving compares against `oov.rate` (maas_core.monitoring.quality): a rising rate means callers write
+about new things.
 """
 
 from __future__ import annotations
@@ -92,8 +96,10 @@ def baseline_statistics(
     bins: int = BASELINE_BINS,
     boolean: Sequence[str] = (),
     text: TextFeature | None = None,
+    holdout: Mapping[str, Sequence[str | None]] | None = None,
 ) -> dict[str, Any]:
-    """Per-feature statistics of the raw training columns, for drift detection at serving time."""
+    """Per-feature statistics of the raw training columns, for drift detection at serving time;
+    `holdout` (the validation columns) gives the text field's OOV rate on unseen texts."""
     n = len(next(iter(columns.values()), []))
     features: dict[str, Any] = {}
     for name in numeric:
@@ -120,6 +126,13 @@ def baseline_statistics(
             "oov_rate": oov / total if total else 0.0,
             "tokens": _numeric_summary(np.array([len(t) for t in tokens], np.float64), bins),
         }
+        held_out = [txt.tokenize(v, text.lowercase, text.strip_punctuation)
+                    for v in (holdout or {}).get(text.name, []) if isinstance(v, str)]
+        held_total = sum(len(t) for t in held_out)
+        if held_total:
+            held_oov = sum(1 for t in held_out for w in t if w not in known)
+            features[text.name]["oov"] = {"rate": held_oov / held_total, "tokens": held_total,
+                                          "source": "validation"}
     return {"rows": n, "bins": bins, "features": features}
 
 

@@ -7,6 +7,10 @@ metadata (S3 user metadata, sent as `x-amz-meta-*` headers):
 
     aws s3 cp jan.csv s3://BUCKET/batch/input/churn/2024/jan.csv --metadata maas-version=7
     aws s3 cp jan.csv s3://BUCKET/batch/input/churn/2024/jan.csv --metadata maas-alias=staging
+    aws s3 cp jan.csv s3://BUCKET/batch/input/churn/2024/jan.csv --metadata maas-variant=int8
+
+`maas-variant` picks the version's float (default) or int8 (quantized) model; the outputs' metadata
+records it (`maas-model-variant`).
 
 Metadata wins over the default; giving both `maas-version` and `maas-alias` fails the file. The
 version is resolved once per file, so every row of a file is predicted by the same version even if
@@ -34,6 +38,10 @@ alias in the metadata, running out of time) gets a report at `batch/failed/{mode
 {"input": "s3://...", "error": "<code>", "message": "...", "details": [...]}, and run_batch raises
 BatchFileError so the invocation fails (and, once retries are spent, lands in the dead-letter queue).
 A later successful run of the same key removes a stale report.
+
+With a `monitor` (maas_core.monitoring.batch.BatchMonitor, as the batch function passes), each processed
+or failed file emits the predict API's metrics per model and version (a file counts as one request,
+latency per chunk, rejected rows, label mix) and a sample of its rows is captured with source "batch".
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
@@ -65,10 +73,15 @@ from maas_core.errors import MaasError
 from maas_core.model_cache import LoadedModel
 from maas_core.predictor import Predictor, class_probabilities
 
+if TYPE_CHECKING:
+    from maas_core.monitoring.batch import BatchMonitor
+
 log = logging.getLogger(__name__)
 
 META_VERSION = "maas-version"  # input metadata: predict with this version
 META_ALIAS = "maas-alias"  # input metadata: predict with the version of this alias
+META_VARIANT = "maas-variant"  # input metadata: float (default) or int8
+OUT_VARIANT = "maas-model-variant"  # output metadata: which of the version's models predicted
 OUT_INPUT_ETAG = "maas-input-etag"  # output metadata: which input content was processed
 OUT_MODEL = "maas-model"
 OUT_VERSION = "maas-model-version"  # output metadata: by which version
@@ -106,6 +119,7 @@ def run_batch(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     part_size: int = DEFAULT_PART_SIZE,
     time_left: Callable[[], float] | None = None,
+    monitor: BatchMonitor | None = None,
 ) -> BatchResult:
     """Predict every row of s3://bucket/key (a batch input) and write the outputs; see the module docstring.
 
@@ -115,21 +129,28 @@ def run_batch(
     s3 = s3 or aws.client("s3")
     paths = BatchPaths.from_input_key(key)  # ValueError: not under batch/input/ (callers filter first)
     uri = f"s3://{bucket}/{key}"
+    run = _Run(bucket, paths, predictor, s3, chunk_rows, part_size, time_left, monitor)
     try:
-        return _Run(bucket, paths, predictor, s3, chunk_rows, part_size, time_left).run()
+        result = run.run()
     except Exception as exc:
         failure = as_file_error(exc, uri)
         write_failure_report(s3, bucket, paths, failure)
+        run.observed(failed=True)
         if failure is exc:
             raise
         raise failure from exc
+    if result.status == "done":  # a skipped duplicate was counted when it was processed
+        run.observed(failed=False)
+    return result
 
 
 class _Run:
     def __init__(self, bucket: str, paths: BatchPaths, predictor: Predictor, s3: Any, chunk_rows: int,
-                 part_size: int, time_left: Callable[[], float] | None) -> None:
+                 part_size: int, time_left: Callable[[], float] | None, monitor: BatchMonitor | None = None) -> None:
         self.bucket, self.paths, self.predictor, self.s3 = bucket, paths, predictor, s3
         self.chunk_rows, self.part_size, self.time_left = chunk_rows, part_size, time_left
+        self.monitor = monitor
+        self.observation = monitor.start() if monitor is not None else None
         self.started = time.monotonic()
         self.result = BatchResult(input=f"s3://{bucket}/{paths.input_key}", status="done", model=paths.model)
 
@@ -150,12 +171,14 @@ class _Run:
             etag = str(obj.get("ETag", "")).strip('"')
             self.result.etag = etag
             version, alias = requested_version(obj.get("Metadata") or {})
-            route = self.predictor.route(paths.model, version, alias, routing_key=self.result.input)  # once per file
+            variant = {k.lower(): v.strip() for k, v in (obj.get("Metadata") or {}).items()}.get(META_VARIANT)
+            route = self.predictor.route(paths.model, version, alias, routing_key=self.result.input,  # once per file
+                                         variant=variant)
             version = route.version
             self.result.version, self.result.alias, self.result.canary = version, route.alias, route.canary
-            if self._already_done(etag, version):
+            if self._already_done(etag, version, route.variant):
                 return self._finish("skipped")
-            model = self.predictor.load(paths.model, version)
+            model = self.predictor.load(paths.model, version, route.variant)
             schema = model.manifest.input_schema
             chunks = read_records(body.iter_chunks(READ_SIZE), fmt, required=[f.name for f in schema if f.required],
                                   fields=[f.name for f in schema], chunk_rows=self.chunk_rows)
@@ -168,7 +191,7 @@ class _Run:
 
     def _predict(self, chunks: Any, model: LoadedModel, etag: str, version: str, fid: str) -> None:
         paths, name = self.paths, self.paths.model
-        metadata = {OUT_INPUT_ETAG: etag, OUT_MODEL: name, OUT_VERSION: version}
+        metadata = {OUT_INPUT_ETAG: etag, OUT_MODEL: name, OUT_VERSION: version, OUT_VARIANT: model.variant}
         shaper = _Shaper(model, name, version, fid)
         with (AtomicS3Writer(self.s3, self.bucket, paths.predictions_key, part_size=self.part_size,
                              content_type=JSONL, metadata=metadata) as predictions,
@@ -176,19 +199,33 @@ class _Run:
                              content_type=JSONL, metadata=metadata) as errors):
             for chunk in chunks:
                 self._check_time()
+                started = time.perf_counter()
                 lines, problems = shaper.predict(chunk)
                 predictions.write(lines)
                 if problems:
                     errors.write("".join(_dumps(p) for p in problems).encode())
+                rejected = len({p["row"] for p in problems})
                 self.result.rows += chunk.size
                 self.result.predicted += shaper.last_predicted
-                self.result.rejected += len({p["row"] for p in problems})
+                self.result.rejected += rejected
+                if self.monitor is not None and self.observation is not None:
+                    self.monitor.chunk(self.observation, model=name, version=version, loaded=model,
+                                       lines=shaper.last_lines, records=shaper.last_records, rejected=rejected,
+                                       latency_ms=(time.perf_counter() - started) * 1000.0,
+                                       alias=self.result.alias, canary=self.result.canary)
             predictions.commit()  # first: the errors file, written last, says the run finished
             errors.commit()
             self.result.multipart = predictions.multipart
         self.result.predictions_key, self.result.errors_key = paths.predictions_key, paths.errors_key
 
-    def _already_done(self, etag: str, version: str) -> bool:
+    def observed(self, failed: bool) -> None:
+        """Emit the file's metrics (never raises); the model only counts once its version resolved."""
+        if self.monitor is not None and self.observation is not None:
+            version = self.result.version
+            self.monitor.finish(self.observation, self.paths.model if version else None, version, failed=failed,
+                                input_uri=self.result.input)
+
+    def _already_done(self, etag: str, version: str, variant: str) -> bool:
         """The errors file (written last) records this input ETag and model version: a duplicate event."""
         try:
             head = self.s3.head_object(Bucket=self.bucket, Key=self.paths.errors_key)
@@ -197,7 +234,8 @@ class _Run:
                 return False
             raise
         meta = head.get("Metadata") or {}
-        if meta.get(OUT_INPUT_ETAG) == etag and meta.get(OUT_VERSION) == version:
+        if (meta.get(OUT_INPUT_ETAG) == etag and meta.get(OUT_VERSION) == version
+                and meta.get(OUT_VARIANT, "float") == variant):
             self.result.predictions_key, self.result.errors_key = self.paths.predictions_key, self.paths.errors_key
             log.info("%s was already processed with version %s; skipping", self.result.input, version)
             return True
@@ -233,25 +271,31 @@ class _Shaper:
         self.model, self.name, self.version, self.file_id = model, name, version, file_id
         self.labels = np.asarray(model.manifest.labels)
         self.last_predicted = 0
+        self.last_lines: list[dict[str, Any]] = []  # the last chunk's prediction lines ...
+        self.last_records: list[Any] = []  # ... and their raw records, for monitoring
 
     def predict(self, chunk: Chunk) -> tuple[bytes, list[dict[str, Any]]]:
         problems = list(chunk.errors)
         lines = b""
         self.last_predicted = 0
+        self.last_lines, self.last_records = [], []
         if chunk.records:
             matrix, kept, spec_errors = self.model.spec.transform_valid(chunk.records)
             problems += [{"row": chunk.rows[e["index"]], "field": e.get("field"), "reason": e["reason"]}
                          for e in spec_errors]
             if kept:
                 rows = [chunk.rows[i] for i in kept]
+                records = [chunk.records[i] for i in kept]
                 outputs = self.model.run(matrix).reshape(len(kept), -1)
                 finite = np.isfinite(outputs).all(axis=1)
                 if not finite.all():
                     problems += [{"row": r, "field": None, "reason": "the model produced a non-finite output"}
                                  for r, ok in zip(rows, finite.tolist()) if not ok]
                     rows = [r for r, ok in zip(rows, finite.tolist()) if ok]
+                    records = [rec for rec, ok in zip(records, finite.tolist()) if ok]
                     outputs = outputs[finite]
-                lines = "".join(map(_dumps, self._shape(rows, outputs))).encode()
+                self.last_lines, self.last_records = list(self._shape(rows, outputs)), records
+                lines = "".join(map(_dumps, self.last_lines)).encode()
                 self.last_predicted = len(rows)
         problems.sort(key=lambda p: p["row"])  # stable: a row's problems keep their field order
         return lines, problems

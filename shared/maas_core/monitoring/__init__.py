@@ -9,22 +9,46 @@
     GET  /v1/models/{model}/metrics  (metrics function) <--Query-----------'
     schedule, every 15 min           (metrics function) --EMF--> Accuracy, F1Macro, MAE, MaxDriftPSI, ...
 
-Modules: emf (how metrics are written), metrics (the predict side), capture (what a capture is and
-how it is queued), store (the captures table), quality (formulas), report (feedback, metrics API,
-publication), schemas (the API's models).
+    batch function --EMF + sampled captures (source "batch")--> the same metrics and capture queue
+
+Modules: emf (how metrics are written), metrics (the predict side), batch (the batch side), capture
+(what a capture is and how it is queued), store (the captures table), quality (formulas), report
+(feedback, metrics API, publication), history (metrics over a sequence of windows: `maas report`),
+schemas (the API's models).
 """
 
-from maas_core.monitoring.capture import CaptureSender, build_captures, sampled
-from maas_core.monitoring.metrics import PredictMonitor
-from maas_core.monitoring.report import (
-    MonitoringService,
-    Window,
-    is_publish_event,
-    parse_window,
-)
-from maas_core.monitoring.store import CaptureStore, InvalidCapture
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Imported on first use (PEP 562): the predict function needs only PredictMonitor on a cold start, not the
+# feedback/metrics service, the captures table or their pydantic models (~30 ms of imports).
+_EXPORTS = {
+    "CaptureSender": "capture", "build_captures": "capture", "sampled": "capture",
+    "PredictMonitor": "metrics", "BatchMonitor": "batch",
+    "MonitoringService": "report", "Window": "report", "is_publish_event": "report", "parse_window": "report",
+    "CaptureStore": "store", "InvalidCapture": "store",
+}
+
+if TYPE_CHECKING:
+    from maas_core.monitoring.batch import BatchMonitor
+    from maas_core.monitoring.capture import CaptureSender, build_captures, sampled
+    from maas_core.monitoring.metrics import PredictMonitor
+    from maas_core.monitoring.report import MonitoringService, Window, is_publish_event, parse_window
+    from maas_core.monitoring.store import CaptureStore, InvalidCapture
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
+    "BatchMonitor",
     "CaptureSender",
     "CaptureStore",
     "InvalidCapture",

@@ -6,14 +6,23 @@ table (maas_core.monitoring.store). A message carries up to 25 captures (one Dyn
 stays under SQS's 256 KiB, so a 1000-record request costs a handful of SQS calls, not 100.
 
     message body: {"format": 1, "captures": [capture, ...]}
-    capture:      {"id", "model", "version", "alias"?, "canary"?, "time" (ISO 8601, UTC), "time_ms",
+    capture:      {"id", "model", "version", "alias"?, "canary"?, "source"?, "time" (ISO 8601, UTC), "time_ms",
                    "latency_ms", "task", "features": {field: raw value}, "output": {"label", "probabilities"}
                    | {"value"}}
+
+`source` is absent for the predict API and "batch" for batch files (maas_core.monitoring.batch), whose
+`latency_ms` is the time of the chunk the row was predicted in and whose `time` is the input file's
+upload time (its prediction ids carry it).
 
 `features` is the raw record kept small: only the fields of the model's input schema, strings cut to
 256 characters, anything that is not a scalar replaced by its type name, and fields the manifest marks
 `sensitive` replaced by "***" (they get no drift statistics). A bare-string record of a text model is
-stored under the text field's name.
+stored under the text field's name. A text model's captures also carry, under features["_text"]
+[field], {"tokens": n, "oov": k}: the number of tokens of the whole text (before the 256-character cut)
+and how many of them the model's vocabulary does not know, computed with the model's own tokenizer.
+Text drift is measured on these numbers (maas_core.monitoring.quality), so they are kept for a
+sensitive text field too, whose text is masked. Their cost is one more tokenization per captured text
+(measured: ~18 us for a 24-token text, vs ~1 us to summarise a record without it).
 
 Sampling: MAAS_CAPTURE_RATE (0..1) of predictions, chosen by a hash of the prediction id, so the
 choice is reproducible. MAAS_CAPTURE_QUEUE_URL unset (the default, e.g. a local run without a queue)
@@ -35,13 +44,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from maas_core import aws
 from maas_core.ids import id_time_ms
 from maas_core.manifest import Manifest
+from maas_core.preprocess import TextFeature
+from maas_core.preprocess import text as txt
 from maas_core.schemas import PredictResponse
 
 logger = Logger(child=True)
@@ -54,6 +65,7 @@ MAX_CALL_BYTES = 240_000  # ... and per SendMessageBatch call
 MAX_STRING = 256
 MAX_CAPTURE_BYTES = 8_000  # a capture bigger than this keeps its output but not its features
 MASK = "***"
+TEXT_STATS = "_text"  # features key of the per-text numbers text drift is measured on
 
 # a failing queue must not hold a prediction for long: fewer, quicker retries than maas_core.aws
 SQS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=1, read_timeout=3)
@@ -81,48 +93,78 @@ def small_value(value: Any) -> Any:
     return f"<{type(value).__name__}>"
 
 
-def features_summary(record: Any, manifest: Manifest) -> dict[str, Any]:
-    """The raw record as captured: schema fields only, small values, sensitive fields masked."""
+def text_stats(value: Any, text: TextFeature) -> dict[str, int] | None:
+    """{"tokens": n, "oov": k} of one text, tokenized exactly as the model's spec does; None for a non-string."""
+    if not isinstance(value, str):
+        return None
+    tokens = txt.tokenize(value, text.lowercase, text.strip_punctuation)
+    # word -> id, built once when the spec was loaded; read from pydantic's private dict directly, since
+    # `text._ids` goes through BaseModel.__getattr__ (~10 us a call on the predict path)
+    known = (text.__pydantic_private__ or {}).get("_ids") or text._ids
+    return {"tokens": len(tokens), "oov": len(tokens) - sum(map(known.__contains__, tokens))}
+
+
+def features_summary(record: Any, manifest: Manifest, text: TextFeature | None = None) -> dict[str, Any]:
+    """The raw record as captured: schema fields only, small values, sensitive fields masked; plus the
+    text numbers of a text model (`text`: its spec's text feature)."""
     schema = manifest.input_schema
     if isinstance(record, str):  # a text model's bare string: the text field
         text_field = next((f for f in schema if f.type == "string"), None)
-        record = {text_field.name if text_field else "text": record}
+        record = {text.name if text else text_field.name if text_field else "text": record}
     if not isinstance(record, Mapping):
         return {}
     out: dict[str, Any] = {}
     for f in schema:
         if f.name in record:
             out[f.name] = MASK if f.sensitive and record[f.name] is not None else small_value(record[f.name])
+    if text is not None:
+        stats = text_stats(record.get(text.name), text)
+        if stats is not None:
+            out[TEXT_STATS] = {text.name: stats}
     return out
 
 
 def build_captures(response: PredictResponse, records: Sequence[Any], manifest: Manifest, latency_ms: float,
-                   rate: float) -> list[dict[str, Any]]:
+                   rate: float, text: TextFeature | None = None) -> list[dict[str, Any]]:
     """The captures of one answered request (the sampled share of its predictions)."""
     captures: list[dict[str, Any]] = []
     for prediction, record in zip(response.predictions, records):
         if not sampled(prediction.id, rate):
             continue
-        try:
-            time_ms = id_time_ms(prediction.id)
-        except ValueError:
-            continue  # not an id of ours: nothing could ever find the capture
         output: dict[str, Any] = ({"value": prediction.value} if manifest.task == "regression"
                                   else {"label": prediction.label, "probabilities": prediction.probabilities})
-        capture = {
-            "id": prediction.id, "model": response.model, "version": response.version,
-            "time": datetime.fromtimestamp(time_ms / 1000, timezone.utc).isoformat(timespec="milliseconds"),
-            "time_ms": time_ms, "latency_ms": round(float(latency_ms), 3), "task": manifest.task,
-            "features": features_summary(record, manifest), "output": output,
-        }
-        if response.alias:
-            capture["alias"] = response.alias
-        if response.canary:
-            capture["canary"] = True
-        if len(json.dumps(capture, default=str)) > MAX_CAPTURE_BYTES:
-            capture["features"] = {"_omitted": "record too large to capture"}
-        captures.append(capture)
+        capture = make_capture(prediction.id, output, record, model=response.model, version=response.version,
+                               manifest=manifest, latency_ms=latency_ms, text=text, alias=response.alias,
+                               canary=response.canary)
+        if capture is not None:
+            captures.append(capture)
     return captures
+
+
+def make_capture(prediction_id: str, output: dict[str, Any], record: Any, *, model: str, version: str,
+                 manifest: Manifest, latency_ms: float, text: TextFeature | None = None, alias: str | None = None,
+                 canary: bool = False, source: str | None = None) -> dict[str, Any] | None:
+    """One capture (see the module docstring); None for an id that is not ours (nothing could find it)."""
+    try:
+        time_ms = id_time_ms(prediction_id)
+    except ValueError:
+        return None
+    capture: dict[str, Any] = {
+        "id": prediction_id, "model": model, "version": version,
+        "time": datetime.fromtimestamp(time_ms / 1000, timezone.utc).isoformat(timespec="milliseconds"),
+        "time_ms": time_ms, "latency_ms": round(float(latency_ms), 3), "task": manifest.task,
+        "features": features_summary(record, manifest, text), "output": output,
+    }
+    if alias:
+        capture["alias"] = alias
+    if canary:
+        capture["canary"] = True
+    if source:
+        capture["source"] = source
+    if len(json.dumps(capture, default=str)) > MAX_CAPTURE_BYTES:
+        kept = {TEXT_STATS: capture["features"][TEXT_STATS]} if TEXT_STATS in capture["features"] else {}
+        capture["features"] = {"_omitted": "record too large to capture", **kept}
+    return capture
 
 
 def message_bodies(captures: Sequence[dict[str, Any]]) -> Iterator[tuple[str, int]]:
@@ -175,7 +217,7 @@ class CaptureSender:
     @property
     def sqs(self) -> Any:
         if self._sqs is None:
-            self._sqs = boto3.session.Session().client("sqs", config=SQS_CONFIG)
+            self._sqs = aws.new_client("sqs", SQS_CONFIG)  # the process's session: cheaper on a cold start
         return self._sqs
 
     def send(self, captures: Sequence[dict[str, Any]]) -> CaptureResult:

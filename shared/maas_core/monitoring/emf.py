@@ -1,4 +1,5 @@
-"""CloudWatch metrics as Embedded Metric Format log lines (Powertools' EMF provider), namespace `maas`.
+"""CloudWatch metrics as Embedded Metric Format log lines (Powertools' EMF layout, written directly: one write
+per request instead of a provider object and a print per blob), namespace `maas`.
 
 Every blob is written with its own dimension sets:
 
@@ -16,13 +17,15 @@ Emitting never raises: metrics must not fail the request or job that produces th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
-    AmazonCloudWatchEMFProvider,
-)
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.constants import MAX_DIMENSIONS, MAX_METRICS
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.metric_properties import MetricUnit
 
 logger = Logger(child=True)
 
@@ -31,6 +34,7 @@ SERVICE = {"service": "maas"}
 _MAX_DIMENSION_VALUE = 250
 
 Values = float | int | list[float]
+_UNITS = frozenset(u.value for u in MetricUnit)
 
 
 def dimension_value(value: Any) -> str:
@@ -47,26 +51,51 @@ def model_dimension_sets(model: str | None, version: str | None) -> list[dict[st
             {"model": dimension_value(model)}, dict(SERVICE)]
 
 
+def document(metrics: Mapping[str, tuple[str, Values]], dimension_sets: Iterable[Mapping[str, str]],
+             metadata: Mapping[str, Any] | None = None, timestamp_ms: int | None = None) -> list[dict[str, Any]]:
+    """The EMF documents of one blob, in Powertools' layout: metrics = {name: (unit, value or values)}; the
+    first dimension set is the primary one. Checked as Powertools' provider checks them (units, at most
+    29 dimensions, at most 100 values per metric: more make further documents). ValueError if invalid."""
+    sets = [{str(k): str(v) for k, v in s.items()} for s in dimension_sets if s]
+    if not metrics or not sets:
+        raise ValueError("no metrics or no dimensions")
+    keys: dict[str, str] = {}
+    for s in sets:
+        keys.update(s)
+    if len(keys) > MAX_DIMENSIONS:
+        raise ValueError(f"more than {MAX_DIMENSIONS} dimensions")
+    series: dict[str, tuple[str, list[float]]] = {}
+    for name, (unit, values) in metrics.items():
+        if not name or unit not in _UNITS:
+            raise ValueError(f"metric {name!r}: invalid unit {unit!r}")
+        # a non-finite value would make the line invalid JSON: dropped (Powertools would print NaN)
+        series[name] = (unit, [f for f in map(float, values if isinstance(values, list) else [values]) if math.isfinite(f)])
+    ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    dimensions = [list(s) for s in sets]
+    docs = []
+    for start in range(0, max(len(v) for _, v in series.values()), MAX_METRICS):
+        chunk = {name: (unit, v[start:start + MAX_METRICS]) for name, (unit, v) in series.items() if v[start:]}
+        directive = {"Namespace": NAMESPACE, "Dimensions": dimensions,
+                     "Metrics": [{"Name": name, "Unit": unit} for name, (unit, _) in chunk.items()]}
+        doc: dict[str, Any] = {"_aws": {"Timestamp": ts, "CloudWatchMetrics": [directive]}, **keys, **(metadata or {})}
+        doc.update((name, v) for name, (_, v) in chunk.items())
+        docs.append(doc)
+    if not docs:
+        raise ValueError("no finite metric values")
+    return docs
+
+
+def write(documents: Sequence[Mapping[str, Any]]) -> None:
+    """Every EMF document of a request in one write to stdout (CloudWatch Logs): one JSON document a line."""
+    if documents:
+        print("\n".join(json.dumps(d, separators=(",", ":"), default=str) for d in documents), flush=False)
+
+
 def emit(metrics: Mapping[str, tuple[str, Values]], dimension_sets: Iterable[Mapping[str, str]],
          metadata: Mapping[str, Any] | None = None) -> bool:
-    """Print one EMF blob: metrics = {name: (unit, value or values)}; the first dimension set is the
-    primary one. Returns False (and logs) instead of raising."""
+    """Print one EMF blob (see `document`). Returns False (and logs) instead of raising."""
     try:
-        sets = [dict(s) for s in dimension_sets if s]
-        if not metrics or not sets:
-            return False
-        # service="": no implicit `service` dimension from POWERTOOLS_SERVICE_NAME; the sets say what they mean
-        provider = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service="")
-        for name, (unit, values) in metrics.items():
-            for v in values if isinstance(values, list) else [values]:
-                provider.add_metric(name=name, unit=unit, value=float(v))
-        for key, value in sets[0].items():
-            provider.add_dimension(name=key, value=value)
-        for extra in sets[1:]:
-            provider.add_dimensions(**extra)
-        for key, value in (metadata or {}).items():
-            provider.add_metadata(key=key, value=value)
-        provider.flush_metrics()
+        write(document(metrics, dimension_sets, metadata))
         return True
     except Exception:  # metrics never fail the caller
         logger.warning("could not emit metrics", exc_info=True, extra={"metrics": sorted(metrics)})

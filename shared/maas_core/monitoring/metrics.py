@@ -40,7 +40,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from maas_core.monitoring.capture import CaptureSender, build_captures
-from maas_core.monitoring.emf import dimension_value, emit, model_dimension_sets
+from maas_core.monitoring.emf import dimension_value, document, model_dimension_sets, write
 from maas_core.schemas import PredictResponse
 from maas_core.settings import Settings
 
@@ -132,8 +132,9 @@ class PredictMonitor:
             observation.labels.update(p.label for p in response.predictions if p.label is not None)
             if not self.capturing:
                 return
-            manifest = predictor.load(response.model, response.version).manifest  # cached: loaded to predict
-            captures = build_captures(response, records, manifest, observation.elapsed_ms(), self.capture_rate)
+            loaded = predictor.load(response.model, response.version)  # cached: loaded to predict
+            captures = build_captures(response, records, loaded.manifest, observation.elapsed_ms(), self.capture_rate,
+                                      text=loaded.spec.text_feature)
             result = self.sender.send(captures)  # type: ignore[union-attr]
             observation.captured += result.sent
             observation.capture_failures += result.failed
@@ -157,20 +158,23 @@ class PredictMonitor:
             if self.capturing or o.capture_failures:
                 metrics["Captured"] = ("Count", o.captured)
                 metrics["CaptureFailures"] = ("Count", o.capture_failures)
-            emit(metrics, model_dimension_sets(o.model, o.version), metadata={"status": status})
+            docs = document(metrics, model_dimension_sets(o.model, o.version), metadata={"status": status})
             if status < 400 and o.model and o.version and o.labels:
-                self._emit_labels(o)
+                docs += self._label_documents(o)
+            write(docs)  # the request's blobs in one write: ~0.1 ms instead of ~0.3 ms through a provider each
         except Exception:  # metrics never fail the request
             logger.warning("could not emit predict metrics", exc_info=True)
 
     @staticmethod
-    def _emit_labels(o: RequestObservation) -> None:
+    def _label_documents(o: RequestObservation) -> list[dict[str, Any]]:
+        docs: list[dict[str, Any]] = []
         ranked = o.labels.most_common()
         kept = ranked[:MAX_LABEL_BLOBS]
         other = sum(n for _, n in ranked[MAX_LABEL_BLOBS:])
         if other:
             kept.append(("(other)", other))
         for label, n in kept:
-            emit({"PredictedLabel": ("Count", n)},
-                 [{"model": dimension_value(o.model), "version": dimension_value(o.version),
-                   "label": dimension_value(label)}])
+            docs += document({"PredictedLabel": ("Count", n)},
+                             [{"model": dimension_value(o.model), "version": dimension_value(o.version),
+                               "label": dimension_value(label)}])
+        return docs

@@ -29,9 +29,26 @@ out on both sides (the baseline's shares are over non-missing values too) and re
     0.1 <= PSI <= 0.2  moderate drift: worth a look
     PSI > 0.2          significant drift: the inputs no longer look like the training data
 
-Not measured: text fields (their baseline is token counts and the OOV rate, which need the
-tokenizer), fields marked sensitive (their values are masked when captured), and models whose
-manifest has no baseline (e.g. registered external ONNX models): reported as skipped, with why.
+Text fields are measured on two numbers per text, which the capture computes with the model's own
+tokenizer (maas_core.monitoring.capture stores them under features["_text"][field] as {"tokens": n,
+"oov": k}; the raw text is never needed, so a sensitive text field is measured too):
+
+    tokens  the number of tokens per text, in the baseline's token-count bins (baseline
+            `tokens.bin_edges` / `tokens.proportions`, training quantiles, open-ended outer bins):
+            callers writing much longer or shorter texts than training
+    oov     the share of tokens outside the fitted vocabulary, as two buckets (known, out of
+            vocabulary) against baseline `oov.rate`: callers writing about things training never saw.
+            That rate is measured on the validation split (texts the vocabulary was not fitted on),
+            since the training split's own rate is near 0 by construction and would flag every
+            serving population; a manifest without it reports the OOV rate but no OOV PSI
+
+The field's `psi` is the larger of the two. A text field whose baseline has neither (models trained
+before text drift was recorded, or a manifest without any baseline) is reported with status
+"unavailable" and why, never as an error.
+
+Not measured: fields marked sensitive other than text (their values are masked when captured), and
+models whose manifest has no baseline (e.g. registered external ONNX models): reported as skipped,
+with why.
 """
 
 from __future__ import annotations
@@ -43,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from maas_core.monitoring.capture import MASK
+from maas_core.monitoring.capture import MASK, TEXT_STATS
 from maas_core.preprocess.values import FALSE_STRINGS, TRUE_STRINGS, is_missing_string
 
 EPSILON = 1e-4
@@ -214,16 +231,88 @@ def _bool_category(v: Any) -> str:
     return str(v)  # not a boolean: lands in the unseen bucket
 
 
+def _text_stats(records: Sequence[Mapping[str, Any]], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens, oov) per captured text of field `name`, from features["_text"] (texts without them left out)."""
+    tokens: list[float] = []
+    oov: list[float] = []
+    for r in records:
+        by_field = r.get(TEXT_STATS)
+        stats = by_field.get(name) if isinstance(by_field, Mapping) else None
+        if not isinstance(stats, Mapping):
+            continue
+        n, k = stats.get("tokens"), stats.get("oov")
+        if _is_count(n) and _is_count(k) and k <= n:
+            tokens.append(float(n))
+            oov.append(float(k))
+    return np.asarray(tokens, np.float64), np.asarray(oov, np.float64)
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def text_drift(stats: Mapping[str, Any] | None, records: Sequence[Mapping[str, Any]], name: str) -> dict[str, Any]:
+    """PSI of a text field's token counts and OOV share (see the module docstring)."""
+    stats = stats or {}
+    token_stats: Mapping[str, Any] = stats.get("tokens") or {}
+    edges, expected = token_stats.get("bin_edges") or [], token_stats.get("proportions") or []
+    has_tokens = len(edges) >= 2 and len(expected) == len(edges) - 1
+    oov_base = stats.get("oov") if isinstance(stats.get("oov"), Mapping) else {}
+    base_rate = oov_base.get("rate") if isinstance(oov_base.get("rate"), (int, float)) else None
+    if not has_tokens and base_rate is None:
+        return {"kind": "text", "psi": None, "status": "unavailable",
+                "skipped": "the training baseline has no text statistics for this field (a model trained "
+                           "before text drift was recorded): retrain to measure it"}
+    tokens, oov = _text_stats(records, name)
+    result: dict[str, Any] = {"kind": "text", "count": int(tokens.size),
+                              "missing": len(records) - int(tokens.size)}
+    if not tokens.size:
+        return result | {"psi": None, "status": "no_data"}
+    measured: list[float] = []
+    if has_tokens:
+        bins = np.searchsorted(np.asarray(edges, np.float64)[1:-1], tokens, side="right")
+        value = psi(expected, np.bincount(bins, minlength=len(expected)) / tokens.size)
+        measured.append(value)
+        result["tokens"] = {"psi": value, "mean": float(tokens.mean()), "baseline_mean": token_stats.get("mean")}
+    else:
+        result["tokens"] = {"psi": None, "mean": float(tokens.mean()),
+                            "skipped": "the baseline has no token-count bins"}
+    total = float(tokens.sum())
+    rate = float(oov.sum()) / total if total else 0.0
+    if base_rate is not None and total:
+        value = psi([1.0 - float(base_rate), float(base_rate)], [1.0 - rate, rate])
+        measured.append(value)
+        result["oov"] = {"psi": value, "rate": rate, "baseline_rate": float(base_rate)}
+    else:
+        result["oov"] = {"psi": None, "rate": rate, "training_rate": stats.get("oov_rate"),
+                         "skipped": "no texts with tokens" if not total else
+                                    "the baseline has no validation OOV rate (the training split's own rate "
+                                    "is near 0 by construction, so it is not compared)"}
+    if not measured:
+        return result | {"psi": None, "status": "unavailable"}
+    value = max(measured)
+    return result | {"psi": value, "status": drift_status(value)}
+
+
 def feature_drift(baseline: Mapping[str, Any] | None, records: Sequence[Mapping[str, Any]],
                   sensitive: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
     """PSI of every baseline field over the captured records: {"features": {name: ...}, "max_psi",
-    "status"}, or {"skipped": why} when there is no baseline."""
+    "status"}, or {"skipped": why} when there is no baseline. Text fields the captures carry numbers
+    for but the baseline does not know are listed as unavailable."""
     features_stats: Mapping[str, Any] = (baseline or {}).get("features") or {}
+    captured_text = {n for r in records if isinstance(r.get(TEXT_STATS), Mapping) for n in r[TEXT_STATS]}
     if not features_stats:
-        return {"skipped": "the model's manifest has no training baseline"}
+        skipped: dict[str, Any] = {"skipped": "the model's manifest has no training baseline"}
+        if captured_text:  # a text model trained before baselines: its text field is listed, unavailable
+            skipped |= {"features": {n: text_drift(None, records, n) for n in sorted(captured_text)},
+                        "status": "unavailable"}
+        return skipped
     out: dict[str, Any] = {}
     for name, stats in features_stats.items():
         kind = stats.get("kind")
+        if kind == "text":  # measured on numbers the capture computed, never on the (maybe masked) text
+            out[name] = text_drift(stats, records, name)
+            continue
         if name in sensitive:
             out[name] = {"kind": kind, "skipped": "sensitive field: its values are masked when captured"}
             continue
@@ -235,11 +324,14 @@ def feature_drift(baseline: Mapping[str, Any] | None, records: Sequence[Mapping[
             out[name] = categorical_drift(stats, values, kind)
         else:
             out[name] = {"kind": kind, "skipped": f"drift of {kind} fields is not measured"}
+    for name in sorted(captured_text - set(features_stats)):  # a text field the (older) baseline lacks
+        out[name] = text_drift(None, records, name)
     measured = [v["psi"] for v in out.values() if v.get("psi") is not None]
     summary: dict[str, Any] = {"features": out}
     if measured:
         summary["max_psi"] = max(measured)
         summary["status"] = drift_status(summary["max_psi"])
     else:
-        summary["status"] = "no_data"
+        unavailable = bool(out) and all(v.get("status") == "unavailable" for v in out.values())
+        summary["status"] = "unavailable" if unavailable else "no_data"
     return summary

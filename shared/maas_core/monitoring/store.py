@@ -9,7 +9,7 @@ Key design (one item per captured prediction):
                               and feedback, which only knows the id, finds the item by key
 
     attributes: model, version, time_ms, latency_ms, task, label (classifiers), data (JSON: features,
-    output, alias, canary), truth (JSON: {"label"} or {"value"}, once fed back), feedback_at,
+    output, alias, canary, source: "batch" for batch files), truth (JSON: {"label"} or {"value"}, once fed back), feedback_at,
     expires_at (TTL, epoch seconds: MAAS_CAPTURE_TTL_DAYS after the prediction)
 
 Raw values and outputs are stored as JSON strings: a record may hold numbers DynamoDB's Number type
@@ -83,6 +83,7 @@ class StoredCapture:
     output: dict[str, Any]
     features: dict[str, Any]
     truth: dict[str, Any] | None = None
+    source: str = "api"  # "batch": a row of a batch file
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> "StoredCapture":
@@ -91,7 +92,7 @@ class StoredCapture:
         return cls(id=item["sk"]["S"], model=item["model"]["S"], version=item["version"]["S"],
                    time_ms=int(item["time_ms"]["N"]), latency_ms=float(item.get("latency_ms", {"N": "0"})["N"]),
                    task=item.get("task", {"S": ""})["S"], output=data.get("output") or {},
-                   features=data.get("features") or {}, truth=truth)
+                   features=data.get("features") or {}, truth=truth, source=str(data.get("source") or "api"))
 
 
 class CaptureStore:
@@ -108,7 +109,7 @@ class CaptureStore:
 
     def item(self, capture: Mapping[str, Any]) -> dict[str, Any]:
         c = check_capture(dict(capture))
-        data = {k: c[k] for k in ("features", "output", "alias", "canary") if k in c}
+        data = {k: c[k] for k in ("features", "output", "alias", "canary", "source") if k in c}
         item: dict[str, Any] = {
             "pk": {"S": shard_key(c["model"], c["id"])}, "sk": {"S": c["id"]},
             "model": {"S": c["model"]}, "version": {"S": c["version"]},

@@ -1,0 +1,146 @@
+"""Metrics and capture of batch predictions (maas_core.batch.job), with the predict path's code.
+
+Per input file, once its model version is resolved, one EMF blob (maas_core.monitoring.emf) with
+dimension sets [model, version], [model] and [source="batch"]:
+
+    RequestCount     Count         1 per file (a request is a file here)
+    RecordCount      Count         rows predicted
+    RejectedRecords  Count         rows rejected (each one is in the file's errors file)
+    FailedFiles      Count         1 if the file could not be finished (its failure report says why), else 0
+    Latency          Milliseconds  one value per chunk (up to MAAS batch chunk_rows rows, 5000 by default):
+                                   read, preprocess, predict and write that chunk. Per chunk rather than per
+                                   file so a dashboard's p99 compares with a predict request of many records,
+                                   not with a file's total run time
+
+The label mix is counted as for predict: PredictedLabel per [model, version, label]. Captured and
+CaptureFailures go in their own blob under [model, version], [model], [service], so the template's
+CaptureFailures alarm (which watches [service]) covers batch captures too. The file blob has
+[source="batch"] instead of [service] on purpose: the API's alarms (5xx rate, p99 latency) watch
+[service], and neither a rejected CSV row nor a 5000-row chunk is a caller waiting on an answer.
+
+A file whose version never resolved (unknown model, bad metadata) is counted under [source] only:
+a dimension value is never a name an uploader made up. A re-delivered event that is skipped (the
+outputs already exist) emits nothing: the file was counted when it was processed.
+
+Capture: rows are sampled at MAAS_CAPTURE_RATE by prediction id and queued through the same
+CaptureSender as predict, with `"source": "batch"` (maas_core.monitoring.capture). Capturing never
+fails a file: whatever cannot be queued, or raises, is counted in CaptureFailures and logged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from maas_core.monitoring.capture import make_capture, sampled
+from maas_core.monitoring.emf import dimension_value, emit, model_dimension_sets
+from maas_core.monitoring.metrics import MAX_LABEL_BLOBS, PredictMonitor
+
+logger = Logger(child=True)
+
+SOURCE = "batch"
+BATCH_DIMENSIONS = {"source": SOURCE}
+LATENCY_VALUES_PER_BLOB = 90  # EMF takes at most 100 values per metric in one blob
+
+
+@dataclass
+class FileObservation:
+    """What one batch file did, filled in chunk by chunk."""
+
+    started: float = field(default_factory=time.perf_counter)
+    records: int = 0
+    rejected: int = 0
+    chunk_ms: list[float] = field(default_factory=list)
+    labels: Counter[str] = field(default_factory=Counter)
+    captured: int = 0
+    capture_failures: int = 0
+
+
+class BatchMonitor(PredictMonitor):
+    """PredictMonitor's capture settings (MAAS_CAPTURE_QUEUE_URL, MAAS_CAPTURE_RATE) applied to batch files."""
+
+    def start(self) -> FileObservation:
+        return FileObservation()
+
+    def chunk(self, o: FileObservation, *, model: str, version: str, loaded: Any, lines: Sequence[Mapping[str, Any]],
+              records: Sequence[Any], rejected: int, latency_ms: float, alias: str | None = None,
+              canary: bool = False) -> None:
+        """Count one chunk (`lines`: its prediction lines, `records`: their raw rows, in the same order)
+        and capture a sample of it. Never raises."""
+        try:
+            o.records += len(lines)
+            o.rejected += rejected
+            o.chunk_ms.append(round(float(latency_ms), 3))
+            o.labels.update(str(line["label"]) for line in lines if line.get("label") is not None)
+        except Exception:
+            logger.warning("could not count a batch chunk", exc_info=True)
+        if not self.capturing or not lines:
+            return
+        sent = failed = 0
+        try:
+            manifest, text = loaded.manifest, loaded.spec.text_feature
+            captures = []
+            for line, record in zip(lines, records):
+                if not sampled(str(line["id"]), self.capture_rate):
+                    continue
+                output = ({"value": line["value"]} if "value" in line
+                          else {"label": line.get("label"), "probabilities": line.get("probabilities")})
+                capture = make_capture(str(line["id"]), output, record, model=model, version=version,
+                                       manifest=manifest, latency_ms=latency_ms, text=text, alias=alias,
+                                       canary=canary, source=SOURCE)
+                if capture is not None:
+                    captures.append(capture)
+            result = self.sender.send(captures)  # type: ignore[union-attr]  # never raises
+            sent, failed = result.sent, result.failed
+        except Exception:  # capture never fails a batch file: count what was not queued
+            failed = sum(1 for line in lines if sampled(str(line.get("id")), self.capture_rate)) - sent
+            logger.exception("batch capture failed", extra={"model": model, "version": version,
+                                                            "capture_failures": failed})
+        o.captured += sent
+        o.capture_failures += max(failed, 0)
+
+    def finish(self, o: FileObservation, model: str | None, version: str | None, *, failed: bool,
+               input_uri: str = "") -> None:
+        """Emit the file's metrics (see the module docstring). Never raises."""
+        try:
+            resolved = model is not None and version is not None
+            sets: list[dict[str, str]] = [dict(BATCH_DIMENSIONS)]
+            if resolved:
+                sets = [{"model": dimension_value(model), "version": dimension_value(version)},
+                        {"model": dimension_value(model)}, dict(BATCH_DIMENSIONS)]
+            latencies = o.chunk_ms or []
+            metrics: dict[str, tuple[str, Any]] = {
+                "RequestCount": ("Count", 1), "RecordCount": ("Count", o.records),
+                "RejectedRecords": ("Count", o.rejected), "FailedFiles": ("Count", 1 if failed else 0),
+            }
+            if latencies:
+                metrics["Latency"] = ("Milliseconds", latencies[:LATENCY_VALUES_PER_BLOB])
+            emit(metrics, sets, metadata={"input": input_uri, "failed": failed,
+                                          "file_ms": round((time.perf_counter() - o.started) * 1000, 3)})
+            for i in range(LATENCY_VALUES_PER_BLOB, len(latencies), LATENCY_VALUES_PER_BLOB):
+                emit({"Latency": ("Milliseconds", latencies[i:i + LATENCY_VALUES_PER_BLOB])}, sets)
+            if resolved and (self.capturing or o.capture_failures):
+                emit({"Captured": ("Count", o.captured), "CaptureFailures": ("Count", o.capture_failures)},
+                     model_dimension_sets(model, version), metadata={"source": SOURCE})
+            if resolved and o.labels:
+                _emit_labels(model, version, o.labels)  # type: ignore[arg-type]
+        except Exception:  # metrics never fail the file
+            logger.warning("could not emit batch metrics", exc_info=True)
+
+
+def _emit_labels(model: str, version: str, labels: Counter[str]) -> None:
+    """PredictedLabel per [model, version, label], as predict counts it (the rarest beyond MAX_LABEL_BLOBS
+    labels as "(other)"; labels come from the manifest, so their number is bounded anyway)."""
+    ranked = labels.most_common()
+    kept = ranked[:MAX_LABEL_BLOBS]
+    other = sum(n for _, n in ranked[MAX_LABEL_BLOBS:])
+    if other:
+        kept.append(("(other)", other))
+    for label, n in kept:
+        emit({"PredictedLabel": ("Count", n)}, [{"model": dimension_value(model), "version": dimension_value(version),
+                                                 "label": dimension_value(label)}])

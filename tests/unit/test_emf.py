@@ -1,0 +1,53 @@
+"""EMF documents written directly (maas_core.monitoring.emf) are what Powertools' provider would write."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+from maas_core.monitoring.emf import NAMESPACE, document, emit, model_dimension_sets
+
+
+def powertools_blob(metrics: dict, sets: list[dict], metadata: dict) -> dict:
+    provider = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service="")
+    for name, (unit, values) in metrics.items():
+        for v in values if isinstance(values, list) else [values]:
+            provider.add_metric(name=name, unit=unit, value=float(v))
+    for key, value in sets[0].items():
+        provider.add_dimension(name=key, value=value)
+    for extra in sets[1:]:
+        provider.add_dimensions(**extra)
+    for key, value in metadata.items():
+        provider.add_metadata(key=key, value=value)
+    return provider.serialize_metric_set()
+
+
+def test_a_request_blob_matches_powertools_byte_for_byte_but_the_timestamp() -> None:
+    """Given the predict request's metrics, dimension sets and metadata,
+    then our document is the JSON Powertools' EMF provider makes of them (same keys, same order)."""
+    metrics = {"RequestCount": ("Count", 1), "Latency": ("Milliseconds", 1.234), "Errors4xx": ("Count", 0),
+               "Captured": ("Count", [3, 4])}
+    sets = model_dimension_sets("penguins", "7")
+    expected = powertools_blob(metrics, sets, {"status": 200})
+    [ours] = document(metrics, sets, {"status": 200}, timestamp_ms=expected["_aws"]["Timestamp"])
+    assert json.dumps(ours, separators=(",", ":")) == json.dumps(expected, separators=(",", ":"))
+
+
+def test_more_than_100_values_make_further_documents_and_bad_input_is_refused(capsys) -> None:
+    """Given 250 latencies and one count, then 3 documents carry 100 + 100 + 50 latencies and the count
+    once; an unknown unit or no dimensions are refused, and emit reports that instead of raising."""
+    docs = document({"Latency": ("Milliseconds", list(range(250))), "Rows": ("Count", 5)}, [{"service": "maas"}])
+    assert [len(d["Latency"]) for d in docs] == [100, 100, 50]
+    assert [d.get("Rows") for d in docs] == [[5.0], None, None]
+    assert [[m["Name"] for m in d["_aws"]["CloudWatchMetrics"][0]["Metrics"]] for d in docs] == [
+        ["Latency", "Rows"], ["Latency"], ["Latency"]]
+    for bad in ({"X": ("Furlongs", 1)}, {"X": ("Count", float("nan"))}):
+        with pytest.raises(ValueError):
+            document(bad, [{"service": "maas"}])
+    with pytest.raises(ValueError):
+        document({"X": ("Count", 1)}, [])
+    capsys.readouterr()
+    assert emit({"X": ("Furlongs", 1)}, [{"service": "maas"}]) is False
+    assert '"_aws"' not in capsys.readouterr().out
