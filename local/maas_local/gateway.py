@@ -333,6 +333,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
 
+    def __getattr__(self, name: str) -> Any:
+        # any other method (TRACE, made-up ones) gets the gateway's 405/404 in the error shape, as API
+        # Gateway answers with its own error, instead of http.server's HTML 501
+        if name.startswith("do_") and name[3:].isalpha():
+            return self.do_GET
+        raise AttributeError(name)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         log.debug("%s - %s", self.address_string(), format % args)
 

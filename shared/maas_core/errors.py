@@ -13,6 +13,7 @@ class MaasError(Exception):
 
     status: int = 500
     code: str = "internal_error"
+    retry_after: int | None = None  # seconds, sent as the Retry-After header (503s)
 
     def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
@@ -55,6 +56,7 @@ class ServiceUnavailableError(MaasError):
 
     status = 503
     code = "service_unavailable"
+    retry_after = 1
 
 
 class IntegrityError(MaasError):
@@ -70,3 +72,11 @@ class ModelLoadError(MaasError):
 
     status = 500
     code = "model_unusable"
+
+
+class DependencyAccessDeniedError(MaasError):
+    """S3, DynamoDB, SQS or KMS refused this function's role: a deployment (IAM / key policy) problem on
+    our side that retrying will not fix. The caller is told only that much; the log has the details."""
+
+    status = 500
+    code = "dependency_access_denied"

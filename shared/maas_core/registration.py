@@ -43,6 +43,8 @@ class DeclaredFeature(BaseModel):
     type: Literal["number"] = Field(default="number", description="only numeric fields for now")
     required: bool = True
     description: str = ""
+    sensitive: bool = Field(default=False, description="personal data: masked in captured predictions, never "
+                                                       "quoted in error messages or logs")
 
 
 class ModelDeclaration(BaseModel):
@@ -108,7 +110,8 @@ class CheckedGraph:
 def passthrough_spec(declaration: ModelDeclaration) -> PreprocessSpec:
     """Numeric pass-through: each declared field becomes one unscaled input column."""
     return PreprocessSpec(features=[
-        NumericFeature(name=f.name, required=f.required, fill=None, clip=None, scaler="none", center=0.0, scale=1.0)
+        NumericFeature(name=f.name, required=f.required, sensitive=f.sensitive, fill=None, clip=None, scaler="none",
+                       center=0.0, scale=1.0)
         for f in declaration.features
     ])
 
@@ -170,6 +173,7 @@ def _spec_and_schema(declaration: ModelDeclaration,
                     "the declared features do not match the preprocessing spec's input fields (leave features "
                     "out to take them from the spec): " + "; ".join(f"{p['field']}: {p['reason']}" for p in problems),
                     problems)
+    spec = spec.with_sensitive({f.name for f in declaration.features if f.sensitive})
     schema = [
         field.model_copy(update={"description": declared[field.name].description}) if field.name in declared else field
         for field in spec.input_schema()

@@ -278,3 +278,96 @@ def test_training_fills_missing_required_values_when_the_strategy_is_a_fill() ->
     dropped = PreprocessSpec.fit(COLUMNS, SpecConfig.simple(numeric=["size"]))
     with pytest.raises(UnprocessableError):
         dropped.transform_columns({"size": COLUMNS["size"]}, fill_required=True)
+
+
+# --- the scalar path for a few records: bit-identical to the vectorised one ------------------------------
+
+
+PARITY_DATA = {
+    "n": [1.0, 2.0, 2.5, 4.0, 7.0, 100.0, None, "NA", 0.0],
+    "m": [-3, 0, 5, 5, 9, 12, 40, None, 1],
+    "c": ["red", "blue", "red", "green", None, "red", "blue", "NA", "violet"],
+    "o": ["low", "high", "mid", "low", "mid", None, "high", "low", "low"],
+    "b": ["yes", "no", True, False, None, "1", 0, "t", "n"],
+}
+PARITY_SPECS = {
+    "defaults, optional fills": SpecConfig(columns={
+        "n": ColumnConfig(kind="numeric", required=False), "m": ColumnConfig(kind="numeric", scaler="minmax"),
+        "c": ColumnConfig(kind="categorical", required=False), "b": ColumnConfig(kind="boolean", required=False)}),
+    "clipped, other, ordinal, l1": SpecConfig(columns={
+        "n": ColumnConfig(kind="numeric", outliers="iqr", outlier_action="clip", scaler="robust", required=False),
+        "m": ColumnConfig(kind="numeric", outliers="zscore", outlier_threshold=0.5, required=False, missing="constant",
+                          fill_value=0.0),
+        "c": ColumnConfig(kind="categorical", unseen="other", required=False, missing="constant", fill_value="zzz"),
+        "o": ColumnConfig(kind="categorical", encoding="ordinal", unseen="other", required=False),
+        "b": ColumnConfig(kind="boolean")}, row_norm="l1"),
+    "reject, ordinal ignore, l2, no fills": SpecConfig(columns={
+        "n": ColumnConfig(kind="numeric", scaler="none", required=False, missing="drop"),
+        "c": ColumnConfig(kind="categorical", unseen="reject", required=False, missing="drop"),
+        "o": ColumnConfig(kind="categorical", encoding="ordinal", required=False, missing="drop"),
+        "b": ColumnConfig(kind="boolean", required=False, missing="drop")}, row_norm="l2"),
+}
+# what callers send: plain values mostly, and every kind of trouble now and then
+PARITY_VALUES = [0, 1, 2, 5, -7, 12, 2**60, 10**400, 0.0, -0.0, 1.5, -2.25, 1e300, -1e308, 3.0, 4.0, 100.0,
+                 float("nan"), float("inf"), True, False, None, "", "NA", " null ", "5", "red", "blue", "green", " red",
+                 "red\x00", "violet", "low", "mid", "high", "yes", "No", "t", "maybe", [1], {"x": 1}]
+
+
+def _random_record(rng: np.random.Generator, fields: list[str], clean: bool) -> object:
+    if not clean and rng.random() < 0.03:
+        return ["a string", None, 3, [1, 2]][rng.integers(4)]  # not an object
+    record = {}
+    for name in fields:
+        draw = rng.random()
+        if draw < 0.08 and not clean:
+            continue  # absent
+        if draw < 0.6 or (clean and name not in ("n", "m")):  # a value of the field's own column
+            record[name] = PARITY_DATA[name][rng.integers(len(PARITY_DATA[name]))]
+        elif (draw < 0.8 or clean) and name in ("n", "m"):  # around the clip bounds and scales: any float
+            record[name] = float(rng.normal(5, 20))
+        else:
+            record[name] = PARITY_VALUES[rng.integers(len(PARITY_VALUES))]
+    return record
+
+
+def _outcome(spec: PreprocessSpec, records: list) -> tuple:
+    try:
+        x = spec.transform(records)
+    except UnprocessableError as err:
+        return ("error", err.message, err.details)
+    return ("matrix", x.dtype.str, x.shape, x.tobytes())
+
+
+@pytest.mark.parametrize("name", sorted(PARITY_SPECS))
+def test_scalar_path_is_bit_identical_to_the_vectorised_one(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given specs covering every encoding, fill, clip and norm, and 3,000 random batches of 1 to 8 records
+    (missing, absent, unknown and wrongly typed values, signed zeros, huge numbers, non-objects),
+    when each batch is transformed with the scalar path for few records and with it switched off,
+    then both give byte-identical float32 matrices, or the same error with the same details."""
+    from maas_core.preprocess import spec as spec_module
+
+    spec = PreprocessSpec.fit({k: v for k, v in PARITY_DATA.items()}, PARITY_SPECS[name])
+    fields = list(PARITY_SPECS[name].columns)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    scalar_used = 0
+    for _ in range(3000):
+        clean = rng.random() < 0.5  # half the batches: only values of the training columns, or plain numbers
+        size = rng.integers(1, spec_module.SCALAR_MAX_RECORDS + 1)
+        records = [_random_record(rng, fields, clean) for _ in range(size)]
+        scalar_used += spec.transform_scalar(records) is not None
+        fast = _outcome(spec, records)
+        monkeypatch.setattr(spec_module, "SCALAR_MAX_RECORDS", 0)
+        vectorised = _outcome(spec, records)
+        monkeypatch.undo()
+        assert fast == vectorised, records
+    assert scalar_used > 300  # the scalar path really ran, not only its fallback
+
+
+def test_scalar_path_is_not_used_for_text(text_spec: PreprocessSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text specs keep their per-record tokenizer: few records give what many would, row for row."""
+    from maas_core.preprocess import spec as spec_module
+
+    records = ["Fast delivery, thanks!", {"text": "ÜBER schnell"}, {"text": "x" * 50 + " unknown words"}]
+    few = spec_module.PreprocessSpec.transform(text_spec, records)
+    monkeypatch.setattr(spec_module, "SCALAR_MAX_RECORDS", 0)
+    assert few.tobytes() == text_spec.transform(records).tobytes() and few.dtype == np.int32

@@ -125,7 +125,10 @@ def test_a_route_for_every_api_event_of_template_yaml() -> None:
         assert r.code_uri.is_dir() and (r.code_uri / "app.py").is_file()
         assert r.handler == "app.lambda_handler"
         own = t["Resources"][r.function]["Properties"]  # a function's own Timeout/MemorySize win over Globals
-        assert r.timeout == own.get("Timeout", t["Globals"]["Function"]["Timeout"])
+        timeout = own.get("Timeout", t["Globals"]["Function"]["Timeout"])
+        if isinstance(timeout, dict):  # !Ref <Function>Timeout: the parameter's default
+            timeout = t["Parameters"][timeout["Ref"]]["Default"]
+        assert r.timeout == timeout
         assert r.memory_size == own.get("MemorySize", t["Globals"]["Function"]["MemorySize"])
 
 

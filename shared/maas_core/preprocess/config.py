@@ -13,10 +13,12 @@ MissingStrategy = Literal["drop", "mean", "median", "most_frequent", "constant"]
 class ColumnConfig(BaseModel):
     """Options for one input column. Defaults give a sensible tabular pipeline."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # training-only: no schema build on a serving cold start
 
     kind: Kind
     required: bool = Field(default=True, description="callers must send it; a missing value is a 422 at serving time")
+    sensitive: bool = Field(default=False, description="personal data: masked in captured predictions, never quoted "
+                                                       "in error messages or logs")
     missing: MissingStrategy | None = Field(
         default=None,
         description="training rows with the value missing: drop the row, or fill (the fill is also used at serving "
@@ -62,7 +64,7 @@ class ColumnConfig(BaseModel):
 
 
 class SpecConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     columns: dict[str, ColumnConfig]
     row_norm: Literal["l1", "l2"] | None = Field(default=None, description="scale each feature row to unit norm")

@@ -3,6 +3,9 @@ model inputs it produces (`output_names`) and how to turn one raw column into th
 
 from __future__ import annotations
 
+import math
+import numbers
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -13,9 +16,20 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from maas_core.manifest import InputField
 from maas_core.preprocess import text as txt
 from maas_core.preprocess.config import ColumnConfig
-from maas_core.preprocess.values import Errors, kind_of, short, to_bool, to_float, to_str
+from maas_core.preprocess.values import (
+    FALSE_STRINGS,
+    MISSING_STRINGS,
+    TRUE_STRINGS,
+    Errors,
+    kind_of,
+    short,
+    to_bool,
+    to_float,
+    to_str,
+)
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_MAX_EXACT_INT = 2**53  # larger ints take the vectorised path (float range, numpy's own conversion)
 _MIN_SCALE = 1e-9  # a (near) constant column is left unscaled rather than blown up
 OTHER = "<other>"
 
@@ -24,6 +38,12 @@ class _Feature(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     required: bool = True
+    sensitive: bool = Field(default=False, description="personal data: error messages never quote its values, "
+                                                       "captures mask them")
+
+    def _show(self, v: Any) -> str:
+        """A bad value as an error message may quote it: never the value of a sensitive field."""
+        return "(value withheld: sensitive field)" if self.sensitive else short(v)
 
     def _missing_errors(self, missing: np.ndarray, errors: Errors, fill_required: bool = False) -> None:
         """A missing required value is an error, unless `fill_required` (training rows, whose column's
@@ -101,7 +121,7 @@ class NumericFeature(_Feature):
     def transform(self, raw: Sequence[Any], errors: Errors, fill_required: bool = False) -> np.ndarray:
         values, bad = to_float(raw)
         for i in np.flatnonzero(bad):
-            errors.add(int(i), self.name, f"expected a number, got {kind_of(raw[i])} {short(raw[i])}")
+            errors.add(int(i), self.name, f"expected a number, got {kind_of(raw[i])} {self._show(raw[i])}")
         missing = np.isnan(values) & ~bad
         self._missing_errors(missing, errors, fill_required)
         values = np.where(missing, self.fill if self.fill is not None else 0.0, values)
@@ -109,8 +129,28 @@ class NumericFeature(_Feature):
             values = np.clip(values, *self.clip)
         scaled = (values - self.center) / self.scale
         for i in np.flatnonzero(~bad & (np.abs(scaled) > _FLOAT32_MAX)):  # would become inf in float32
-            errors.add(int(i), self.name, f"value {short(raw[i])} is out of range")
+            errors.add(int(i), self.name, f"value {self._show(raw[i])} is out of range")
         return scaled.reshape(-1, 1)
+
+    def transform_scalar(self, v: Any) -> list[float] | None:
+        """`transform` of one plain value, bit for bit (the same IEEE float64 operations, in Python); None for
+        anything that is not plainly valid (the vectorised path then decides, and names the error)."""
+        t = type(v)
+        if v is None:
+            if self.required:
+                return None
+            x = self.fill if self.fill is not None else 0.0
+        elif t is float or (t is int and -_MAX_EXACT_INT <= v <= _MAX_EXACT_INT):  # not bool, not a numpy scalar
+            x = float(v)
+            if not math.isfinite(x):
+                return None
+        else:
+            return None
+        if self.clip:  # as np.clip: x is kept when equal to a bound (the sign of a zero survives)
+            lo, hi = self.clip
+            x = lo if x < lo else hi if x > hi else x
+        scaled = (x - self.center) / self.scale
+        return [scaled] if abs(scaled) <= _FLOAT32_MAX else None
 
 
 class CategoricalFeature(_Feature):
@@ -119,6 +159,12 @@ class CategoricalFeature(_Feature):
     categories: list[str]
     encoding: Literal["onehot", "ordinal"] = "onehot"
     unseen: Literal["ignore", "other", "reject"] = "ignore"
+    # scalar path: category -> position; None when numpy would see the categories differently (a NUL)
+    _index: dict[str, int] | None = PrivateAttr(default=None)
+
+    def model_post_init(self, _context: Any) -> None:
+        if not any("\x00" in c for c in self.categories):
+            self._index = {c: i for i, c in enumerate(self.categories)}
 
     @classmethod
     def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> "CategoricalFeature":
@@ -154,7 +200,7 @@ class CategoricalFeature(_Feature):
         unseen = np.flatnonzero(~known)
         if self.unseen == "reject":
             for i in unseen:
-                errors.add(int(i), self.name, f"unknown category {short(raw[i])}; expected one of {self.categories[:20]}")
+                errors.add(int(i), self.name, f"unknown category {self._show(raw[i])}; expected one of {self.categories[:20]}")
         k = len(cats)
         if self.encoding == "ordinal":
             codes = pos.astype(np.float64)
@@ -167,6 +213,38 @@ class CategoricalFeature(_Feature):
         if self.unseen == "other":
             onehot[unseen, k] = 1.0
         return onehot
+
+    def transform_scalar(self, v: Any) -> list[float] | None:
+        """`transform` of one plain value, bit for bit; None for anything else (the vectorised path decides)."""
+        index, cats = self._index, self.categories
+        if index is None or not cats or not (v is None or type(v) is str):
+            return None
+        if v is not None and ("\x00" in v or v[:1].isspace() or v[-1:].isspace()):
+            return None  # numpy drops trailing NULs and the vectorised path strips: leave those to it
+        k = len(cats)
+        if v is None or v in MISSING_STRINGS:
+            if self.required:
+                return None
+            # as np.searchsorted places the fill: a missing value counts as known, even if the fill is no category
+            value = self.fill or ""
+            pos, known = index.get(value), True
+            if pos is None:
+                pos = min(bisect_left(cats, value), k - 1)
+        else:
+            pos = index.get(v)
+            known = pos is not None
+            if pos is None:
+                if self.unseen == "reject":
+                    return None
+                pos = min(bisect_left(cats, v), k - 1)
+        if self.encoding == "ordinal":
+            return [float(pos) if known else float(k) if self.unseen == "other" else -1.0]
+        row = [0.0] * (k + (1 if self.unseen == "other" else 0))
+        if known:
+            row[pos] = 1.0
+        elif self.unseen == "other":
+            row[k] = 1.0
+        return row
 
 
 class BooleanFeature(_Feature):
@@ -196,9 +274,25 @@ class BooleanFeature(_Feature):
     def transform(self, raw: Sequence[Any], errors: Errors, fill_required: bool = False) -> np.ndarray:
         values, missing, bad = to_bool(raw)
         for i in np.flatnonzero(bad):
-            errors.add(int(i), self.name, f"expected a boolean, got {kind_of(raw[i])} {short(raw[i])}")
+            errors.add(int(i), self.name, f"expected a boolean, got {kind_of(raw[i])} {self._show(raw[i])}")
         self._missing_errors(missing, errors, fill_required)
         return np.where(missing, float(bool(self.fill)), values).reshape(-1, 1)
+
+    def transform_scalar(self, v: Any) -> list[float] | None:
+        """`transform` of one value (to_bool's rules); None when it is missing and required, or not a boolean."""
+        if v is None or (isinstance(v, str) and v.strip() in MISSING_STRINGS):
+            return None if self.required else [float(bool(self.fill))]
+        if isinstance(v, bool):
+            return [float(v)]
+        if isinstance(v, numbers.Real) and v in (0, 1):
+            return [float(v)]
+        if isinstance(v, str):
+            word = v.strip().lower()
+            if word in TRUE_STRINGS:
+                return [1.0]
+            if word in FALSE_STRINGS:
+                return [0.0]
+        return None
 
 
 class TextFeature(_Feature):

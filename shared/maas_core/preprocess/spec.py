@@ -24,6 +24,9 @@ from maas_core.preprocess.values import Errors, kind_of
 
 SPEC_FORMAT_VERSION = 1
 MAX_REPORTED_ERRORS = 50
+# up to this many records, a tabular spec transforms record by record in plain Python (~10x cheaper than the
+# per-column numpy set-up for one record); results are bit-identical, and anything unusual goes vectorised
+SCALAR_MAX_RECORDS = 8
 
 Feature = Annotated[NumericFeature | CategoricalFeature | BooleanFeature | TextFeature, Field(discriminator="kind")]
 _FEATURE_TYPES = {"numeric": NumericFeature, "categorical": CategoricalFeature, "boolean": BooleanFeature,
@@ -65,7 +68,14 @@ class PreprocessSpec(BaseModel):
         return next((f for f in self.features if isinstance(f, TextFeature)), None)
 
     def input_schema(self) -> list[InputField]:
-        return [f.input_field() for f in self.features]
+        return [f.input_field().model_copy(update={"sensitive": f.sensitive}) for f in self.features]
+
+    def with_sensitive(self, names: set[str] | frozenset[str]) -> "PreprocessSpec":
+        """This spec with the named fields (also) marked sensitive, e.g. from a manifest's input schema."""
+        if not any(f.name in names and not f.sensitive for f in self.features):
+            return self
+        return self.model_copy(update={"features": [
+            f.model_copy(update={"sensitive": True}) if f.name in names else f for f in self.features]})
 
     def feature_names(self) -> list[str]:
         return [name for f in self.features for name in f.output_names()]
@@ -82,7 +92,8 @@ class PreprocessSpec(BaseModel):
         unknown = [name for name in config.columns if name not in columns]
         if unknown:
             raise ValueError(f"configured columns not in the data: {', '.join(unknown)}")
-        features = [_FEATURE_TYPES[cfg.kind].fit(name, columns[name], cfg) for name, cfg in config.columns.items()]
+        features = [_FEATURE_TYPES[cfg.kind].fit(name, columns[name], cfg).model_copy(update={"sensitive": cfg.sensitive})
+                    for name, cfg in config.columns.items()]
         return cls(features=features, row_norm=config.row_norm)
 
     # --- transforming (training and serving) ----------------------------------------------------
@@ -92,6 +103,10 @@ class PreprocessSpec(BaseModel):
 
         Records are JSON objects; a text model also takes bare strings (the text itself).
         """
+        if 0 < len(records) <= SCALAR_MAX_RECORDS and not self.text_feature:
+            matrix = self.transform_scalar(records)
+            if matrix is not None:
+                return matrix
         errors = Errors()
         text = self.text_feature
         objects: Sequence[Any] = records
@@ -110,6 +125,23 @@ class PreprocessSpec(BaseModel):
         columns = {f.name: list(map(dict.get, objects, repeat(f.name, len(objects)))) for f in self.features}
         bad_records = {e["index"] for e in errors}
         return self.transform_columns(columns, errors=errors, skip=bad_records, max_errors=max_errors)
+
+    def transform_scalar(self, records: Sequence[Any]) -> np.ndarray | None:
+        """A few plain, valid records of a tabular spec -> exactly the matrix `transform` makes; None as soon as
+        a record or value needs the vectorised path (not an object, missing and required, a wrong type, an
+        unknown category to reject, ...), which then also names every error."""
+        rows: list[list[float]] = []
+        for r in records:
+            if type(r) is not dict:
+                return None
+            row: list[float] = []
+            for f in self.features:
+                out = f.transform_scalar(r.get(f.name))  # type: ignore[union-attr]  (not a text spec)
+                if out is None:
+                    return None
+                row += out
+            rows.append(row)
+        return self._finish(np.array(rows, dtype=np.float64))
 
     def transform_valid(self, records: Sequence[Any]) -> tuple[np.ndarray, list[int], list[dict[str, Any]]]:
         """For batch jobs: (matrix of the valid records, their indices, every error of the others).
@@ -150,7 +182,10 @@ class PreprocessSpec(BaseModel):
             raise UnprocessableError(f"{bad} of {n} records are invalid", list(errors[:max_errors]))
         if self.text_feature:
             return blocks[0]
-        matrix = np.hstack(blocks)
+        return self._finish(np.hstack(blocks))
+
+    def _finish(self, matrix: np.ndarray) -> np.ndarray:
+        """(n, features) float64 -> the model's float32 input, row-normalised if the spec says so."""
         if self.row_norm:
             norms = np.abs(matrix).sum(axis=1) if self.row_norm == "l1" else np.sqrt((matrix**2).sum(axis=1))
             matrix = matrix / np.where(norms > 0, norms, 1.0)[:, None]

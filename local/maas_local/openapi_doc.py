@@ -1,0 +1,146 @@
+"""Generate the complete OpenAPI document (shared/maas_core/openapi.json) from every HTTP function.
+
+    python -m maas_local.openapi_doc            # print it
+    python -m maas_local.openapi_doc --write    # update shared/maas_core/openapi.json (commit it)
+    python -m maas_local.openapi_doc --check    # exit 1 when the stored copy is stale
+
+Each function of template.yaml with Api events is imported (its app.py, by file path), its Powertools
+resolver's `get_openapi_schema()` is taken, and the paths and component schemas are merged; two
+functions declaring the same path and method, or the same schema name differently, is an error.
+Security per operation comes from the template's events: `Authorizer: AWS_IAM` -> SigV4, events that
+switch the default auth off (health, this document) -> none, the rest -> the AuthMode default that
+maas_core.openapi adds when serving. Powertools' default 422 body (HTTPValidationError) is replaced by
+the project's error body, which is what the resolver really answers (maas_core.http).
+
+Dev-only code: never shipped to Lambda.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from maas_core import __version__
+from maas_core.openapi import DOCUMENT_FILE
+from maas_local.template import api_routes, default_template_path, load_template, local_resource_names
+
+TITLE = "maas"
+DESCRIPTION = ("Model-as-a-Service: predictions, preprocessing, feedback and metrics for versioned ONNX models. "
+               "Every error is {\"error\": {\"code\", \"message\", \"details\"}}.")
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def _import_app(code_uri: Path, function: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"maas_openapi_{function}", code_uri / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.app
+
+
+def _event_security(template: Mapping[str, Any]) -> dict[tuple[str, str], list[dict[str, list[str]]] | None]:
+    """(method, path) -> the operation's own security, or None for the AuthMode default."""
+    out: dict[tuple[str, str], list[dict[str, list[str]]] | None] = {}
+    for res in (template.get("Resources") or {}).values():
+        for event in ((res.get("Properties") or {}).get("Events") or {}).values():
+            if not isinstance(event, dict) or event.get("Type") != "Api":
+                continue
+            props = event.get("Properties") or {}
+            auth = props.get("Auth") or {}
+            key = (str(props["Method"]).lower(), str(props["Path"]))
+            if auth.get("Authorizer") == "AWS_IAM":
+                out[key] = [{"sigv4": []}]
+            elif auth:  # ApiKeyRequired false / Authorizer NONE (in their AuthMode !If): open
+                out[key] = []
+            else:
+                out[key] = None
+    return out
+
+
+def _use_error_body(op: dict[str, Any]) -> None:
+    response = op.get("responses", {}).get("422")
+    if response and "HTTPValidationError" in json.dumps(response):
+        op["responses"]["422"] = {"description": "invalid request or records",
+                                  "content": {"application/json": {"schema": _ERROR_REF}}}
+
+
+def _drop_unused_schemas(doc: dict[str, Any]) -> None:
+    schemas = doc.get("components", {}).get("schemas", {})
+    while True:
+        text = json.dumps({k: v for k, v in doc.items() if k != "components"}) + json.dumps(schemas)
+        unused = [n for n in schemas if f'"#/components/schemas/{n}"' not in text]
+        if not unused:
+            return
+        for name in unused:
+            del schemas[name]
+
+
+def build_document(template_path: str | Path | None = None) -> dict[str, Any]:
+    path = Path(template_path) if template_path else default_template_path()
+    template = load_template(path)
+    routes = api_routes(template, local_resource_names(template), base_dir=path.parent)
+    security = _event_security(template)
+    doc: dict[str, Any] = {"openapi": "", "info": {"title": TITLE, "version": __version__, "description": DESCRIPTION},
+                           "paths": {}, "components": {"schemas": {}}}
+    seen: set[str] = set()
+    for route in routes:
+        if route.function in seen:
+            continue
+        seen.add(route.function)
+        part = json.loads(_import_app(route.code_uri, route.function).get_openapi_json_schema(title=TITLE,
+                                                                                             version=__version__))
+        doc["openapi"] = part["openapi"]
+        for p, methods in part.get("paths", {}).items():
+            target = doc["paths"].setdefault(p, {})
+            for method, op in methods.items():
+                if method in target:
+                    raise ValueError(f"{method.upper()} {p} is declared by two functions")
+                target[method] = op
+        for name, schema in part.get("components", {}).get("schemas", {}).items():
+            known = doc["components"]["schemas"].setdefault(name, schema)
+            if known != schema:
+                raise ValueError(f"schema {name!r} differs between functions")
+    for p, methods in doc["paths"].items():
+        for method, op in methods.items():
+            _use_error_body(op)
+            own = security.get((method, p))
+            if own is not None:
+                op["security"] = own
+    doc["paths"] = dict(sorted(doc["paths"].items()))
+    _drop_unused_schemas(doc)
+    doc["components"]["schemas"] = dict(sorted(doc["components"]["schemas"].items()))
+    return doc
+
+
+def render(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=1, sort_keys=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m maas_local.openapi_doc", description=__doc__.split("\n")[0])
+    parser.add_argument("--template", default=None)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--write", action="store_true", help=f"update {DOCUMENT_FILE}")
+    group.add_argument("--check", action="store_true", help="exit 1 when the stored document is stale")
+    args = parser.parse_args(argv)
+    text = render(build_document(args.template))
+    if args.write:
+        DOCUMENT_FILE.write_text(text, encoding="utf-8")
+        print(f"wrote {DOCUMENT_FILE}")
+    elif args.check:
+        if DOCUMENT_FILE.read_text(encoding="utf-8") != text:
+            print(f"{DOCUMENT_FILE} is stale: run python -m maas_local.openapi_doc --write", file=sys.stderr)
+            return 1
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
