@@ -3,7 +3,8 @@
 Trains the penguins model once (the real training job, published to a moto server on loopback) and
 runs, each against its own baseline measured in the same run: cold start (vs TensorFlow, vs the
 onnxruntime floor), warm latency (vs Keras, vs session.run), throughput (vs json + spec + session.run),
-the preprocessing spec (vs a Python loop) and, unless --skip-size (it needs PyPI for `sam build`),
+the preprocessing spec (vs a Python loop), INT8 vs float demo models (size, session.run latency,
+holdout metrics; unless --skip-quantization) and, unless --skip-size (it needs PyPI for `sam build`),
 the package size and handler import time of the `sam build` output.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import cold_start, preprocess_spec, throughput, warm_latency
+from benchmarks import batch_throughput, cold_start, preprocess_spec, quantization, throughput, warm_latency
 from benchmarks.common import (
     PenguinsWorld,
     Row,
@@ -27,6 +28,8 @@ from benchmarks.common import (
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-size", action="store_true", help="skip the sam build package size benchmark (needs PyPI)")
+    parser.add_argument("--skip-quantization", action="store_true",
+                        help="skip INT8 vs float (it trains the two demo models: about a minute)")
     parser.add_argument("--model-dir", help="cache of the trained bundle: reused if it holds one, else trained into")
     parser.add_argument("--cold-repeats", type=int, default=7, help="fresh processes per cold-start variant (>= 5)")
     parser.add_argument("--calls", type=int, default=2000, help="warm handler calls per round (>= 2000)")
@@ -35,6 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--boto3-dir", help="package size: boto3 installed with pip --target")
     parser.add_argument("--sam", help="package size: the sam executable")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    parser.add_argument("--batch-rows", type=int, default=1_000_000,
+                        help="rows of the batch-file throughput benchmark (0 skips it; 1M takes a few minutes)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -50,7 +55,13 @@ def main(argv: list[str] | None = None) -> None:
         print()
         rows += throughput.run(world)
         print()
+        if args.batch_rows:
+            rows += batch_throughput.run(world, args.batch_rows)
+            print()
     rows.append(preprocess_spec.run())
+    if not args.skip_quantization:
+        rows += quantization.run(f"{args.model_dir}/quantization" if args.model_dir else None)
+        print()
     if not args.skip_size:
         from benchmarks import package_size
 

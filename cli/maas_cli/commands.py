@@ -66,7 +66,13 @@ def show(ctx: Context, args: argparse.Namespace) -> int:
         if not listed:
             raise NotFoundError(f"model {args.model!r} has no registered versions")
         version = listed[0]["version"]
-    emit_json(ctx.store.load_manifest(args.model, version).model_dump(mode="json"))
+    manifest = ctx.store.load_manifest(args.model, version)
+    emit_json(manifest.model_dump(mode="json"))
+    if not ctx.as_json and manifest.variants:  # for people, on stderr: stdout stays one JSON document
+        emit_table(["VARIANT", "FILE", "SIZE", "METRICS", "VS FLOAT"], [
+            [name, v.file, f"{v.size / 1024:.1f} KB", metrics_summary(v.metrics, limit=2),
+             " ".join(f"{k}={x:.4g}" for k, x in (v.parity or {}).items()) or "-"]
+            for name, v in manifest.variants.items()], out=sys.stderr)
     return 0
 
 
@@ -153,10 +159,20 @@ def _confirm(question: str) -> None:
         raise MaasError("not confirmed; nothing was deleted")
 
 
-def train(ctx: Context | None, rest: list[str]) -> int:
-    """`maas train ...` is `maas-train ...`: one training CLI. Bucket and table are passed on unless given."""
+def train(ctx: Context | None, rest: list[str], stack: str | None = None) -> int:
+    """`maas train ...` is `maas-train ...`: one training CLI. Bucket and table are passed on unless given.
+    `maas train --remote ...` uploads the dataset for the cloud batch job instead (maas_cli.remote_train)."""
     from maas_training.cli import main as train_main
 
+    if "--remote" in rest and ctx is not None:
+        from maas_cli.remote_train import RemoteUsageError, train_remote
+
+        try:
+            return train_remote(ctx, list(rest), stack=stack)
+        except RemoteUsageError as exc:
+            raise UsageError(str(exc)) from None
+        except SystemExit as exc:  # argparse's usage errors and --help
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     argv = list(rest)
     if ctx is not None:
         if not any(a == "--bucket" or a.startswith("--bucket=") for a in argv):

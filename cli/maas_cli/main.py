@@ -4,11 +4,13 @@
     maas versions iris                            versions, newest first
     maas show iris --alias prod                   a version's manifest (JSON)
     maas train --data iris.csv --model-name iris --target species
+    maas train --remote --data iris.csv --model-name iris --target species --stack maas --wait
     maas register iris-ext --onnx m.onnx --declaration m.json --promote staging
     maas promote iris prod 3 --expect 2
     maas canary iris prod 4 --weight 0.1          (--weight 0 removes the canary)
     maas rollback iris prod
     maas delete iris 1 --yes
+    maas report iris --days 7 --window 1d --out iris.html --png
 
 Exit codes: 0 done, 1 the action failed (`maas: <message>` on stderr), 2 bad command line.
 """
@@ -23,7 +25,7 @@ from collections.abc import Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core.errors import MaasError, ServiceUnavailableError
-from maas_cli import commands
+from maas_cli import commands, report
 from maas_cli.context import Context, resolve
 
 
@@ -94,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("version")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p = command("report", "render quality, volume, latency and drift over time windows to an HTML page "
+                          "(and PNG charts) from the captured predictions", report.run)
+    report.add_arguments(p)
     # everything after `train` goes to maas-train untouched (so its --help is maas-train's)
     sub.add_parser("train", help="train a model from a CSV and publish it (maas-train; see maas train --help)",
                    add_help=False, allow_abbrev=False).set_defaults(run=None)
@@ -121,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         ctx = resolve(args.bucket, args.table, args.stack, args.json)
         if args.command == "train":
-            return commands.train(ctx, rest)
+            return commands.train(ctx, rest, stack=args.stack)
         return args.run(ctx, args)
     except MaasError as exc:
         _report(exc.message, exc.details)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -11,15 +10,17 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from maas_core import __version__
-from maas_core.http import build_resolver, error_responses, json_response, ok_response, resolve
+from maas_core import __version__, coldstart
+from maas_core.http import build_resolver, error_responses, ok_response, resolve, serialized_json_response
 from maas_core.monitoring import PredictMonitor
+from maas_core.openapi import document as openapi_document
 from maas_core.predictor import Predictor
 from maas_core.schemas import HealthResponse, PredictRequest, PredictResponse
 from maas_core.settings import get_settings
 
 logger = Logger()
 app = build_resolver()
+coldstart.prime()  # boto3 clients during init, when init is off the clock (SnapStart, provisioned)
 
 
 @lru_cache(maxsize=1)
@@ -41,8 +42,9 @@ def health() -> HealthResponse:
 
 @app.get("/v1/openapi.json")
 def openapi() -> dict[str, Any]:
-    """The OpenAPI document, generated from the routes and pydantic models above."""
-    return json.loads(app.get_openapi_json_schema(title="maas", version=__version__))
+    """The OpenAPI document of the whole API (every function's routes; maas_core.openapi), with the
+    security of this stack's AuthMode."""
+    return openapi_document()
 
 
 @app.get("/v1/models", responses=error_responses(503))
@@ -70,17 +72,19 @@ def predict(
     request: PredictRequest,
     version: Annotated[str | None, Query(description="model version; overrides the alias")] = None,
     alias: Annotated[str | None, Query(description="alias to resolve; default prod")] = None,
+    variant: Annotated[str | None, Query(description="which of the version's models answers: float (default) or "
+                                                     "int8, its dynamically quantized model (404 if it has none)")] = None,
     explain: Annotated[bool, Query(description="add per-field attributions to each prediction: occlusion against "
                                                "the training baseline (tabular models; a text model answers 422)")] = False,
     routing_key: Annotated[str | None, Header(alias="x-maas-routing-key",
                                               description="sticky canary routing key; default: the caller's IP")] = None,
-) -> Response[dict[str, Any]]:
+) -> Response[str]:  # pre-serialised JSON (PredictResponse, documented above)
     key = routing_key or app.current_event.request_context.identity.source_ip
     # classifiers answer label + probabilities, regressors a value: the other fields are left out
     response = predictor().predict(model, request.records, version=version, alias=alias, routing_key=key,
-                                   explain=explain, on_route=monitor().routed)
+                                   explain=explain, on_route=monitor().routed, variant=variant)
     monitor().answered(predictor(), request.records, response)  # label counts, capture; never raises
-    return json_response(response)
+    return serialized_json_response(response)
 
 
 @logger.inject_lambda_context(clear_state=True)

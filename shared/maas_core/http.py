@@ -6,11 +6,13 @@ documented error body, never a stack trace.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -19,6 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from pydantic import BaseModel
 
+from maas_core import deadline
 from maas_core.errors import MaasError
 from maas_core.schemas import ErrorResponse
 
@@ -39,16 +42,26 @@ def json_response(body: BaseModel) -> Response:
                     body=body.model_dump(mode="json", exclude_none=True))
 
 
+def serialized_json_response(body: BaseModel) -> Response[str]:
+    """json_response for big bodies (predict): pydantic writes the JSON text itself in one Rust call, instead
+    of model_dump + Powertools' response validation + json.dumps (~1.5 ms instead of ~8 ms per 1,000
+    predictions). The route is annotated `-> Response[str]`; its `responses=` document the schema."""
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
+                    body=body.model_dump_json(exclude_none=True))
+
+
 def ok_response(model: type[BaseModel], description: str) -> dict[int, dict[str, Any]]:
     """OpenAPI `responses` entry for a route that returns json_response(model)."""
     return {200: {"description": description, "content": {"application/json": {"model": model}}}}
 
 
-def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> Response:
+def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
+                   retry_after: int | None = None) -> Response:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
         body={"error": {"code": code, "message": message, "details": details or []}},
+        headers={"Retry-After": str(retry_after)} if retry_after else None,
     )
 
 
@@ -89,20 +102,71 @@ def non_json_body(event: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """What every HTTP function's lambda_handler calls."""
-    return non_json_body(event) or app.resolve(event, context)
+    """What every HTTP function's lambda_handler calls. Records the invocation's deadline first, so
+    model loads and inference refuse to start when they could not finish (maas_core.deadline)."""
+    deadline.start(context, event)
+    try:
+        deadline.check("starting the request")
+        return non_json_body(event) or undecodable_body(event) or app.resolve(event, context)
+    except deadline.DeadlineExceededError as exc:
+        logger.warning("request refused: too little time left", extra={"details": exc.details})
+        return _proxy_error(exc)
+    finally:
+        # a warm process serves the next invocation (or, in tests and the local gateway, other work
+        # such as a batch file) on the same context: this request's deadline must not outlive it
+        deadline.clear()
+
+
+def undecodable_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 400 for a base64-encoded body that is not UTF-8 (bytes a gateway passed on as binary), else None;
+    the resolver would fail decoding it (a 500)."""
+    if not event.get("isBase64Encoded") or not event.get("body"):
+        return None
+    try:
+        base64.b64decode(str(event["body"]), validate=True).decode("utf-8")
+        return None
+    except (ValueError, UnicodeDecodeError):
+        body = {"error": {"code": "bad_request", "message": "request body is not UTF-8 text: send JSON",
+                          "details": [{"field": "body", "reason": "not UTF-8"}]}}
+        return {"statusCode": 400, "multiValueHeaders": {"Content-Type": ["application/json"]},
+                "body": json.dumps(body), "isBase64Encoded": False}
+
+
+def _proxy_error(exc: MaasError) -> dict[str, Any]:
+    """A MaasError as a proxy response, for answers given before the resolver runs."""
+    headers: dict[str, list[str]] = {"Content-Type": ["application/json"]}
+    if exc.retry_after:
+        headers["Retry-After"] = [str(exc.retry_after)]
+    return {"statusCode": exc.status, "multiValueHeaders": headers, "body": json.dumps(exc.to_body()),
+            "isBase64Encoded": False}
+
+
+CORS_ALLOW_HEADERS = ["Content-Type", "Authorization", "X-Api-Key", "X-Amz-Date", "X-Amz-Security-Token",
+                      "X-Maas-Routing-Key"]
+
+
+def cors_config() -> CORSConfig | None:
+    """CORS headers for the functions' answers from MAAS_ALLOWED_ORIGINS (template parameter
+    AllowedOrigins: one origin, or *); unset or empty: none, browsers refuse cross-origin calls."""
+    origins = [o.strip() for o in os.environ.get("MAAS_ALLOWED_ORIGINS", "").split(",") if o.strip()]
+    if not origins:
+        return None
+    return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], allow_headers=CORS_ALLOW_HEADERS,
+                      expose_headers=["Retry-After"], max_age=600)
 
 
 def build_resolver() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = APIGatewayRestResolver(enable_validation=True, cors=cors_config())
 
     @app.exception_handler(MaasError)
     def _maas_error(exc: MaasError) -> Response:
         if exc.status >= 500:
-            logger.error("request failed", extra={"code": exc.code, "error": exc.message})
+            # the AWS error behind it (code, operation, resource) is for the log, never for the caller
+            logger.error("request failed", extra={"code": exc.code, "error": exc.message,
+                                                  "cause": repr(exc.__cause__) if exc.__cause__ else None})
         else:
             logger.info("request rejected", extra={"status": exc.status, "code": exc.code})
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details, retry_after=exc.retry_after)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:

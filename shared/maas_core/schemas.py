@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
 from maas_core.preprocess.values import kind_of
@@ -18,7 +18,10 @@ def _object_or_string(value: Any) -> Any:
                               {"kind": kind_of(value)})
 
 
-Record = Annotated[dict[str, Any] | str, BeforeValidator(_object_or_string)]
+# a plain validator: the record is checked and kept as it is (not copied key by key as dict[str, Any] would:
+# ~3.7 ms per 1,000 records); the model's fitted spec checks its fields. Documented as object | string.
+Record = Annotated[dict[str, Any] | str,
+                   PlainValidator(_object_or_string, json_schema_input_type=dict[str, Any] | str)]
 
 
 class RecordsRequest(BaseModel):
@@ -36,6 +39,13 @@ class RecordsRequest(BaseModel):
             ["The parcel arrived broken and nobody answers my emails", {"text": "Thanks, all sorted!"}],
         ],
     )
+
+    def __repr__(self) -> str:
+        # short: Powertools logs route arguments in a debug f-string on every call, and the default repr of
+        # 1,000 records costs ~4 ms per request even when debug logging is off
+        return f"{type(self).__name__}(records=<{len(self.records)} records>)"
+
+    __str__ = __repr__
 
 
 class PredictRequest(RecordsRequest):
@@ -74,6 +84,8 @@ class Prediction(BaseModel):
 class PredictResponse(BaseModel):
     model: str
     version: str = Field(description="the version that answered")
+    variant: Literal["float", "int8"] = Field(
+        default="float", description="which of the version's models answered: float, or int8 (dynamically quantized)")
     alias: str | None = Field(default=None, description="the alias that was resolved, if any")
     canary: bool | None = Field(default=None, description="true when the alias's canary version answered")
     predictions: list[Prediction]

@@ -37,12 +37,15 @@ def test_predict_capture_feedback_and_metrics_over_http(http: Any, gateway: str)
     ids = [p["id"] for p in resp.json()["predictions"]]  # labels yes, no
     body = {"feedback": [{"prediction_id": ids[0], "label": "yes"}, {"prediction_id": ids[1], "label": "yes"}]}
 
-    def send_feedback() -> Any:
-        r = http("POST", f"{gateway}/v1/models/tiny/feedback", body)
-        return r if r.status == 200 else None  # 404 until the capture function has stored them
+    def both_captured() -> bool:
+        # the capture function stores them in the background, one item at a time: feedback sent before
+        # both are stored would (rightly) answer not_found for the missing one
+        r = http("GET", f"{gateway}/v1/models/tiny/metrics?window=1h")
+        return r.status == 200 and sum(v["predictions"] for v in r.json()["versions"]) == 2
 
-    fb = wait_for(send_feedback)
-    assert fb and fb.json()["recorded"] == 2, fb and fb.body
+    assert wait_for(both_captured)
+    fb = http("POST", f"{gateway}/v1/models/tiny/feedback", body)
+    assert fb.status == 200 and fb.json()["recorded"] == 2, fb.body
     resp = http("GET", f"{gateway}/v1/models/tiny/metrics?window=1h")
     assert resp.status == 200
     [version] = resp.json()["versions"]

@@ -30,6 +30,8 @@ from samtranslator.translator.arn_generator import ArnGenerator
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
+from tests.cfn_extensions import apply_language_extensions, prune_resolved
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 REGION = "us-east-1"
@@ -37,7 +39,11 @@ RUNTIME = "python3.12"
 
 # cfn-lint warnings we accept, as {rule id: reason}. Errors are never accepted. Keep this empty
 # unless a warning is a known false positive of SAM-generated output; say why when adding one.
-ACCEPTED_WARNINGS: dict[str, str] = {}
+ACCEPTED_WARNINGS: dict[str, str] = {
+    # SAM's generated UsagePlan / UsagePlanKey (Auth.UsagePlan) carry a DependsOn beside a Ref to the same
+    # resource: redundant, harmless, and not ours to change
+    "W3005": "samtranslator's usage plan resources: DependsOn next to a Ref",
+}
 
 # (method, path) -> the function that answers it
 EXPECTED_ROUTES = {
@@ -154,16 +160,18 @@ def as_packaged(sam: dict[str, Any]) -> dict[str, Any]:
     return sam
 
 
-def translate(sam: dict[str, Any]) -> dict[str, Any]:
-    """SAM -> CloudFormation, offline (explicit region, stub managed policies, no sockets)."""
+def translate(sam: dict[str, Any], parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """SAM -> CloudFormation, offline (explicit region, stub managed policies, no sockets), after what
+    AWS::LanguageExtensions does first (tests/cfn_extensions.py) for these parameter values."""
     loader = StubManagedPolicyLoader()
     saved_region = ArnGenerator.BOTO_SESSION_REGION_NAME
     try:
         with no_network():
             translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=REGION))
-            return translator.translate(
-                as_packaged(sam), parameter_values={}, get_managed_policy_map=loader.load
-            )
+            return prune_resolved(translator.translate(
+                as_packaged(apply_language_extensions(sam, parameters)), parameter_values=dict(parameters or {}),
+                get_managed_policy_map=loader.load
+            ))
     finally:
         ArnGenerator.BOTO_SESSION_REGION_NAME = saved_region  # translator sets a class-level global
 
@@ -469,7 +477,8 @@ def test_batch_function_is_triggered_by_uploads_under_batch_input(cfn: dict[str,
     the function runs up to 15 minutes with 2 GB."""
     bucket = cfn["Resources"]["ModelBucket"]
     configs = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
-    batch = [c for c in configs if c["Function"] == {"Fn::GetAtt": ["BatchFunction", "Arn"]}]
+    # (TrainTriggerFunction's entry is wrapped in Fn::If TrainingEnabled: it has no "Function" key)
+    batch = [c for c in configs if c.get("Function") == {"Fn::GetAtt": ["BatchFunction", "Arn"]}]
     assert len(batch) == 1, configs
     assert batch[0]["Event"] == "s3:ObjectCreated:*"
     assert batch[0]["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "batch/input/"}]
@@ -692,3 +701,326 @@ def test_dashboard_shows_volume_latency_errors_accuracy_and_drift(cfn: dict[str,
         assert metric in charted, metric
     stats = {m[-1].get("stat") for w in widgets for m in w["properties"]["metrics"] if isinstance(m[-1], dict)}
     assert {"p50", "p90", "p99"} <= stats
+
+
+# --- auth, CORS and capacity parameters (AuthMode, AllowedOrigins, *Timeout, *ReservedConcurrency) ----
+
+OPEN_ROUTES = {("get", "/v1/health"), ("get", "/v1/openapi.json")}
+USER_POOL = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_Example"
+JWT_MODE = {"AuthMode": "Jwt", "CognitoUserPoolArn": USER_POOL}
+API_FUNCTIONS = {"PredictFunction": "Predict", "PreprocessFunction": "Preprocess", "AdminFunction": "Admin",
+                 "MetricsFunction": "Metrics"}
+
+
+def _security(cfn: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    paths = cfn["Resources"]["MaasApi"]["Properties"]["Body"]["paths"]
+    return {(method, path): {name for req in op.get("security", []) for name in req}
+            for path, methods in paths.items() for method, op in methods.items() if method != "options"}
+
+
+@pytest.mark.parametrize(("params", "credential"), [({}, "api_key"), (JWT_MODE, "CognitoJwt")],
+                         ids=["ApiKey", "Jwt"])
+def test_every_route_but_health_and_openapi_needs_the_auth_mode_credential(
+        sam: dict[str, Any], params: dict[str, str], credential: str) -> None:
+    """Given AuthMode ApiKey (the default) or Jwt,
+    when SAM generates the REST API,
+    then every route except health and the OpenAPI document requires exactly that credential, admin routes
+    require IAM (SigV4) alone, and the two open routes require nothing (NONE, SAM's marker, in Jwt mode)."""
+    security = _security(translate(sam, params))
+    assert set(EXPECTED_ROUTES) <= set(security)
+    for route, schemes in security.items():
+        if route in OPEN_ROUTES:
+            assert schemes <= {"NONE"}, (route, schemes)
+        elif route in ADMIN_ROUTES:
+            assert schemes == {"AWS_IAM"}, (route, schemes)
+        else:
+            assert schemes == {credential}, (route, schemes)
+
+
+def test_api_key_mode_has_a_usage_plan_with_throttling_and_quota_from_parameters(cfn: dict[str, Any]) -> None:
+    """Given the default AuthMode ApiKey, then a usage plan on MaasApi's stage limits each key's rate, burst
+    and quota to the UsagePlan* parameters (SAM inlines the values at transform time), with one key in it."""
+    sam_params = load_sam_template()["Parameters"]
+    plans = resources_of_type(cfn, "AWS::ApiGateway::UsagePlan")
+    assert len(plans) == 1
+    plan = next(iter(plans.values()))["Properties"]
+    assert plan["ApiStages"][0]["ApiId"] == {"Ref": "MaasApi"}
+    assert float(plan["Throttle"]["RateLimit"]) == float(sam_params["UsagePlanRateLimit"]["Default"])
+    assert int(plan["Throttle"]["BurstLimit"]) == int(sam_params["UsagePlanBurstLimit"]["Default"])
+    assert int(plan["Quota"]["Limit"]) == int(sam_params["UsagePlanQuotaLimit"]["Default"])
+    assert plan["Quota"]["Period"] == sam_params["UsagePlanQuotaPeriod"]["Default"]
+    assert resources_of_type(cfn, "AWS::ApiGateway::UsagePlanKey") and resources_of_type(cfn, "AWS::ApiGateway::ApiKey")
+
+
+def test_jwt_mode_uses_the_cognito_user_pool_and_no_api_keys(sam: dict[str, Any]) -> None:
+    """Given AuthMode Jwt, then the authorizer checks tokens of CognitoUserPoolArn in the Authorization
+    header, no usage plan or key is created, and a template rule refuses Jwt without a user pool."""
+    cfn = translate(sam, JWT_MODE)
+    schemes = cfn["Resources"]["MaasApi"]["Properties"]["Body"]["components"]["securitySchemes"]
+    authorizer = schemes["CognitoJwt"]["x-amazon-apigateway-authorizer"]
+    assert authorizer == {"type": "cognito_user_pools", "providerARNs": [USER_POOL]}
+    assert schemes["CognitoJwt"]["name"] == "Authorization" and "api_key" not in schemes
+    assert not resources_of_type(cfn, "AWS::ApiGateway::UsagePlan")
+    rule = sam["Rules"]["JwtNeedsAUserPool"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "AuthMode"}, "Jwt"]}
+    assert {"Ref": "CognitoUserPoolArn"} in json.loads(json.dumps(rule["Assertions"][0]["Assert"]))["Fn::Not"][0][
+        "Fn::Equals"]
+    errors, warnings = errors_and_unaccepted_warnings(run_lint(cfn))
+    assert not errors and not warnings, describe(errors + warnings)
+
+
+def test_cors_follows_allowed_origins(sam: dict[str, Any]) -> None:
+    """Given AllowedOrigins empty (the default), then no route answers preflights (browsers refuse
+    cross-origin calls); given https://app.example.com, then every path answers OPTIONS with that origin,
+    the gateway's own 4xx/5xx answers carry it, and the functions are told it (MAAS_ALLOWED_ORIGINS)."""
+    closed = translate(sam)["Resources"]["MaasApi"]["Properties"]["Body"]
+    assert not any("options" in methods for methods in closed["paths"].values())
+    origin = "https://app.example.com"
+    cfn = translate(sam, {"AllowedOrigins": origin})
+    body = cfn["Resources"]["MaasApi"]["Properties"]["Body"]
+    sub = {"Fn::Sub": "'${AllowedOrigins}'"}
+    for path, methods in body["paths"].items():
+        headers = methods["options"]["x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"]
+        assert headers["method.response.header.Access-Control-Allow-Origin"] == sub, path
+        assert "x-api-key" in headers["method.response.header.Access-Control-Allow-Headers"].lower()
+        assert "security" not in methods["options"] or methods["options"]["security"] in ([], [{"NONE": []}])
+    for kind in ("DEFAULT_4XX", "DEFAULT_5XX"):
+        response = body["x-amazon-apigateway-gateway-responses"][kind]
+        assert response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == sub
+        assert '"error"' in response["responseTemplates"]["application/json"]  # the documented shape
+    env = sam["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["MAAS_ALLOWED_ORIGINS"] == {"Ref": "AllowedOrigins"}
+    assert sam["Parameters"]["AllowedOrigins"]["Default"] == ""
+
+
+@pytest.mark.parametrize("reserved", ["0", "25"])
+def test_timeouts_and_reserved_concurrency_are_parameters(sam: dict[str, Any], reserved: str) -> None:
+    """Given each API function's <Name>Timeout and <Name>ReservedConcurrency parameters,
+    then its Timeout is the parameter (API functions at most 29 s, API Gateway's limit), and its reserved
+    concurrency is the parameter, or left out (unreserved) for 0, which would otherwise throttle every call."""
+    params = {f"{short}ReservedConcurrency": reserved for short in API_FUNCTIONS.values()}
+    cfn = translate(sam, params)
+    for function, short in API_FUNCTIONS.items():
+        props = cfn["Resources"][function]["Properties"]
+        assert props["Timeout"] == {"Ref": f"{short}Timeout"}, function
+        if reserved == "0":
+            assert "ReservedConcurrentExecutions" not in props, function
+        else:
+            assert props["ReservedConcurrentExecutions"] == {"Ref": f"{short}ReservedConcurrency"}, function
+        declared = sam["Parameters"][f"{short}Timeout"]
+        if short != "Metrics":  # metrics also runs the scheduled publication; its API calls use the deadline
+            assert int(declared["MaxValue"]) <= 29 and int(declared["Default"]) <= 29
+        assert int(sam["Parameters"][f"{short}ReservedConcurrency"]["Default"]) == 0
+
+
+# --- training as a batch job (AWS Batch on Fargate, datasets/ trigger, model write protection) -----
+
+
+def _fixed_bucket_arns(resources: Any) -> list[str]:
+    """The Fn::Sub text of each resource naming the bucket by its fixed name (arn:...:maas-models-${StackUuid}...)."""
+    return [r["Fn::Sub"][0] if isinstance(r, dict) and "Fn::Sub" in r else json.dumps(r) for r in _as_list(resources)]
+
+
+def _role_allows(cfn: dict[str, Any], role: str) -> list[tuple[set[str], list[str], dict[str, Any]]]:
+    """(lower-cased actions, resources as text, statement) of every Allow statement of the role."""
+    return [({a.lower() for a in _as_list(s["Action"])}, _fixed_bucket_arns(s["Resource"]), s)
+            for s in _statements_of_role(cfn, role) if s["Effect"] == "Allow"]
+
+
+def test_training_job_role_reads_datasets_and_writes_models_only(cfn: dict[str, Any]) -> None:
+    """Given TrainingJobRole (the Batch job's role),
+    then it may read datasets/* (and models/*, to check a version is not yet published), write models/* only,
+    use the model key to decrypt/encrypt, and write the registry table; nothing else, no wildcard actions, and
+    it names the bucket by its fixed name (the trigger's job definition references it: no cycle)."""
+    role = cfn["Resources"]["TrainingJobRole"]
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    assert "ModelBucket" not in json.dumps(role).replace("ModelBucketPolicy", "")
+    services: set[str] = set()
+    for actions, resources, statement in _role_allows(cfn, "TrainingJobRole"):
+        assert "NotAction" not in statement and not [a for a in actions if "*" in a], statement
+        services |= {a.split(":")[0] for a in actions}
+        if actions & {"s3:putobject", "s3:deleteobject", "s3:abortmultipartupload"}:
+            assert actions == {"s3:putobject"} and resources == [
+                "arn:${AWS::Partition}:s3:::maas-models-${StackUuid}/models/*"], statement
+        if "s3:getobject" in actions:
+            assert {r.rsplit("/", 2)[-2] for r in resources} == {"datasets", "models"}, resources
+        if any(a.startswith("kms:") for a in actions):
+            assert actions == {"kms:decrypt", "kms:generatedatakey"}
+            assert statement["Resource"] == {"Fn::GetAtt": ["ModelKey", "Arn"]}
+        if any(a.startswith("dynamodb:") for a in actions):
+            assert statement["Resource"] == {"Fn::GetAtt": ["RegistryTable", "Arn"]}
+            assert not actions & {"dynamodb:deleteitem", "dynamodb:scan", "dynamodb:batchwriteitem"}, actions
+    assert services == {"s3", "kms", "dynamodb"}
+    assert not cfn["Resources"]["TrainingJobRole"]["Properties"].get("ManagedPolicyArns")
+
+
+def test_only_the_training_job_role_may_write_models(cfn: dict[str, Any]) -> None:
+    """Given every IAM role of the translated template (function roles, the Batch roles),
+    then the only one allowed s3:PutObject under models/ is TrainingJobRole; no role is given s3:* or
+    s3:Put* on anything."""
+    writers = []
+    for role in resources_of_type(cfn, "AWS::IAM::Role"):
+        for actions, resources, statement in _role_allows(cfn, role):
+            assert not {"s3:*", "s3:put*", "*"} & actions, (role, statement)
+            if "s3:putobject" in actions and any("/models/" in r or "}/*" in r or r.endswith("/*\"") for r in resources):
+                writers.append(role)
+    assert writers == ["TrainingJobRole"], writers
+
+
+def test_model_writer_check_catches_another_writer(sam: dict[str, Any]) -> None:
+    """Given a copy of the template whose batch function may also put objects under models/,
+    then the check above fails (so its passing means something)."""
+    broken = copy.deepcopy(sam)
+    broken["Resources"]["BatchFunction"]["Properties"]["Policies"].append({"Statement": [
+        {"Effect": "Allow", "Action": "s3:PutObject",
+         "Resource": {"Fn::Sub": ["arn:${AWS::Partition}:s3:::maas-models-${StackUuid}/models/*",
+                                  {"StackUuid": "x"}]}}]})
+    with pytest.raises(AssertionError, match="TrainingJobRole"):
+        test_only_the_training_job_role_may_write_models(translate(broken))
+
+
+def test_model_bucket_policy_denies_model_writes_by_anyone_but_the_publishers(cfn: dict[str, Any]) -> None:
+    """Given the model bucket's policy,
+    then it denies s3:PutObject on models/* to every principal whose ARN is not TrainingJobRole's or one of
+    ModelPublisherArns (left out of the list when that parameter is empty: an empty ARN is no ARN)."""
+    policy = cfn["Resources"]["ModelBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    denies = [s for s in policy if s["Effect"] == "Deny" and "s3:PutObject" in _as_list(s["Action"])]
+    assert len(denies) == 1, denies
+    deny = denies[0]
+    assert deny["Principal"] in ("*", {"AWS": "*"})
+    assert deny["Resource"] == {"Fn::Sub": "${ModelBucket.Arn}/models/*"}
+    allowed = deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"]["Fn::If"]
+    role_arn = {"Fn::GetAtt": ["TrainingJobRole", "Arn"]}
+    assert allowed[0] == "HasModelPublishers"
+    assert role_arn in allowed[1]["Fn::Split"][1]["Fn::Join"][1]
+    assert {"Fn::Join": [",", {"Ref": "ModelPublisherArns"}]} in allowed[1]["Fn::Split"][1]["Fn::Join"][1]
+    assert allowed[2] == [role_arn]
+    assert cfn["Parameters"]["ModelPublisherArns"]["Default"] == ""
+
+
+def test_model_bucket_aborts_incomplete_multipart_uploads(cfn: dict[str, Any]) -> None:
+    rules = cfn["Resources"]["ModelBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    aborts = [r for r in rules if r["Status"] == "Enabled" and "AbortIncompleteMultipartUpload" in r]
+    assert aborts and aborts[0]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] <= 7, rules
+    assert "Prefix" not in aborts[0] and "Filter" not in aborts[0]  # the whole bucket
+
+
+def test_training_runs_as_a_fargate_batch_job_only_when_configured(cfn: dict[str, Any]) -> None:
+    """Given the Batch resources,
+    then a managed FARGATE compute environment in the parameter subnets/security groups feeds the job queue,
+    the job definition runs the image parameter on FARGATE with the job and execution roles, the vCPU/memory
+    parameters and awslogs into a log group with retention; all of it (and the trigger) exists only when
+    TrainingEnabled, which needs the image, the subnets and the security groups."""
+    res = cfn["Resources"]
+    for name in ("TrainingComputeEnvironment", "TrainingJobQueue", "TrainingJobDefinition", "TrainingExecutionRole",
+                 "TrainingLogGroup", "TrainTriggerFunction", "TrainTriggerLogGroup"):
+        assert res[name].get("Condition") == "TrainingEnabled", name
+    assert "Condition" not in res["TrainingJobRole"]  # the bucket policy names it either way
+    enabled = json.dumps(cfn["Conditions"]["TrainingEnabled"])
+    for param in ("TrainingImageUri", "TrainingSubnetIds", "TrainingSecurityGroupIds"):
+        assert param in enabled and cfn["Parameters"][param]["Default"] == ""
+    ce = res["TrainingComputeEnvironment"]["Properties"]
+    assert (ce["Type"], ce["ComputeResources"]["Type"]) == ("MANAGED", "FARGATE")
+    assert ce["ComputeResources"]["Subnets"] == {"Ref": "TrainingSubnetIds"}
+    assert ce["ComputeResources"]["SecurityGroupIds"] == {"Ref": "TrainingSecurityGroupIds"}
+    queue = res["TrainingJobQueue"]["Properties"]
+    assert queue["ComputeEnvironmentOrder"] == [{"Order": 1, "ComputeEnvironment": {"Ref": "TrainingComputeEnvironment"}}]
+    jd = res["TrainingJobDefinition"]["Properties"]
+    assert jd["PlatformCapabilities"] == ["FARGATE"] and jd["Type"] == "container"
+    c = jd["ContainerProperties"]
+    assert c["Image"] == {"Ref": "TrainingImageUri"}
+    assert c["JobRoleArn"] == {"Fn::GetAtt": ["TrainingJobRole", "Arn"]}
+    assert c["ExecutionRoleArn"] == {"Fn::GetAtt": ["TrainingExecutionRole", "Arn"]}
+    assert {r["Type"]: r["Value"] for r in c["ResourceRequirements"]} == {
+        "VCPU": {"Ref": "TrainingVcpu"}, "MEMORY": {"Ref": "TrainingMemory"}}
+    assert c["NetworkConfiguration"]["AssignPublicIp"] == {"Ref": "TrainingAssignPublicIp"}
+    assert c["LogConfiguration"]["LogDriver"] == "awslogs"
+    assert c["LogConfiguration"]["Options"]["awslogs-group"] == {"Ref": "TrainingLogGroup"}
+    assert res["TrainingLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    env = {e["Name"]: e["Value"] for e in c["Environment"]}
+    assert env["MAAS_REGISTRY_TABLE"] == {"Ref": "RegistryTable"}
+    assert env["MAAS_MODEL_BUCKET"] == res["ModelBucket"]["Properties"]["BucketName"]
+    exec_actions = {a.lower() for actions, _, _ in _role_allows(cfn, "TrainingExecutionRole") for a in actions}
+    assert exec_actions == {"ecr:getauthorizationtoken", "ecr:batchchecklayeravailability", "ecr:batchgetimage",
+                            "ecr:getdownloadurlforlayer", "logs:createlogstream", "logs:putlogevents"}
+
+
+def test_train_trigger_may_only_submit_to_the_training_queue(cfn: dict[str, Any]) -> None:
+    """Given TrainTriggerFunction,
+    then the model bucket notifies it (when TrainingEnabled) of every ObjectCreated under datasets/; its role's
+    only Batch permission is batch:SubmitJob on the training queue and job definition, and on S3 it may only read
+    datasets/* and list under datasets/ (no writes, no KMS); its environment names the queue, the definition, the
+    batch runner and the bucket by its fixed name (no cycle through the notification)."""
+    configs = cfn["Resources"]["ModelBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    conditional = [c["Fn::If"] for c in configs if "Fn::If" in c]
+    assert len(conditional) == 1 and conditional[0][0] == "TrainingEnabled"
+    trigger = conditional[0][1]
+    assert trigger["Function"] == {"Fn::GetAtt": ["TrainTriggerFunction", "Arn"]}
+    assert trigger["Event"] == "s3:ObjectCreated:*"
+    assert trigger["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "datasets/"}]
+
+    statements = _role_allows(cfn, "TrainTriggerFunction" + "Role")
+    batch = [(a, s) for a, _, s in statements if any(x.startswith("batch:") for x in a)]
+    assert [(a, s["Resource"]) for a, s in batch] == [
+        ({"batch:submitjob"}, [{"Ref": "TrainingJobQueue"}, {"Ref": "TrainingJobDefinition"}])]
+    for actions, resources, statement in statements:
+        assert not [a for a in actions if "*" in a], statement
+        assert {a.split(":")[0] for a in actions} <= {"batch", "s3"}, statement
+        if "s3:getobject" in actions:
+            assert actions == {"s3:getobject"}
+            assert resources == ["arn:${AWS::Partition}:s3:::maas-models-${StackUuid}/datasets/*"]
+        if "s3:listbucket" in actions:
+            assert statement["Condition"] == {"StringLike": {"s3:prefix": "datasets/*"}}
+    props = cfn["Resources"]["TrainTriggerFunction"]["Properties"]
+    env = props["Environment"]["Variables"]
+    assert env["MAAS_TRAINING_JOB_QUEUE"] == {"Ref": "TrainingJobQueue"}
+    assert env["MAAS_TRAINING_JOB_DEFINITION"] == {"Ref": "TrainingJobDefinition"}
+    assert env["MAAS_TRAINING_RUNNER"] == "batch"
+    assert env["MAAS_MODEL_BUCKET"] == cfn["Resources"]["ModelBucket"]["Properties"]["BucketName"]
+    for name in ("TrainTriggerFunction", props["Role"]["Fn::GetAtt"][0], "TrainingJobDefinition", "TrainingJobRole"):
+        text = json.dumps(cfn["Resources"][name])
+        assert '"ModelBucket"' not in text and "${ModelBucket" not in text, name
+
+
+def test_batch_dead_letter_queue_depth_raises_an_alarm(cfn: dict[str, Any]) -> None:
+    """Given the alarms on SQS queue depth,
+    then one watches BatchDeadLetterQueue (a batch file that failed twice) and notifies AlarmTopic."""
+    alarms = [a["Properties"] for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()
+              if a["Properties"]["Namespace"] == "AWS/SQS"]
+    batch = [a for a in alarms
+             if a["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["BatchDeadLetterQueue", "QueueName"]}}]]
+    assert len(batch) == 1
+    assert batch[0]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert (batch[0]["Threshold"], batch[0]["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert batch[0]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+@pytest.mark.parametrize("mode", ["None", "ProvisionedConcurrency", "SnapStart"])
+def test_cold_start_mode_sets_alias_provisioned_concurrency_or_snapstart(sam: dict[str, Any], mode: str) -> None:
+    """Given ColdStartMode (and ProvisionedConcurrency = 3),
+    when the template is translated,
+    then None publishes nothing and the API invokes the function itself; ProvisionedConcurrency publishes
+    alias `live` with 3 provisioned environments and SnapStart publishes it with SnapStart on published
+    versions, and in both the API invokes that alias (as does every permission); it lints clean."""
+    cfn = translate(sam, {"ColdStartMode": mode, "ProvisionedConcurrency": "3"})
+    fn = cfn["Resources"]["PredictFunction"]["Properties"]
+    aliases = {n: r["Properties"] for n, r in resources_of_type(cfn, "AWS::Lambda::Alias").items()
+               if r["Properties"]["FunctionName"] == {"Ref": "PredictFunction"}}
+    paths = cfn["Resources"]["MaasApi"]["Properties"]["Body"]["paths"]
+    uri = json.dumps(paths["/v1/models/{model}/predict"]["post"]["x-amazon-apigateway-integration"]["uri"])
+    permissions = [r["Properties"]["FunctionName"] for r in resources_of_type(cfn, "AWS::Lambda::Permission").values()
+                   if "PredictFunction" in json.dumps(r["Properties"]["FunctionName"])]
+    if mode == "None":
+        assert aliases == {} and "SnapStart" not in fn
+        assert "${PredictFunction.Arn}" in uri
+        return
+    [(alias_id, alias)] = aliases.items()
+    assert alias["Name"] == "live"
+    assert f"${{{alias_id}}}" in uri and permissions and all(p == {"Ref": alias_id} for p in permissions)
+    if mode == "ProvisionedConcurrency":
+        assert alias["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": {"Ref": "ProvisionedConcurrency"}}
+        assert "SnapStart" not in fn
+    else:
+        assert fn["SnapStart"] == {"ApplyOn": "PublishedVersions"} and "ProvisionedConcurrencyConfig" not in alias
+    errors = [m for m in run_lint(cfn) if m.rule.id.startswith("E")]
+    assert not errors, describe(errors)
