@@ -681,10 +681,10 @@ def test_alarms_watch_error_rate_latency_accuracy_drift_and_capture(cfn: dict[st
     assert dlq["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["CaptureDeadLetterQueue", "QueueName"]}
 
 
-def test_dashboard_shows_volume_latency_errors_accuracy_and_drift(cfn: dict[str, Any]) -> None:
+def test_dashboard_shows_volume_latency_errors_accuracy_drift_and_batch(cfn: dict[str, Any]) -> None:
     """Given the CloudWatch dashboard,
     then its body (once substituted) is valid JSON whose widgets chart request volume, latency
-    percentiles, errors, accuracy and drift."""
+    percentiles, errors, accuracy, drift and the batch files (source=batch, their dead-letter queue)."""
     dashboards = resources_of_type(cfn, "AWS::CloudWatch::Dashboard")
     assert len(dashboards) == 1
     body = next(iter(dashboards.values()))["Properties"]["DashboardBody"]
@@ -692,13 +692,14 @@ def test_dashboard_shows_volume_latency_errors_accuracy_and_drift(cfn: dict[str,
     for name in variables:
         text = text.replace(f"${{{name}}}", "1")
     text = text.replace("${AWS::Region}", REGION)
-    for attr in ("CaptureQueue.QueueName", "CaptureDeadLetterQueue.QueueName"):
+    for attr in ("CaptureQueue.QueueName", "CaptureDeadLetterQueue.QueueName", "BatchDeadLetterQueue.QueueName"):
         text = text.replace(f"${{{attr}}}", "q")
     assert "${" not in text, text
     widgets = json.loads(text)["widgets"]
     charted = json.dumps([w["properties"]["metrics"] for w in widgets])
-    for metric in ("RequestCount", "Latency", "Errors5xx", "Accuracy", "MaxDriftPSI"):
+    for metric in ("RequestCount", "Latency", "Errors5xx", "Accuracy", "MaxDriftPSI", "RejectedRecords", "FailedFiles"):
         assert metric in charted, metric
+    assert '"source", "batch"' in charted
     stats = {m[-1].get("stat") for w in widgets for m in w["properties"]["metrics"] if isinstance(m[-1], dict)}
     assert {"p50", "p90", "p99"} <= stats
 
