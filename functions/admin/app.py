@@ -39,9 +39,12 @@ def put_alias(model: str, alias: str, update: AliasUpdate) -> Response[dict[str,
 
 @app.delete("/v1/models/<model>/versions/<version>", responses=error_responses(400, 404, 409, 503))
 def delete(model: str, version: str) -> dict[str, Any]:
-    files = delete_version(registry(), BundleStore(get_settings().model_bucket), model, version)
-    logger.info("version deleted", extra={"model": model, "version": version, "files": files})
-    return {"model": model, "version": version, "deleted": True, "files_deleted": files}
+    unregistered, files = delete_version(registry(), BundleStore(get_settings().model_bucket), model, version)
+    logger.info("version deleted", extra={"model": model, "version": version, "files": files,
+                                          "registry_entry_deleted": unregistered})
+    # registry_entry_deleted false: an earlier DELETE unregistered it, and this one removed the files it left
+    return {"model": model, "version": version, "deleted": True, "registry_entry_deleted": unregistered,
+            "files_deleted": files}
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from maas_core.errors import NotFoundError
 from maas_core.registry import AliasTarget, Registry
 from maas_core.store import BundleStore
+
+log = logging.getLogger(__name__)
 
 
 class AliasUpdate(BaseModel):
@@ -61,7 +65,20 @@ def update_alias(registry: Registry, model: str, alias: str, update: AliasUpdate
     return AliasState.of(model, target)
 
 
-def delete_version(registry: Registry, store: BundleStore, model: str, version: str) -> int:
-    """Unregister a version no alias names (409 otherwise), then delete its bundle files. Returns files deleted."""
-    registry.delete_version(model, version)
-    return store.delete_bundle(model, version)
+def delete_version(registry: Registry, store: BundleStore, model: str, version: str) -> tuple[bool, int]:
+    """Unregister a version no alias names (409 otherwise), then delete its bundle files. Returns (whether
+    the registry entry was deleted now, files deleted).
+
+    Unregistering comes first (an alias can never name a version whose files are going). If S3 fails after
+    it, the caller gets 503 and the files stay: the same DELETE again finds the version unregistered but its
+    files present, and finishes the job (404 only when neither is left), as `maas delete` does."""
+    try:
+        registry.delete_version(model, version)
+        unregistered = True
+    except NotFoundError:
+        if not store.bundle_objects(model, version):
+            raise
+        log.warning("version %s of model %s was unregistered by an earlier delete; deleting its leftover files",
+                    version, model)
+        unregistered = False
+    return unregistered, store.delete_bundle(model, version)

@@ -107,10 +107,11 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
     deadline.start(context, event)
     try:
         deadline.check("starting the request")
-        return non_json_body(event) or undecodable_body(event) or app.resolve(event, context)
+        early = non_json_body(event) or undecodable_body(event)
+        return with_cors(event, early) if early is not None else app.resolve(event, context)
     except deadline.DeadlineExceededError as exc:
         logger.warning("request refused: too little time left", extra={"details": exc.details})
-        return _proxy_error(exc)
+        return with_cors(event, _proxy_error(exc))
     finally:
         # a warm process serves the next invocation (or, in tests and the local gateway, other work
         # such as a batch file) on the same context: this request's deadline must not outlive it
@@ -130,6 +131,19 @@ def undecodable_body(event: dict[str, Any]) -> dict[str, Any] | None:
                           "details": [{"field": "body", "reason": "not UTF-8"}]}}
         return {"statusCode": 400, "multiValueHeaders": {"Content-Type": ["application/json"]},
                 "body": json.dumps(body), "isBase64Encoded": False}
+
+
+def with_cors(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """The CORS headers the resolver adds (MAAS_ALLOWED_ORIGINS), on an answer given before it runs: without
+    them a browser hides the 415/400/503 and reports an opaque CORS failure instead."""
+    cors = cors_config()
+    if cors is None:
+        return response
+    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    origin = cors.allowed_origin(headers.get("origin"))
+    if origin is not None:
+        response["multiValueHeaders"].update({k: [v] for k, v in cors.to_dict(origin).items()})
+    return response
 
 
 def _proxy_error(exc: MaasError) -> dict[str, Any]:

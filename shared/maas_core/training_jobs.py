@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -239,21 +240,60 @@ class SubmittedJob:
                 **self.details}
 
 
+SUBMIT_ATTEMPTS = 3
+SUBMIT_BACKOFF_SECONDS = 0.5  # doubled after each transient failure
+# SubmitJob is not idempotent: botocore must not repeat it after a timeout (Batch may have accepted the first)
+_SUBMIT_ONCE = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=10)
+
+
 def submit_training_job(request: TrainingRequest, *, job_queue: str, job_definition: str, table: str,
-                        batch: Any = None) -> SubmittedJob:
-    """batch.submit_job for the request: the container gets the `maas-train` arguments as its command."""
+                        batch: Any = None, submit_client: Any = None) -> SubmittedJob:
+    """batch.submit_job for the request: the container gets the `maas-train` arguments as its command.
+
+    Idempotent per upload: a job of the request's (deterministic) name already in the queue, whatever its
+    status, is returned instead of submitting another, so neither S3 delivering an event twice nor a retry
+    after a SubmitJob whose answer was lost (a timeout after Batch accepted it) starts a second job. So
+    SubmitJob goes out once per attempt (no botocore retry), and each transient failure (throttling, 5xx,
+    timeout) is followed by a look for the job before the next attempt; after SUBMIT_ATTEMPTS it raises 503
+    (Lambda retries the event). Access denied or a bad queue raise at once.
+    """
     if not job_queue or not job_definition:
         raise ValueError("MAAS_TRAINING_JOB_QUEUE and MAAS_TRAINING_JOB_DEFINITION must name the Batch job queue "
                          "and job definition")
     batch = batch or aws.client("batch")
+    submitter = submit_client or aws.new_client("batch", _SUBMIT_ONCE)
     env = [{"name": "MAAS_MODEL_BUCKET", "value": request.bucket}, {"name": "MAAS_REGISTRY_TABLE", "value": table}]
-    try:
-        resp = batch.submit_job(jobName=request.job_name, jobQueue=job_queue, jobDefinition=job_definition,
-                                containerOverrides={"command": request.command(table), "environment": env})
-    except (ClientError, BotoCoreError) as exc:
-        raise aws.unavailable("AWS Batch", exc) from exc
-    return SubmittedJob(job_id=resp["jobId"], job_name=resp["jobName"], runner="batch",
-                        details={"job_queue": job_queue, "dataset": request.dataset_uri, "config": request.config_uri})
+    details = {"job_queue": job_queue, "dataset": request.dataset_uri, "config": request.config_uri}
+    failure: Exception | None = None
+    for attempt in range(SUBMIT_ATTEMPTS):
+        try:
+            existing = find_job(job_queue, request.job_name, batch)
+        except (ClientError, BotoCoreError) as exc:
+            raise aws.unavailable("AWS Batch", exc) from exc
+        if existing is not None:
+            return SubmittedJob(job_id=existing["jobId"], job_name=existing["jobName"], runner="batch",
+                                status=existing.get("status", "SUBMITTED"), details={**details, "already_submitted": True})
+        try:
+            resp = submitter.submit_job(jobName=request.job_name, jobQueue=job_queue, jobDefinition=job_definition,
+                                        containerOverrides={"command": request.command(table), "environment": env})
+        except (ClientError, BotoCoreError) as exc:
+            if not _transient(exc):
+                raise aws.unavailable("AWS Batch", exc) from exc
+            failure = exc
+            if attempt + 1 < SUBMIT_ATTEMPTS:
+                time.sleep(SUBMIT_BACKOFF_SECONDS * 2 ** attempt)
+            continue
+        return SubmittedJob(job_id=resp["jobId"], job_name=resp["jobName"], runner="batch", details=details)
+    assert failure is not None
+    raise aws.unavailable("AWS Batch", failure) from failure
+
+
+def _transient(exc: Exception) -> bool:
+    """Worth another attempt: no answer (timeout, connection), throttling, or a 5xx."""
+    if not isinstance(exc, ClientError):
+        return True
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return status >= 500 or "Throttl" in aws.error_code(exc) or aws.error_code(exc) == "TooManyRequestsException"
 
 
 def run_in_process(request: TrainingRequest, table: str) -> SubmittedJob:

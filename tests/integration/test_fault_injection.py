@@ -1,13 +1,23 @@
 """Fault injection on every AWS call the functions make, through their handlers (moto underneath).
 
-The calls (botocore operation names, as recorded from each handler path):
-    predict     dynamodb.GetItem (alias), s3.GetObject (manifest, model, spec), sqs.SendMessageBatch (capture)
-    preprocess  dynamodb.GetItem, s3.GetObject
-    metrics     feedback: dynamodb.Query, dynamodb.BatchGetItem, dynamodb.UpdateItem (captures table);
-                metrics: dynamodb.Query (registry, captures)
-    capture     dynamodb.PutItem (captures table)
-    admin       dynamodb.GetItem, dynamodb.TransactWriteItems (alias moves)
-    batch       s3.GetObject (input, model), s3.HeadObject, s3.PutObject / multipart (results, failure report)
+The calls (botocore operation names, as recorded from each handler path); * = in
+test_fault_injection_writes.py, which also checks that the retry after the fault completes the work once:
+    predict       dynamodb.GetItem (alias), s3.GetObject (manifest, model, spec), sqs.SendMessageBatch (capture)
+    preprocess    dynamodb.GetItem, s3.GetObject
+    metrics       feedback: dynamodb.Query, dynamodb.BatchGetItem, dynamodb.UpdateItem (captures table);
+                  GET metrics: dynamodb.Query (registry, captures), s3.GetObject* (manifest, for drift);
+                  scheduled publication*: dynamodb.Scan (registry), then per model dynamodb.Query, s3.GetObject
+    capture       dynamodb.PutItem (captures table)
+    admin         alias moves: dynamodb.GetItem, dynamodb.TransactWriteItems;
+                  version delete*: dynamodb.GetItem, dynamodb.Query, dynamodb.DeleteItem, s3.ListObjectVersions,
+                  s3.DeleteObjects
+    batch         s3.GetObject (input, model), s3.HeadObject (duplicate check), s3.PutObject (results);
+                  s3.CreateMultipartUpload*, s3.UploadPart*, s3.CompleteMultipartUpload*,
+                  s3.AbortMultipartUpload* (large results), s3.PutObject* (errors file, failure report),
+                  s3.HeadObject* / s3.DeleteObject* (stale failure report); sqs.SendMessageBatch (row sample,
+                  as predict's)
+    train_trigger* s3.HeadObject (dataset), s3.ListObjectsV2 (its training config), batch.ListJobs (a job of
+                  the same name already submitted), batch.SubmitJob
 KMS is reached only through S3 (SSE-KMS): a denied key is an S3 AccessDenied, covered by "denied".
 
 Faults are injected at the HTTP layer (a `before-send` hook on the process's boto3 session answers the
@@ -21,7 +31,11 @@ to zero), the others once. What callers get:
 and nothing accepted is lost: a failed feedback write leaves the capture without truth (retry is safe),
 a failed capture write is reported as a batch item failure (SQS redelivers it), a failed capture send
 is counted (CaptureFailures) while the prediction is still answered, a failed alias move leaves the
-alias where it was, and a failed batch file gets its failure report and no partial output.
+alias where it was, a failed batch file gets its failure report and no partial output and fails the
+invocation (Lambda redelivers it; the redelivery writes everything once), a failed version delete is
+completed by the same DELETE again, a failed train trigger fails its invocation (logged; the retry
+submits one job, never two), and a failed scheduled publication either fails (no model list) or
+reports the one model it could not compute.
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
+from moto.core.models import botocore_stubber
 
 from maas_core import aws
 from maas_core.batch import BatchFileError, run_batch
@@ -61,8 +76,10 @@ _JSON_ERRORS = {
                  "missing": "ResourceNotFoundException"},
     "sqs": {"throttle": "ThrottlingException", "denied": "AccessDeniedException",
             "missing": "QueueDoesNotExist"},
+    "batch": {"throttle": "TooManyRequestsException", "denied": "AccessDeniedException",
+              "missing": "ClientException"},
 }
-RETRYABLE = {"throttle", "timeout"}
+RETRYABLE = {"throttle", "timeout", "lost_answer"}
 
 
 def fault_response(service: str, fault: str, request: Any) -> AWSResponse:
@@ -100,17 +117,18 @@ class Faults:
         if planned is None or not planned[1](request):
             return None  # moto answers
         self.attempts[key] += 1
-        request.maas_fault = True  # moto's hook (also on before-send) must not carry the request out
         fault = planned[0]
-        if fault == "timeout":
+        if fault == "lost_answer":  # AWS performed the request, then its answer never arrived
+            botocore_stubber(event_name, request)
+        request.maas_fault = True  # moto's hook (also on before-send) must not carry the request out
+        if fault in ("timeout", "lost_answer"):
             raise ReadTimeoutError(endpoint_url=request.url)
         return fault_response(service, fault, request)
 
 
-@pytest.fixture
-def faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[Faults]:
-    """The injector on a fresh boto3 session (every client of the functions comes from it); botocore's
-    retry backoff does not sleep."""
+def new_injector(monkeypatch: pytest.MonkeyPatch) -> Faults:
+    """The injector, with botocore's retry backoff not sleeping and moto's hook skipping faulted requests;
+    install() puts it on the functions' session."""
     monkeypatch.setattr(botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
     # botocore calls every before-send handler and uses the first answer: without this, moto would still
     # perform a write we answered with a fault (AWS does not perform a throttled or denied request)
@@ -120,7 +138,13 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[Faults]:
         return None if getattr(request, "maas_fault", False) else moto_hook(self, event_name, request, **kwargs)
 
     monkeypatch.setattr(BotocoreStubber, "__call__", unless_faulted)
-    injector = Faults()
+    return Faults()
+
+
+@pytest.fixture
+def faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[Faults]:
+    """The injector on a fresh boto3 session (every client of the functions comes from it)."""
+    injector = new_injector(monkeypatch)
     yield injector
     injector.clear()
 
@@ -131,14 +155,18 @@ def install(injector: Faults) -> None:
     aws.session().events.register_first("before-send", injector)
 
 
-@pytest.fixture
-def world(request: pytest.FixtureRequest, faults: Faults) -> World:
+def faulty_world(request: pytest.FixtureRequest, injector: Faults) -> World:
     """The monitoring world (moto S3/DynamoDB/SQS, capture queue and table, fresh functions) with the tiny
     model published as prod, and the fault injector in place."""
     w: World = request.getfixturevalue("monitoring_world")
     publish_tiny_model(w.store, w.registry)
-    install(faults)
+    install(injector)
     return w
+
+
+@pytest.fixture
+def world(request: pytest.FixtureRequest, faults: Faults) -> World:
+    return faulty_world(request, faults)
 
 
 def invoke(fn: Any, method: str, path: str, body: Any = None) -> tuple[int, dict[str, list[str]], dict[str, Any]]:

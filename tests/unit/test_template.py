@@ -949,7 +949,8 @@ def test_training_runs_as_a_fargate_batch_job_only_when_configured(cfn: dict[str
 def test_train_trigger_may_only_submit_to_the_training_queue(cfn: dict[str, Any]) -> None:
     """Given TrainTriggerFunction,
     then the model bucket notifies it (when TrainingEnabled) of every ObjectCreated under datasets/; its role's
-    only Batch permission is batch:SubmitJob on the training queue and job definition, and on S3 it may only read
+    Batch permissions are batch:SubmitJob on the training queue and job definition and batch:ListJobs (read-only,
+    to find the upload's job already submitted; it has no resource-level permissions), and on S3 it may only read
     datasets/* and list under datasets/ (no writes, no KMS); its environment names the queue, the definition, the
     batch runner and the bucket by its fixed name (no cycle through the notification)."""
     configs = cfn["Resources"]["ModelBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
@@ -963,7 +964,8 @@ def test_train_trigger_may_only_submit_to_the_training_queue(cfn: dict[str, Any]
     statements = _role_allows(cfn, "TrainTriggerFunction" + "Role")
     batch = [(a, s) for a, _, s in statements if any(x.startswith("batch:") for x in a)]
     assert [(a, s["Resource"]) for a, s in batch] == [
-        ({"batch:submitjob"}, [{"Ref": "TrainingJobQueue"}, {"Ref": "TrainingJobDefinition"}])]
+        ({"batch:submitjob"}, [{"Ref": "TrainingJobQueue"}, {"Ref": "TrainingJobDefinition"}]),
+        ({"batch:listjobs"}, "*")]
     for actions, resources, statement in statements:
         assert not [a for a in actions if "*" in a], statement
         assert {a.split(":")[0] for a in actions} <= {"batch", "s3"}, statement

@@ -214,7 +214,11 @@ class _Run:
                                        latency_ms=(time.perf_counter() - started) * 1000.0,
                                        alias=self.result.alias, canary=self.result.canary)
             predictions.commit()  # first: the errors file, written last, says the run finished
-            errors.commit()
+            try:
+                errors.commit()
+            except Exception:
+                self._withdraw(paths.predictions_key)  # no predictions file without the errors file beside it
+                raise
             self.result.multipart = predictions.multipart
         self.result.predictions_key, self.result.errors_key = paths.predictions_key, paths.errors_key
 
@@ -240,6 +244,14 @@ class _Run:
             log.info("%s was already processed with version %s; skipping", self.result.input, version)
             return True
         return False
+
+    def _withdraw(self, key: str) -> None:
+        """Best effort: delete an output whose run failed after it was committed (the redelivered event writes
+        it again, byte for byte); if even that fails, the missing errors file still says the run did not end."""
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError):
+            log.warning("could not withdraw s3://%s/%s of a failed run", self.bucket, key, exc_info=True)
 
     def _remove_stale_failure_report(self) -> None:
         key = self.paths.failure_key
