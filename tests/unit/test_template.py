@@ -951,7 +951,8 @@ def test_train_trigger_may_only_submit_to_the_training_queue(cfn: dict[str, Any]
     then the model bucket notifies it (when TrainingEnabled) of every ObjectCreated under datasets/; its role's
     Batch permissions are batch:SubmitJob on the training queue and job definition and batch:ListJobs (read-only,
     to find the upload's job already submitted; it has no resource-level permissions), and on S3 it may only read
-    datasets/* and list under datasets/ (no writes, no KMS); its environment names the queue, the definition, the
+    datasets/* and list under datasets/ (no writes, no KMS); on SQS it may only send a failed event to the
+    dead-letter queue (its on-failure destination); its environment names the queue, the definition, the
     batch runner and the bucket by its fixed name (no cycle through the notification)."""
     configs = cfn["Resources"]["ModelBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
     conditional = [c["Fn::If"] for c in configs if "Fn::If" in c]
@@ -968,7 +969,9 @@ def test_train_trigger_may_only_submit_to_the_training_queue(cfn: dict[str, Any]
         ({"batch:listjobs"}, "*")]
     for actions, resources, statement in statements:
         assert not [a for a in actions if "*" in a], statement
-        assert {a.split(":")[0] for a in actions} <= {"batch", "s3"}, statement
+        assert {a.split(":")[0] for a in actions} <= {"batch", "s3", "sqs"}, statement
+        if any(a.startswith("sqs:") for a in actions):  # its on-failure destination, nothing else
+            assert actions == {"sqs:sendmessage"} and statement["Resource"] == {"Fn::GetAtt": ["BatchDeadLetterQueue", "Arn"]}, statement
         if "s3:getobject" in actions:
             assert actions == {"s3:getobject"}
             assert resources == ["arn:${AWS::Partition}:s3:::maas-models-${StackUuid}/datasets/*"]
