@@ -14,11 +14,8 @@ Each file emits EMF metrics per model and version and a sample of its rows is ca
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -26,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from maas_core.batch import BatchFileError, is_batch_input, run_batch
 from maas_core.monitoring.batch import BatchMonitor
 from maas_core.predictor import Predictor
+from maas_core.s3_events import s3_objects
 from maas_core.settings import get_settings
 
 logger = Logger()
@@ -40,25 +38,6 @@ def predictor() -> Predictor:
 @lru_cache(maxsize=1)
 def monitor() -> BatchMonitor:
     return BatchMonitor.from_settings(get_settings())
-
-
-def s3_objects(event: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(bucket, decoded key) of every ObjectCreated record, unwrapping SQS messages."""
-    if event.get("Event") == "s3:TestEvent":
-        return
-    for record in event.get("Records") or []:
-        if "s3" in record:
-            if str(record.get("eventName", "")).startswith("ObjectCreated"):
-                s3 = record["s3"]
-                yield s3["bucket"]["name"], unquote_plus(s3["object"]["key"])
-        elif "body" in record:  # SQS: the body is an S3 event (or a TestEvent)
-            try:
-                inner = json.loads(record["body"])
-            except (TypeError, ValueError):
-                logger.warning("ignoring an SQS message that is not JSON", extra={"message_id": record.get("messageId")})
-                continue
-            if isinstance(inner, dict):
-                yield from s3_objects(inner)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -12,36 +12,16 @@ Lambda retries the event; the retry never submits a second job for the same uplo
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core.errors import MaasError
+from maas_core.s3_events import s3_objects
 from maas_core.training_jobs import TrainingRequestError, TrainingSettings, request_for_upload, start_training
 
 logger = Logger()
-
-
-def s3_objects(event: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(bucket, decoded key) of every ObjectCreated record, unwrapping SQS messages; skips s3:TestEvent."""
-    if event.get("Event") == "s3:TestEvent":
-        return
-    for record in event.get("Records") or []:
-        if "s3" in record:
-            if str(record.get("eventName", "")).startswith("ObjectCreated"):
-                yield record["s3"]["bucket"]["name"], unquote_plus(record["s3"]["object"]["key"])
-        elif "body" in record:
-            try:
-                inner = json.loads(record["body"])
-            except (TypeError, ValueError):
-                logger.warning("ignoring an SQS message that is not JSON", extra={"message_id": record.get("messageId")})
-                continue
-            if isinstance(inner, dict):
-                yield from s3_objects(inner)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -67,12 +67,11 @@ class _FakeContext:
         return int(max(0.0, self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
 
 
-def load_batch_handler(repo_root: str | Path | None = None) -> Handler:
-    """functions/batch/app.py's lambda_handler, imported from the repository. Its per-process
-    Predictor is dropped, so the next call reads the current settings (e.g. a new local stack's)."""
+def load_function_module(function: str, repo_root: str | Path | None = None) -> ModuleType:
+    """functions/{function}/app.py, imported from the repository once per process (as Lambda would)."""
     root = Path(repo_root) if repo_root else Path(__file__).resolve().parents[2]
-    path = root / "functions" / "batch" / "app.py"
-    module_name = "maas_function_batch"
+    path = root / "functions" / function / "app.py"
+    module_name = f"maas_function_{function}"
     module: ModuleType | None = sys.modules.get(module_name)
     if module is None or getattr(module, "__file__", None) != str(path):
         spec = importlib.util.spec_from_file_location(module_name, path)
@@ -81,6 +80,13 @@ def load_batch_handler(repo_root: str | Path | None = None) -> Handler:
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
+    return module
+
+
+def load_batch_handler(repo_root: str | Path | None = None) -> Handler:
+    """functions/batch/app.py's lambda_handler. Its per-process Predictor is dropped, so the next call
+    reads the current settings (e.g. a new local stack's)."""
+    module = load_function_module("batch", repo_root)
     module.predictor.cache_clear()
     return module.lambda_handler  # type: ignore[no-any-return]
 

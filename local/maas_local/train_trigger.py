@@ -14,30 +14,16 @@ Dev-only code: never shipped to Lambda.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
-from maas_local.batch_trigger import BatchTrigger, Handler
+from maas_local.batch_trigger import BatchTrigger, Handler, load_function_module
 
 DATASETS_PREFIX = "datasets/"
 
 
 def load_train_trigger_handler(repo_root: str | Path | None = None) -> Handler:
     """functions/train_trigger/app.py's lambda_handler, imported from the repository."""
-    root = Path(repo_root) if repo_root else Path(__file__).resolve().parents[2]
-    path = root / "functions" / "train_trigger" / "app.py"
-    module_name = "maas_function_train_trigger"
-    module: ModuleType | None = sys.modules.get(module_name)
-    if module is None or getattr(module, "__file__", None) != str(path):
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise FileNotFoundError(path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return module.lambda_handler  # type: ignore[no-any-return]
+    return load_function_module("train_trigger", repo_root).lambda_handler  # type: ignore[no-any-return]
 
 
 def penguins_training_config() -> dict[str, object]:

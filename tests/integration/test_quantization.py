@@ -18,10 +18,8 @@ import boto3
 import numpy as np
 import onnx
 import pytest
-from moto import mock_aws
 
 from maas_cli.main import main as maas_main
-from maas_core import aws
 from maas_core.batch.job import run_batch
 from maas_core.errors import IntegrityError, NotFoundError, UnprocessableError
 from maas_core.manifest import INT8_MODEL_FILE, MANIFEST_FILE, MODEL_FILE, PREPROCESS_FILE, Manifest, sha256_hex
@@ -35,6 +33,7 @@ from maas_training.config import TrainingConfig
 from maas_training.datasets import penguins_config, support_tickets_config
 from maas_training.job import run
 from tests import tiny_model
+from tests.integration.test_training import moto_model_account
 from tests.lambda_events import assert_error, call, load_function
 
 BUCKET = "quant-test-models"
@@ -80,26 +79,8 @@ class World:
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
     """Given one moto account for the module, with the model bucket and the registry table."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                           "MAAS_MODEL_BUCKET": BUCKET, "MAAS_REGISTRY_TABLE": TABLE,
-                           "MAAS_TF_THREADS": "2"}.items():
-            mp.setenv(key, value)
-        mp.delenv("AWS_ENDPOINT_URL", raising=False)
-        mp.delenv("AWS_PROFILE", raising=False)
-        with mock_aws():
-            aws.reset_clients()
-            boto3.client("s3").create_bucket(Bucket=BUCKET)
-            boto3.client("dynamodb").create_table(
-                TableName=TABLE,
-                BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                      {"AttributeName": "sk", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            )
-            yield World(BUCKET, TABLE, BundleStore(BUCKET), Registry(TABLE))
-            aws.reset_clients()
+    with moto_model_account(BUCKET, TABLE):
+        yield World(BUCKET, TABLE, BundleStore(BUCKET), Registry(TABLE))
 
 
 @dataclass

@@ -7,6 +7,8 @@ shared. Everything runs offline in a moto account.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import json
 import math
 from collections.abc import Iterator
@@ -56,29 +58,36 @@ class World:
         return Predictor(Settings(model_bucket=self.bucket, registry_table=self.table), self.registry, self.store)
 
 
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    """Given one moto account for the module, with the model bucket and the registry table."""
+@contextmanager
+def moto_model_account(bucket: str, table: str) -> Iterator[None]:
+    """One moto account with the model bucket and the registry table (training env vars set)."""
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                            "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                           "MAAS_MODEL_BUCKET": BUCKET, "MAAS_REGISTRY_TABLE": TABLE,
+                           "MAAS_MODEL_BUCKET": bucket, "MAAS_REGISTRY_TABLE": table,
                            "MAAS_TF_THREADS": "2"}.items():
             mp.setenv(key, value)
         mp.delenv("AWS_ENDPOINT_URL", raising=False)
         mp.delenv("AWS_PROFILE", raising=False)
         with mock_aws():
             aws.reset_clients()
-            boto3.client("s3").create_bucket(Bucket=BUCKET)
+            boto3.client("s3").create_bucket(Bucket=bucket)
             boto3.client("dynamodb").create_table(
-                TableName=TABLE,
+                TableName=table,
                 BillingMode="PAY_PER_REQUEST",
                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                                       {"AttributeName": "sk", "AttributeType": "S"}],
                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             )
-            yield World(BUCKET, TABLE, BundleStore(BUCKET), Registry(TABLE))
+            yield
             aws.reset_clients()
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    """Given one moto account for the module, with the model bucket and the registry table."""
+    with moto_model_account(BUCKET, TABLE):
+        yield World(BUCKET, TABLE, BundleStore(BUCKET), Registry(TABLE))
 
 
 @dataclass
