@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core.errors import MaasError, ServiceUnavailableError
+from maas_local.default_target import LOCAL_ENDPOINT, NoTargetError, choose_target
 from maas_cli import commands, report
 from maas_cli.context import Context, resolve
 
@@ -45,6 +46,10 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
                                         "or maas-registry)", **default)
     parser.add_argument("--stack", metavar="NAME", help="read ModelBucketName and RegistryTableName from the "
                                                         "outputs of this CloudFormation stack (after sam deploy)",
+                        **default)
+    parser.add_argument("--local", nargs="?", const=LOCAL_ENDPOINT, metavar="URL",
+                        help=f"work on the local stack (make demo's moto server, default {LOCAL_ENDPOINT}); the "
+                             "default too when no AWS credentials, AWS_ENDPOINT_URL, --bucket or --stack are set",
                         **default)
     parser.add_argument("--json", action="store_true", help="machine-readable output", **default)
 
@@ -123,6 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # usage errors (2) and --help (0)
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     ctx: Context | None = None
+    try:
+        choose_target(args.local, bucket_given=bool(args.bucket or args.stack or os.environ.get("MAAS_MODEL_BUCKET")),
+                      announce=lambda line: print(f"maas: {line}", file=sys.stderr))
+    except NoTargetError as exc:
+        print(f"maas: {exc}", file=sys.stderr)
+        return 1
     try:
         ctx = resolve(args.bucket, args.table, args.stack, args.json)
         if args.command == "train":

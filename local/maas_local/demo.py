@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from maas_local.batch_trigger import BatchTrigger
+from maas_local.default_target import LOCAL_ENDPOINT
 from maas_local.train_trigger import TrainTrigger, penguins_training_config
 from maas_local.stack import FAKE_CREDENTIALS, LocalStack, PortInUseError, check_port_free
 from maas_local.template import LOCAL_REGION
@@ -181,6 +182,10 @@ def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve:
               "already there) and a new version is trained and promoted, e.g.", flush=True)
         print(f"  aws s3 cp training/maas_training/datasets/penguins.csv s3://{bucket}/datasets/{MODEL}/penguins.csv")
         print(f"  aws dynamodb scan --table-name {stack.names['RegistryTable']}   # a new version; or: maas versions {MODEL}")
+        local = "--local" if stack.endpoint_url == LOCAL_ENDPOINT else f"--local {stack.endpoint_url}"
+        print(f"or train from another terminal (--local: publish to this stack):\n  .venv/bin/maas-train {local} "
+              f"--data training/maas_training/datasets/penguins.csv --model-name {MODEL} --target species "
+              "--exclude year --optional sex --promote prod", flush=True)
         print(f"\nserving {base_url} (Ctrl-C to stop)", flush=True)
         try:
             gateway.serve_forever()

@@ -24,6 +24,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from maas_local.default_target import FAKE_CREDENTIALS
 from maas_local.env import EnvPatch
 from maas_local.template import (
     LOCAL_REGION,
@@ -37,7 +38,6 @@ from maas_local.template import (
 
 log = logging.getLogger(__name__)
 
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 # variables that would send boto3 somewhere other than the moto server
 _CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from maas_local.default_target import LOCAL_REGION
+
 __all__ = [
     "CfnLoader",
     "QueueConsumer",
@@ -34,7 +36,6 @@ __all__ = [
     "resolve_value",
 ]
 
-LOCAL_REGION = "us-east-1"
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
 LOCAL_STACK_NAME = "maas-local"
 

@@ -18,13 +18,16 @@ A --config file (JSON, or YAML with pyyaml) holds TrainingConfig fields by name,
 --data and --config may be s3:// URIs (the cloud batch job: maas_core.training_jobs), downloaded for the
 run; a .jsonl dataset (one JSON object per line) is read as CSV (maas_training.sources).
 
-AWS comes from the usual boto3 settings; AWS_ENDPOINT_URL points it at a local moto server.
+AWS comes from the usual boto3 settings; AWS_ENDPOINT_URL points it at a local moto server. `--local`, or
+a machine with no AWS credentials (and no --bucket), publishes to the local stack `make demo` keeps serving
+on 127.0.0.1:4566 (maas_local.default_target).
 Exit codes: 0 published, 1 the job failed (message on stderr), 2 bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +35,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from maas_local.default_target import LOCAL_ENDPOINT, NoTargetError, choose_target
 from maas_training.config import TrainingConfig, read_config_file
 from maas_training.sources import fetched_inputs, path_or_s3
 
@@ -132,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     out = parser.add_argument_group("publishing")
     out.add_argument("--bucket", help="model bucket (default: $MAAS_MODEL_BUCKET or maas-models)")
     out.add_argument("--table", help="registry table (default: $MAAS_REGISTRY_TABLE or maas-registry)")
+    out.add_argument("--local", nargs="?", const=LOCAL_ENDPOINT, metavar="URL",
+                     help=f"publish to the local stack (make demo's moto server, default {LOCAL_ENDPOINT}); the "
+                          "default too when no AWS credentials, AWS_ENDPOINT_URL or --bucket are set")
     out.add_argument("--promote", metavar="ALIAS", help="point this alias (e.g. prod) at the new version")
     out.add_argument("--no-quantize", dest="quantize", action="store_false", default=None,
                      help="publish the float model only, without the INT8 variant (a --config file's "
@@ -142,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 def flag_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainingConfig fields given as flags (unset flags are None and leave file values alone)."""
     return {_FIELDS.get(dest, dest): value for dest, value in vars(args).items()
-            if dest != "config" and value is not None}
+            if dest not in ("config", "local") and value is not None}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
@@ -176,6 +183,12 @@ def _validation_message(exc: ValidationError, flags: set[str], config_file: Path
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        choose_target(args.local, bucket_given=bool(args.bucket or os.environ.get("MAAS_MODEL_BUCKET")),
+                      announce=lambda line: print(f"maas-train: {line}", flush=True))
+    except NoTargetError as exc:
+        print(f"maas-train: error: {exc}", file=sys.stderr)
+        return 1
     try:  # s3:// inputs are downloaded (and JSONL turned into CSV) for the run: maas_training.sources
         with fetched_inputs(args):
             return _run(parser, args)
