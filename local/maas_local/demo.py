@@ -101,13 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     # imported here: TensorFlow takes seconds to import, and only the demo needs it
     from maas_core.errors import NotFoundError
     from maas_core.registry import Registry
-    from maas_local.gateway import Gateway, sigterm_as_keyboard_interrupt
+    from maas_local.gateway import Gateway, stop_signals_as_keyboard_interrupt
     from maas_training.datasets import penguins_config, support_tickets_config
     from maas_training.job import run
 
     template = Path(args.template) if args.template else None
     try:
-        with sigterm_as_keyboard_interrupt(), LocalStack(template, port=args.moto_port, host=host, verbose=args.verbose) as stack:
+        with stop_signals_as_keyboard_interrupt(), LocalStack(template, port=args.moto_port, host=host, verbose=args.verbose) as stack:
             print(f"moto server (S3, DynamoDB) on {stack.endpoint_url}: bucket {stack.names['ModelBucket']}, "
                   f"table {stack.names['RegistryTable']}", flush=True)
 

@@ -630,16 +630,19 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 
 
 @contextlib.contextmanager
-def sigterm_as_keyboard_interrupt() -> Iterator[None]:
-    """While inside, `kill <pid>` (SIGTERM) stops the CLI as cleanly as Ctrl-C does."""
+def stop_signals_as_keyboard_interrupt() -> Iterator[None]:
+    """While inside, Ctrl-C / `kill -INT` and `kill <pid>` (SIGTERM) stop the CLI cleanly. SIGINT is set
+    explicitly: a process started in the background of a non-interactive shell (a script's `cmd &`, some CI
+    runners) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -702,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  SQS    {c.queue_url}  ->  {c.route.function} ({c.route.handler}), in-process")
         print("Ctrl-C to stop", flush=True)
         try:
-            with sigterm_as_keyboard_interrupt():
+            with stop_signals_as_keyboard_interrupt():
                 gateway.serve_forever()
         except KeyboardInterrupt:
             pass

@@ -68,8 +68,10 @@ def test_demo_no_serve_predicts_and_prints_how_to_repeat_it() -> None:
 @pytest.mark.e2e
 @pytest.mark.training
 def test_demo_serves_until_ctrl_c() -> None:
+    # started with SIGINT ignored, as a script's `cmd &` or a CI runner starts it: Ctrl-C must still stop it
     proc = subprocess.Popen(DEMO + ["--moto-port", "0", "--port", "0", "--epochs", "3"], cwd=ROOT, env=demo_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 600
