@@ -23,6 +23,7 @@ from typing import Any
 
 from maas_local.batch_trigger import BatchTrigger
 from maas_local.default_target import LOCAL_ENDPOINT
+from maas_local.gateway import LOCAL_API_KEY
 from maas_local.train_trigger import TrainTrigger, penguins_training_config
 from maas_local.stack import FAKE_CREDENTIALS, LocalStack, PortInUseError, check_port_free
 from maas_local.template import LOCAL_REGION
@@ -44,7 +45,8 @@ def shell_quote(text: str) -> str:
 
 def curl_command(url: str, payload: dict[str, Any]) -> str:
     body = json.dumps(payload, separators=(", ", ": "))
-    return f"curl -s -X POST {shell_quote(url)} -H 'Content-Type: application/json' -d {shell_quote(body)}"
+    return (f"curl -s -X POST {shell_quote(url)} -H 'Content-Type: application/json' "
+            f"-H {shell_quote('x-api-key: ' + LOCAL_API_KEY)} -d {shell_quote(body)}")
 
 
 def export_line(endpoint_url: str) -> str:
@@ -54,7 +56,7 @@ def export_line(endpoint_url: str) -> str:
 
 def post_json(url: str, payload: dict[str, Any], timeout: float = 60) -> tuple[int, Any]:
     req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", "x-api-key": LOCAL_API_KEY})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read())
@@ -128,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                     registry.set_alias(name, ALIAS, manifest.version)
                 print(f"published {name} version {manifest.version}; alias {ALIAS} -> {manifest.version}", flush=True)
 
-            gateway = Gateway(stack.template_path, stack.names, host=host, port=args.port)
+            # the routes ask what the deployed API asks (template Auth): predict etc. need an x-api-key
+            gateway = Gateway(stack.template_path, stack.names, host=host, port=args.port, api_keys=[LOCAL_API_KEY])
             try:
                 base_url = gateway.start()
             except OSError as exc:
@@ -162,6 +165,8 @@ def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve:
     print("\nrepeat them:", flush=True)
     for command in commands:
         print(f"  {command}")
+    print(f"(like the deployed API, these routes need an x-api-key: locally {LOCAL_API_KEY}; on AWS a key of the "
+          "stack's usage plan. GET /v1/health needs none.)")
     print("inspect the local S3/DynamoDB with the aws CLI or boto3:")
     print(f"  {export_line(stack.endpoint_url)}")
     print(f"  aws s3 ls s3://{stack.names['ModelBucket']}/models/ --recursive")

@@ -24,7 +24,12 @@ How it differs from the deployed stack (all on purpose, for a dev loop):
   run in-process too, on a poller thread per queue (maas_local.queues), when the queue has a local
   name (LocalStack creates the template's queues). `run_queue_consumers=False` turns that off.
 - No stage prefix in the URL (like `sam local start-api`); requestContext.stage still carries the
-  template's StageName. No authorizers, throttling, or request validation beyond the body size.
+  template's StageName. No throttling, or request validation beyond the body size.
+- Auth (`api_keys=...`; maas-demo and maas-gateway turn it on): each route asks what the template's Auth
+  asks on AWS, answered as the template's GatewayResponses would: no or an unknown `x-api-key` -> 403
+  INVALID_API_KEY; an AWS_IAM route without a SigV4 Authorization header -> 403 MISSING_AUTHENTICATION_TOKEN;
+  a token-authorizer route (AuthMode=Jwt) without its token -> 401 UNAUTHORIZED. Signatures and tokens
+  are checked for presence only (no IAM or Cognito here). Without `api_keys` every route is open.
 - Errors: no route -> 404, route but not that method -> 405 (API Gateway itself answers 403
   "Missing Authentication Token" for both), a handler that raises or returns a malformed response
   -> 502, a request body over 10 MB -> 413; all in the project's error shape
@@ -49,7 +54,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,6 +69,7 @@ from maas_local.template import (
     LOCAL_ACCOUNT_ID,
     LOCAL_REGION,
     Route,
+    RouteAuth,
     api_routes,
     default_template_path,
     load_template,
@@ -75,6 +81,7 @@ from maas_local.template import (
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
+LOCAL_API_KEY = "maas-local-key"  # what maas-demo and maas-gateway accept as x-api-key unless told otherwise
 HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive", "date", "server"}
 
 
@@ -358,7 +365,13 @@ class Gateway:
         port: int = 0,
         parameters: Mapping[str, Any] | None = None,
         run_queue_consumers: bool = True,
+        api_keys: Collection[str] | None = None,
     ) -> None:
+        """`api_keys` None serves every route to anyone (tests, tools). A collection makes the gateway ask what
+        API Gateway asks on each route (template Auth, maas_local.template.RouteAuth): an `x-api-key` among
+        these keys where a usage-plan key is required, a SigV4 `Authorization` header on AWS_IAM routes and a
+        token on token-authorizer routes. Signatures and tokens are only checked for presence: there is no
+        IAM or Cognito here."""
         self.template_path = Path(template_path) if template_path else default_template_path()
         self.template = load_template(self.template_path)
         names = dict(resource_names) if resource_names is not None else local_resource_names(self.template)
@@ -370,6 +383,7 @@ class Gateway:
             raise ValueError(f"{self.template_path}: no function has an Api event; nothing to serve")
         self.router = Router(self.routes)
         self.stage = stage_name(self.template, parameters)
+        self.api_keys = frozenset(api_keys) if api_keys is not None else None
         self.host = host
         self.port = port
         self._functions: dict[str, LoadedFunction] = {}
@@ -516,6 +530,9 @@ class Gateway:
         except ValueError as exc:
             req.close_connection = True
             return 400, json_ct, error_body("bad_request", f"could not read the request body: {exc}")
+        denied = self._denied(route.route.auth, method, req.headers)
+        if denied is not None:
+            return denied
         request_id = str(uuid.uuid4())
         event = build_event(
             method=method, path=path, query=query, headers=list(req.headers.items()), body=body,
@@ -532,6 +549,23 @@ class Gateway:
             return 502, json_ct, error_body(
                 "internal_error", f"Internal server error: the function {kind}; see the gateway log",
                 [{"request_id": request_id}])
+
+    def _denied(self, auth: RouteAuth, method: str,
+                headers: Mapping[str, str]) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        """API Gateway's own answer (status, code, message as the template's GatewayResponses shape them)
+        when the caller lacks what the route's Auth asks for; None to go on. Preflights are never checked
+        (the template sets AddApiKeyRequiredToCorsPreflight / AddDefaultAuthorizerToCorsPreflight false)."""
+        if self.api_keys is None or method == "OPTIONS" or auth.open:
+            return None
+        json_ct = [("Content-Type", "application/json")]
+        if auth.authorizer == "AWS_IAM":
+            if not (headers.get("Authorization") or "").startswith("AWS4-HMAC-SHA256 "):
+                return 403, json_ct, error_body("MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
+        elif auth.authorizer is not None and not headers.get(auth.token_header):
+            return 401, json_ct, error_body("UNAUTHORIZED", "Unauthorized")
+        if auth.api_key and headers.get("x-api-key") not in self.api_keys:
+            return 403, json_ct, error_body("INVALID_API_KEY", "Forbidden")
+        return None
 
     @staticmethod
     def _read_body(req: _RequestHandler) -> bytes | None:
@@ -625,6 +659,15 @@ def _key_values(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
+def auth_note(auth: RouteAuth, api_keys: Collection[str] | None) -> str:
+    """', x-api-key' etc.: what a caller must send on a route, for the route listing."""
+    if api_keys is None or auth.open:
+        return ""
+    needs = (["x-api-key"] if auth.api_key else []) + (
+        ["SigV4 Authorization"] if auth.authorizer == "AWS_IAM" else [auth.token_header] if auth.authorizer else [])
+    return "  [" + " + ".join(needs) + "]"
+
+
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -663,8 +706,15 @@ def main(argv: list[str] | None = None) -> int:
                              "RegistryTable=maas-registry)")
     parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
                         help="template parameter override")
+    parser.add_argument("--api-key", action="append", default=None, metavar="KEY",
+                        help=f"an x-api-key the routes that need one accept (repeatable; default {LOCAL_API_KEY})")
+    parser.add_argument("--no-auth", action="store_true",
+                        help="serve every route to anyone (no API key, IAM signature or token asked)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    if args.no_auth and args.api_key:
+        parser.error("--no-auth and --api-key exclude each other")
+    api_keys = None if args.no_auth else (args.api_key or [LOCAL_API_KEY])
     configure_cli_logging(args.log_level)
 
     template_path = Path(args.template) if args.template else default_template_path()
@@ -690,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
             endpoint = stack.endpoint_url
             print(f"started an empty moto server at {endpoint} (use --endpoint-url to reuse one)", flush=True)
         gateway = Gateway(template_path, names, host=args.host, port=args.port,
-                          parameters=_key_values(args.parameter, "--parameter"))
+                          parameters=_key_values(args.parameter, "--parameter"), api_keys=api_keys)
         try:
             url = gateway.start()
         except OSError as exc:
@@ -700,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"maas gateway on {url} -> AWS at {endpoint}", flush=True)
         for r in gateway.routes:
-            print(f"  {r.method:6} {r.path}  ->  {r.function} ({r.handler})")
+            print(f"  {r.method:6} {r.path}  ->  {r.function} ({r.handler}){auth_note(r.auth, api_keys)}")
         for c in gateway.consumers:
             print(f"  SQS    {c.queue_url}  ->  {c.route.function} ({c.route.handler}), in-process")
         print("Ctrl-C to stop", flush=True)

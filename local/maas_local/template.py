@@ -57,6 +57,9 @@ class TemplateError(ValueError):
     """The template cannot be used locally as written (unknown tag shape, unresolvable intrinsic, ...)."""
 
 
+_NO_VALUE = object()  # `!Ref AWS::NoValue`: the key or list item holding it disappears
+
+
 # --- YAML loading -----------------------------------------------------------------------------
 
 
@@ -179,14 +182,25 @@ def resolve_value(
     parameters: Mapping[str, Any] | None = None,
     where: str = "value",
 ) -> Any:
-    """Resolve Ref / Fn::Sub / Fn::Join / Fn::Select / Fn::GetAtt (from the mapping as 'Res.Attr').
+    """Resolve Ref / Fn::Sub / Fn::Join / Fn::Select / Fn::Split / Fn::GetAtt (from the mapping as 'Res.Attr'),
+    and Fn::If with the template's Conditions (Fn::Equals / Not / And / Or, Condition); `!Ref AWS::NoValue`
+    drops the key or item holding it.
 
     Parameters resolve to `parameters[name]` or the template Default; resources to
     `resource_names[logical_id]`. Anything else raises TemplateError naming `where`.
     """
     params = parameters or {}
+    conditions: dict[str, bool] = {}
 
-    def ref(name: str) -> str:
+    def condition(name: str) -> bool:
+        if name not in conditions:
+            declared = (template.get("Conditions") or {}).get(name)
+            if declared is None:
+                raise TemplateError(f"{where}: condition {name!r} is not in the template's Conditions")
+            conditions[name] = bool(resolve(declared))
+        return conditions[name]
+
+    def ref(name: str) -> Any:
         if name in params:
             return _scalar(params[name])
         declared = (template.get("Parameters") or {}).get(name)
@@ -194,6 +208,8 @@ def resolve_value(
             if "Default" not in declared:
                 raise TemplateError(f"{where}: parameter {name!r} has no Default; pass a value for it")
             return _scalar(declared["Default"])
+        if name == "AWS::NoValue":
+            return _NO_VALUE
         if name in PSEUDO_PARAMETERS:
             return PSEUDO_PARAMETERS[name]
         if name in resource_names:
@@ -238,12 +254,25 @@ def resolve_value(
             if key == "Fn::Split":
                 sep, text = arg
                 return resolve(text).split(sep)
-            if key.startswith("Fn::") or key == "Condition":
+            if key == "Fn::If":
+                name, if_true, if_false = arg
+                return resolve(if_true if condition(name) else if_false)
+            if key == "Condition":
+                return condition(arg)
+            if key == "Fn::Equals":
+                left, right = (resolve(x) for x in arg)
+                return _scalar(left) == _scalar(right)
+            if key == "Fn::Not":
+                return not resolve(arg[0])
+            if key in ("Fn::And", "Fn::Or"):
+                values = [bool(resolve(x)) for x in arg]
+                return all(values) if key == "Fn::And" else any(values)
+            if key.startswith("Fn::"):
                 raise TemplateError(f"{where}: {key} cannot be resolved by the local gateway")
         if isinstance(v, list):
-            return [resolve(i) for i in v]
+            return [x for x in (resolve(i) for i in v) if x is not _NO_VALUE]
         if isinstance(v, dict):
-            return {k: resolve(i) for k, i in v.items()}
+            return {k: x for k, x in ((k, resolve(i)) for k, i in v.items()) if x is not _NO_VALUE}
         return v
 
     return resolve(value)
@@ -261,6 +290,19 @@ def _scalar(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class RouteAuth:
+    """What API Gateway asks of a caller on one route: the API's Auth with the event's Auth on top."""
+
+    api_key: bool = False  # x-api-key of a usage plan
+    authorizer: str | None = None  # "AWS_IAM" (SigV4), or the name of a token authorizer (e.g. CognitoJwt)
+    token_header: str = "Authorization"  # where a token authorizer reads the token
+
+    @property
+    def open(self) -> bool:
+        return not self.api_key and self.authorizer is None
+
+
+@dataclass(frozen=True)
 class Route:
     """One `Type: Api` event of a function: what the gateway matches and what it calls."""
 
@@ -274,6 +316,7 @@ class Route:
     timeout: int = 3
     memory_size: int = 128
     function_name: str = ""  # what the fake context reports
+    auth: RouteAuth = field(default_factory=RouteAuth)
 
 
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
@@ -310,9 +353,32 @@ def api_routes(
                 event=event_name,
                 method="ANY" if method.lower() in {"any", "x-amazon-apigateway-any-method"} else method.upper(),
                 path=path,
+                auth=_route_auth(template, ep, names, parameters, where=f"{logical_id} event {event_name}"),
                 **fn,
             ))
     return routes
+
+
+def _true(value: Any) -> bool:
+    return str(value).lower() == "true"
+
+
+def _route_auth(template: Mapping[str, Any], event_props: Mapping[str, Any], names: Mapping[str, str],
+                parameters: Mapping[str, Any] | None, where: str) -> RouteAuth:
+    """The event's Auth over its API's (the RestApiId resource's Auth, else Globals.Api.Auth), as SAM reads
+    them: ApiKeyRequired, DefaultAuthorizer / Authorizer (NONE = no authorizer), Authorizers' Identity.Header."""
+    api_id = event_props.get("RestApiId")
+    if isinstance(api_id, dict) and isinstance(api_id.get("Ref"), str):
+        api_props = ((template.get("Resources") or {}).get(api_id["Ref"]) or {}).get("Properties") or {}
+    else:
+        api_props = (template.get("Globals") or {}).get("Api") or {}
+    api_auth = resolve_value(api_props.get("Auth") or {}, template, names, parameters, where=f"{where} API Auth")
+    event_auth = resolve_value(event_props.get("Auth") or {}, template, names, parameters, where=f"{where} Auth")
+    authorizer = event_auth.get("Authorizer", api_auth.get("DefaultAuthorizer"))
+    authorizer = None if authorizer in (None, "NONE") else str(authorizer)
+    header = (((api_auth.get("Authorizers") or {}).get(authorizer) or {}).get("Identity") or {}).get("Header")
+    return RouteAuth(api_key=_true(event_auth.get("ApiKeyRequired", api_auth.get("ApiKeyRequired", False))),
+                     authorizer=authorizer, token_header=header or "Authorization")
 
 
 def _function(template: Mapping[str, Any], logical_id: str, names: Mapping[str, str],

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -27,14 +28,15 @@ def demo_env() -> dict[str, str]:
     return env
 
 
-def parse_curls(output: str) -> list[tuple[str, dict]]:
-    """Each printed curl command must be one line that a shell can run as is."""
+def parse_curls(output: str) -> list[tuple[str, dict, dict[str, str]]]:
+    """Each printed curl command must be one line that a shell can run as is: (url, payload, headers)."""
     commands = []
     for line in (ln.strip() for ln in output.splitlines() if ln.strip().startswith("curl ")):
         argv = shlex.split(line)
         assert argv[:4] == ["curl", "-s", "-X", "POST"]
-        assert argv[argv.index("-H") + 1] == "Content-Type: application/json"
-        commands.append((argv[4], json.loads(argv[argv.index("-d") + 1])))
+        headers = dict(argv[i + 1].split(": ", 1) for i, arg in enumerate(argv) if arg == "-H")
+        assert headers == {"Content-Type": "application/json", "x-api-key": "maas-local-key"}, line
+        commands.append((argv[4], json.loads(argv[argv.index("-d") + 1]), headers))
     return commands
 
 
@@ -51,7 +53,7 @@ def test_demo_no_serve_predicts_and_prints_how_to_repeat_it() -> None:
                           cwd=ROOT, env=demo_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    (url, payload), (text_url, text_payload) = parse_curls(out)
+    (url, payload, _), (text_url, text_payload, _) = parse_curls(out)
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1/models/penguins/predict", url)
     assert payload["records"][0]["island"] == "Biscoe"
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1/models/support-tickets/predict", text_url)
@@ -87,11 +89,17 @@ def test_demo_serves_until_ctrl_c() -> None:
         assert "Ctrl-C to stop" in out, out
         commands = parse_curls(out)  # the printed commands work while the demo serves
         assert len(commands) == 2
-        for (url, payload), model in zip(commands, ["penguins", "support-tickets"]):
-            req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
+        for (url, payload, headers), model in zip(commands, ["penguins", "support-tickets"]):
+            req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST", headers=headers)
             with urllib.request.urlopen(req, timeout=30) as resp:
                 assert resp.status == 200 and json.loads(resp.read())["model"] == model
+            # as on AWS, the API key is what lets it through
+            req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(req, timeout=30)
+            with refused.value as err:
+                assert err.code == 403 and json.loads(err.read())["error"]["code"] == "INVALID_API_KEY"
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
     finally:

@@ -10,6 +10,7 @@ import yaml
 
 from maas_local.template import (
     CfnLoader,
+    RouteAuth,
     TemplateError,
     api_routes,
     load_template,
@@ -233,8 +234,10 @@ def test_resolution_errors_are_specific() -> None:
     with pytest.raises(TemplateError, match=r"X: !GetAtt Table.Arn cannot be resolved locally"):
         resolve_value({"Fn::GetAtt": ["Table", "Arn"]}, t, {}, where="X")
     assert resolve_value({"Fn::GetAtt": ["Table", "Arn"]}, t, {"Table.Arn": "arn:x"}) == "arn:x"
-    with pytest.raises(TemplateError, match=r"X: Fn::If cannot be resolved"):
+    with pytest.raises(TemplateError, match=r"X: condition 'C' is not in the template's Conditions"):
         resolve_value({"Fn::If": ["C", "a", "b"]}, t, {}, where="X")
+    with pytest.raises(TemplateError, match=r"X: Fn::FindInMap cannot be resolved"):
+        resolve_value({"Fn::FindInMap": ["M", "a", "b"]}, t, {}, where="X")
     assert resolve_value({"Ref": "NoDefault"}, t, {}, parameters={"NoDefault": "given"}) == "given"
 
 
@@ -255,3 +258,59 @@ def test_queues_resolve_to_local_urls_and_their_consumers_are_found() -> None:
     assert capture.queue_url == names["CaptureQueue"] and capture.report_batch_item_failures
     assert capture.route.environment["MAAS_CAPTURES_TABLE"] == names["CapturesTable"]
     assert (capture.route.code_uri / "app.py").is_file()
+
+
+CONDITIONAL = """
+    Parameters:
+      Mode: {Type: String, Default: A}
+      Origin: {Type: String, Default: ""}
+    Conditions:
+      IsA: !Equals [!Ref Mode, A]
+      IsB: !Not [!Condition IsA]
+      HasOrigin: !Not [!Equals [!Ref Origin, ""]]
+      AAndOrigin: !And [!Condition IsA, !Condition HasOrigin]
+      AOrOrigin: !Or [!Condition IsA, !Condition HasOrigin]
+    Resources: {}
+"""
+
+
+@pytest.mark.parametrize("parameters, expected", [
+    ({}, {"mode": "a", "b": False, "both": False, "either": True, "list": ["x"], "headers": {}}),
+    ({"Mode": "B", "Origin": "https://app"}, {"mode": "b", "b": True, "both": False, "either": True,
+                                               "list": ["x", "https://app"], "headers": {"Origin": "https://app"}}),
+    ({"Origin": "*"}, {"mode": "a", "b": False, "both": True, "either": True, "list": ["x", "*"],
+                       "headers": {"Origin": "*"}}),
+])
+def test_conditions_and_fn_if_resolve_with_parameters(parameters: dict, expected: dict) -> None:
+    # Given a template whose values depend on Conditions, and NoValue dropping keys and items
+    t = parse(CONDITIONAL)
+    value = parse("""
+        mode: !If [IsA, a, b]
+        b: !Condition IsB
+        both: !Condition AAndOrigin
+        either: !Condition AOrOrigin
+        list: [x, !If [HasOrigin, !Ref Origin, !Ref AWS::NoValue]]
+        headers: {Origin: !If [HasOrigin, !Ref Origin, !Ref AWS::NoValue]}
+    """)
+    # When resolved, Then each condition follows the parameters
+    assert resolve_value(value, t, {}, parameters) == expected
+
+
+def test_each_route_asks_for_what_the_template_auth_asks() -> None:
+    # Given template.yaml with its default AuthMode (ApiKey)
+    routes = {(r.method, r.path): r.auth for r in api_routes(load_template(TEMPLATE), NAMES, base_dir=ROOT)}
+    key, iam, open_ = RouteAuth(api_key=True), RouteAuth(authorizer="AWS_IAM"), RouteAuth()
+    # Then health and the OpenAPI document are open, admin routes take IAM, everything else an API key
+    assert routes[("GET", "/v1/health")] == routes[("GET", "/v1/openapi.json")] == open_
+    assert routes[("PUT", "/v1/models/{model}/aliases/{alias}")] == iam
+    assert routes[("DELETE", "/v1/models/{model}/versions/{version}")] == iam
+    others = {k: v for k, v in routes.items() if k[1] not in ("/v1/health", "/v1/openapi.json")
+              and v.authorizer != "AWS_IAM"}
+    assert others and set(others.values()) == {key}
+    assert ("POST", "/v1/models/{model}/predict") in others
+    # And with AuthMode=Jwt the same routes take the Cognito authorizer's token instead of a key
+    jwt = {(r.method, r.path): r.auth for r in api_routes(
+        load_template(TEMPLATE), NAMES, {"AuthMode": "Jwt", "CognitoUserPoolArn": "arn:aws:cognito-idp:x"},
+        base_dir=ROOT)}
+    assert jwt[("POST", "/v1/models/{model}/predict")] == RouteAuth(authorizer="CognitoJwt")
+    assert jwt[("GET", "/v1/health")] == open_ and jwt[("PUT", "/v1/models/{model}/aliases/{alias}")] == iam
