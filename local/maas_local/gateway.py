@@ -71,6 +71,7 @@ from maas_local.template import (
     Route,
     RouteAuth,
     api_routes,
+    gateway_response_headers,
     default_template_path,
     load_template,
     local_resource_names,
@@ -384,6 +385,7 @@ class Gateway:
         self.router = Router(self.routes)
         self.stage = stage_name(self.template, parameters)
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
+        self.own_answer_headers = gateway_response_headers(self.template, names, parameters)
         self.host = host
         self.port = port
         self._functions: dict[str, LoadedFunction] = {}
@@ -510,6 +512,14 @@ class Gateway:
 
     def _dispatch(self, req: _RequestHandler, method: str, raw_path: str,
                   query: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        status, headers, body, own = self._answer(req, method, raw_path, query)
+        if own and status >= 400:  # the template's GatewayResponses headers (e.g. CORS) on the gateway's answers
+            headers = headers + self.own_answer_headers["4XX" if status < 500 else "5XX"]
+        return status, headers, body
+
+    def _answer(self, req: _RequestHandler, method: str, raw_path: str,
+                query: str) -> tuple[int, list[tuple[str, str]], bytes, bool]:
+        """(status, headers, body, whether the gateway answered itself rather than a function)."""
         json_ct = [("Content-Type", "application/json")]
         route, params, allowed = self.router.match(method, raw_path)  # %2F stays inside one segment
         path = unquote(raw_path)
@@ -518,21 +528,21 @@ class Gateway:
             if allowed:
                 return 405, json_ct + [("Allow", ", ".join(allowed))], error_body(
                     "method_not_allowed", f"{method} is not allowed on {path}; use {', '.join(allowed)}",
-                    [{"field": "method", "allowed": allowed}])
-            return 404, json_ct, error_body("route_not_found", f"no route for {method} {path}")
+                    [{"field": "method", "allowed": allowed}]), True
+            return 404, json_ct, error_body("route_not_found", f"no route for {method} {path}"), True
         try:
             body = self._read_body(req)
         except _BodyTooLarge as exc:
             self._drain(req, exc.size)
             return 413, json_ct + [("Connection", "close")], error_body(
                 "payload_too_large", f"request body is larger than the {MAX_BODY_BYTES} byte limit",
-                [{"field": "body", "limit": MAX_BODY_BYTES, "received": exc.size}])
+                [{"field": "body", "limit": MAX_BODY_BYTES, "received": exc.size}]), True
         except ValueError as exc:
             req.close_connection = True
-            return 400, json_ct, error_body("bad_request", f"could not read the request body: {exc}")
+            return 400, json_ct, error_body("bad_request", f"could not read the request body: {exc}"), True
         denied = self._denied(route.route.auth, method, req.headers)
         if denied is not None:
-            return denied
+            return *denied, True
         request_id = str(uuid.uuid4())
         event = build_event(
             method=method, path=path, query=query, headers=list(req.headers.items()), body=body,
@@ -542,13 +552,13 @@ class Gateway:
         try:
             fn = self._function(route.route)
             result = fn.invoke(event, FakeLambdaContext(route.route, request_id))
-            return decode_response(result)
+            return *decode_response(result), False
         except Exception as exc:  # noqa: BLE001 - a Lambda error: API Gateway answers 502
             log.exception("%s failed on %s %s (request %s)", route.route.function, method, path, request_id)
             kind = "returned a malformed response" if isinstance(exc, BadFunctionResponse) else "raised an error"
             return 502, json_ct, error_body(
                 "internal_error", f"Internal server error: the function {kind}; see the gateway log",
-                [{"request_id": request_id}])
+                [{"request_id": request_id}]), True
 
     def _denied(self, auth: RouteAuth, method: str,
                 headers: Mapping[str, str]) -> tuple[int, list[tuple[str, str]], bytes] | None:

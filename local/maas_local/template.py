@@ -359,6 +359,30 @@ def api_routes(
     return routes
 
 
+def gateway_response_headers(template: Mapping[str, Any], resource_names: Mapping[str, str] | None = None,
+                             parameters: Mapping[str, Any] | None = None) -> dict[str, list[tuple[str, str]]]:
+    """{"4XX": [(header, value)], "5XX": [...]}: the static headers the template's AWS::Serverless::Api adds to
+    API Gateway's own answers (GatewayResponses DEFAULT_4XX / DEFAULT_5XX ResponseParameters.Headers),
+    e.g. CORS's Access-Control-Allow-Origin, so a browser can read a 403 for a missing API key."""
+    names = dict(resource_names if resource_names is not None else local_resource_names(template))
+    out: dict[str, list[tuple[str, str]]] = {"4XX": [], "5XX": []}
+    for logical_id, res in (template.get("Resources") or {}).items():
+        if not isinstance(res, dict) or res.get("Type") != "AWS::Serverless::Api":
+            continue
+        responses = ((res.get("Properties") or {}).get("GatewayResponses")) or {}
+        for family in out:
+            declared = (responses.get(f"DEFAULT_{family}") or {}).get("ResponseParameters")
+            resolved = resolve_value(declared or {}, template, names, parameters,
+                                     where=f"{logical_id} GatewayResponses DEFAULT_{family}")
+            for header, value in (_mapping(resolved).get("Headers") or {}).items():
+                out[family].append((header, _scalar(value).strip("'")))  # static values are quoted: "'x'"
+    return out
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}  # `!Ref AWS::NoValue` (or a non-map): nothing set
+
+
 def _true(value: Any) -> bool:
     return str(value).lower() == "true"
 
@@ -372,8 +396,10 @@ def _route_auth(template: Mapping[str, Any], event_props: Mapping[str, Any], nam
         api_props = ((template.get("Resources") or {}).get(api_id["Ref"]) or {}).get("Properties") or {}
     else:
         api_props = (template.get("Globals") or {}).get("Api") or {}
-    api_auth = resolve_value(api_props.get("Auth") or {}, template, names, parameters, where=f"{where} API Auth")
-    event_auth = resolve_value(event_props.get("Auth") or {}, template, names, parameters, where=f"{where} Auth")
+    api_auth = _mapping(resolve_value(api_props.get("Auth") or {}, template, names, parameters,
+                                      where=f"{where} API Auth"))
+    event_auth = _mapping(resolve_value(event_props.get("Auth") or {}, template, names, parameters,
+                                        where=f"{where} Auth"))
     authorizer = event_auth.get("Authorizer", api_auth.get("DefaultAuthorizer"))
     authorizer = None if authorizer in (None, "NONE") else str(authorizer)
     header = (((api_auth.get("Authorizers") or {}).get(authorizer) or {}).get("Identity") or {}).get("Header")
@@ -391,10 +417,11 @@ def _function(template: Mapping[str, Any], logical_id: str, names: Mapping[str, 
     merged_env: dict[str, Any] = {}
     merged_env.update(((glob.get("Environment") or {}).get("Variables")) or {})
     merged_env.update(((props.get("Environment") or {}).get("Variables")) or {})
-    env = {
-        var: _scalar(resolve_value(v, template, names, parameters, where=f"{logical_id} environment variable {var}"))
-        for var, v in merged_env.items()
-    }
+    env = {}
+    for var, v in merged_env.items():
+        value = resolve_value(v, template, names, parameters, where=f"{logical_id} environment variable {var}")
+        if value is not _NO_VALUE:  # `!If [Cond, x, !Ref AWS::NoValue]` leaves the variable unset
+            env[var] = _scalar(value)
     code_uri = props.get("CodeUri", glob.get("CodeUri"))
     handler = props.get("Handler", glob.get("Handler"))
     if not isinstance(code_uri, str) or not isinstance(handler, str):

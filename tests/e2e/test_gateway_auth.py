@@ -105,3 +105,20 @@ def test_gateway_cli_refuses_no_auth_with_api_keys(capsys: pytest.CaptureFixture
         gateway_main(["--no-auth", "--api-key", "k"])
     assert exc.value.code == 2
     assert "--no-auth and --api-key exclude each other" in capsys.readouterr().err
+
+
+def test_the_gateways_own_refusals_carry_the_templates_cors_header(http: Any, local_stack: LocalStack,
+                                                                   keyed: str) -> None:
+    # Given AllowedOrigins set, as a browser app's stack has it (GatewayResponses DEFAULT_4XX/5XX add the header)
+    origin = "https://app.example.com"
+    for base in serving(local_stack, api_keys=[KEY], parameters={"AllowedOrigins": origin}):
+        # When the gateway itself refuses (no key, no route) or a function answers
+        refused = http("POST", base + PREDICT, RECORD, headers={"Origin": origin})
+        no_route = http("GET", base + "/v1/nothing", headers={"Origin": origin})
+        served = http("POST", base + PREDICT, RECORD, headers={"Origin": origin, "x-api-key": KEY})
+        # Then the browser may read each answer
+        assert refused.status == 403 and refused.headers["access-control-allow-origin"] == origin
+        assert no_route.status == 404 and no_route.headers["access-control-allow-origin"] == origin
+        assert served.status == 200 and served.headers["access-control-allow-origin"] == origin
+    # And without AllowedOrigins nothing is added
+    assert "access-control-allow-origin" not in http("POST", keyed + PREDICT, RECORD).headers

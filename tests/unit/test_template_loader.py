@@ -13,6 +13,7 @@ from maas_local.template import (
     RouteAuth,
     TemplateError,
     api_routes,
+    gateway_response_headers,
     load_template,
     local_resource_names,
     resolve_value,
@@ -314,3 +315,22 @@ def test_each_route_asks_for_what_the_template_auth_asks() -> None:
         base_dir=ROOT)}
     assert jwt[("POST", "/v1/models/{model}/predict")] == RouteAuth(authorizer="CognitoJwt")
     assert jwt[("GET", "/v1/health")] == open_ and jwt[("PUT", "/v1/models/{model}/aliases/{alias}")] == iam
+
+
+def test_gateway_response_headers_follow_allowed_origins() -> None:
+    t = load_template(TEMPLATE)
+    assert gateway_response_headers(t, NAMES) == {"4XX": [], "5XX": []}
+    with_cors = gateway_response_headers(t, NAMES, {"AllowedOrigins": "https://app.example.com"})
+    assert with_cors == {family: [("Access-Control-Allow-Origin", "https://app.example.com")]
+                         for family in ("4XX", "5XX")}
+
+
+def test_a_no_value_environment_variable_is_left_unset() -> None:
+    t = parse(CONDITIONAL)
+    t["Resources"] = {"Fn": {"Type": "AWS::Serverless::Function", "Properties": {
+        "CodeUri": "functions/predict", "Handler": "app.lambda_handler",
+        "Environment": {"Variables": {"ORIGIN": {"Fn::If": ["HasOrigin", {"Ref": "Origin"}, {"Ref": "AWS::NoValue"}]},
+                                      "MODE": {"Ref": "Mode"}}},
+        "Events": {"Get": {"Type": "Api", "Properties": {"Path": "/x", "Method": "get"}}}}}}
+    assert api_routes(t, {}, base_dir=ROOT)[0].environment == {"MODE": "A"}
+    assert api_routes(t, {}, {"Origin": "*"}, base_dir=ROOT)[0].environment == {"MODE": "A", "ORIGIN": "*"}
