@@ -33,7 +33,8 @@ How it differs from the deployed stack (all on purpose, for a dev loop):
 - Errors: no route -> 404, route but not that method -> 405 (API Gateway itself answers 403
   "Missing Authentication Token" for both), a handler that raises or returns a malformed response
   -> 502, a request body over 10 MB -> 413; all in the project's error shape
-  {"error": {"code": ..., "message": ..., "details": [...]}}.
+  {"error": {"code": ..., "message": ..., "details": [...]}}, with the headers the template's
+  GatewayResponses DEFAULT_4XX / DEFAULT_5XX add (CORS's Access-Control-Allow-Origin with AllowedOrigins).
 
 Dev-only code: never shipped to Lambda.
 """
