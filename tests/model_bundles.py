@@ -17,12 +17,20 @@ def publish(store: BundleStore, registry: Registry, name: str, spec: PreprocessS
     `preprocess_json` replaces the spec's file as stored (e.g. to publish a spec this build cannot read);
     its SHA-256 is still recorded, so the bundle passes the integrity check.
     """
+    published = upload(store, registry, name, spec, onnx_bytes, labels, model_input, model_output, task,
+                       preprocess_json)
+    registry.register(published)
+    if alias:
+        registry.set_alias(name, alias, published.version)
+    return published
+
+
+def upload(store: BundleStore, registry: Registry, name: str, spec: PreprocessSpec, onnx_bytes: bytes,
+           labels: list[str], model_input: TensorInfo, model_output: TensorInfo, task: Task = "binary",
+           preprocess_json: bytes | None = None) -> Manifest:
+    """The first half of a publish: reserve the next version and upload its bundle, not registered yet."""
     version = registry.next_version(name)
     manifest = Manifest(name=name, version=version, task=task, labels=labels, input_schema=spec.input_schema(),
                         model_input=model_input, model_output=model_output)
     files = {"model.onnx": onnx_bytes, "preprocess.json": preprocess_json or spec.to_json().encode()}
-    published = store.publish(manifest, files)
-    registry.register(published)
-    if alias:
-        registry.set_alias(name, alias, version)
-    return published
+    return store.publish(manifest, files)

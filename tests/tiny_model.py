@@ -14,7 +14,7 @@ from maas_core.manifest import Manifest, TensorInfo
 from maas_core.preprocess import CategoricalFeature, NumericFeature, PreprocessSpec
 from maas_core.registry import Registry
 from maas_core.store import BundleStore
-from tests.model_bundles import publish
+from tests.model_bundles import publish, upload
 
 SPEC = PreprocessSpec(features=[
     NumericFeature(name="x1", fill=0.0, center=0.0, scale=1.0),
@@ -47,6 +47,13 @@ def expected_probabilities(features: np.ndarray) -> np.ndarray:
     logits = features @ WEIGHTS + BIAS
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
+
+
+def upload_tiny_model(store: BundleStore, registry: Registry, name: str = "tiny") -> Manifest:
+    """The next version's bundle uploaded, as a training job does before it registers the version."""
+    return upload(store, registry, name, SPEC, onnx_bytes(), LABELS,
+                  model_input=TensorInfo(name="features", dtype="float32", shape=[None, len(WEIGHTS)]),
+                  model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]))
 
 
 def publish_tiny_model(store: BundleStore, registry: Registry, name: str = "tiny", alias: str | None = "prod",

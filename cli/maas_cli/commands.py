@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from maas_core.admin import UnregisteredFilesError
 from maas_core.errors import MaasError, NotFoundError
 from maas_core.registration import register_onnx
 from maas_core.store import BundleStore, bundle_prefix
@@ -119,7 +120,7 @@ def _alias_result(ctx: Context, model: str, target: Any) -> int:
 def delete(ctx: Context, args: argparse.Namespace) -> int:
     """Delete the registry entry (refused while an alias names the version), then the bundle's S3 objects.
     A version whose registry entry is already gone but whose objects remain (an earlier, interrupted
-    delete) has just its objects removed."""
+    delete) has just its objects removed; objects of a version never registered only with --unregistered."""
     model, version = args.model, args.version
     prefix = bundle_prefix(model, version)
     store = BundleStore(ctx.bucket, ctx.s3)
@@ -129,6 +130,8 @@ def delete(ctx: Context, args: argparse.Namespace) -> int:
     except NotFoundError:
         if not store.bundle_objects(model, version):
             raise
+        if not args.unregistered and not ctx.registry.was_deleted(model, version):
+            raise UnregisteredFilesError(model, version) from None
         in_registry = False
     if in_registry:
         ctx.registry.check_unaliased(model, version)  # refuse before asking; delete_version checks again

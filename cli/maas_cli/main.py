@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("version")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--unregistered", action="store_true",
+                   help="also delete the files of a version that was never registered (a failed publish left "
+                        "them; without this they are kept, as they may be a publish in progress)")
     p = command("report", "render quality, volume, latency and drift over time windows to an HTML page "
                           "(and PNG charts) from the captured predictions", report.run)
     report.add_arguments(p)

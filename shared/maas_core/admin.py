@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from maas_core.errors import NotFoundError
+from maas_core.errors import ConflictError, NotFoundError
 from maas_core.registry import AliasTarget, Registry
 from maas_core.store import BundleStore
 
@@ -70,15 +70,28 @@ def delete_version(registry: Registry, store: BundleStore, model: str, version: 
     the registry entry was deleted now, files deleted).
 
     Unregistering comes first (an alias can never name a version whose files are going). If S3 fails after
-    it, the caller gets 503 and the files stay: the same DELETE again finds the version unregistered but its
-    files present, and finishes the job (404 only when neither is left), as `maas delete` does."""
+    it, the caller gets 503 and the files stay: the same DELETE again finds the version unregistered, its
+    deletion recorded and its files present, and finishes the job (404 only when neither is left), as
+    `maas delete` does. Files of a version that was never registered are left alone (409): the training job
+    uploads a bundle before it registers it, so they may be a publish in progress."""
     try:
         registry.delete_version(model, version)
         unregistered = True
     except NotFoundError:
         if not store.bundle_objects(model, version):
             raise
+        if not registry.was_deleted(model, version):
+            raise UnregisteredFilesError(model, version) from None
         log.warning("version %s of model %s was unregistered by an earlier delete; deleting its leftover files",
                     version, model)
         unregistered = False
     return unregistered, store.delete_bundle(model, version)
+
+
+class UnregisteredFilesError(ConflictError):
+    def __init__(self, model: str, version: str) -> None:
+        super().__init__(
+            f"version {version!r} of model {model!r} has files but was never registered: it may be being published "
+            "right now, so nothing was deleted (files a failed publish left behind: "
+            f"`maas delete {model} {version} --unregistered`)",
+            [{"field": "version", "value": version}])

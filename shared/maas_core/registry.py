@@ -48,6 +48,10 @@ def _version_sk(version: str) -> str:
     return f"VERSION#{int(version):08d}" if version.isdigit() else f"VERSION#{version}"
 
 
+def _deleted_sk(version: str) -> str:
+    return "DELETED#" + _version_sk(version).removeprefix("VERSION#")
+
+
 def _to_item(data: dict[str, Any]) -> dict[str, Any]:
     return {k: _ser.serialize(_dynamo_safe(v)) for k, v in data.items()}
 
@@ -166,7 +170,9 @@ class Registry:
         return self._move_alias(name, alias, expected_version, rolled, must_exist=True)
 
     def delete_version(self, name: str, version: str) -> None:
-        """Remove a version from the registry; refused (409) while any alias names it."""
+        """Remove a version from the registry; refused (409) while any alias names it. The same transaction
+        leaves a record that the version was deleted (`was_deleted`), so a cleanup of its files can later
+        tell an interrupted delete from a version still being published."""
         item = self.get_version(name, version)
         self.check_unaliased(name, version)
         # an alias write since we looked would have touched the version: then refuse and let the caller look again
@@ -175,11 +181,19 @@ class Registry:
         if seen is not None:
             condition = {"ConditionExpression": "attribute_exists(sk) AND alias_writes = :seen",
                          "ExpressionAttributeValues": _to_item({":seen": seen})}
+        delete = {"TableName": self.table, "Key": _to_item({"pk": _pk(name), "sk": _version_sk(version)}), **condition}
+        record = {"TableName": self.table, "Item": _to_item({"pk": _pk(name), "sk": _deleted_sk(version),
+                                                             "kind": "deleted", "version": version,
+                                                             "deleted_at": _now()})}
         try:
-            self._call(self.ddb.delete_item, TableName=self.table,
-                       Key=_to_item({"pk": _pk(name), "sk": _version_sk(version)}), **condition)
+            self._call(self.ddb.transact_write_items, TransactItems=[{"Delete": delete}, {"Put": record}])
         except ConflictError as exc:
             raise ConflictError(f"version {version!r} of model {name!r} changed while deleting it; retry") from exc
+
+    def was_deleted(self, name: str, version: str) -> bool:
+        """Whether `delete_version` removed this version (its files may outlive it if the delete was cut short)."""
+        check_name("version", version)
+        return self._get(name, _deleted_sk(version)) is not None
 
     def check_unaliased(self, name: str, version: str) -> None:
         """409 while any alias (or alias canary) names the version."""

@@ -10,7 +10,7 @@ import pytest
 
 from maas_core.settings import get_settings
 from tests.lambda_events import FakeLambdaContext, load_function, rest_event
-from tests.tiny_model import publish_tiny_model
+from tests.tiny_model import publish_tiny_model, upload_tiny_model
 
 
 @pytest.fixture
@@ -71,3 +71,29 @@ def test_delete_version_removes_registry_entry_and_files(admin, aws_world) -> No
     left = boto3.client("s3").list_objects_v2(Bucket=aws_world.bucket, Prefix="models/tiny/3/").get("KeyCount")
     assert left == 0
     assert [v["version"] for v in aws_world.registry.describe("tiny")["versions"]] == ["2", "1"]
+
+
+def delete(app, version: str) -> tuple[int, dict[str, Any]]:
+    resp = app.lambda_handler(rest_event("DELETE", f"/v1/models/tiny/versions/{version}"), FakeLambdaContext())
+    return resp["statusCode"], json.loads(resp["body"])
+
+
+def test_files_of_a_version_being_published_are_never_deleted(admin, aws_world) -> None:
+    # Given a training job that has uploaded version 4's bundle but not registered it yet
+    uploaded = upload_tiny_model(aws_world.store, aws_world.registry)
+    assert uploaded.version == "4"
+    files = aws_world.store.bundle_objects("tiny", "4")
+    # When an admin deletes version 4 meanwhile
+    status, body = delete(admin, "4")
+    # Then nothing is deleted, and the answer says why and how to remove a failed publish's files
+    assert status == 409 and body["error"]["code"] == "conflict"
+    assert "never registered: it may be being published" in body["error"]["message"]
+    assert "maas delete tiny 4 --unregistered" in body["error"]["message"]
+    assert aws_world.store.bundle_objects("tiny", "4") == files
+    # And the job's registration then gives a whole, servable version, which deletes as any other
+    aws_world.registry.register(uploaded)
+    assert aws_world.store.load("tiny", "4").manifest.version == "4"
+    assert delete(admin, "4") == (200, {"model": "tiny", "version": "4", "deleted": True, "files_deleted": 3,
+                                        "registry_entry_deleted": True})
+    assert aws_world.registry.was_deleted("tiny", "4") and not aws_world.registry.was_deleted("tiny", "3")
+    assert delete(admin, "4")[0] == 404

@@ -203,6 +203,21 @@ def test_delete_in_a_versioned_bucket_removes_every_object_version(cli, iris, aw
     assert len(s3.list_object_versions(Bucket=aws_world.bucket, Prefix="models/iris/2/")["Versions"]) == 4
 
 
+def test_delete_keeps_the_files_of_a_version_never_registered_unless_asked(cli, aws_world) -> None:
+    # Given version 1's bundle uploaded but not registered (a publish in progress, or one that failed)
+    from tests.tiny_model import upload_tiny_model
+
+    upload_tiny_model(aws_world.store, aws_world.registry, name="half")
+    # When deleted without --unregistered, Then it is refused and the files stay
+    code, _, err = cli("delete", "half", "1", "--yes")
+    assert code == 1 and "never registered: it may be being published" in err
+    assert len(keys(aws_world, "models/half/1/")) == 3
+    # And with --unregistered the failed publish's files go
+    code, out, err = cli("delete", "half", "1", "--yes", "--unregistered")
+    assert code == 0, err
+    assert out.startswith("deleted half version 1: 3 object(s)") and keys(aws_world, "models/half/1/") == []
+
+
 def test_delete_finishes_an_interrupted_delete(cli, iris, aws_world) -> None:
     aws_world.registry.delete_version("iris", "1")  # the registry entry went, the objects stayed
     code, out, _ = cli("delete", "iris", "1", "--yes")

@@ -236,7 +236,7 @@ def test_a_stale_report_that_cannot_be_removed_does_not_fail_a_finished_run(
 # --- admin: deleting a version ------------------------------------------------------------------------
 
 VERSION_PATH = "/v1/models/tiny/versions/2"
-REGISTRY_CALLS = ["dynamodb.GetItem", "dynamodb.Query", "dynamodb.DeleteItem"]
+REGISTRY_CALLS = ["dynamodb.GetItem", "dynamodb.Query", "dynamodb.TransactWriteItems"]
 BUCKET_CALLS = ["s3.ListObjectVersions", "s3.DeleteObjects"]
 
 
@@ -254,7 +254,7 @@ def _registered(world: World) -> list[str]:
 def test_a_failed_delete_is_answered_and_the_same_delete_again_completes_it(
         world: World, faults: Faults, operation: str, fault: str) -> None:
     """Given version 2 (no alias) and the registry (GetItem, Query of the aliases, the conditional
-    DeleteItem) or the bucket (ListObjectVersions, DeleteObjects) failing,
+    TransactWriteItems deleting it and recording the deletion) or the bucket (ListObjectVersions, DeleteObjects) failing,
     when an admin deletes version 2, then the answer is 503/500 naming the registry or the bucket; a
     registry fault leaves the version registered with all its files, a bucket fault (after the version was
     unregistered) leaves its files; and the same DELETE again, once AWS is back, deletes the files and
