@@ -42,32 +42,27 @@ Dev-only code: never shipped to Lambda.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import errno
-import importlib.util
-import json
 import logging
 import os
-import re
 import signal
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Collection, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from maas_local.env import EnvPatch
+from maas_local.lambda_runtime import FakeLambdaContext, LoadedFunction, load_handler
+from maas_local.proxy_integration import BadFunctionResponse, build_event, decode_response, error_body
 from maas_local.queues import QueuePoller
+from maas_local.routing import Router
 from maas_local.template import (
-    LOCAL_ACCOUNT_ID,
     LOCAL_REGION,
     Route,
     RouteAuth,
@@ -84,249 +79,6 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
 LOCAL_API_KEY = "maas-local-key"  # what maas-demo and maas-gateway accept as x-api-key unless told otherwise
-HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive", "date", "server"}
-
-
-# --- routes -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CompiledRoute:
-    route: Route
-    regex: re.Pattern[str]
-    params: tuple[str, ...]
-    rank: tuple[int, ...]  # per segment: 0 literal, 1 {param}, 2 {greedy+}; lower sorts first
-
-    @classmethod
-    def compile(cls, route: Route) -> "CompiledRoute":
-        parts: list[str] = []
-        params: list[str] = []
-        rank: list[int] = []
-        for seg in route.path.strip("/").split("/") if route.path.strip("/") else []:
-            m = re.fullmatch(r"\{([^{}+]+)(\+?)\}", seg)
-            if m and m.group(2):
-                parts.append("(.+)")
-                rank.append(2)
-            elif m:
-                parts.append("([^/]+)")
-                rank.append(1)
-            else:
-                parts.append(re.escape(seg))
-                rank.append(0)
-            if m:
-                params.append(m.group(1))
-        regex = re.compile("^/" + "/".join(parts) + "/?$")
-        return cls(route=route, regex=regex, params=tuple(params), rank=tuple(rank))
-
-    def match(self, path: str) -> dict[str, str] | None:
-        m = self.regex.match(path)
-        if m is None:
-            return None
-        return {name: unquote(value) for name, value in zip(self.params, m.groups())}
-
-
-class Router:
-    def __init__(self, routes: list[Route]) -> None:
-        self.routes = sorted((CompiledRoute.compile(r) for r in routes), key=lambda c: c.rank)
-
-    def match(self, method: str, path: str) -> tuple[CompiledRoute | None, dict[str, str], list[str]]:
-        """(route, path parameters, methods allowed on the path). route None: 404 if no method is
-        allowed, else 405. The most specific path wins (literal > {param} > {greedy+}); on equal
-        paths a route for the exact method beats ANY."""
-        allowed: set[str] = set()
-        candidates: list[tuple[tuple[int, ...], int, CompiledRoute, dict[str, str]]] = []
-        for c in self.routes:
-            params = c.match(path)
-            if params is None:
-                continue
-            allowed.add(c.route.method)
-            if c.route.method in (method, "ANY"):
-                candidates.append((c.rank, 0 if c.route.method == method else 1, c, params))
-        if not candidates:
-            return None, {}, sorted(allowed)
-        _, _, best, params = min(candidates, key=lambda t: (t[0], t[1]))
-        return best, params, sorted(allowed)
-
-
-# --- the Lambda side --------------------------------------------------------------------------
-
-
-class FakeLambdaContext:
-    """What Powertools and handlers read from a Lambda context, with a real countdown."""
-
-    def __init__(self, route: Route, request_id: str) -> None:
-        self.function_name = route.function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:{route.function_name}"
-        self.memory_limit_in_mb = route.memory_size
-        self.aws_request_id = request_id
-        self.log_group_name = f"/aws/lambda/{route.function_name}"
-        self.log_stream_name = f"local/{request_id}"
-        self.identity = None
-        self.client_context = None
-        self._deadline = time.monotonic() + route.timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class LoadedFunction:
-    """One function's handler, imported once (a warm container), invoked one request at a time."""
-
-    def __init__(self, route: Route, module: ModuleType, handler: Callable[[dict[str, Any], Any], Any]) -> None:
-        self.route = route
-        self.module = module
-        self.handler = handler
-        self.lock = threading.Lock()
-
-    def invoke(self, event: dict[str, Any], context: FakeLambdaContext) -> Any:
-        with self.lock:
-            return self.handler(event, context)
-
-
-_module_counter = 0
-_module_counter_lock = threading.Lock()
-
-
-def load_handler(route: Route) -> LoadedFunction:
-    """Import `<CodeUri>/<module path>.py` under a unique name and return its handler function.
-
-    Handler "app.lambda_handler" -> <CodeUri>/app.py, attribute lambda_handler. While the module
-    runs its top level, CodeUri is first on sys.path so `import helpers` of a sibling file works.
-    """
-    global _module_counter
-    module_path, _, attr = route.handler.rpartition(".")
-    if not module_path or not attr:
-        raise ValueError(f"{route.function}: Handler {route.handler!r} is not 'module.function'")
-    rel = Path(*module_path.split("."))
-    file = route.code_uri / rel.with_suffix(".py")
-    if not file.is_file():
-        file = route.code_uri / rel / "__init__.py"
-    if not file.is_file():
-        raise FileNotFoundError(f"{route.function}: handler module {module_path!r} not found under {route.code_uri}")
-    with _module_counter_lock:
-        _module_counter += 1
-        unique = f"maas_local_functions.{route.function}_{_module_counter}"
-    spec = importlib.util.spec_from_file_location(unique, file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[unique] = module
-    sys.path.insert(0, str(route.code_uri))
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(unique, None)
-        raise
-    finally:
-        try:
-            sys.path.remove(str(route.code_uri))
-        except ValueError:
-            pass
-    handler = getattr(module, attr, None)
-    if not callable(handler):
-        raise AttributeError(f"{route.function}: {file} has no callable {attr!r}")
-    return LoadedFunction(route, module, handler)
-
-
-def build_event(
-    *, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes | None,
-    route: Route, path_params: dict[str, str], stage: str, source_ip: str, request_id: str,
-) -> dict[str, Any]:
-    """The API Gateway REST (v1) Lambda proxy event."""
-    single_headers: dict[str, str] = {}
-    multi_headers: dict[str, list[str]] = {}
-    for name, value in headers:
-        single_headers[name] = value  # API Gateway keeps the last value of a repeated header
-        multi_headers.setdefault(name, []).append(value)
-    single_query: dict[str, str] = {}
-    multi_query: dict[str, list[str]] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        single_query[name] = value
-        multi_query.setdefault(name, []).append(value)
-    body_text: str | None = None
-    is_b64 = False
-    if body:
-        try:
-            body_text = body.decode("utf-8")
-        except UnicodeDecodeError:  # binary payloads arrive base64 encoded, as with binaryMediaTypes
-            body_text, is_b64 = base64.b64encode(body).decode("ascii"), True
-    now = datetime.now(timezone.utc)
-    host = single_headers.get("Host") or next((v for k, v in single_headers.items() if k.lower() == "host"), "localhost")
-    return {
-        "resource": route.path,
-        "path": path,
-        "httpMethod": method,
-        "headers": single_headers or None,
-        "multiValueHeaders": multi_headers or None,
-        "queryStringParameters": single_query or None,
-        "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": path_params or None,
-        "stageVariables": None,
-        "requestContext": {
-            "accountId": LOCAL_ACCOUNT_ID,
-            "apiId": "local",
-            "resourceId": route.event,
-            "resourcePath": route.path,
-            "httpMethod": method,
-            "path": f"/{stage}{path}",
-            "stage": stage,
-            "protocol": "HTTP/1.1",
-            "requestId": request_id,
-            "extendedRequestId": request_id,
-            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "requestTimeEpoch": int(now.timestamp() * 1000),
-            "domainName": host,
-            "identity": {
-                "sourceIp": source_ip,
-                "userAgent": next((v for k, v in single_headers.items() if k.lower() == "user-agent"), None),
-                "accessKey": None, "accountId": None, "caller": None, "user": None, "userArn": None,
-                "cognitoIdentityId": None, "cognitoIdentityPoolId": None,
-                "cognitoAuthenticationProvider": None, "cognitoAuthenticationType": None,
-            },
-        },
-        "body": body_text,
-        "isBase64Encoded": is_b64,
-    }
-
-
-def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message, "details": details or []}}).encode()
-
-
-class BadFunctionResponse(Exception):
-    pass
-
-
-def decode_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
-    """A proxy integration response -> (status, headers, body bytes), or BadFunctionResponse."""
-    if not isinstance(result, Mapping) or "statusCode" not in result:
-        raise BadFunctionResponse(f"handler returned {type(result).__name__}, not a proxy response with statusCode")
-    try:
-        status = int(result["statusCode"])
-    except (TypeError, ValueError) as exc:
-        raise BadFunctionResponse(f"statusCode {result['statusCode']!r} is not an integer") from exc
-    headers: list[tuple[str, str]] = []
-    multi = result.get("multiValueHeaders") or {}
-    seen = {k.lower() for k in multi}
-    for name, values in multi.items():
-        for v in values if isinstance(values, list) else [values]:
-            headers.append((str(name), str(v)))
-    for name, value in (result.get("headers") or {}).items():
-        if name.lower() not in seen:
-            headers.append((str(name), str(value)))
-    body = result.get("body")
-    if body is None:
-        data = b""
-    elif result.get("isBase64Encoded"):
-        try:
-            data = base64.b64decode(body)
-        except (ValueError, TypeError) as exc:
-            raise BadFunctionResponse("isBase64Encoded is true but the body is not base64") from exc
-    elif isinstance(body, str):
-        data = body.encode("utf-8")
-    else:
-        raise BadFunctionResponse(f"body must be a string, got {type(body).__name__}")
-    return status, [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP], data
 
 
 # --- HTTP -------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from maas_local.gateway import BadFunctionResponse, FakeLambdaContext, Router, build_event, decode_response
+from maas_local.lambda_runtime import FakeLambdaContext
+from maas_local.proxy_integration import BadFunctionResponse, build_event, decode_response
+from maas_local.routing import Router
 from maas_local.template import Route
 
 
