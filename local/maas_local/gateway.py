@@ -516,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {r.method:6} {r.path}  ->  {r.function} ({r.handler}){auth_note(r.auth, api_keys)}")
         for c in gateway.consumers:
             print(f"  SQS    {c.queue_url}  ->  {c.route.function} ({c.route.handler}), in-process")
+        if api_keys is not None:
+            print(f"routes marked [x-api-key] accept x-api-key: {', '.join(api_keys)} (--no-auth opens them)")
         print("Ctrl-C to stop", flush=True)
         try:
             with stop_signals_as_keyboard_interrupt():
