@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--template", default=None, help="SAM template (default: ./template.yaml or the repo's)")
     parser.add_argument("--epochs", type=int, default=None, help="override the training epochs (faster, worse)")
     parser.add_argument("--no-serve", action="store_true", help="exit after the first prediction")
-    parser.add_argument("--verbose", action="store_true", help="log every moto request too")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the functions' INFO logs and EMF metric lines, and every moto request")
     args = parser.parse_args(argv)
     host = "127.0.0.1"
 
@@ -131,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"published {name} version {manifest.version}; alias {ALIAS} -> {manifest.version}", flush=True)
 
             # the routes ask what the deployed API asks (template Auth): predict etc. need an x-api-key
-            gateway = Gateway(stack.template_path, stack.names, host=host, port=args.port, api_keys=[LOCAL_API_KEY])
+            if not args.verbose:  # the functions' own log and EMF lines would bury the answers the demo prints
+                os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+            gateway = Gateway(stack.template_path, stack.names, host=host, port=args.port, api_keys=[LOCAL_API_KEY],
+                              parameters=None if args.verbose else {"LogLevel": "WARNING"})
             try:
                 base_url = gateway.start()
             except OSError as exc:
@@ -191,6 +196,8 @@ def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve:
         print(f"or train from another terminal (--local: publish to this stack):\n  .venv/bin/maas-train {local} "
               f"--data training/maas_training/datasets/penguins.csv --model-name {MODEL} --target species "
               "--exclude year --optional sex --promote prod", flush=True)
+        if os.environ.get("POWERTOOLS_METRICS_DISABLED") == "true":
+            print("(the functions' INFO logs and EMF metric lines are hidden: maas-demo --verbose shows them)")
         print(f"\nserving {base_url} (Ctrl-C to stop)", flush=True)
         try:
             gateway.serve_forever()

@@ -51,3 +51,17 @@ def test_more_than_100_values_make_further_documents_and_bad_input_is_refused(ca
     capsys.readouterr()
     assert emit({"X": ("Furlongs", 1)}, [{"service": "maas"}]) is False
     assert '"_aws"' not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("env", "printed"), [({}, True), ({"POWERTOOLS_METRICS_DISABLED": "true"}, False),
+                                              ({"POWERTOOLS_DEV": "true"}, False),
+                                              ({"POWERTOOLS_DEV": "true", "POWERTOOLS_METRICS_DISABLED": "false"}, True)])
+def test_powertools_switches_turn_the_lines_off_as_they_do_its_own_metrics(
+        env: dict, printed: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for key in ("POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_DEV"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert emit({"RequestCount": ("Count", 1)}, model_dimension_sets("m", "1"))
+    out = capsys.readouterr().out
+    assert (json.loads(out)["RequestCount"] == [1.0]) if printed else out == ""

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.constants import MAX_DIMENSIONS, MAX_METRICS
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.metric_properties import MetricUnit
 
@@ -86,8 +87,9 @@ def document(metrics: Mapping[str, tuple[str, Values]], dimension_sets: Iterable
 
 
 def write(documents: Sequence[Mapping[str, Any]]) -> None:
-    """Every EMF document of a request in one write to stdout (CloudWatch Logs): one JSON document a line."""
-    if documents:
+    """Every EMF document of a request in one write to stdout (CloudWatch Logs): one JSON document a line.
+    Nothing when Powertools' POWERTOOLS_METRICS_DISABLED (or POWERTOOLS_DEV) turns metrics off."""
+    if documents and not is_metrics_disabled():
         print("\n".join(json.dumps(d, separators=(",", ":"), default=str) for d in documents), flush=False)
 
 
