@@ -63,3 +63,17 @@ def publish_tiny_model(store: BundleStore, registry: Registry, name: str = "tiny
                    model_input=TensorInfo(name="features", dtype="float32", shape=[None, len(WEIGHTS)]),
                    model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]),
                    alias=alias, preprocess_json=preprocess_json)
+
+
+def publish_sensitive_tiny_model(store: BundleStore, registry: Registry, sensitive: set[str]) -> Manifest:
+    """The tiny model as prod, its manifest marking `sensitive` fields (the spec itself does not: the manifest
+    has the last word, as a data team would mark personal fields)."""
+    version = registry.next_version("tiny")
+    schema = [f.model_copy(update={"sensitive": f.name in sensitive}) for f in SPEC.input_schema()]
+    manifest = Manifest(name="tiny", version=version, task="binary", labels=LABELS, input_schema=schema,
+                        model_input=TensorInfo(name="features", dtype="float32", shape=[None, len(WEIGHTS)]),
+                        model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]))
+    published = store.publish(manifest, {"model.onnx": onnx_bytes(), "preprocess.json": SPEC.to_json().encode()})
+    registry.register(published)
+    registry.set_alias("tiny", "prod", version)
+    return published

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from maas_core.errors import IntegrityError, ModelLoadError, NotFoundError
+from maas_core.errors import ModelLoadError, NotFoundError
 from maas_core.manifest import DEFAULT_VARIANT, PREPROCESS_FILE, Manifest
+from maas_core.ort_options import session_options
 from maas_core.preprocess import PreprocessSpec
 from maas_core.store import Bundle, BundleStore
 
 
 def new_session(model_bytes: bytes) -> ort.InferenceSession:
-    from maas_core.ort_options import session_options  # threads from MAAS_ORT_THREADS / os.cpu_count()
-
+    # threads from MAAS_ORT_THREADS / os.cpu_count() (maas_core.ort_options)
     return ort.InferenceSession(model_bytes, session_options(), providers=["CPUExecutionProvider"])
 
 
@@ -86,17 +86,16 @@ class ModelCache:
             manifest = self._known_manifest(name, version)  # versions are immutable: no second manifest GET
         manifest = manifest or store.load_manifest(name, version)
         fname = variant_file(manifest, variant)
-        entry = manifest.files.get(fname)
-        if entry is None:
-            raise IntegrityError(f"model {name!r} version {version!r}: the manifest lists no {fname}")
-        with self._lock:
-            session = self._sessions.get(entry.sha256)
-        # the file is fetched and hash-checked even on a hit: a tampered copy is refused, never masked by a twin
+        # the file is fetched and hash-checked even when its session is cached: a tampered copy is refused,
+        # never masked by an intact twin (store.load refuses a file the manifest does not list)
         bundle = store.load(name, version, only=[fname, PREPROCESS_FILE], manifest=manifest)
+        sha256 = manifest.files[fname].sha256
+        with self._lock:
+            session = self._sessions.get(sha256)
         model = LoadedModel.from_bundle(bundle, variant, session)  # raises before caching if the bundle is bad
         with self._lock:
-            self._sessions[entry.sha256] = model.session
-            self._sessions.move_to_end(entry.sha256)
+            self._sessions[sha256] = model.session
+            self._sessions.move_to_end(sha256)
             self._models[key] = model
             while len(self._models) > self.max_size:
                 self._models.popitem(last=False)

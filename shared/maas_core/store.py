@@ -16,23 +16,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from maas_core import aws
 from maas_core.errors import ConflictError, IntegrityError, NotFoundError, ServiceUnavailableError
 from maas_core.manifest import (
-    DEFAULT_VARIANT,
     MANIFEST_FILE,
-    MODEL_FILE,
-    PREPROCESS_FILE,
-    VARIANT_FILES,
     FileEntry,
     Manifest,
     sha256_hex,
 )
-
-
-SERVING_FILES = (MODEL_FILE, PREPROCESS_FILE)  # what a serving function loads; reports stay in S3
-
-
-def serving_files(variant: str = DEFAULT_VARIANT) -> tuple[str, str]:
-    """What serving loads for one variant: its model file and the spec, never the other variants' files."""
-    return (VARIANT_FILES[variant], PREPROCESS_FILE)
 
 
 def bundle_prefix(name: str, version: str) -> str:

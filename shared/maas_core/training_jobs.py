@@ -40,11 +40,11 @@ from typing import Any, Literal
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from maas_core import aws
 from maas_core.errors import UnprocessableError
 from maas_core.registry import NAME_PATTERN
+from maas_core.settings import Settings
 
 DATASETS_PREFIX = "datasets/"
 DATASET_SUFFIXES = (".csv", ".jsonl")
@@ -56,13 +56,10 @@ _JOB_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED")
 
 
-class TrainingSettings(BaseSettings):
-    """The trigger's environment (template.yaml sets it; the local stack sets the runner)."""
+class TrainingSettings(Settings):
+    """The trigger's environment (template.yaml sets it; the local stack sets the runner): the serving
+    settings (MAAS_ prefix, registry table) plus where training runs."""
 
-    model_config = SettingsConfigDict(env_prefix="MAAS_", extra="ignore")
-
-    model_bucket: str = "maas-models"
-    registry_table: str = "maas-registry"
     training_runner: Literal["batch", "inprocess"] = Field(
         default="batch", description="batch: submit to AWS Batch; inprocess: train here (local stack only)")
     training_job_queue: str = Field(default="", description="Batch job queue name or ARN")

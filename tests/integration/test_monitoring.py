@@ -27,7 +27,7 @@ from maas_local.queues import QueuePoller
 from tests.conftest import create_registry_table
 from tests.lambda_events import FakeLambdaContext, assert_error, call, load_function
 from tests.model_bundles import publish
-from tests.tiny_model import LABELS, SPEC, WEIGHTS, onnx_bytes, publish_tiny_model
+from tests.tiny_model import LABELS, SPEC, WEIGHTS, onnx_bytes, publish_sensitive_tiny_model, publish_tiny_model
 from tests.unit.test_monitoring_formulas import (
     EXPECTED,
     EXPECTED_MATRIX,
@@ -168,25 +168,12 @@ def test_other_routes_emit_no_predict_metrics(world, capsys) -> None:
 # --- capture ----------------------------------------------------------------------------------------
 
 
-def publish_with_sensitive_colour(world: World) -> Manifest:
-    """The tiny model, its manifest marking `colour` sensitive (as a data team would for a personal field)."""
-    version = world.registry.next_version("tiny")
-    schema = [f.model_copy(update={"sensitive": f.name == "colour"}) for f in SPEC.input_schema()]
-    manifest = Manifest(name="tiny", version=version, task="binary", labels=LABELS, input_schema=schema,
-                        model_input=TensorInfo(name="features", dtype="float32", shape=[None, len(WEIGHTS)]),
-                        model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]))
-    published = world.store.publish(manifest, {"model.onnx": onnx_bytes(), "preprocess.json": SPEC.to_json().encode()})
-    world.registry.register(published)
-    world.registry.set_alias("tiny", "prod", version)
-    return published
-
-
 def test_captured_predictions_reach_the_captures_table(world) -> None:
     """Given capture on and `colour` marked sensitive,
     when a caller predicts and the capture function consumes the queue,
     then each prediction is stored under its id with model, version, time, latency, its output, its
     raw record (colour masked) and a 30-day TTL; nothing is dead-lettered."""
-    publish_with_sensitive_colour(world)
+    publish_sensitive_tiny_model(world.store, world.registry, {"colour"})
     status, body = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD, {"x1": -3, "colour": "red"}]})
     assert status == 200
     poller = world.drain()

@@ -10,7 +10,6 @@ import logging
 import boto3
 import pytest
 
-from maas_core.manifest import Manifest, TensorInfo
 from maas_core.monitoring.capture import MASK
 from maas_core.preprocess import SpecConfig
 from maas_core.preprocess.config import ColumnConfig
@@ -20,7 +19,7 @@ from maas_core.registration import ModelDeclaration, passthrough_spec
 from tests.integration.test_monitoring import CAPTURES, World
 from tests.integration.test_monitoring import world as monitoring_world  # noqa: F401 - a fixture
 from tests.lambda_events import assert_error, call
-from tests.tiny_model import LABELS, SPEC, WEIGHTS, onnx_bytes
+from tests.tiny_model import publish_sensitive_tiny_model
 
 SECRET_COLOUR = "colour-secret-7f3a91"  # an unseen category: predicted with (unseen: ignore), never stored
 SECRET_X1 = "x1-secret-52c0de"  # not a number: rejected, never echoed
@@ -29,19 +28,6 @@ SECRET_X1 = "x1-secret-52c0de"  # not a number: rejected, never echoed
 @pytest.fixture
 def world(request: pytest.FixtureRequest) -> World:
     return request.getfixturevalue("monitoring_world")
-
-
-def publish_with_sensitive_fields(world: World, sensitive: set[str]) -> None:
-    """The tiny model as prod, its manifest marking `sensitive` (the spec itself does not: the manifest
-    has the last word)."""
-    version = world.registry.next_version("tiny")
-    schema = [f.model_copy(update={"sensitive": f.name in sensitive}) for f in SPEC.input_schema()]
-    manifest = Manifest(name="tiny", version=version, task="binary", labels=LABELS, input_schema=schema,
-                        model_input=TensorInfo(name="features", dtype="float32", shape=[None, len(WEIGHTS)]),
-                        model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]))
-    published = world.store.publish(manifest, {"model.onnx": onnx_bytes(), "preprocess.json": SPEC.to_json().encode()})
-    world.registry.register(published)
-    world.registry.set_alias("tiny", "prod", version)
 
 
 @pytest.fixture
@@ -56,7 +42,7 @@ def test_a_sensitive_value_is_predicted_on_but_never_captured_or_logged(world, c
     when a caller predicts a record carrying a secret colour and the capture function stores it,
     then the captures table item holds the mask, not the value, and neither stdout/stderr (Powertools
     JSON logs, EMF) nor any log record mentions it."""
-    publish_with_sensitive_fields(world, {"colour", "x1"})
+    publish_sensitive_tiny_model(world.store, world.registry, {"colour", "x1"})
     status, body = call(world.predict, "POST", "/v1/models/tiny/predict",
                         body={"records": [{"x1": 4.25, "x2": 1, "colour": SECRET_COLOUR}]})
     assert status == 200, body
@@ -77,7 +63,7 @@ def test_a_bad_sensitive_value_is_named_by_field_but_not_quoted(world, capsys, d
     when a caller sends a string for it,
     then the 422 names record 0 and field x1 and says what was wrong, but neither the answer nor the logs
     quote the value; a field that is not sensitive is still quoted (the caller sees what was refused)."""
-    publish_with_sensitive_fields(world, {"x1"})
+    publish_sensitive_tiny_model(world.store, world.registry, {"x1"})
     status, body = call(world.predict, "POST", "/v1/models/tiny/predict",
                         body={"records": [{"x1": SECRET_X1, "x2": "two", "colour": "red"}]})
     assert status == 422
@@ -93,7 +79,7 @@ def test_preprocess_errors_do_not_quote_sensitive_values_either(world, aws_world
     """The preprocess function runs the same spec: its 422 withholds the value too."""
     from tests.lambda_events import load_function
 
-    publish_with_sensitive_fields(world, {"x1"})
+    publish_sensitive_tiny_model(world.store, world.registry, {"x1"})
     status, body = call(load_function("preprocess"), "POST", "/v1/models/tiny/preprocess",
                         body={"records": [{"x1": SECRET_X1, "colour": "red"}]})
     assert status == 422 and SECRET_X1 not in json.dumps(body)

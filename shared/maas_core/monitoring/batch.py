@@ -38,14 +38,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from maas_core.monitoring.capture import make_capture, sampled
-from maas_core.monitoring.emf import dimension_value, emit, model_dimension_sets
-from maas_core.monitoring.metrics import MAX_LABEL_BLOBS, PredictMonitor
+from maas_core.monitoring.emf import dimension_value, emit, model_dimension_sets, write
+from maas_core.monitoring.metrics import PredictMonitor, label_documents
 
 logger = Logger(child=True)
 
 SOURCE = "batch"
 BATCH_DIMENSIONS = {"source": SOURCE}
-LATENCY_VALUES_PER_BLOB = 90  # EMF takes at most 100 values per metric in one blob
 
 
 @dataclass
@@ -118,29 +117,16 @@ class BatchMonitor(PredictMonitor):
                 "RequestCount": ("Count", 1), "RecordCount": ("Count", o.records),
                 "RejectedRecords": ("Count", o.rejected), "FailedFiles": ("Count", 1 if failed else 0),
             }
-            if latencies:
-                metrics["Latency"] = ("Milliseconds", latencies[:LATENCY_VALUES_PER_BLOB])
+            if latencies:  # emf.document splits more than EMF's 100 values a metric over several documents
+                metrics["Latency"] = ("Milliseconds", latencies)
             emit(metrics, sets, metadata={"input": input_uri, "failed": failed,
                                           "file_ms": round((time.perf_counter() - o.started) * 1000, 3)})
-            for i in range(LATENCY_VALUES_PER_BLOB, len(latencies), LATENCY_VALUES_PER_BLOB):
-                emit({"Latency": ("Milliseconds", latencies[i:i + LATENCY_VALUES_PER_BLOB])}, sets)
             if resolved and (self.capturing or o.capture_failures):
                 emit({"Captured": ("Count", o.captured), "CaptureFailures": ("Count", o.capture_failures)},
                      model_dimension_sets(model, version), metadata={"source": SOURCE})
             if resolved and o.labels:
-                _emit_labels(model, version, o.labels)  # type: ignore[arg-type]
+                write(label_documents(model, version, o.labels))  # type: ignore[arg-type]
         except Exception:  # metrics never fail the file
             logger.warning("could not emit batch metrics", exc_info=True)
 
 
-def _emit_labels(model: str, version: str, labels: Counter[str]) -> None:
-    """PredictedLabel per [model, version, label], as predict counts it (the rarest beyond MAX_LABEL_BLOBS
-    labels as "(other)"; labels come from the manifest, so their number is bounded anyway)."""
-    ranked = labels.most_common()
-    kept = ranked[:MAX_LABEL_BLOBS]
-    other = sum(n for _, n in ranked[MAX_LABEL_BLOBS:])
-    if other:
-        kept.append(("(other)", other))
-    for label, n in kept:
-        emit({"PredictedLabel": ("Count", n)}, [{"model": dimension_value(model), "version": dimension_value(version),
-                                                 "label": dimension_value(label)}])
