@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from maas_core.admin import UnregisteredFilesError
+from maas_core.admin import check_leftover_files
 from maas_core.errors import MaasError, NotFoundError
 from maas_core.registration import register_onnx
 from maas_core.store import BundleStore, bundle_prefix
@@ -127,11 +127,8 @@ def delete(ctx: Context, args: argparse.Namespace) -> int:
     try:
         ctx.registry.get_version(model, version)  # also checks the names, before they make an S3 prefix
         in_registry = True
-    except NotFoundError:
-        if not store.bundle_objects(model, version):
-            raise
-        if not args.unregistered and not ctx.registry.was_deleted(model, version):
-            raise UnregisteredFilesError(model, version) from None
+    except NotFoundError as not_found:
+        check_leftover_files(ctx.registry, store, model, version, not_found, allow_unregistered=args.unregistered)
         in_registry = False
     if in_registry:
         ctx.registry.check_unaliased(model, version)  # refuse before asking; delete_version checks again

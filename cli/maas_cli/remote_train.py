@@ -31,7 +31,8 @@ from pydantic import ValidationError
 
 from maas_core import aws
 from maas_core.errors import MaasError
-from maas_core.training_jobs import DATASETS_PREFIX, find_job, follow_job, job_name, parse_dataset_key
+from maas_core.training_jobs import (DATASETS_PREFIX, find_job, follow_job, job_name, object_version,
+                                     parse_dataset_key)
 from maas_cli.context import Context, stack_outputs
 
 QUEUE_OUTPUT = "TrainingJobQueueArn"
@@ -94,8 +95,7 @@ def train_remote(ctx: Context, argv: list[str], stack: str | None = None,
         head = s3.head_object(Bucket=bucket, Key=dataset_key)
     except (ClientError, BotoCoreError) as exc:
         raise MaasError(f"uploading to s3://{bucket}/{folder} failed: {exc}") from exc
-    version = head.get("VersionId") if head.get("VersionId") not in (None, "null") else None
-    name = job_name(config.model_name, dataset_key, version or str(head.get("ETag", "")).strip('"'))
+    name = job_name(config.model_name, dataset_key, object_version(head))  # the name the trigger gives the job
     result: dict[str, Any] = {"model": config.model_name, "dataset": f"s3://{bucket}/{dataset_key}",
                               "config": f"s3://{bucket}/{folder}{CONFIG_NAME}", "job_name": name}
     _say(ctx, f"uploaded {result['config']} and {result['dataset']}")

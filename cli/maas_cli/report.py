@@ -23,20 +23,18 @@ import json
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maas_core.errors import MaasError, UnprocessableError
-from maas_core.monitoring.history import HistoryRow, metrics_history, parse_step, series
-from maas_core.monitoring.quality import MODERATE, SIGNIFICANT
-from maas_core.monitoring.report import MonitoringService
-from maas_core.monitoring.store import CaptureStore
-from maas_core.settings import Settings
 from maas_cli.context import Context, stack_outputs
 from maas_cli.output import emit_json
 
 DEFAULT_CAPTURES_TABLE = "maas-captures"
 CAPTURES_OUTPUT = "CapturesTableName"
 CHARTS = ("quality", "volume", "latency", "drift")
+
+if TYPE_CHECKING:
+    from maas_core.monitoring.history import HistoryRow
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -63,6 +61,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if not days > 0:
             raise UnprocessableError(f"--days must be positive, got {days:g}", [{"field": "days", "value": days}])
         start = end - timedelta(days=days)
+    # the monitoring code loads here, not with every `maas` command (~0.1 s)
+    from maas_core.monitoring.history import metrics_history, parse_step
+    from maas_core.monitoring.report import MonitoringService
+    from maas_core.monitoring.store import CaptureStore
+    from maas_core.settings import Settings
+
     step = parse_step(args.window)
     table = _captures_table(args)
     service = MonitoringService(Settings(captures_table=table), ctx.registry, ctx.store, CaptureStore(table))
@@ -124,6 +128,9 @@ def render_charts(rows: list[HistoryRow]) -> dict[str, bytes]:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise MaasError("maas report needs matplotlib: pip install 'maas[cli]'") from exc
+    from maas_core.monitoring.history import series
+    from maas_core.monitoring.quality import MODERATE, SIGNIFICANT
+
     data = series(rows)
     x = [r.window.start + (r.window.end - r.window.start) / 2 for r in rows]  # each window's middle
     span = (rows[0].window.start, rows[-1].window.end)
@@ -220,6 +227,8 @@ def table_rows(rows: list[HistoryRow]) -> list[dict[str, Any]]:
 
 
 def render_html(model: str, rows: list[HistoryRow], charts: dict[str, bytes], window: str) -> str:
+    from maas_core.monitoring.quality import MODERATE, SIGNIFICANT
+
     numbers = table_rows(rows)
     features = sorted({f for n in numbers for f, p in n["psi"].items() if p is not None})
     head = ["window start (UTC)", "version", "predictions", "feedback", "p50 ms", "p99 ms", "accuracy",

@@ -293,7 +293,7 @@ class Gateway:
         except ValueError as exc:
             req.close_connection = True
             return 400, json_ct, error_body("bad_request", f"could not read the request body: {exc}"), True
-        denied = self._denied(route.route.auth, method, req.headers)
+        denied = self._denied(route.route.auth, req.headers)
         if denied is not None:
             return *denied, True
         request_id = str(uuid.uuid4())
@@ -313,12 +313,11 @@ class Gateway:
                 "internal_error", f"Internal server error: the function {kind}; see the gateway log",
                 [{"request_id": request_id}]), True
 
-    def _denied(self, auth: RouteAuth, method: str,
+    def _denied(self, auth: RouteAuth,
                 headers: Mapping[str, str]) -> tuple[int, list[tuple[str, str]], bytes] | None:
         """API Gateway's own answer (status, code, message as the template's GatewayResponses shape them)
-        when the caller lacks what the route's Auth asks for; None to go on. Preflights are never checked
-        (the template sets AddApiKeyRequiredToCorsPreflight / AddDefaultAuthorizerToCorsPreflight false)."""
-        if self.api_keys is None or method == "OPTIONS" or auth.open:
+        when the caller lacks what the route's Auth asks for; None to go on."""
+        if self.api_keys is None or auth.open:
             return None
         json_ct = [("Content-Type", "application/json")]
         if auth.authorizer == "AWS_IAM":

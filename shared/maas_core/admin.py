@@ -77,15 +77,23 @@ def delete_version(registry: Registry, store: BundleStore, model: str, version: 
     try:
         registry.delete_version(model, version)
         unregistered = True
-    except NotFoundError:
-        if not store.bundle_objects(model, version):
-            raise
-        if not registry.was_deleted(model, version):
-            raise UnregisteredFilesError(model, version) from None
+    except NotFoundError as not_found:
+        check_leftover_files(registry, store, model, version, not_found)
         log.warning("version %s of model %s was unregistered by an earlier delete; deleting its leftover files",
                     version, model)
         unregistered = False
     return unregistered, store.delete_bundle(model, version)
+
+
+def check_leftover_files(registry: Registry, store: BundleStore, model: str, version: str,
+                         not_found: NotFoundError, allow_unregistered: bool = False) -> None:
+    """For a version the registry does not have (`not_found` says so): return if its files may be deleted
+    (an earlier delete was cut short, or `allow_unregistered`); raise `not_found` when it has no files, and
+    UnregisteredFilesError (409) when it was never registered: a training job uploads before it registers."""
+    if not store.bundle_objects(model, version):
+        raise not_found
+    if not allow_unregistered and not registry.was_deleted(model, version):
+        raise UnregisteredFilesError(model, version)
 
 
 class UnregisteredFilesError(ConflictError):

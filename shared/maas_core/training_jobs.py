@@ -186,6 +186,12 @@ def find_config(bucket: str, dataset_key: str, s3: Any = None) -> str | None:
     return None
 
 
+def object_version(head: dict[str, Any]) -> str:
+    """What names one upload of an object (in job names): its VersionId, or its ETag in an unversioned bucket."""
+    version = head.get("VersionId")
+    return version if version not in (None, "null") else str(head.get("ETag", "")).strip('"')
+
+
 def request_for_upload(bucket: str, key: str, s3: Any = None) -> TrainingRequest | None:
     """The training job an upload starts, None for an upload that starts none (a folder placeholder or
     a config file alone), or TrainingRequestError for a key that can never start one."""
@@ -211,10 +217,9 @@ def request_for_upload(bucket: str, key: str, s3: Any = None) -> TrainingRequest
             f"{key!r}: no training config beside it ({' / '.join(CONFIG_NAMES)} in {' or '.join(config_folders(key))}) "
             f"and no {TARGET_METADATA!r} metadata, so the job would not know which column to predict",
             [{"key": key, "reason": "no training config"}])
-    version = head.get("VersionId") if head.get("VersionId") not in (None, "null") else None
     try:
         return TrainingRequest(bucket=bucket, model=model, dataset_key=key, config_key=config_key,
-                               object_version=version or str(head.get("ETag", "")).strip('"'),
+                               object_version=object_version(head),
                                target=target, promote=metadata.get(PROMOTE_METADATA) or None)
     except ValidationError as exc:  # e.g. a bad maas-promote alias
         reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())

@@ -79,12 +79,6 @@ def test_admin_routes_take_a_sigv4_signature_not_an_api_key(http: Any, keyed: st
     assert r.status == 200, r.body
 
 
-def test_a_cors_preflight_needs_no_key(http: Any, keyed: str) -> None:
-    r = http("OPTIONS", keyed + PREDICT, headers={"Origin": "https://app.example.com",
-                                                  "Access-Control-Request-Method": "POST"})
-    assert r.status != 403
-
-
 def test_without_api_keys_every_route_is_open(http: Any, gateway: str) -> None:
     assert http("POST", gateway + PREDICT, RECORD).status == 200
     assert http("PUT", gateway + ALIAS, {"version": "1"}).status == 200
