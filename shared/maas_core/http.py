@@ -22,7 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from pydantic import BaseModel
 
 from maas_core import deadline
-from maas_core.errors import MaasError
+from maas_core.errors import BadRequestError, MaasError
 from maas_core.schemas import ErrorResponse
 
 logger = Logger(child=True)
@@ -127,10 +127,8 @@ def undecodable_body(event: dict[str, Any]) -> dict[str, Any] | None:
         base64.b64decode(str(event["body"]), validate=True).decode("utf-8")
         return None
     except (ValueError, UnicodeDecodeError):
-        body = {"error": {"code": "bad_request", "message": "request body is not UTF-8 text: send JSON",
-                          "details": [{"field": "body", "reason": "not UTF-8"}]}}
-        return {"statusCode": 400, "multiValueHeaders": {"Content-Type": ["application/json"]},
-                "body": json.dumps(body), "isBase64Encoded": False}
+        return _proxy_error(BadRequestError("request body is not UTF-8 text: send JSON",
+                                            [{"field": "body", "reason": "not UTF-8"}]))
 
 
 def with_cors(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:

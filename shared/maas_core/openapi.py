@@ -39,10 +39,10 @@ def stored_document() -> dict[str, Any]:
     return json.loads(DOCUMENT_FILE.read_text(encoding="utf-8"))
 
 
-def document(auth_mode: str | None = None, base: dict[str, Any] | None = None) -> dict[str, Any]:
+def document(auth_mode: str | None = None) -> dict[str, Any]:
     """The complete document with the security of `auth_mode` (default: MAAS_AUTH_MODE, else ApiKey)."""
     mode = auth_mode or os.environ.get("MAAS_AUTH_MODE") or "ApiKey"
-    doc = copy.deepcopy(base if base is not None else stored_document())
+    doc = copy.deepcopy(stored_document())  # the cached original stays untouched
     scheme = MODE_SCHEME.get(mode, "api_key")
     components = doc.setdefault("components", {})
     components["securitySchemes"] = {name: SECURITY_SCHEMES[name] for name in (scheme, "sigv4")}

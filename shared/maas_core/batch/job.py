@@ -70,6 +70,7 @@ from maas_core.batch.reader import (
 )
 from maas_core.batch.writer import DEFAULT_PART_SIZE, AtomicS3Writer
 from maas_core.errors import MaasError
+from maas_core.manifest import DEFAULT_VARIANT
 from maas_core.model_cache import LoadedModel
 from maas_core.predictor import Predictor, class_probabilities
 
@@ -170,8 +171,7 @@ class _Run:
         try:
             etag = str(obj.get("ETag", "")).strip('"')
             self.result.etag = etag
-            version, alias = requested_version(obj.get("Metadata") or {})
-            variant = {k.lower(): v.strip() for k, v in (obj.get("Metadata") or {}).items()}.get(META_VARIANT)
+            version, alias, variant = requested_model(obj.get("Metadata") or {})
             route = self.predictor.route(paths.model, version, alias, routing_key=self.result.input,  # once per file
                                          variant=variant)
             version = route.version
@@ -239,7 +239,7 @@ class _Run:
             raise
         meta = head.get("Metadata") or {}
         if (meta.get(OUT_INPUT_ETAG) == etag and meta.get(OUT_VERSION) == version
-                and meta.get(OUT_VARIANT, "float") == variant):
+                and meta.get(OUT_VARIANT, DEFAULT_VARIANT) == variant):
             self.result.predictions_key, self.result.errors_key = self.paths.predictions_key, self.paths.errors_key
             log.info("%s was already processed with version %s; skipping", self.result.input, version)
             return True
@@ -339,15 +339,16 @@ def _dumps(obj: dict[str, Any]) -> str:
     return _ENCODER.encode(obj) + "\n"
 
 
-def requested_version(metadata: dict[str, str]) -> tuple[str | None, str | None]:
-    """(version, alias) the uploader asked for in the object's metadata; (None, None) = the default alias."""
+def requested_model(metadata: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+    """(version, alias, variant) the uploader asked for in the object's metadata; None = the default
+    (the default alias; the float variant)."""
     meta = {k.lower(): v.strip() for k, v in metadata.items()}
     version, alias = meta.get(META_VERSION) or None, meta.get(META_ALIAS) or None
     if version and alias:
         raise BatchFileError("version_and_alias",
                              f"the object's metadata gives both {META_VERSION} and {META_ALIAS}; give one",
                              [{"field": META_VERSION, "value": version}, {"field": META_ALIAS, "value": alias}])
-    return version, alias
+    return version, alias, meta.get(META_VARIANT)
 
 
 def as_file_error(exc: BaseException, uri: str) -> BatchFileError:
