@@ -18,16 +18,15 @@ Dev-only code: never shipped to Lambda.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from maas_core import __version__
 from maas_core.openapi import DOCUMENT_FILE
-from maas_local.template import api_routes, default_template_path, load_template, local_resource_names
+from maas_local.lambda_runtime import load_handler
+from maas_local.template import RouteAuth, api_routes, default_template_path, load_template, local_resource_names
 
 TITLE = "maas"
 DESCRIPTION = ("Model-as-a-Service: predictions, preprocessing, feedback and metrics for versioned ONNX models. "
@@ -35,32 +34,12 @@ DESCRIPTION = ("Model-as-a-Service: predictions, preprocessing, feedback and met
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
-def _import_app(code_uri: Path, function: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"maas_openapi_{function}", code_uri / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.app
-
-
-def _event_security(template: Mapping[str, Any]) -> dict[tuple[str, str], list[dict[str, list[str]]] | None]:
-    """(method, path) -> the operation's own security, or None for the AuthMode default."""
-    out: dict[tuple[str, str], list[dict[str, list[str]]] | None] = {}
-    for res in (template.get("Resources") or {}).values():
-        for event in ((res.get("Properties") or {}).get("Events") or {}).values():
-            if not isinstance(event, dict) or event.get("Type") != "Api":
-                continue
-            props = event.get("Properties") or {}
-            auth = props.get("Auth") or {}
-            key = (str(props["Method"]).lower(), str(props["Path"]))
-            if auth.get("Authorizer") == "AWS_IAM":
-                out[key] = [{"sigv4": []}]
-            elif auth:  # ApiKeyRequired false / Authorizer NONE (in their AuthMode !If): open
-                out[key] = []
-            else:
-                out[key] = None
-    return out
+def _route_security(auth: RouteAuth) -> list[dict[str, list[str]]] | None:
+    """The operation's own security from the template's Auth: SigV4 for IAM routes, none for open ones,
+    None for the AuthMode default (API key or JWT, set document-wide by maas_core.openapi)."""
+    if auth.authorizer == "AWS_IAM":
+        return [{"sigv4": []}]
+    return [] if auth.open else None
 
 
 def _use_error_body(op: dict[str, Any]) -> None:
@@ -85,16 +64,16 @@ def build_document(template_path: str | Path | None = None) -> dict[str, Any]:
     path = Path(template_path) if template_path else default_template_path()
     template = load_template(path)
     routes = api_routes(template, local_resource_names(template), base_dir=path.parent)
-    security = _event_security(template)
     doc: dict[str, Any] = {"openapi": "", "info": {"title": TITLE, "version": __version__, "description": DESCRIPTION},
                            "paths": {}, "components": {"schemas": {}}}
+    security = {(r.method.lower(), r.path): _route_security(r.auth) for r in routes}
     seen: set[str] = set()
     for route in routes:
         if route.function in seen:
             continue
         seen.add(route.function)
-        part = json.loads(_import_app(route.code_uri, route.function).get_openapi_json_schema(title=TITLE,
-                                                                                             version=__version__))
+        app = load_handler(route).module.app  # the function's Powertools resolver
+        part = json.loads(app.get_openapi_json_schema(title=TITLE, version=__version__))
         doc["openapi"] = part["openapi"]
         for p, methods in part.get("paths", {}).items():
             target = doc["paths"].setdefault(p, {})
