@@ -45,6 +45,7 @@ from typing import Any
 import boto3
 
 from maas_local.queues import PollingThread
+from maas_local.template import LOCAL_ACCOUNT_ID, LOCAL_REGION
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class BatchTrigger(PollingThread):
     thread_name = "maas-batch-trigger"
     notification_id = "maas-local-batch"  # the bucket notification's Id (one per trigger kind)
     function_name = "maas-local-BatchFunction"  # what the fake Lambda context reports
+    queue_attributes: dict[str, str] = {}  # of the event queue
 
     def __init__(self, bucket: str, *, handler: Handler | None = None, queue_name: str = "maas-local-batch-events",
                  dead_letter_queue_name: str = "maas-local-batch-dlq", prefix: str = INPUT_PREFIX,
@@ -134,7 +136,7 @@ class BatchTrigger(PollingThread):
     def configure(self) -> BatchTrigger:
         """Create the queues and point the bucket's ObjectCreated notifications under `prefix` at the first."""
         sqs = self.client("sqs")
-        self.queue_url = sqs.create_queue(QueueName=self.queue_name)["QueueUrl"]
+        self.queue_url = sqs.create_queue(QueueName=self.queue_name, Attributes=self.queue_attributes)["QueueUrl"]
         self.dead_letter_queue_url = sqs.create_queue(QueueName=self.dead_letter_queue_name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         s3 = self.client("s3")
@@ -180,7 +182,8 @@ class BatchTrigger(PollingThread):
                   "eventSourceARN": f"arn:aws:sqs:local:{self.queue_name}"}
         event = {"Records": [record]}
         context = _FakeContext(function_name=self.function_name, aws_request_id=str(uuid.uuid4()),
-                               invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}",
+                               invoked_function_arn=f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:"
+                                                    f"{self.function_name}",
                                started=time.monotonic())
         try:
             self.processed.append(self.handler(event, context))

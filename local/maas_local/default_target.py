@@ -40,13 +40,20 @@ def is_listening(endpoint: str, timeout: float = 0.5) -> bool:
         return False
 
 
+def local_stack_env(endpoint: str) -> dict[str, str | None]:
+    """The environment that sends every boto3 call to the moto server at `endpoint` (None: unset): a fixed
+    region, moto's dummy credentials always (never real AWS), no profile to override them."""
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": LOCAL_REGION, "AWS_REGION": LOCAL_REGION,
+            **FAKE_CREDENTIALS, "AWS_PROFILE": None, "AWS_DEFAULT_PROFILE": None}
+
+
 def point_at_local_stack(endpoint: str) -> None:
-    """Send every boto3 call of this process to the local stack (credentials are moto's dummies)."""
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
-    os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = LOCAL_REGION
-    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        os.environ.pop(key, None)
-    os.environ.update(FAKE_CREDENTIALS)
+    """Send every boto3 call of this process, for the rest of it, to the local stack."""
+    for key, value in local_stack_env(endpoint).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     reset_maas_caches()
 
 

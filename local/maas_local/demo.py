@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from maas_local.batch_trigger import BatchTrigger
-from maas_local.default_target import LOCAL_ENDPOINT
+from maas_local.default_target import FAKE_CREDENTIALS, LOCAL_ENDPOINT
 from maas_local.gateway import LOCAL_API_KEY
 from maas_local.train_trigger import TrainTrigger, penguins_training_config
-from maas_local.stack import FAKE_CREDENTIALS, LocalStack, PortInUseError, check_port_free
+from maas_local.stack import LocalStack, PortInUseError, check_port_free
 from maas_local.template import LOCAL_REGION
 
 MODEL = "penguins"

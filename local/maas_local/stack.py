@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from maas_local.default_target import FAKE_CREDENTIALS
+from maas_local.default_target import local_stack_env
 from maas_local.env import EnvPatch
 from maas_local.template import (
     LOCAL_REGION,
@@ -37,9 +37,6 @@ from maas_local.template import (
 )
 
 log = logging.getLogger(__name__)
-
-# variables that would send boto3 somewhere other than the moto server
-_CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 
 class PortInUseError(OSError):
@@ -146,16 +143,11 @@ class LocalStack:
         self._restore_env()
 
     def _apply_env(self) -> None:
-        wanted: dict[str, str | None] = {
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_DEFAULT_REGION": LOCAL_REGION,
-            "AWS_REGION": LOCAL_REGION,
-            **FAKE_CREDENTIALS,  # always: this is moto, never real AWS
+        self._env.apply({
+            **local_stack_env(self.endpoint_url),
             # no AWS Batch here: the datasets/ trigger trains in-process (maas_core.training_jobs)
             "MAAS_TRAINING_RUNNER": "inprocess",
-            **{k: None for k in _CLEARED},
-        }
-        self._env.apply(wanted)
+        })
 
     def _restore_env(self) -> None:
         self._env.restore()

@@ -41,19 +41,15 @@ class TrainTrigger(BatchTrigger):
     thread_name = "maas-train-trigger"
     notification_id = "maas-local-train"
     function_name = "maas-local-TrainTriggerFunction"
+    # a training run holds its message for minutes: keep it invisible meanwhile, as Lambda's async queue
+    # does for the deployed trigger, so it is never handed out twice
+    queue_attributes = {"VisibilityTimeout": "3600"}
 
     def __init__(self, bucket: str, *, handler: Handler | None = None, queue_name: str = "maas-local-train-events",
                  dead_letter_queue_name: str = "maas-local-train-dlq", wait_seconds: int = 1,
                  endpoint_url: str | None = None) -> None:
         super().__init__(bucket, handler=handler, queue_name=queue_name, dead_letter_queue_name=dead_letter_queue_name,
                          prefix=DATASETS_PREFIX, max_attempts=1, wait_seconds=wait_seconds, endpoint_url=endpoint_url)
-
-    def configure(self) -> TrainTrigger:
-        # a training run holds its message for minutes: keep it invisible meanwhile, as Lambda's async
-        # queue does for the deployed trigger, so it is never handed out twice
-        self.client("sqs").create_queue(QueueName=self.queue_name, Attributes={"VisibilityTimeout": "3600"})
-        super().configure()
-        return self
 
     @property
     def handler(self) -> Handler:
