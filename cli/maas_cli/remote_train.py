@@ -27,7 +27,6 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
 
 from maas_core import aws
 from maas_core.errors import MaasError
@@ -56,7 +55,7 @@ def _remote_parser() -> argparse.ArgumentParser:
 
 def train_remote(ctx: Context, argv: list[str], stack: str | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> int:
-    from maas_training.cli import _validation_message, build_parser, config_from_args, flag_settings
+    from maas_training.cli import ConfigError, build_parser, checked_config
 
     opts, rest = _remote_parser().parse_known_args(argv)
     stack = opts.stack or stack
@@ -67,13 +66,9 @@ def train_remote(ctx: Context, argv: list[str], stack: str | None = None,
     if isinstance(args.data, str) or isinstance(args.config, str):
         raise RemoteUsageError("--remote uploads local files: give a local --data (and --config), not an s3:// URI")
     try:
-        config = config_from_args(args)
-    except ValidationError as exc:
-        raise RemoteUsageError(_validation_message(exc, set(flag_settings(args)), args.config)) from None
-    except ValueError as exc:
-        raise RemoteUsageError(f"--config: {exc}") from None
-    if not config.data.is_file():
-        raise RemoteUsageError(f"--data: {str(config.data)!r} does not exist or is not a file")
+        config = checked_config(args)
+    except ConfigError as exc:
+        raise RemoteUsageError(str(exc)) from None
 
     bucket = args.bucket or outputs.get("ModelBucketName") or ctx.bucket
     queue = opts.job_queue or os.environ.get("MAAS_TRAINING_JOB_QUEUE") or outputs.get(QUEUE_OUTPUT)

@@ -29,7 +29,6 @@ from maas_core.errors import MaasError, UnprocessableError
 from maas_cli.context import Context, stack_outputs
 from maas_cli.output import emit_json
 
-DEFAULT_CAPTURES_TABLE = "maas-captures"
 CAPTURES_OUTPUT = "CapturesTableName"
 CHARTS = ("quality", "volume", "latency", "drift")
 
@@ -105,6 +104,9 @@ def _instant(name: str, text: str) -> datetime:
 
 
 def _captures_table(args: argparse.Namespace) -> str:
+    """--captures-table, else $MAAS_CAPTURES_TABLE, else the stack's output, else the serving default."""
+    from maas_core.settings import Settings
+
     if args.captures_table:
         return args.captures_table
     if os.environ.get("MAAS_CAPTURES_TABLE"):
@@ -113,7 +115,7 @@ def _captures_table(args: argparse.Namespace) -> str:
         found = stack_outputs(args.stack).get(CAPTURES_OUTPUT)
         if found:
             return found
-    return DEFAULT_CAPTURES_TABLE
+    return Settings.model_fields["captures_table"].default
 
 
 # --- charts ------------------------------------------------------------------------------------------

@@ -197,15 +197,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+class ConfigError(ValueError):
+    """A bad command line or --config file; the message names the flag or the file's key."""
+
+
+def checked_config(args: argparse.Namespace) -> TrainingConfig:
+    """The run's TrainingConfig, with a local --data file that exists; ConfigError otherwise."""
     try:
         config = config_from_args(args)
     except ValidationError as exc:
-        parser.error(_validation_message(exc, set(flag_settings(args)), args.config))
+        raise ConfigError(_validation_message(exc, set(flag_settings(args)), args.config)) from None
     except ValueError as exc:  # an unreadable or malformed --config file
-        parser.error(f"--config: {exc}")
+        raise ConfigError(f"--config: {exc}") from None
     if not config.data.is_file():
-        parser.error(f"--data: {str(config.data)!r} does not exist or is not a file")
+        raise ConfigError(f"--data: {str(config.data)!r} does not exist or is not a file")
+    return config
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        config = checked_config(args)
+    except ConfigError as exc:
+        parser.error(str(exc))
 
     from maas_training.job import run  # TensorFlow and boto3 load only for a real run
 
