@@ -43,8 +43,7 @@ def _child(mode: str, out: Path, *args: str) -> dict[str, Any]:
 def run(world: PenguinsWorld, rows: int = 1_000_000, verbose: bool = True) -> list[Row]:
     import boto3
 
-    sys.path.insert(0, str(CHILD.parent))
-    from _batch_child import csv_bytes, make_columns  # type: ignore[import-not-found]
+    from benchmarks._batch_child import csv_bytes, make_columns  # stdlib only at module level
 
     t = time.perf_counter()
     data = csv_bytes(make_columns(rows))
@@ -65,8 +64,7 @@ def run(world: PenguinsWorld, rows: int = 1_000_000, verbose: bool = True) -> li
     done = h["result"]["processed"][0]
     if (done.get("rows"), done.get("predicted")) != (rows, rows):
         raise RuntimeError(f"the batch run did not predict every row: {done}")
-    out_key = "batch/output/penguins/bench.csv.predictions.jsonl"
-    out_mb = s3.head_object(Bucket=bucket, Key=out_key)["ContentLength"] / 1e6
+    out_mb = s3.head_object(Bucket=bucket, Key=done["predictions_key"])["ContentLength"] / 1e6
     h_rate, f_rate, run_rate = rows / h["seconds"], rows / f["seconds"], rows / f["seconds_session_run"]
     if verbose:
         print(f"  handler  {h['seconds']:7.1f} s  {h_rate:10,.0f} rows/s  peak RSS {h['peak_rss_mb']:6.0f} MB "
