@@ -27,9 +27,11 @@ def load_train_trigger_handler(repo_root: str | Path | None = None) -> Handler:
 
 
 def penguins_training_config() -> dict[str, object]:
-    """The demo's training.json for datasets/penguins/ (maas_training.datasets.penguins_config's settings)."""
-    return {"target": "species", "exclude": ["year"], "optional": ["sex"], "hidden_units": [16, 8], "epochs": 40,
-            "batch_size": 16, "learning_rate": 0.01, "promote": "prod"}
+    """The demo's training.json for datasets/penguins/: maas_training.datasets.penguins_config's settings
+    (the trigger supplies the data and the model name), promoting to prod."""
+    from maas_training.datasets import penguins_config  # the training package, only when asked
+
+    return penguins_config(promote="prod").model_dump(mode="json", exclude_unset=True, exclude={"data", "model_name"})
 
 
 class TrainTrigger(BatchTrigger):
