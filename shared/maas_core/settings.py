@@ -27,6 +27,15 @@ class Settings(BaseModel):
     registry_table: str = Field(default="maas-registry", description="DynamoDB table of versions and aliases")
     default_alias: str = "prod"
     max_records: int = Field(default=1000, ge=1, description="records accepted in one predict or preprocess request")
+    # hostile-input limits (README, Security): each is checked before the work it bounds
+    max_field_chars: int = Field(default=20_000, ge=1,
+                                 description="characters in one string value of a record, before and after "
+                                             "Unicode normalisation (a 422 naming record and field; in batch a row error)")
+    max_explain_cells: int = Field(default=20_000, ge=1,
+                                   description="records x input fields one ?explain=true request may occlude (413 above)")
+    batch_max_decompressed_bytes: int = Field(default=2 * 1024**3, ge=1,
+                                              description="bytes of text one batch file may inflate to (gzip)")
+    batch_max_rows: int = Field(default=10_000_000, ge=1, description="data rows one batch file may hold")
     alias_ttl_seconds: float = Field(default=5.0, ge=0, description="how long a warm function trusts a resolved alias")
     model_cache_size: int = Field(default=8, ge=1, description="model versions kept loaded per process")
     # monitoring (maas_core.monitoring): prediction capture, feedback, quality and drift metrics
