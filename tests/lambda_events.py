@@ -70,8 +70,10 @@ def call(app: ModuleType, method: str, path: str, **kwargs: Any) -> tuple[int, d
 
 
 def assert_error(body: dict[str, Any], code: str, *words: str) -> None:
-    """Every error has the documented shape and says what is wrong."""
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    """Every error has the documented shape, says what is wrong and carries the request id."""
+    assert set(body) == {"error"} and set(body["error"]) - {"details_total"} == {"code", "message", "details",
+                                                                                "request_id"}
+    assert body["error"]["request_id"]
     assert body["error"]["code"] == code, body
     for word in words:
         assert word in body["error"]["message"] + json.dumps(body["error"]["details"]), (word, body)

@@ -1,7 +1,11 @@
 """Powertools REST resolver wiring shared by every HTTP function: every failure becomes the
 documented error body, never a stack trace.
 
-    {"error": {"code": "...", "message": "...", "details": [...]}}
+    {"error": {"code": "...", "message": "...", "details": [...], "request_id": "..."}}
+
+Every answer carries the request id (API Gateway's, as its access log has it) in the X-Request-Id header and
+in every error body, and the logs carry it as the correlation id: a web app that reports an error can be
+found in the logs.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from contextvars import ContextVar
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -22,10 +27,17 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from pydantic import BaseModel
 
 from maas_core import deadline
-from maas_core.errors import BadRequestError, MaasError
-from maas_core.schemas import ErrorResponse
+from maas_core.errors import BadRequestError, MaasError, PayloadTooLargeError
+from maas_core.schemas import TOO_MANY_RECORDS, ErrorResponse
 
 logger = Logger(child=True)
+
+REQUEST_ID_HEADER = "X-Request-Id"
+MAX_ERROR_DETAILS = 50  # details listed in one error body; the rest are counted (details_total)
+# Lambda answers at most 6 MB synchronously (API Gateway turns a bigger answer into a bare 502): a bigger
+# body is refused here with a 413 that says what to do. Headers and the proxy envelope take part of it.
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024 - 64 * 1024
+_request_id: ContextVar[str | None] = ContextVar("maas_request_id", default=None)
 
 
 def error_responses(*statuses: int) -> dict[int, dict[str, Any]]:
@@ -55,19 +67,52 @@ def ok_response(model: type[BaseModel], description: str) -> dict[int, dict[str,
     return {200: {"description": description, "content": {"application/json": {"model": model}}}}
 
 
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The documented error body: at most MAX_ERROR_DETAILS details (the count of all of them when there were
+    more), and the request id."""
+    details = details or []
+    error: dict[str, Any] = {"code": code, "message": message, "details": details[:MAX_ERROR_DETAILS]}
+    if len(details) > MAX_ERROR_DETAILS:
+        error["details_total"] = len(details)
+    if _request_id.get():
+        error["request_id"] = _request_id.get()
+    return {"error": error}
+
+
 def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
                    retry_after: int | None = None) -> Response:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body={"error": {"code": code, "message": message, "details": details or []}},
+        body=error_body(code, message, details),
         headers={"Retry-After": str(retry_after)} if retry_after else None,
     )
+
+
+def parse_json_body(text: str) -> Any:
+    """The request body's JSON (the resolver's deserializer). What json.loads cannot take for reasons other
+    than syntax is the caller's mistake too: a 400 naming it, not a 500. Syntax errors stay JSONDecodeErrors,
+    which the validation turns into the documented malformed-JSON 400."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise BadRequestError("request body is nested too deeply to read: keep JSON nesting under 500 levels",
+                              [{"field": "body", "reason": "nested too deeply"}]) from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts (sys.int_info)
+        raise BadRequestError(f"request body holds a value that cannot be read: {exc}",
+                              [{"field": "body", "reason": "number too long"}]) from None
 
 
 def validation_details(exc: RequestValidationError) -> tuple[int, str, list[dict[str, Any]]]:
     """Pydantic's errors -> (status, message, details naming each field). Malformed JSON is a 400."""
     errors = exc.errors()
+    too_many = next((e for e in errors if e.get("type") == TOO_MANY_RECORDS), None)
+    if too_many is not None:  # counted before any record was validated (maas_core.schemas)
+        ctx = too_many.get("ctx") or {}
+        return 413, str(too_many.get("msg")), [{"field": "records", "limit": ctx.get("limit"),
+                                                "received": ctx.get("received")}]
     if any(e.get("type") == "json_invalid" for e in errors):
         ctx = errors[0].get("ctx") or {}
         return 400, f"request body is not valid JSON: {ctx.get('error', 'decode error')}", [
@@ -94,9 +139,9 @@ def non_json_body(event: dict[str, Any]) -> dict[str, Any] | None:
     content_type = str(headers.get("content-type", "")).split(";")[0].strip().lower()
     if not event.get("body") or not content_type or content_type == "application/json" or content_type.endswith("+json"):
         return None
-    body = {"error": {"code": "unsupported_media_type",
-                      "message": f"Content-Type {content_type!r} is not supported: send JSON with Content-Type: application/json",
-                      "details": [{"field": "Content-Type", "value": content_type}]}}
+    body = error_body("unsupported_media_type",
+                      f"Content-Type {content_type!r} is not supported: send JSON with Content-Type: application/json",
+                      [{"field": "Content-Type", "value": content_type}])
     return {"statusCode": 415, "multiValueHeaders": {"Content-Type": ["application/json"]},
             "body": json.dumps(body), "isBase64Encoded": False}
 
@@ -105,6 +150,21 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
     """What every HTTP function's lambda_handler calls. Records the invocation's deadline first, so
     model loads and inference refuse to start when they could not finish (maas_core.deadline)."""
     deadline.start(context, event)
+    request_id = request_id_of(event, context)
+    scope = _request_id.set(request_id)
+    logger.set_correlation_id(request_id)
+    try:
+        response = within_response_limit(event, _answer(app, event, context))
+        response.setdefault("multiValueHeaders", {})[REQUEST_ID_HEADER] = [request_id]
+        return response
+    finally:
+        _request_id.reset(scope)
+        # a warm process serves the next invocation (or, in tests and the local gateway, other work
+        # such as a batch file) on the same context: this request's deadline must not outlive it
+        deadline.clear()
+
+
+def _answer(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         deadline.check("starting the request")
         early = non_json_body(event) or undecodable_body(event)
@@ -112,10 +172,25 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
     except deadline.DeadlineExceededError as exc:
         logger.warning("request refused: too little time left", extra={"details": exc.details})
         return with_cors(event, _proxy_error(exc))
-    finally:
-        # a warm process serves the next invocation (or, in tests and the local gateway, other work
-        # such as a batch file) on the same context: this request's deadline must not outlive it
-        deadline.clear()
+
+
+def request_id_of(event: dict[str, Any], context: Any) -> str:
+    """API Gateway's request id (what its access log records), else the Lambda invocation's."""
+    rid = (event.get("requestContext") or {}).get("requestId")
+    return str(rid or getattr(context, "aws_request_id", "") or "unknown")
+
+
+def within_response_limit(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """The response, or a 413 saying so when its body is over what Lambda may return (a 502 once deployed)."""
+    size = len(response.get("body") or "")
+    if size <= MAX_RESPONSE_BYTES:
+        return response
+    logger.warning("answer too large for Lambda", extra={"bytes": size, "limit": MAX_RESPONSE_BYTES})
+    too_large = PayloadTooLargeError(
+        f"the answer would be {size} bytes, over the {MAX_RESPONSE_BYTES} bytes Lambda can return: "
+        "send fewer records in one request", [{"field": "records", "reason": "answer too large", "bytes": size,
+                                               "limit": MAX_RESPONSE_BYTES}])
+    return with_cors(event, _proxy_error(too_large))
 
 
 def undecodable_body(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -149,8 +224,8 @@ def _proxy_error(exc: MaasError) -> dict[str, Any]:
     headers: dict[str, list[str]] = {"Content-Type": ["application/json"]}
     if exc.retry_after:
         headers["Retry-After"] = [str(exc.retry_after)]
-    return {"statusCode": exc.status, "multiValueHeaders": headers, "body": json.dumps(exc.to_body()),
-            "isBase64Encoded": False}
+    return {"statusCode": exc.status, "multiValueHeaders": headers,
+            "body": json.dumps(error_body(exc.code, exc.message, exc.details)), "isBase64Encoded": False}
 
 
 CORS_ALLOW_HEADERS = ["Content-Type", "Authorization", "X-Api-Key", "X-Amz-Date", "X-Amz-Security-Token",
@@ -164,11 +239,11 @@ def cors_config() -> CORSConfig | None:
     if not origins:
         return None
     return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], allow_headers=CORS_ALLOW_HEADERS,
-                      expose_headers=["Retry-After"], max_age=600)
+                      expose_headers=["Retry-After", REQUEST_ID_HEADER], max_age=600)
 
 
 def build_resolver() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True, cors=cors_config())
+    app = APIGatewayRestResolver(enable_validation=True, cors=cors_config(), json_body_deserializer=parse_json_body)
 
     @app.exception_handler(MaasError)
     def _maas_error(exc: MaasError) -> Response:
@@ -183,7 +258,8 @@ def build_resolver() -> APIGatewayRestResolver:
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:
         status, message, details = validation_details(exc)
-        return error_response(status, "bad_request" if status == 400 else "invalid_request", message, details)
+        code = {400: "bad_request", 413: "payload_too_large"}.get(status, "invalid_request")
+        return error_response(status, code, message, details)
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _unsupported(exc: RequestUnsupportedContentType) -> Response:

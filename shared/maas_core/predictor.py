@@ -145,8 +145,10 @@ class Predictor:
         model, route = self.load_route(name, self.route(name, version, alias, routing_key, variant))
         if on_route is not None:
             on_route(name, route)
+        if explain:
+            self.check_explain_work(model, len(records))
         deadline.check("running the model")
-        features = model.spec.transform(records)
+        features = model.spec.transform(records, max_chars=self.settings.max_field_chars)
         if explain:  # the records and all their occlusions in one onnxruntime call (maas_core.explain)
             from maas_core.explain import explain_predictions  # on first use: not part of a cold start
 
@@ -168,7 +170,7 @@ class Predictor:
         self.check_size(records)
         model, route = self.load_route(name, self.route(name, version, alias))
         deadline.check("preprocessing the records")
-        features = model.spec.transform(records)
+        features = model.spec.transform(records, max_chars=self.settings.max_field_chars)
         return PreprocessResponse(model=name, version=route.version, alias=route.alias,
                                   feature_names=model.spec.feature_names(), dtype=model.spec.output_dtype(),
                                   features=matrix_to_json(features))
@@ -179,6 +181,19 @@ class Predictor:
                 f"{len(records)} records in one request; the limit is {self.settings.max_records}",
                 [{"field": "records", "limit": self.settings.max_records, "received": len(records)}],
             )
+
+
+    def check_explain_work(self, model: LoadedModel, n_records: int) -> None:
+        """An explanation occludes every field of every record: records x fields predictions, bounded
+        (MAAS_MAX_EXPLAIN_CELLS) before any of them is made."""
+        fields = len(model.spec.features)
+        limit = self.settings.max_explain_cells
+        if n_records * fields > limit:
+            most = max(limit // max(fields, 1), 1)
+            raise PayloadTooLargeError(
+                f"explaining {n_records} records of {fields} fields is {n_records * fields} occlusions; the limit is "
+                f"{limit} (MAAS_MAX_EXPLAIN_CELLS): send at most {most} records with ?explain=true",
+                [{"field": "explain", "limit": limit, "received": n_records * fields, "max_records": most}])
 
 
 def check_variant(variant: str | None) -> str:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
 from pydantic_core import PydanticCustomError
 
 from maas_core.preprocess.values import kind_of
+from maas_core.settings import get_settings
+
+TOO_MANY_RECORDS = "too_many_records"  # the error type maas_core.http answers 413 for
 
 
 def _object_or_string(value: Any) -> Any:
@@ -39,6 +42,17 @@ class RecordsRequest(BaseModel):
             ["The parcel arrived broken and nobody answers my emails", {"text": "Thanks, all sorted!"}],
         ],
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _count_first(cls, data: Any) -> Any:
+        # before any record is validated: 1,000,000 bad records must cost a count, not a million errors
+        records = data.get("records") if isinstance(data, dict) else None
+        limit = get_settings().max_records
+        if isinstance(records, list) and len(records) > limit:
+            raise PydanticCustomError(TOO_MANY_RECORDS, "{received} records in one request; the limit is {limit}",
+                                      {"received": len(records), "limit": limit})
+        return data
 
     def __repr__(self) -> str:
         # short: Powertools logs route arguments in a debug f-string on every call, and the default repr of
@@ -103,9 +117,14 @@ class PreprocessResponse(BaseModel):
 
 
 class ErrorInfo(BaseModel):
-    code: str
-    message: str
-    details: list[dict[str, Any]] = Field(default_factory=list)
+    code: str = Field(description="what went wrong, for programs: e.g. invalid_request, payload_too_large")
+    message: str = Field(description="what went wrong and what to do, for people")
+    details: list[dict[str, Any]] = Field(default_factory=list,
+                                          description="one entry per problem (at most 50), e.g. record index and field")
+    details_total: int | None = Field(default=None, description="how many problems there were, when more than "
+                                                                "`details` lists")
+    request_id: str | None = Field(default=None, description="the request's id (also the X-Request-Id header): "
+                                                             "quote it when reporting a problem")
 
 
 class ErrorResponse(BaseModel):

@@ -107,7 +107,7 @@ def send(group: str, fn: ModuleType, method: str, path: str, *, resource: str, p
     if not 200 <= status < 300:
         assert isinstance(payload, dict) and set(payload) == {"error"}, f"{status}: {payload!r}\nrequest: {request}"
         err = payload["error"]
-        assert isinstance(err, dict) and set(err) == {"code", "message", "details"}, f"{payload!r}\nrequest: {request}"
+        assert isinstance(err, dict) and set(err) - {"details_total"} == {"code", "message", "details", "request_id"}, f"{payload!r}\nrequest: {request}"
         assert isinstance(err["code"], str) and err["code"], f"{payload!r}\nrequest: {request}"
         assert isinstance(err["message"], str) and err["message"].strip(), f"{payload!r}\nrequest: {request}"
         assert isinstance(err["details"], list), f"{payload!r}\nrequest: {request}"

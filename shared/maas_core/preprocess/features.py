@@ -19,6 +19,7 @@ from maas_core.preprocess.config import ColumnConfig
 from maas_core.preprocess.values import (
     FALSE_STRINGS,
     MISSING_STRINGS,
+    STRING,
     TRUE_STRINGS,
     Errors,
     kind_of,
@@ -26,6 +27,7 @@ from maas_core.preprocess.values import (
     to_bool,
     to_float,
     to_str,
+    too_long_reason,
 )
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -194,7 +196,7 @@ class CategoricalFeature(_Feature):
             errors.add(int(i), self.name, f"expected a string, got {kind_of(raw[i])}")
         self._missing_errors(missing, errors, fill_required)
         values = np.where(missing, self.fill or "", values)
-        cats = np.asarray(self.categories)
+        cats = np.asarray(self.categories, dtype=STRING)
         pos = np.searchsorted(cats, values).clip(0, len(cats) - 1)  # categories are sorted
         known = (cats[pos] == values) | missing | wrong
         unseen = np.flatnonzero(~known)
@@ -328,14 +330,23 @@ class TextFeature(_Feature):
         """Embedding input size: padding, OOV and every word."""
         return len(self.vocabulary) + txt.FIRST_WORD_ID
 
-    def transform(self, raw: Sequence[Any], errors: Errors, fill_required: bool = False) -> np.ndarray:
+    def transform(self, raw: Sequence[Any], errors: Errors, fill_required: bool = False,
+                  max_chars: int | None = None) -> np.ndarray:
+        """`max_chars` bounds the text after Unicode normalisation too: NFKC turns one character into up to
+        18 (the spec has already refused a value that long before it)."""
         token_lists: list[list[str]] = []
         for i, v in enumerate(raw):
+            tokens: list[str] = []
             if v is None:
                 errors.add(i, self.name, "required field is missing")
             elif not isinstance(v, str):
                 errors.add(i, self.name, f"expected a string, got {kind_of(v)}")
-            token_lists.append(txt.tokenize(v, self.lowercase, self.strip_punctuation) if isinstance(v, str) else [])
+            else:
+                tokens, length = txt.tokenize_bounded(v, self.lowercase, self.strip_punctuation, max_chars)
+                if length is not None:  # max_chars is set: only then is a length returned
+                    errors.add(i, self.name, too_long_reason(length, max_chars or 0,
+                                                             "the text after Unicode normalisation (NFKC)"))
+            token_lists.append(tokens)
         return txt.encode(token_lists, self._ids, self.max_length, self.dtype, self.truncate)
 
     def model_post_init(self, _context: Any) -> None:

@@ -20,7 +20,7 @@ from maas_core.errors import UnprocessableError
 from maas_core.manifest import InputField
 from maas_core.preprocess.config import SpecConfig
 from maas_core.preprocess.features import BooleanFeature, CategoricalFeature, NumericFeature, TextFeature
-from maas_core.preprocess.values import Errors, kind_of
+from maas_core.preprocess.values import Errors, kind_of, long_strings, too_long_reason
 
 SPEC_FORMAT_VERSION = 1
 MAX_REPORTED_ERRORS = 50
@@ -98,13 +98,15 @@ class PreprocessSpec(BaseModel):
 
     # --- transforming (training and serving) ----------------------------------------------------
 
-    def transform(self, records: Sequence[Any], max_errors: int | None = MAX_REPORTED_ERRORS) -> np.ndarray:
+    def transform(self, records: Sequence[Any], max_errors: int | None = MAX_REPORTED_ERRORS,
+                  max_chars: int | None = None) -> np.ndarray:
         """Raw JSON records -> feature matrix, or UnprocessableError naming each bad record.
 
-        Records are JSON objects; a text model also takes bare strings (the text itself).
+        Records are JSON objects; a text model also takes bare strings (the text itself). `max_chars`
+        (serving: MAAS_MAX_FIELD_CHARS) bounds every string value, checked before any value is transformed.
         """
         if 0 < len(records) <= SCALAR_MAX_RECORDS and not self.text_feature:
-            matrix = self.transform_scalar(records)
+            matrix = self.transform_scalar(records, max_chars)
             if matrix is not None:
                 return matrix
         errors = Errors()
@@ -124,9 +126,10 @@ class PreprocessSpec(BaseModel):
         # dict.get mapped in C: the only per-record work left in Python's hands
         columns = {f.name: list(map(dict.get, objects, repeat(f.name, len(objects)))) for f in self.features}
         bad_records = {e["index"] for e in errors}
-        return self.transform_columns(columns, errors=errors, skip=bad_records, max_errors=max_errors)
+        return self.transform_columns(columns, errors=errors, skip=bad_records, max_errors=max_errors,
+                                      max_chars=max_chars)
 
-    def transform_scalar(self, records: Sequence[Any]) -> np.ndarray | None:
+    def transform_scalar(self, records: Sequence[Any], max_chars: int | None = None) -> np.ndarray | None:
         """A few plain, valid records of a tabular spec -> exactly the matrix `transform` makes; None as soon as
         a record or value needs the vectorised path (not an object, missing and required, a wrong type, an
         unknown category to reject, ...), which then also names every error."""
@@ -136,29 +139,34 @@ class PreprocessSpec(BaseModel):
                 return None
             row: list[float] = []
             for f in self.features:
-                out = f.transform_scalar(r.get(f.name))  # type: ignore[union-attr]  (not a text spec)
+                v = r.get(f.name)
+                if max_chars is not None and type(v) is str and len(v) > max_chars:
+                    return None
+                out = f.transform_scalar(v)  # type: ignore[union-attr]  (not a text spec)
                 if out is None:
                     return None
                 row += out
             rows.append(row)
         return self._finish(np.array(rows, dtype=np.float64))
 
-    def transform_valid(self, records: Sequence[Any]) -> tuple[np.ndarray, list[int], list[dict[str, Any]]]:
+    def transform_valid(self, records: Sequence[Any], max_chars: int | None = None
+                        ) -> tuple[np.ndarray, list[int], list[dict[str, Any]]]:
         """For batch jobs: (matrix of the valid records, their indices, every error of the others).
 
         Records are independent, so the valid ones transform exactly as they would alone.
         """
         try:
-            return self.transform(records, max_errors=None), list(range(len(records))), []
+            return self.transform(records, max_errors=None, max_chars=max_chars), list(range(len(records))), []
         except UnprocessableError as err:
             bad = {e["index"] for e in err.details}
             keep = [i for i in range(len(records)) if i not in bad]
-            matrix = self.transform([records[i] for i in keep]) if keep else np.zeros((0, 0), np.float32)
+            matrix = (self.transform([records[i] for i in keep], max_chars=max_chars) if keep
+                      else np.zeros((0, 0), np.float32))
             return matrix, keep, err.details
 
     def transform_columns(self, columns: Mapping[str, Sequence[Any]], errors: Errors | None = None,
                           skip: set[int] | None = None, max_errors: int | None = MAX_REPORTED_ERRORS,
-                          fill_required: bool = False) -> np.ndarray:
+                          fill_required: bool = False, max_chars: int | None = None) -> np.ndarray:
         """Columns of raw values -> feature matrix. The training job calls this too.
 
         `fill_required` (training only): a missing value of a required feature that has a fitted fill
@@ -172,10 +180,17 @@ class PreprocessSpec(BaseModel):
         if missing:
             raise UnprocessableError(f"columns missing from the data: {', '.join(missing)}",
                                      [{"index": None, "field": name, "reason": "column missing"} for name in missing])
+        too_long: set[tuple[int, str]] = set()
+        if max_chars is not None:
+            columns = self._without_long_values(columns, max_chars, errors, too_long)
         field_errors = Errors()
-        blocks = [f.transform(columns[f.name], field_errors, fill_required) for f in self.features]
-        # a record that is not an object has already been reported once; don't list its fields too
-        errors.extend(e for e in field_errors if not skip or e["index"] not in skip)
+        blocks = [f.transform(columns[f.name], field_errors, fill_required, max_chars=max_chars)
+                  if isinstance(f, TextFeature) else f.transform(columns[f.name], field_errors, fill_required)
+                  for f in self.features]
+        # a record that is not an object has already been reported once, and a value too long to read once
+        # (not again as missing): don't list those twice
+        errors.extend(e for e in field_errors
+                      if not (skip and e["index"] in skip) and (e["index"], e["field"]) not in too_long)
         if errors:
             errors.sort(key=lambda e: (-1 if e["index"] is None else e["index"]))
             bad = len({e["index"] for e in errors})
@@ -183,6 +198,20 @@ class PreprocessSpec(BaseModel):
         if self.text_feature:
             return blocks[0]
         return self._finish(np.hstack(blocks))
+
+    def _without_long_values(self, columns: Mapping[str, Sequence[Any]], max_chars: int, errors: Errors,
+                             too_long: set[tuple[int, str]]) -> dict[str, Sequence[Any]]:
+        """The columns with every string over `max_chars` reported and replaced by None, before any feature
+        reads it: no work or memory that grows with an over-long value."""
+        out = dict(columns)
+        for f in self.features:
+            for i in long_strings(columns[f.name], max_chars):
+                if out[f.name] is columns[f.name]:
+                    out[f.name] = list(columns[f.name])
+                errors.add(i, f.name, too_long_reason(len(columns[f.name][i]), max_chars))
+                out[f.name][i] = None  # type: ignore[index]
+                too_long.add((i, f.name))
+        return out
 
     def _finish(self, matrix: np.ndarray) -> np.ndarray:
         """(n, features) float64 -> the model's float32 input, row-normalised if the spec says so."""

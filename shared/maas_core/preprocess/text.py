@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -24,16 +26,54 @@ _PUNCTUATION = re.compile(r"[^\w\s]+")
 def standardize(text: str, lowercase: bool = True, strip_punctuation: bool = True) -> str:
     """NFKC-normalise (so 'ﬁ' == 'fi', full-width == ASCII, NBSP == space), then lowercase with full
     Unicode case folding and replace punctuation by spaces."""
+    return _unpunctuated(_folded(text, lowercase), strip_punctuation)
+
+
+def _folded(text: str, lowercase: bool) -> str:
     text = unicodedata.normalize("NFKC", text)
-    if lowercase:
-        text = text.casefold()
-    if strip_punctuation:
-        text = _PUNCTUATION.sub(" ", text)
-    return text
+    return text.casefold() if lowercase else text
+
+
+def _unpunctuated(text: str, strip_punctuation: bool) -> str:
+    return _PUNCTUATION.sub(" ", text) if strip_punctuation else text
 
 
 def tokenize(text: str, lowercase: bool = True, strip_punctuation: bool = True) -> list[str]:
-    return standardize(text, lowercase, strip_punctuation).split()
+    return tokenize_bounded(text, lowercase, strip_punctuation)[0]
+
+
+# tokens of the texts seen in the current request (tokens_reused): predict and capture both need them, and
+# standardising a long text is the costly part of either
+_recent: ContextVar[dict[tuple[str, bool, bool], list[str]] | None] = ContextVar("maas_recent_tokens", default=None)
+
+
+@contextmanager
+def tokens_reused() -> Iterator[None]:
+    """Within this block, a text tokenized once is not tokenized again; the memo goes with the block, so
+    memory stays the request's own."""
+    token = _recent.set({})
+    try:
+        yield
+    finally:
+        _recent.reset(token)
+
+
+def tokenize_bounded(text: str, lowercase: bool = True, strip_punctuation: bool = True,
+                     max_chars: int | None = None) -> tuple[list[str], int | None]:
+    """(tokens, None), or ([], length) when the normalised text is longer than `max_chars`: NFKC and case
+    folding expand some characters many times over (U+FDFA becomes 18), so the raw length alone is no bound
+    on the work that follows."""
+    recent = _recent.get()
+    key = (text, lowercase, strip_punctuation)
+    if recent is not None and key in recent:
+        return recent[key], None
+    normal = _folded(text, lowercase)
+    if max_chars is not None and len(normal) > max_chars:
+        return [], len(normal)
+    tokens = _unpunctuated(normal, strip_punctuation).split()
+    if recent is not None:
+        recent[key] = tokens
+    return tokens, None
 
 
 def fit_vocabulary(token_lists: Iterable[Sequence[str]], max_size: int, min_count: int = 1) -> list[str]:
