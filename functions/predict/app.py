@@ -15,6 +15,7 @@ from maas_core.http import build_resolver, error_responses, ok_response, resolve
 from maas_core.monitoring import PredictMonitor
 from maas_core.openapi import document as openapi_document
 from maas_core.predictor import Predictor
+from maas_core.preprocess.text import tokens_reused
 from maas_core.schemas import HealthResponse, PredictRequest, PredictResponse
 from maas_core.settings import get_settings
 
@@ -81,9 +82,10 @@ def predict(
 ) -> Response[str]:  # pre-serialised JSON (PredictResponse, documented above)
     key = routing_key or app.current_event.request_context.identity.source_ip
     # classifiers answer label + probabilities, regressors a value: the other fields are left out
-    response = predictor().predict(model, request.records, version=version, alias=alias, routing_key=key,
-                                   explain=explain, on_route=monitor().routed, variant=variant)
-    monitor().answered(predictor(), request.records, response)  # label counts, capture; never raises
+    with tokens_reused():  # a text is tokenized once, for the model and for its capture
+        response = predictor().predict(model, request.records, version=version, alias=alias, routing_key=key,
+                                       explain=explain, on_route=monitor().routed, variant=variant)
+        monitor().answered(predictor(), request.records, response)  # label counts, capture; never raises
     return serialized_json_response(response)
 
 

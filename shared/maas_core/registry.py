@@ -31,7 +31,7 @@ _de = TypeDeserializer()
 
 def check_name(kind: str, value: str) -> str:
     """Model names, versions and aliases become S3 keys and table keys: keep them plain."""
-    if not NAME_PATTERN.match(value or ""):
+    if not NAME_PATTERN.fullmatch(value or ""):  # fullmatch: `$` alone lets a trailing newline through
         raise BadRequestError(
             f"invalid {kind} {value!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
             [{"field": kind, "value": value}],
