@@ -31,11 +31,12 @@ class AliasUpdate(BaseModel):
 
     @model_validator(mode="after")
     def _fields_for_action(self) -> "AliasUpdate":
-        if self.action in ("promote", "canary") and not self.version:
+        # None, not falsy: an empty version is a version the registry refuses by name (400 invalid_version)
+        if self.action in ("promote", "canary") and self.version is None:
             raise ValueError(f"action {self.action!r} needs a version")
         if self.action == "canary" and self.weight is None:
             raise ValueError("action 'canary' needs a weight")
-        if self.action == "rollback" and self.version:
+        if self.action == "rollback" and self.version is not None:
             raise ValueError("action 'rollback' takes no version: it returns to the previous one")
         return self
 
