@@ -39,7 +39,7 @@ _de = TypeDeserializer()
 
 
 def check_name(kind: str, value: str) -> str:
-    """Model names, versions and aliases become S3 keys and table keys: keep them plain."""
+    """Model names and aliases become S3 keys and table keys: keep them plain (versions: check_version)."""
     if not NAME_PATTERN.match(value or ""):
         raise BadRequestError(
             f"invalid {kind} {value!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
