@@ -57,7 +57,7 @@ def versions(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def show(ctx: Context, args: argparse.Namespace) -> int:
-    if args.version:
+    if args.version is not None:  # `--version ""` is a (refused) version, not "the latest"
         version = args.version
         ctx.registry.get_version(args.model, version)  # a clear 404 for an unknown model or version
     elif args.alias:

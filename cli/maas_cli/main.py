@@ -30,6 +30,9 @@ from maas_cli import commands, report
 from maas_cli.context import Context, resolve
 
 
+VERSION_HELP = "a whole number without leading zeros, e.g. 3"
+
+
 def _weight(text: str) -> float:
     try:
         return float(text)
@@ -77,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("show", "print a version's manifest as JSON (default: the latest version)", commands.show)
     p.add_argument("model")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--version", help="this version")
+    which.add_argument("--version", help="this version (" + VERSION_HELP + ")")
     which.add_argument("--alias", help="the version this alias points at")
     p = command("register", "register an ONNX model not made by maas train, checked against a declaration",
                 commands.register)
@@ -99,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _alias_args(p, version=False)
     p = command("delete", "delete a version no alias names: its registry entry and its S3 objects", commands.delete)
     p.add_argument("model")
-    p.add_argument("version")
+    p.add_argument("version", help=VERSION_HELP)
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument("--unregistered", action="store_true",
                    help="also delete the files of a version that was never registered (a failed publish left "
@@ -117,7 +120,7 @@ def _alias_args(p: argparse.ArgumentParser, version: bool) -> None:
     p.add_argument("model")
     p.add_argument("alias")
     if version:
-        p.add_argument("version")
+        p.add_argument("version", help=VERSION_HELP)
     p.add_argument("--expect", metavar="VERSION",
                    help="only if the alias still points at this version (else 409: someone moved it)")
 

@@ -71,7 +71,8 @@ def describe_model(model: str) -> dict[str, Any]:
 def predict(
     model: str,
     request: PredictRequest,
-    version: Annotated[str | None, Query(description="model version; overrides the alias")] = None,
+    version: Annotated[str | None, Query(description="model version, a whole number without leading zeros (e.g. 3; "
+                                                     "else 400 invalid_version); overrides the alias")] = None,
     alias: Annotated[str | None, Query(description="alias to resolve; default prod")] = None,
     variant: Annotated[str | None, Query(description="which of the version's models answers: float (default) or "
                                                      "int8, its dynamically quantized model (404 if it has none)")] = None,

@@ -34,7 +34,8 @@ def predictor() -> Predictor:
 def preprocess(
     model: str,
     request: PreprocessRequest,
-    version: Annotated[str | None, Query(description="model version; overrides the alias")] = None,
+    version: Annotated[str | None, Query(description="model version, a whole number without leading zeros (e.g. 3; "
+                                                     "else 400 invalid_version); overrides the alias")] = None,
     alias: Annotated[str | None, Query(description="alias to resolve; default prod")] = None,
 ) -> Response[dict[str, Any]]:
     return json_response(predictor().preprocess(model, request.records, version=version, alias=alias))

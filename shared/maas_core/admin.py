@@ -24,18 +24,21 @@ class AliasUpdate(BaseModel):
         description="promote: point the alias at `version` (its old version goes to history, any canary ends); "
                     "canary: send `weight` of the alias's traffic to `version` (weight 0 ends the canary); "
                     "rollback: point the alias back at its previous version")
-    version: str | None = Field(default=None, description="target version (promote, canary)")
+    version: str | None = Field(
+        default=None, description="target version (promote, canary): a whole number without leading zeros, e.g. 3")
     weight: float | None = Field(default=None, ge=0, lt=1, description="canary share of requests, 0 <= weight < 1")
     expected_version: str | None = Field(
-        default=None, description="only apply if the alias still points at this version (else 409)")
+        default=None,
+        description="only apply if the alias still points at this version (else 409); same form as version")
 
     @model_validator(mode="after")
     def _fields_for_action(self) -> "AliasUpdate":
-        if self.action in ("promote", "canary") and not self.version:
+        # None, not falsy: an empty version is a version the registry refuses by name (400 invalid_version)
+        if self.action in ("promote", "canary") and self.version is None:
             raise ValueError(f"action {self.action!r} needs a version")
         if self.action == "canary" and self.weight is None:
             raise ValueError("action 'canary' needs a weight")
-        if self.action == "rollback" and self.version:
+        if self.action == "rollback" and self.version is not None:
             raise ValueError("action 'rollback' takes no version: it returns to the previous one")
         return self
 

@@ -21,7 +21,7 @@ from maas_core.errors import IntegrityError, MaasError, ModelLoadError, PayloadT
 from maas_core.ids import new_request_id
 from maas_core.manifest import DEFAULT_VARIANT, VARIANTS
 from maas_core.model_cache import LoadedModel, ModelCache
-from maas_core.registry import AliasTarget, Registry, check_name
+from maas_core.registry import AliasTarget, Registry, check_name, check_version
 from maas_core.schemas import PredictResponse, PreprocessResponse
 from maas_core.settings import Settings
 from maas_core.store import BundleStore
@@ -72,6 +72,7 @@ class Predictor:
             raise UnprocessableError("give either ?version= or ?alias=, not both",
                                      [{"field": "version"}, {"field": "alias"}])
         if version is not None:
+            check_version(version)  # before the cache below: "01" must not even be looked up
             # re-checked after the alias TTL too, so a deleted version stops answering on warm functions
             if self._versions_seen.get((name, version), 0) <= time.monotonic():
                 self.registry.get_version(name, version)  # 404 for unknown model / version

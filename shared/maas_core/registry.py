@@ -5,6 +5,10 @@ One table, key (pk, sk):
   pk=MODEL#{name}  sk=VERSION#{0000000n}  one published version (summary of its manifest)
   pk=MODEL#{name}  sk=ALIAS#{alias}       the version an alias points at, and a revision counter
 Versions are written once (conditional put); alias moves are conditional writes.
+
+A version id has one spelling, the one `next_version` mints: a whole number from 1, ASCII digits, no
+leading zero (`check_version`). Table keys, S3 prefixes and alias items all compare that string, so
+"01" must never stand for "1" anywhere.
 """
 
 from __future__ import annotations
@@ -25,12 +29,17 @@ from maas_core.errors import BadRequestError, ConflictError, NotFoundError, Unpr
 from maas_core.manifest import Manifest
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# ASCII digits on purpose: str.isdigit() and int() also take "\uff11" and "\u0663". 18 digits fit an int64
+# and any counter a model will reach; an unbounded string would reach int() (and error messages) whole.
+MAX_VERSION_DIGITS = 18
+VERSION_PATTERN = re.compile(rf"[1-9][0-9]{{0,{MAX_VERSION_DIGITS - 1}}}")
+VERSION_FORM = "versions are whole numbers without leading zeros, e.g. 3"
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 
 
 def check_name(kind: str, value: str) -> str:
-    """Model names, versions and aliases become S3 keys and table keys: keep them plain."""
+    """Model names and aliases become S3 keys and table keys: keep them plain (versions: check_version)."""
     if not NAME_PATTERN.fullmatch(value or ""):  # fullmatch: `$` alone lets a trailing newline through
         raise BadRequestError(
             f"invalid {kind} {value!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
@@ -39,13 +48,27 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
+class InvalidVersionError(BadRequestError):
+    code = "invalid_version"
+
+
+def check_version(value: str, field: str = "version") -> str:
+    """The one check of a version id at every entry (API, CLI, batch metadata, registry, store): the
+    canonical form or a 400 saying it. Returns the value unchanged: there is nothing to normalise."""
+    if isinstance(value, str) and VERSION_PATTERN.fullmatch(value):
+        return value
+    shown = value[:24] + "..." if isinstance(value, str) and len(value) > 24 else value
+    raise InvalidVersionError(f"invalid {field} {shown!r}: {VERSION_FORM} (1-{MAX_VERSION_DIGITS} digits)",
+                              [{"field": field, "value": shown, "expected": VERSION_PATTERN.pattern}])
+
+
 def _pk(name: str) -> str:
     return f"MODEL#{name}"
 
 
 def _version_sk(version: str) -> str:
-    # zero-padded so versions sort numerically in the table
-    return f"VERSION#{int(version):08d}" if version.isdigit() else f"VERSION#{version}"
+    # zero-padded so versions sort numerically in the table (up to 8 digits; describe() sorts itself)
+    return f"VERSION#{int(check_version(version)):08d}"
 
 
 def _deleted_sk(version: str) -> str:
@@ -122,7 +145,7 @@ class Registry:
             ExpressionAttributeValues=_to_item({":one": 1, ":name": name, ":now": now}),
             ReturnValues="UPDATED_NEW",
         )
-        return str(int(resp["Attributes"]["latest_version"]["N"]))
+        return check_version(str(int(resp["Attributes"]["latest_version"]["N"])))  # from 1: ADD on no attribute
 
     def register(self, manifest: Manifest) -> None:
         """Record a published version. A version is written once and never changes."""
@@ -144,6 +167,7 @@ class Registry:
 
     def set_alias(self, name: str, alias: str, version: str, expected_version: str | None = None) -> AliasTarget:
         """Promote: point `alias` at `version` (clearing any canary); the old version goes to history."""
+        check_version(version)
         return self._move_alias(name, alias, expected_version, lambda cur: _AliasState(
             version=version,
             history=_push(cur.history, cur.version) if cur and cur.version != version else (cur.history if cur else ()),
@@ -154,6 +178,7 @@ class Registry:
         """Send `weight` (0 < weight < 1) of the alias's traffic to `version`; weight 0 removes the canary."""
         if not 0 <= weight < 1:
             raise UnprocessableError(f"canary weight must be in [0, 1), got {weight}", [{"field": "weight", "value": weight}])
+        check_version(version)
         return self._move_alias(name, alias, expected_version, lambda cur: _AliasState(
             version=_require_alias(cur, name, alias).version, history=cur.history,
             canary_version=version if weight > 0 else None, canary_weight=weight if weight > 0 else 0.0,
@@ -173,7 +198,7 @@ class Registry:
         """Remove a version from the registry; refused (409) while any alias names it. The same transaction
         leaves a record that the version was deleted (`was_deleted`), so a cleanup of its files can later
         tell an interrupted delete from a version still being published."""
-        item = self.get_version(name, version)
+        item = self.get_version(name, version)  # checks the version before the alias check compares it
         self.check_unaliased(name, version)
         # an alias write since we looked would have touched the version: then refuse and let the caller look again
         seen = item.get("alias_writes")
@@ -192,11 +217,11 @@ class Registry:
 
     def was_deleted(self, name: str, version: str) -> bool:
         """Whether `delete_version` removed this version (its files may outlive it if the delete was cut short)."""
-        check_name("version", version)
         return self._get(name, _deleted_sk(version)) is not None
 
     def check_unaliased(self, name: str, version: str) -> None:
         """409 while any alias (or alias canary) names the version."""
+        check_version(version)  # aliases hold the canonical string: "01" would match none of them
         pointing = sorted(a.alias for a in self.aliases(name) if version in (a.version, a.canary_version))
         if pointing:
             raise ConflictError(f"version {version!r} of model {name!r} is in use by alias(es) {', '.join(pointing)}; "
@@ -205,6 +230,8 @@ class Registry:
     def _move_alias(self, name: str, alias: str, expected_version: str | None,
                     change: Callable[[AliasTarget | None], "_AliasState"], must_exist: bool = False) -> AliasTarget:
         check_name("alias", alias)
+        if expected_version is not None:
+            check_version(expected_version, "expected_version")
         for attempt in range(3):
             current = self._alias_or_none(name, alias)
             if must_exist:
@@ -259,7 +286,6 @@ class Registry:
     # --- reads (serving) ----------------------------------------------------------------------
 
     def get_version(self, name: str, version: str) -> dict[str, Any]:
-        check_name("version", version)
         item = self._get(name, _version_sk(version))
         if item is None:
             self._require_model(name)

@@ -21,10 +21,11 @@ from maas_core.manifest import (
     Manifest,
     sha256_hex,
 )
+from maas_core.registry import check_version
 
 
 def bundle_prefix(name: str, version: str) -> str:
-    return f"models/{name}/{version}/"
+    return f"models/{name}/{check_version(version)}/"
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ from maas_core.errors import MaasError
 from maas_core.manifest import DEFAULT_VARIANT
 from maas_core.model_cache import LoadedModel
 from maas_core.predictor import Predictor, class_probabilities
+from maas_core.registry import check_version
 
 if TYPE_CHECKING:
     from maas_core.monitoring.batch import BatchMonitor
@@ -344,6 +345,8 @@ def requested_model(metadata: dict[str, str]) -> tuple[str | None, str | None, s
     (the default alias; the float variant)."""
     meta = {k.lower(): v.strip() for k, v in metadata.items()}
     version, alias = meta.get(META_VERSION) or None, meta.get(META_ALIAS) or None
+    if version:
+        check_version(version, META_VERSION)  # as the predict API's ?version=: "01" is not version 1
     if version and alias:
         raise BatchFileError("version_and_alias",
                              f"the object's metadata gives both {META_VERSION} and {META_ALIAS}; give one",
