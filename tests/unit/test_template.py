@@ -1163,6 +1163,7 @@ def test_every_function_alarms_on_lambda_errors_and_throttles(metric: str) -> No
         assert alarm["TreatMissingData"] == "notBreaching"
         if "Metrics" in alarm:
             assert _returned_expression({"Properties": alarm}) == "SUM(METRICS())", name
+            assert len(alarm["Metrics"]) <= 10, "CloudWatch takes at most 10 metrics in one alarm's metric math"
             assert all(not m.get("ReturnData", True) for m in alarm["Metrics"] if "MetricStat" in m)
 
 
