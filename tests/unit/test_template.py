@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import json
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from samtranslator.translator.arn_generator import ArnGenerator
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
-from tests.cfn_extensions import apply_language_extensions, prune_resolved
+from tests.cfn_extensions import apply_language_extensions, evaluate, parameter_values, prune_resolved
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -663,7 +664,10 @@ def test_alarms_watch_error_rate_latency_accuracy_drift_and_capture(cfn: dict[st
     the code emits, with the [service] dimensions it is emitted under, and notifies AlarmTopic."""
     from maas_core.monitoring.emf import NAMESPACE, SERVICE
 
-    alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()}
+    every = [a["Properties"] for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()]
+    assert all(a["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in every)
+    # one metric each (the metric-math alarms over every function: test_every_function_alarms_on_lambda_errors_...)
+    alarms = {a["MetricName"]: a for a in every if "MetricName" in a}
     assert {"Errors5xx", "Latency", "Accuracy", "MaxDriftPSI", "CaptureFailures",
             "ApproximateNumberOfMessagesVisible"} <= set(alarms)
     for name, alarm in alarms.items():
@@ -685,22 +689,15 @@ def test_dashboard_shows_volume_latency_errors_accuracy_drift_and_batch(cfn: dic
     """Given the CloudWatch dashboard,
     then its body (once substituted) is valid JSON whose widgets chart request volume, latency
     percentiles, errors, accuracy, drift and the batch files (source=batch, their dead-letter queue)."""
-    dashboards = resources_of_type(cfn, "AWS::CloudWatch::Dashboard")
-    assert len(dashboards) == 1
-    body = next(iter(dashboards.values()))["Properties"]["DashboardBody"]
-    text, variables = body["Fn::Sub"]
-    for name in variables:
-        text = text.replace(f"${{{name}}}", "1")
-    text = text.replace("${AWS::Region}", REGION)
+    assert len(resources_of_type(cfn, "AWS::CloudWatch::Dashboard")) == 1
+    widgets, raw = _dashboard(cfn)
     for attr in ("CaptureQueue.QueueName", "CaptureDeadLetterQueue.QueueName", "BatchDeadLetterQueue.QueueName"):
-        text = text.replace(f"${{{attr}}}", "q")
-    assert "${" not in text, text
-    widgets = json.loads(text)["widgets"]
-    charted = json.dumps([w["properties"]["metrics"] for w in widgets])
+        assert f"${{{attr}}}" in raw, attr
+    charted = json.dumps([w["properties"].get("metrics", []) for w in widgets])
     for metric in ("RequestCount", "Latency", "Errors5xx", "Accuracy", "MaxDriftPSI", "RejectedRecords", "FailedFiles"):
         assert metric in charted, metric
     assert '"source", "batch"' in charted
-    stats = {m[-1].get("stat") for w in widgets for m in w["properties"]["metrics"] if isinstance(m[-1], dict)}
+    stats = {m[-1].get("stat") for w in widgets for m in w["properties"].get("metrics", []) if isinstance(m[-1], dict)}
     assert {"p50", "p90", "p99"} <= stats
 
 
@@ -992,7 +989,7 @@ def test_batch_dead_letter_queue_depth_raises_an_alarm(cfn: dict[str, Any]) -> N
     """Given the alarms on SQS queue depth,
     then one watches BatchDeadLetterQueue (a batch file that failed twice) and notifies AlarmTopic."""
     alarms = [a["Properties"] for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()
-              if a["Properties"]["Namespace"] == "AWS/SQS"]
+              if a["Properties"].get("Namespace") == "AWS/SQS"]
     batch = [a for a in alarms
              if a["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["BatchDeadLetterQueue", "QueueName"]}}]]
     assert len(batch) == 1
@@ -1030,3 +1027,373 @@ def test_cold_start_mode_sets_alias_provisioned_concurrency_or_snapstart(sam: di
         assert fn["SnapStart"] == {"ApplyOn": "PublishedVersions"} and "ProvisionedConcurrencyConfig" not in alias
     errors = [m for m in run_lint(cfn) if m.rule.id.startswith("E")]
     assert not errors, describe(errors)
+
+
+# --- hostile requests: least privilege, capacity, alarms, access logs, encryption, limits ----------
+
+
+def _bucket_pattern(resource: Any) -> str:
+    """An S3 resource of a role statement as one text with the model bucket written BUCKET, whichever way the
+    template names it: ${ModelBucket.Arn}, GetAtt ModelBucket.Arn, SAM's ${bucketName} = Ref ModelBucket, or the
+    fixed name maas-models-${StackUuid}."""
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        return "arn:s3:::BUCKET" if resource["Fn::GetAtt"] == ["ModelBucket", "Arn"] else json.dumps(resource)
+    if isinstance(resource, dict) and "Fn::Sub" in resource:
+        text, variables = (resource["Fn::Sub"], {}) if isinstance(resource["Fn::Sub"], str) else resource["Fn::Sub"]
+        bucket_vars = [f"${{{k}}}" for k, v in variables.items() if v == {"Ref": "ModelBucket"}]
+        for token in ["${ModelBucket.Arn}"] + [f"arn:${{AWS::Partition}}:s3:::{b}" for b in bucket_vars] + [
+                "arn:${AWS::Partition}:s3:::maas-models-${StackUuid}"]:
+            text = text.replace(token, "arn:s3:::BUCKET")
+        return text
+    return resource if isinstance(resource, str) else json.dumps(resource)
+
+
+def _may(cfn: dict[str, Any], function: str, action: str, arn: str) -> bool:
+    """Does some Allow statement of the function's role grant `action` on `arn` (ignoring conditions)?"""
+    for s in _role_statements(cfn, function):
+        if any(fnmatch.fnmatchcase(action, a.lower()) for a in _as_list(s["Action"])):
+            if any(fnmatch.fnmatchcase(arn, _bucket_pattern(r)) for r in _as_list(s["Resource"])):
+                return True
+    return False
+
+
+SERVING_READERS = ("PredictFunction", "PreprocessFunction")
+OUTSIDE_MODELS = ("datasets/penguins/train.csv", "batch/input/penguins/f.csv", "batch/output/penguins/f.csv",
+                  "batch/failed/penguins/f.csv.error.json", "captures.csv")
+
+
+@pytest.mark.parametrize("function", SERVING_READERS)
+def test_serving_functions_read_model_bundles_only(cfn: dict[str, Any], function: str) -> None:
+    """Given the role of predict or preprocess (they load models/{name}/{version}/ bundles: store.BundleStore),
+    then it may get objects under models/* and nothing else of the bucket (no datasets/, no batch files),
+    may list the bucket only under models/ (what makes a missing bundle file a 404, not a 403), reads the
+    registry and decrypts with the model key only, and has no other S3 action."""
+    assert _may(cfn, function, "s3:getobject", "arn:s3:::BUCKET/models/penguins/1/manifest.json")
+    for key in OUTSIDE_MODELS:
+        assert not _may(cfn, function, "s3:getobject", f"arn:s3:::BUCKET/{key}"), (function, key)
+    s3 = [s for s in _role_statements(cfn, function) if any(a.lower().startswith("s3:") for a in _as_list(s["Action"]))]
+    actions = {a.lower() for s in s3 for a in _as_list(s["Action"])}
+    assert actions == {"s3:getobject", "s3:listbucket"}, actions
+    for s in s3:
+        if "s3:listbucket" in {a.lower() for a in _as_list(s["Action"])}:
+            assert [_bucket_pattern(r) for r in _as_list(s["Resource"])] == ["arn:s3:::BUCKET"], s
+            assert s.get("Condition") == {"StringLike": {"s3:prefix": "models/*"}}, s
+    kms = [s for s in _role_statements(cfn, function) if any(a.lower().startswith("kms:") for a in _as_list(s["Action"]))]
+    assert {a.lower() for s in kms for a in _as_list(s["Action"])} == {"kms:decrypt"}
+    assert all("ModelKey" in json.dumps(s["Resource"]) for s in kms), kms
+    ddb = [s for s in _role_statements(cfn, function) if any(a.lower().startswith("dynamodb:") for a in _as_list(s["Action"]))]
+    assert ddb and all("RegistryTable" in json.dumps(s["Resource"]) for s in ddb), ddb
+
+
+def test_read_scope_check_sees_a_bucket_wide_read(sam: dict[str, Any]) -> None:
+    """Given a copy of the template whose preprocess function may read the whole bucket again,
+    then the check above fails (and the same helper sees the batch function read its inputs)."""
+    cfn = translate(sam)
+    assert _may(cfn, "BatchFunction", "s3:getobject", "arn:s3:::BUCKET/batch/input/penguins/f.csv")
+    broken = copy.deepcopy(sam)
+    broken["Resources"]["PreprocessFunction"]["Properties"]["Policies"].append(
+        {"S3ReadPolicy": {"BucketName": {"Ref": "ModelBucket"}}})
+    with pytest.raises(AssertionError, match="datasets/"):
+        test_serving_functions_read_model_bundles_only(translate(broken), "PreprocessFunction")
+
+
+@pytest.mark.parametrize("reserved", [None, "0", "40"], ids=["default", "unreserved", "40"])
+def test_batch_reserved_concurrency_caps_batch_and_leaves_predict_room(sam: dict[str, Any], reserved: str | None) -> None:
+    """Given BatchReservedConcurrency (default, 0 or 40),
+    then the batch function's concurrency is reserved and capped at the parameter (an upload burst cannot take
+    the account's pool from predict; throttled S3 events are retried by Lambda for up to 6 hours), or left
+    unreserved for 0 like the other <Name>ReservedConcurrency parameters; the default reserves a few
+    environments, far below the 1000 of a default account pool."""
+    declared = sam["Parameters"]["BatchReservedConcurrency"]
+    assert declared["Type"] == "Number" and int(declared["MinValue"]) == 0 and declared.get("Description")
+    assert 1 <= int(declared["Default"]) <= 50
+    props = translate(sam, {} if reserved is None else {"BatchReservedConcurrency": reserved})[
+        "Resources"]["BatchFunction"]["Properties"]
+    if reserved == "0":
+        assert "ReservedConcurrentExecutions" not in props
+    else:
+        assert props["ReservedConcurrentExecutions"] == {"Ref": "BatchReservedConcurrency"}
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
+    """(metric, condition) of every metric an alarm watches: its own, or each MetricStat of its metric math
+    (one wrapped in Fn::If [Condition, metric, AWS::NoValue] is watched only under that condition)."""
+    props = alarm["Properties"]
+    if "MetricName" in props:
+        return [({"Namespace": props["Namespace"], "MetricName": props["MetricName"],
+                  "Dimensions": props.get("Dimensions", [])}, None)]
+    found = []
+    for entry in props.get("Metrics", []):
+        condition = None
+        if "Fn::If" in entry:
+            condition, entry, no = entry["Fn::If"]
+            assert no == {"Ref": "AWS::NoValue"}, entry
+        if "MetricStat" in entry:
+            found.append((entry["MetricStat"]["Metric"], condition))
+    return found
+
+
+def _returned_expression(alarm: dict[str, Any]) -> str:
+    returned = [m for m in alarm["Properties"].get("Metrics", []) if "Expression" in m and m.get("ReturnData", True)]
+    assert len(returned) == 1, alarm
+    return returned[0]["Expression"]
+
+
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_every_function_alarms_on_lambda_errors_and_throttles(metric: str) -> None:
+    """Given the translated template with cloud training on (so the trigger function exists too),
+    then for every Lambda function an alarm watches AWS/Lambda <metric> of that function (errors: an unhandled
+    exception, a timeout or an out-of-memory kill, which the code cannot report itself; throttles: concurrency
+    exhausted) -- the trigger's only under its TrainingEnabled condition -- summed by metric math over all of
+    them, above 0, notifying AlarmTopic."""
+    cfn = translate(load_sam_template(), TRAINING_ON)
+    functions = resources_of_type(cfn, "AWS::Lambda::Function")
+    assert "TrainTriggerFunction" in functions
+    watched: dict[str, tuple[str | None, dict[str, Any]]] = {}
+    for alarm in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values():
+        for m, condition in _alarm_metrics(alarm):
+            if (m["Namespace"], m["MetricName"]) == ("AWS/Lambda", metric):
+                dims = {d["Name"]: d["Value"] for d in m["Dimensions"]}
+                watched[dims["FunctionName"]["Ref"]] = (condition, alarm["Properties"])
+    assert set(watched) == set(functions), sorted(set(functions) ^ set(watched))
+    for name, (condition, alarm) in watched.items():
+        assert condition == functions[name].get("Condition"), name
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold"), name
+        assert alarm["TreatMissingData"] == "notBreaching"
+        if "Metrics" in alarm:
+            assert _returned_expression({"Properties": alarm}) == "SUM(METRICS())", name
+            assert len(alarm["Metrics"]) <= 10, "CloudWatch takes at most 10 metrics in one alarm's metric math"
+            assert all(not m.get("ReturnData", True) for m in alarm["Metrics"] if "MetricStat" in m)
+
+
+def test_api_stage_5xx_rate_raises_an_alarm(cfn: dict[str, Any]) -> None:
+    """Given the API (named by MaasApi's Name) and its stage,
+    then an alarm watches AWS/ApiGateway 5XXError of that API and stage -- every route, and also what no
+    function reports itself: a Lambda crash (502) or timeout (504) -- as a share of requests (Average) above
+    ErrorRateAlarmThreshold, notifying AlarmTopic."""
+    api_name = cfn["Resources"]["MaasApi"]["Properties"]["Name"]
+    alarms = [a["Properties"] for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()
+              if a["Properties"].get("Namespace") == "AWS/ApiGateway"]
+    assert [a["MetricName"] for a in alarms] == ["5XXError"], alarms
+    alarm = alarms[0]
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {"ApiName": api_name, "Stage": {"Ref": "StageName"}}
+    assert cfn["Resources"]["MaasApiStage"]["Properties"]["StageName"] == {"Ref": "StageName"}
+    assert alarm["Statistic"] == "Average" and alarm["Threshold"] == {"Ref": "ErrorRateAlarmThreshold"}
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+TRAINING_ON = {"TrainingImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/maas-training:1",
+               "TrainingSubnetIds": "subnet-1", "TrainingSecurityGroupIds": "sg-1"}
+
+
+def _dashboard(cfn: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """The dashboard's widgets, its ${...} substituted with placeholders (each once valid JSON), and its raw text."""
+    body = next(iter(resources_of_type(cfn, "AWS::CloudWatch::Dashboard").values()))["Properties"]["DashboardBody"]
+    raw, variables = body["Fn::Sub"]
+    text = raw
+    for name in variables:
+        text = text.replace(f"${{{name}}}", "1")
+    text = re.sub(r"\$\{[A-Za-z0-9:.]+\}", "x", text)
+    return json.loads(text)["widgets"], raw
+
+
+def test_dashboard_charts_lambda_errors_throttles_api_5xx_and_every_alarm() -> None:
+    """Given the dashboard (cloud training on),
+    then it charts AWS/Lambda Errors and Throttles of every function (the trigger through a conditional
+    variable), AWS/ApiGateway 5XXError of the stage, and an alarm widget shows every alarm of the template."""
+    cfn = translate(load_sam_template(), TRAINING_ON)
+    widgets, raw = _dashboard(cfn)
+    body = next(iter(resources_of_type(cfn, "AWS::CloudWatch::Dashboard").values()))["Properties"]["DashboardBody"]
+    variables = body["Fn::Sub"][1]
+    charted = json.dumps([w["properties"].get("metrics", []) for w in widgets])
+    for metric in ("Errors", "Throttles"):
+        assert f'["AWS/Lambda", "{metric}", "FunctionName"' in charted, metric
+    for name, fn in resources_of_type(cfn, "AWS::Lambda::Function").items():
+        if "Condition" in fn:
+            holders = [v for v, value in variables.items() if isinstance(value, dict) and "Fn::If" in value
+                       and value["Fn::If"][:2] == [fn["Condition"], {"Ref": name}]]
+            assert holders and all(f"${{{h}}}" in raw for h in holders), name
+        else:
+            assert raw.count(f"${{{name}}}") >= 2, name  # errors and throttles
+    assert "AWS/ApiGateway" in charted and "5XXError" in charted
+    alarm_widgets = [w for w in widgets if w["type"] == "alarm"]
+    assert len(alarm_widgets) == 1
+    for alarm in resources_of_type(cfn, "AWS::CloudWatch::Alarm"):
+        assert f"${{{alarm}.Arn}}" in raw, alarm
+
+
+# $context variables of REST API access logs (API Gateway developer guide), to catch a typo in the format
+ACCESS_LOG_VARIABLES = {
+    "requestId", "extendedRequestId", "identity.sourceIp", "identity.caller", "identity.user", "identity.apiKeyId",
+    "requestTime", "requestTimeEpoch", "httpMethod", "resourcePath", "path", "protocol", "status",
+    "responseLength", "responseLatency", "integrationLatency", "integrationStatus", "integration.status",
+    "integration.error", "integration.latency", "error.message", "error.messageString", "error.responseType",
+    "stage", "domainName", "wafResponseCode",
+}
+REQUIRED_ACCESS_LOG_VARIABLES = {"requestId", "extendedRequestId", "identity.sourceIp", "identity.caller", "status",
+                                 "path", "responseLength", "integrationLatency", "integrationStatus",
+                                 "error.messageString"}
+
+
+def test_api_stage_writes_json_access_logs_with_retention(cfn: dict[str, Any]) -> None:
+    """Given the API's stage,
+    then it writes access logs to a log group of the template kept LogRetentionDays days, one JSON object per
+    request with the request ids, the caller (source IP, IAM caller, API key id), method, path, status,
+    response length, latencies, the integration's status and the error message (the quoted messageString,
+    so a message with quotes keeps the line valid JSON); every $context variable used exists."""
+    setting = cfn["Resources"]["MaasApiStage"]["Properties"]["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    group = cfn["Resources"]["ApiAccessLogGroup"]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    fmt = setting["Format"]
+    used = set(re.findall(r"\$context\.([A-Za-z.]+[A-Za-z])", fmt))
+    assert used <= ACCESS_LOG_VARIABLES, used - ACCESS_LOG_VARIABLES
+    assert REQUIRED_ACCESS_LOG_VARIABLES <= used, REQUIRED_ACCESS_LOG_VARIABLES - used
+    sample = re.sub(r"\$context\.error\.messageString", '"a \\\\"quoted\\\\" message"', fmt)
+    sample = re.sub(r"\$context\.[A-Za-z.]+[A-Za-z]", "v", sample)
+    record = json.loads(sample)
+    assert record["requestId"] == "v" and "quoted" in json.dumps(record)
+    assert "\n" not in fmt  # one line per request
+
+
+@pytest.mark.parametrize("mode", ["Create", "Existing"])
+def test_api_gateway_account_logging_role(sam: dict[str, Any], mode: str) -> None:
+    """Given ApiGatewayAccountRole (REST API stages write access logs only once the region's API Gateway account
+    settings name a CloudWatch role): Create (the default) makes that role and sets it (AWS::ApiGateway::Account,
+    both retained when the stack is deleted, since other APIs of the account use the setting too) and the stage
+    is created after it (through its log group: a DependsOn cannot name a conditional resource); Existing
+    creates neither. Both lint clean."""
+    assert sam["Parameters"]["ApiGatewayAccountRole"]["Default"] == "Create"
+    cfn = translate(sam, {"ApiGatewayAccountRole": mode})
+    accounts = resources_of_type(cfn, "AWS::ApiGateway::Account")
+    assert list(accounts) == ["ApiGatewayAccount"]
+    account = accounts["ApiGatewayAccount"]
+    condition = account["Condition"]
+    assert evaluate(condition, sam, parameter_values(sam, {"ApiGatewayAccountRole": mode})) == (mode == "Create")
+    role_id = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
+    role = cfn["Resources"][role_id]
+    assert role.get("Condition") == condition
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "apigateway.amazonaws.com"}
+    assert role["Properties"]["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}]
+    for res in (account, role):
+        assert res["DeletionPolicy"] == "Retain" and res["UpdateReplacePolicy"] == "Retain"
+    tags = cfn["Resources"]["ApiAccessLogGroup"]["Properties"]["Tags"]
+    assert any(t["Value"] == {"Fn::If": [condition, {"Ref": "ApiGatewayAccount"}, t["Value"]["Fn::If"][2]]}
+               for t in tags if isinstance(t["Value"], dict)), tags
+    errors, warnings = errors_and_unaccepted_warnings(run_lint(cfn))
+    assert not errors and not warnings, describe(errors + warnings)
+
+
+def test_every_queue_denies_insecure_transport(cfn: dict[str, Any]) -> None:
+    """Given every SQS queue of the template (captures, their dead letters, the batch dead-letter queue),
+    then a queue policy attached to it denies every principal any SQS action on it when aws:SecureTransport is
+    false."""
+    queues = resources_of_type(cfn, "AWS::SQS::Queue")
+    assert {"CaptureQueue", "CaptureDeadLetterQueue", "BatchDeadLetterQueue"} <= set(queues)
+    for name in queues:
+        denies = [s for p in resources_of_type(cfn, "AWS::SQS::QueuePolicy").values()
+                  if {"Ref": name} in p["Properties"]["Queues"]
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]
+                  if s["Effect"] == "Deny" and s["Principal"] in ("*", {"AWS": "*"})
+                  and "sqs:*" in _as_list(s["Action"])
+                  and {"Fn::GetAtt": [name, "Arn"]} in _as_list(s["Resource"])
+                  and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}]
+        assert denies, f"{name} accepts requests without TLS"
+
+
+def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(cfn: dict[str, Any]) -> None:
+    """Given AlarmTopic,
+    then it is encrypted with a customer-managed KMS key of the template (CloudWatch alarms cannot publish to a
+    topic under the AWS-managed alias/aws/sns key, whose policy cannot name cloudwatch.amazonaws.com), with
+    rotation on, administered by the account, and whose policy lets the CloudWatch service principal, for this
+    account's alarms only, generate and decrypt data keys -- nothing more."""
+    key_ref = cfn["Resources"]["AlarmTopic"]["Properties"]["KmsMasterKeyId"]
+    key_id = key_ref["Ref"] if "Ref" in key_ref else key_ref["Fn::GetAtt"][0]
+    key = cfn["Resources"][key_id]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    cloudwatch = [s for s in statements if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert len(cloudwatch) == 1
+    assert cloudwatch[0]["Effect"] == "Allow"
+    assert sorted(_as_list(cloudwatch[0]["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert cloudwatch[0]["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    admins = [s for s in statements if s["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}]
+    assert len(admins) == 1 and len(statements) == 2
+
+
+# limit parameter -> (environment variable, the functions that enforce it, or "Globals": every function)
+LIMIT_PARAMETERS = {
+    "MaxRecordsPerRequest": ("MAAS_MAX_RECORDS", "Globals"),
+    "MaxFieldChars": ("MAAS_MAX_FIELD_CHARS", "Globals"),
+    "ExplainMaxCells": ("MAAS_MAX_EXPLAIN_CELLS", ("PredictFunction",)),
+    "BatchMaxDecompressedBytes": ("MAAS_BATCH_MAX_DECOMPRESSED_BYTES", ("BatchFunction",)),
+    "BatchMaxRows": ("MAAS_BATCH_MAX_ROWS", ("BatchFunction",)),
+}
+
+
+@pytest.mark.parametrize("parameter", sorted(LIMIT_PARAMETERS))
+def test_limit_parameters_reach_the_functions_that_enforce_them(sam: dict[str, Any], cfn: dict[str, Any],
+                                                                parameter: str) -> None:
+    """Given a hostile-input limit parameter,
+    then it is a Number with a MinValue of at least 1, a description, and the same default as its Settings
+    field, and it is passed as its MAAS_* variable to the functions that enforce it (Globals: every function)."""
+    from maas_core.settings import Settings
+
+    variable, where = LIMIT_PARAMETERS[parameter]
+    declared = sam["Parameters"][parameter]
+    assert declared["Type"] == "Number" and int(declared["MinValue"]) >= 1 and declared.get("Description")
+    field = Settings.model_fields[variable.removeprefix("MAAS_").lower()]
+    assert int(declared["Default"]) == field.default
+    functions = resources_of_type(cfn, "AWS::Lambda::Function")
+    if where == "Globals":
+        assert sam["Globals"]["Function"]["Environment"]["Variables"][variable] == {"Ref": parameter}
+        where = tuple(functions)
+    for function in where:
+        assert functions[function]["Properties"]["Environment"]["Variables"][variable] == {"Ref": parameter}, function
+
+
+# MAAS_* variables read with os.environ rather than through Settings: the file that reads each
+DIRECT_ENV_READERS = {"MAAS_ALLOWED_ORIGINS": "shared/maas_core/http.py", "MAAS_AUTH_MODE": "shared/maas_core/openapi.py"}
+# Settings fields the template leaves at the code's default, with why
+CODE_DEFAULT_FIELDS = {
+    "default_alias": "the alias a request without one resolves (prod), a convention of the API",
+    "alias_ttl_seconds": "cache tuning",
+    "model_cache_size": "cache tuning, bounded by MemorySize",
+    "metrics_window": "the scheduled publication's window, matched by the alarms' periods",
+    "metrics_max_captures": "metrics tuning",
+    "metrics_min_samples": "metrics tuning",
+}
+
+
+def _template_maas_variables(cfn: dict[str, Any]) -> set[str]:
+    names = {n for fn in resources_of_type(cfn, "AWS::Lambda::Function").values()
+             for n in fn["Properties"].get("Environment", {}).get("Variables", {})}
+    for jd in resources_of_type(cfn, "AWS::Batch::JobDefinition").values():
+        names |= {e["Name"] for e in jd["Properties"]["ContainerProperties"].get("Environment", [])}
+    return {n for n in names if n.startswith("MAAS_")}
+
+
+def test_every_maas_variable_the_template_sets_is_read_and_every_setting_is_set() -> None:
+    """Given every MAAS_* variable the translated template sets (functions and the training job, training on),
+    then each is a field of Settings / TrainingSettings (or one of the few read directly, by the file that does),
+    so none is a typo the code never reads; and every Settings field is set by the template, or listed in
+    CODE_DEFAULT_FIELDS with why it keeps the code's default (a new limit cannot be forgotten in the template)."""
+    from maas_core.settings import ENV_PREFIX, Settings
+    from maas_core.training_jobs import TrainingSettings
+
+    cfn = translate(load_sam_template(), TRAINING_ON)
+    variables = _template_maas_variables(cfn)
+    fields = {f"{ENV_PREFIX}{name.upper()}" for name in TrainingSettings.model_fields}
+    unread = variables - fields - set(DIRECT_ENV_READERS)
+    assert not unread, f"the template sets variables no Settings field reads: {sorted(unread)}"
+    for variable, reader in DIRECT_ENV_READERS.items():
+        assert variable in variables and variable in (ROOT / reader).read_text(encoding="utf-8"), variable
+    unset = {name for name in Settings.model_fields
+             if f"{ENV_PREFIX}{name.upper()}" not in variables and name not in CODE_DEFAULT_FIELDS}
+    assert not unset, f"Settings fields the template does not set (set them, or list them in CODE_DEFAULT_FIELDS): {sorted(unset)}"
+    assert not set(CODE_DEFAULT_FIELDS) - set(Settings.model_fields), "CODE_DEFAULT_FIELDS names a field that is gone"
