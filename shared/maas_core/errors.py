@@ -15,10 +15,12 @@ class MaasError(Exception):
     code: str = "internal_error"
     retry_after: int | None = None  # seconds, sent as the Retry-After header (503s)
 
-    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None,
+                 details_total: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+        self.details_total = details_total  # how many details there were, when `details` lists only some
 
     def to_body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}

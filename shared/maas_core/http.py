@@ -67,24 +67,26 @@ def ok_response(model: type[BaseModel], description: str) -> dict[int, dict[str,
     return {200: {"description": description, "content": {"application/json": {"model": model}}}}
 
 
-def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None,
+               details_total: int | None = None) -> dict[str, Any]:
     """The documented error body: at most MAX_ERROR_DETAILS details (the count of all of them when there were
     more), and the request id."""
     details = details or []
     error: dict[str, Any] = {"code": code, "message": message, "details": details[:MAX_ERROR_DETAILS]}
-    if len(details) > MAX_ERROR_DETAILS:
-        error["details_total"] = len(details)
+    total = max(details_total or 0, len(details))
+    if total > len(error["details"]):
+        error["details_total"] = total
     if _request_id.get():
         error["request_id"] = _request_id.get()
     return {"error": error}
 
 
 def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
-                   retry_after: int | None = None) -> Response:
+                   retry_after: int | None = None, details_total: int | None = None) -> Response:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=error_body(code, message, details),
+        body=error_body(code, message, details, details_total),
         headers={"Retry-After": str(retry_after)} if retry_after else None,
     )
 
@@ -225,7 +227,8 @@ def _proxy_error(exc: MaasError) -> dict[str, Any]:
     if exc.retry_after:
         headers["Retry-After"] = [str(exc.retry_after)]
     return {"statusCode": exc.status, "multiValueHeaders": headers,
-            "body": json.dumps(error_body(exc.code, exc.message, exc.details)), "isBase64Encoded": False}
+            "body": json.dumps(error_body(exc.code, exc.message, exc.details, exc.details_total)),
+            "isBase64Encoded": False}
 
 
 CORS_ALLOW_HEADERS = ["Content-Type", "Authorization", "X-Api-Key", "X-Amz-Date", "X-Amz-Security-Token",
@@ -253,7 +256,8 @@ def build_resolver() -> APIGatewayRestResolver:
                                                   "cause": repr(exc.__cause__) if exc.__cause__ else None})
         else:
             logger.info("request rejected", extra={"status": exc.status, "code": exc.code})
-        return error_response(exc.status, exc.code, exc.message, exc.details, retry_after=exc.retry_after)
+        return error_response(exc.status, exc.code, exc.message, exc.details, retry_after=exc.retry_after,
+                              details_total=exc.details_total)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:

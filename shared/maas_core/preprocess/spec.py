@@ -194,7 +194,8 @@ class PreprocessSpec(BaseModel):
         if errors:
             errors.sort(key=lambda e: (-1 if e["index"] is None else e["index"]))
             bad = len({e["index"] for e in errors})
-            raise UnprocessableError(f"{bad} of {n} records are invalid", list(errors[:max_errors]))
+            raise UnprocessableError(f"{bad} of {n} records are invalid", list(errors[:max_errors]),
+                                     details_total=len(errors))
         if self.text_feature:
             return blocks[0]
         return self._finish(np.hstack(blocks))
