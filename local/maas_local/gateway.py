@@ -32,8 +32,9 @@ How it differs from the deployed stack (all on purpose, for a dev loop):
   are checked for presence only (no IAM or Cognito here). Without `api_keys` every route is open.
 - Errors: no route -> 404, route but not that method -> 405 (API Gateway itself answers 403
   "Missing Authentication Token" for both), a handler that raises or returns a malformed response
-  -> 502, a request body over 10 MB -> 413; all in the project's error shape
-  {"error": {"code": ..., "message": ..., "details": [...]}}, with the headers the template's
+  -> 502, a request body over 10 MB (API Gateway) or an event over 6 MB (Lambda) -> 413, a function's
+  answer over Lambda's 6 MB -> 502; all in the project's error shape
+  {"error": {"code": ..., "message": ..., "details": [...], "request_id": ...}}, with the headers the template's
   GatewayResponses DEFAULT_4XX / DEFAULT_5XX add (CORS's Access-Control-Allow-Origin with AllowedOrigins).
 
 Dev-only code: never shipped to Lambda.
@@ -44,6 +45,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import json
 import logging
 import os
 import signal
@@ -59,7 +61,8 @@ from urllib.parse import unquote, urlsplit
 
 from maas_local.env import EnvPatch
 from maas_local.lambda_runtime import FakeLambdaContext, LoadedFunction, load_handler
-from maas_local.proxy_integration import BadFunctionResponse, build_event, decode_response, error_body
+from maas_local.proxy_integration import BadFunctionResponse, build_event, decode_response
+from maas_local.proxy_integration import error_body as proxy_error_body
 from maas_local.queues import QueuePoller
 from maas_local.routing import Router
 from maas_local.template import (
@@ -78,6 +81,10 @@ from maas_local.template import (
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
+# Lambda's synchronous invocation limits, on the event and on the function's answer as JSON: a bigger event
+# is refused before the function runs (413), a bigger answer becomes API Gateway's 502
+LAMBDA_REQUEST_BYTES = 6 * 1024 * 1024
+LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 LOCAL_API_KEY = "maas-local-key"  # what maas-demo and maas-gateway accept as x-api-key unless told otherwise
 
 
@@ -265,15 +272,21 @@ class Gateway:
 
     def _dispatch(self, req: _RequestHandler, method: str, raw_path: str,
                   query: str) -> tuple[int, list[tuple[str, str]], bytes]:
-        status, headers, body, own = self._answer(req, method, raw_path, query)
+        request_id = str(uuid.uuid4())
+        status, headers, body, own = self._answer(req, method, raw_path, query, request_id)
         if own and status >= 400:  # the template's GatewayResponses headers (e.g. CORS) on the gateway's answers
             headers = headers + self.own_answer_headers["4XX" if status < 500 else "5XX"]
-        return status, headers, body
+        # API Gateway names every answer, its own and the functions', with its request id
+        return status, headers + [("x-amzn-RequestId", request_id)], body
 
-    def _answer(self, req: _RequestHandler, method: str, raw_path: str,
-                query: str) -> tuple[int, list[tuple[str, str]], bytes, bool]:
+    def _answer(self, req: _RequestHandler, method: str, raw_path: str, query: str,
+                request_id: str) -> tuple[int, list[tuple[str, str]], bytes, bool]:
         """(status, headers, body, whether the gateway answered itself rather than a function)."""
         json_ct = [("Content-Type", "application/json")]
+
+        def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> bytes:
+            return proxy_error_body(code, message, details, request_id)
+
         route, params, allowed = self.router.match(method, raw_path)  # %2F stays inside one segment
         path = unquote(raw_path)
         if route is None:
@@ -293,33 +306,48 @@ class Gateway:
         except ValueError as exc:
             req.close_connection = True
             return 400, json_ct, error_body("bad_request", f"could not read the request body: {exc}"), True
-        denied = self._denied(route.route.auth, req.headers)
+        denied = self._denied(route.route.auth, req.headers, request_id)
         if denied is not None:
             return *denied, True
-        request_id = str(uuid.uuid4())
         event = build_event(
             method=method, path=path, query=query, headers=list(req.headers.items()), body=body,
             route=route.route, path_params=params, stage=self.stage, source_ip=req.client_address[0],
             request_id=request_id,
         )
+        event_bytes = len(json.dumps(event))
+        if event_bytes > LAMBDA_REQUEST_BYTES:
+            return 413, json_ct, error_body(
+                "payload_too_large", f"the request is {event_bytes} bytes as a Lambda event, over Lambda's "
+                f"{LAMBDA_REQUEST_BYTES} byte limit: send fewer or smaller records",
+                [{"field": "body", "limit": LAMBDA_REQUEST_BYTES, "received": event_bytes}]), True
         try:
             fn = self._function(route.route)
             result = fn.invoke(event, FakeLambdaContext(route.route, request_id))
+            answer_bytes = len(json.dumps(result, default=str))
+            if answer_bytes > LAMBDA_RESPONSE_BYTES:  # as deployed: Lambda refuses it, API Gateway answers 502
+                log.error("%s answered %d bytes, over Lambda's %d byte limit (request %s)", route.route.function,
+                          answer_bytes, LAMBDA_RESPONSE_BYTES, request_id)
+                return 502, json_ct, error_body(
+                    "internal_error", "Internal server error: the function's answer is over Lambda's "
+                    f"{LAMBDA_RESPONSE_BYTES} byte limit; see the gateway log"), True
             return *decode_response(result), False
         except Exception as exc:  # noqa: BLE001 - a Lambda error: API Gateway answers 502
             log.exception("%s failed on %s %s (request %s)", route.route.function, method, path, request_id)
             kind = "returned a malformed response" if isinstance(exc, BadFunctionResponse) else "raised an error"
             return 502, json_ct, error_body(
-                "internal_error", f"Internal server error: the function {kind}; see the gateway log",
-                [{"request_id": request_id}]), True
+                "internal_error", f"Internal server error: the function {kind}; see the gateway log"), True
 
-    def _denied(self, auth: RouteAuth,
-                headers: Mapping[str, str]) -> tuple[int, list[tuple[str, str]], bytes] | None:
+    def _denied(self, auth: RouteAuth, headers: Mapping[str, str],
+                request_id: str) -> tuple[int, list[tuple[str, str]], bytes] | None:
         """API Gateway's own answer (status, code, message as the template's GatewayResponses shape them)
         when the caller lacks what the route's Auth asks for; None to go on."""
         if self.api_keys is None or auth.open:
             return None
         json_ct = [("Content-Type", "application/json")]
+
+        def error_body(code: str, message: str) -> bytes:
+            return proxy_error_body(code, message, request_id=request_id)
+
         if auth.authorizer == "AWS_IAM":
             if not (headers.get("Authorization") or "").startswith("AWS4-HMAC-SHA256 "):
                 return 403, json_ct, error_body("MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")

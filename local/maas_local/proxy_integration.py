@@ -76,8 +76,14 @@ def build_event(
     }
 
 
-def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message, "details": details or []}}).encode()
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None,
+               request_id: str | None = None) -> bytes:
+    """The gateway's own answers in the project's error shape, with the request id as the template's
+    GatewayResponses add it ($context.requestId)."""
+    error: dict[str, Any] = {"code": code, "message": message, "details": details or []}
+    if request_id:
+        error["request_id"] = request_id
+    return json.dumps({"error": error}).encode()
 
 
 class BadFunctionResponse(Exception):

@@ -242,7 +242,7 @@ def cors_config() -> CORSConfig | None:
     if not origins:
         return None
     return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], allow_headers=CORS_ALLOW_HEADERS,
-                      expose_headers=["Retry-After", REQUEST_ID_HEADER], max_age=600)
+                      expose_headers=["Retry-After", REQUEST_ID_HEADER, "x-amzn-RequestId"], max_age=600)
 
 
 def build_resolver() -> APIGatewayRestResolver:
