@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from maas_core.errors import UnprocessableError
 from maas_core.load_checks import bad as _bad
-from maas_core.load_checks import check_input, check_output_shape, shape_of as _shape, show as _show
+from maas_core.load_checks import check_input, check_output_shape, shape_of as _shape
 from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, InputField, Manifest, Task, TensorInfo
 from maas_core.onnx_external import MalformedModel, external_tensors
 from maas_core.preprocess import NumericFeature, PreprocessSpec
