@@ -1,11 +1,20 @@
 """One error type per HTTP status. Handlers turn any MaasError into the documented body:
 
     {"error": {"code": "...", "message": "...", "details": [...]}}
+
+A model bundle we cannot serve (`model_integrity`, `model_unusable`) is our fault, not the caller's:
+its body names the model and version for humans; what went wrong (the hashes, onnxruntime's and
+pydantic's messages, library versions) is logged where the error is made (`integrity_error`,
+`unusable_error`), never answered.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from aws_lambda_powertools import Logger
+
+logger = Logger(child=True)
 
 
 class MaasError(Exception):
@@ -70,10 +79,32 @@ class IntegrityError(MaasError):
 
 class ModelLoadError(MaasError):
     """A model bundle that passed its hashes but cannot be used (an unsupported preprocess.json
-    format_version, a graph onnxruntime refuses): our fault, never cached, never served."""
+    format_version, a graph onnxruntime refuses, a spec that does not fit its graph, external data):
+    our fault, never cached, never served."""
 
     status = 500
     code = "model_unusable"
+
+
+def integrity_error(name: str, version: str, file: str, expected_sha256: str, actual_sha256: str) -> IntegrityError:
+    """A file that does not match its manifest: the hashes go to the log, the caller learns which file."""
+    logger.error("model file refused: it does not match its manifest SHA-256",
+                 extra={"code": IntegrityError.code, "model": name, "version": version, "file": file,
+                        "expected_sha256": expected_sha256, "actual_sha256": actual_sha256})
+    return IntegrityError(f"model {name!r} version {version!r}: {file} does not match its manifest SHA-256; "
+                          "refusing to serve it; it has been logged", [{"file": file}])
+
+
+def unusable_error(name: str, version: str, reason: str, variant: str | None = None,
+                   **context: Any) -> ModelLoadError:
+    """A bundle that cannot be served: `reason` (and `context`, e.g. the file or the library's message) go
+    to the log with the model, version and variant; the caller is told which version, and that it is logged."""
+    logger.error("model version refused: it cannot be served",
+                 extra={"code": ModelLoadError.code, "model": name, "version": version, "variant": variant,
+                        "reason": reason, **context})
+    which = f"model {name!r} version {version!r}" + (f" ({variant})" if variant else "")
+    return ModelLoadError(f"{which} could not be loaded; the reason has been logged",
+                          [{"model": name, "version": version, **({"variant": variant} if variant else {})}])
 
 
 class DependencyAccessDeniedError(MaasError):

@@ -8,7 +8,7 @@ record is predicted again. The attribution of f is how much the model's output d
 
 where the output f(.) is, for a classifier, the probability of the label predicted for x (so a
 positive attribution means "this field's value pushed the model towards its answer"), and for a
-regression, the predicted value. Baseline values come from the training data:
+regression, the predicted value. Baseline values come from the training data (maas_core.baseline):
 
     numeric              the training mean (manifest.baseline features[name].mean), else the
                          spec's fill value, else its scaler center
@@ -24,6 +24,8 @@ in its inputs, with each field feeding its own columns (no row normalisation), t
 Cost: all occlusions of all records are one batch, n_records x (n_fields + 1) + 1 rows, transformed
 by the fitted spec (the same code path as prediction) and run in ONE onnxruntime call; the original
 records' outputs come from that same call, so the prediction and its explanation cannot disagree.
+A record any of whose rows gives a non-finite output is refused (422, maas_core.outputs), as a
+prediction without explanation would be: its attributions would not be numbers.
 
 Text models are not supported yet (a word is not a field, and occluding tokens needs its own
 baseline): asking for an explanation of one is a 422.
@@ -36,43 +38,18 @@ from typing import Any
 
 import numpy as np
 
+from maas_core.baseline import baseline_values
 from maas_core.errors import MaasError, UnprocessableError
 from maas_core.model_cache import LoadedModel
-from maas_core.preprocess import BooleanFeature, CategoricalFeature, NumericFeature, PreprocessSpec
+from maas_core.outputs import class_probabilities, nonfinite_rows, refuse_nonfinite
+from maas_core.preprocess import PreprocessSpec
 from maas_core.schemas import Explanation
+
+__all__ = ["baseline_values", "check_explainable", "explain_predictions", "occlusion_columns"]
 
 METHOD = "occlusion"
 BASELINE = "training"
 _DIGITS = 6  # like the probabilities in a prediction
-
-
-def baseline_values(spec: PreprocessSpec, baseline: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The raw value each field is occluded with (see the module docstring), field -> JSON value."""
-    stats: Mapping[str, Any] = (baseline or {}).get("features") or {}
-    values: dict[str, Any] = {}
-    for f in spec.features:
-        s = stats.get(f.name) or {}
-        if isinstance(f, NumericFeature):
-            mean = s.get("mean")
-            values[f.name] = float(mean) if mean is not None and np.isfinite(mean) else (
-                f.fill if f.fill is not None else f.center)
-        elif isinstance(f, CategoricalFeature):
-            top = _most_frequent(s.get("frequencies"))
-            values[f.name] = top if top in f.categories else (
-                f.fill if f.fill is not None else f.categories[0])
-        elif isinstance(f, BooleanFeature):
-            top = _most_frequent(s.get("frequencies"))
-            values[f.name] = (top == "true") if top in ("true", "false") else bool(f.fill)
-        else:
-            raise UnprocessableError(f"explanations are not supported for {f.kind} features",
-                                     [{"field": "explain", "feature": f.name, "kind": f.kind}])
-    return values
-
-
-def _most_frequent(frequencies: Mapping[str, float] | None) -> str | None:
-    if not frequencies:
-        return None
-    return min(frequencies, key=lambda k: (-frequencies[k], k))  # ties: the smallest, deterministically
 
 
 def check_explainable(model: LoadedModel) -> None:
@@ -116,14 +93,14 @@ def explain_predictions(model: LoadedModel, records: Sequence[Any]) -> tuple[np.
         raise MaasError(f"the training baseline of model {manifest.name!r} version {manifest.version!r} "
                         f"cannot be transformed: {exc.message}", exc.details) from exc
     raw = model.run(features)
+    bad = nonfinite_rows(raw)  # record i: any of its rows, or the all-baseline row its baseline_output is from
+    refuse_nonfinite(bad[: n * v].reshape(n, v).any(axis=1) | bad[-1])
     originals = raw[: n * v: v]
     if manifest.task == "regression":
         scores = raw.reshape(len(raw), -1)[:, 0].astype(np.float64)
         targets = None
         block, base_out = scores[: n * v].reshape(n, v), np.full(n, scores[-1])
     else:
-        from maas_core.predictor import class_probabilities  # predictor imports this module
-
         probs = class_probabilities(manifest.task, raw)
         targets = probs[: n * v: v].argmax(axis=1)  # the label predicted for each record as sent
         block = probs[np.arange(n * v), np.repeat(targets, v)].reshape(n, v)

@@ -6,6 +6,11 @@ versions (or models) whose model files have identical bytes share one InferenceS
 the session build). Each version's files are still fetched and checked against its manifest before it
 is served, so a tampered file is refused (never cached), even when an intact twin is loaded already.
 Only the requested variant's model file is fetched.
+
+A version that passes its hashes must also be able to answer (maas_core.load_checks: a spec that fits
+its graph, finite fitted values, a finite smoke run on the training baseline) and be self-contained (no
+ONNX external data, checked before onnxruntime sees the bytes: maas_core.onnx_external). Otherwise it
+is refused with ModelLoadError, the reason logged, and never cached.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from maas_core.errors import ModelLoadError, NotFoundError
+from maas_core.errors import MaasError, NotFoundError, unusable_error
+from maas_core.load_checks import UnusableBundle, check_model, check_spec
 from maas_core.manifest import DEFAULT_VARIANT, PREPROCESS_FILE, Manifest
+from maas_core.onnx_external import external_tensors
 from maas_core.ort_options import session_options
 from maas_core.preprocess import PreprocessSpec
 from maas_core.store import Bundle, BundleStore
@@ -41,20 +48,36 @@ class LoadedModel:
                     session: ort.InferenceSession | None = None) -> "LoadedModel":
         """`session`: an already loaded session for the variant's (hash-identical) model file."""
         m = bundle.manifest
+        file = variant_file(m, variant)
         try:
             spec = PreprocessSpec.from_json(bundle.files[PREPROCESS_FILE])
+            check_spec(spec)  # before anything is sized by it
             # the manifest's input schema has the last word on which fields are personal data
             spec = spec.with_sensitive({f.name for f in m.input_schema if f.sensitive})
             if session is None:
-                session = new_session(bundle.files[variant_file(m, variant)])
+                session = new_session(self_contained(bundle.files[file]))
+            model = cls(manifest=m, spec=spec, session=session, variant=variant)
+            check_model(model)
         except Exception as exc:  # a bundle that passed its hashes but still cannot load is broken, not a caller error
-            raise ModelLoadError(f"model {m.name!r} version {m.version!r} ({variant}) could not be loaded: {exc}") from exc
-        return cls(manifest=m, spec=spec, session=session, variant=variant)
+            reason = exc.message if isinstance(exc, MaasError) else str(exc) or type(exc).__name__
+            raise unusable_error(m.name, m.version, reason, variant=variant, file=file,
+                                 error=type(exc).__name__) from exc
+        return model
 
     def run(self, features: np.ndarray) -> np.ndarray:
         inp = self.manifest.model_input
         out = self.session.run([self.manifest.model_output.name], {inp.name: features.astype(inp.dtype, copy=False)})
         return np.asarray(out[0])
+
+
+def self_contained(model_bytes: bytes) -> bytes:
+    """The model's bytes, unless a tensor of it lives in another file (ONNX external data): onnxruntime would
+    read that file, from outside the hash-checked bundle (maas_core.onnx_external)."""
+    external = external_tensors(model_bytes)
+    if external:
+        raise UnusableBundle(f"{len(external)} tensor(s) are stored as ONNX external data, in files outside the "
+                             "bundle: " + ", ".join(f"{n!r} in {loc!r}" for n, loc in external[:5]))
+    return model_bytes
 
 
 def variant_file(manifest: Manifest, variant: str) -> str:

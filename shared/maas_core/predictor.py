@@ -21,6 +21,7 @@ from maas_core.errors import IntegrityError, MaasError, ModelLoadError, PayloadT
 from maas_core.ids import new_request_id
 from maas_core.manifest import DEFAULT_VARIANT, VARIANTS
 from maas_core.model_cache import LoadedModel, ModelCache
+from maas_core.outputs import class_probabilities, nonfinite_rows, refuse_nonfinite
 from maas_core.registry import AliasTarget, Registry, check_name, check_version
 from maas_core.schemas import PredictResponse, PreprocessResponse
 from maas_core.settings import Settings
@@ -220,16 +221,11 @@ def matrix_to_json(features: np.ndarray) -> list[list[int]] | list[list[float]]:
     return features.astype(np.float64).tolist()
 
 
-def class_probabilities(task: str, outputs: np.ndarray) -> np.ndarray:
-    """Model outputs -> (n, classes) probabilities. A binary model may emit one sigmoid column."""
-    out = outputs.reshape(len(outputs), -1).astype(np.float64)
-    if task == "binary" and out.shape[1] == 1:
-        return np.hstack([1.0 - out, out])
-    return out
-
-
 def shape_predictions(model: LoadedModel, outputs: np.ndarray) -> list[dict[str, Any]]:
-    """Model outputs -> one Prediction-shaped dict per record (PredictResponse validates them all at once)."""
+    """Model outputs -> one Prediction-shaped dict per record (PredictResponse validates them all at once).
+    A record whose output is not finite (a finite input can overflow inside the graph) is a 422 naming it,
+    as batch makes it a row error (maas_core.outputs): NaN is not a probability or a value."""
+    refuse_nonfinite(nonfinite_rows(outputs))
     m = model.manifest
     request_id = new_request_id()  # time-ordered: the captures table keys on it (maas_core.ids)
     ids = [f"{request_id}-{i}" for i in range(len(outputs))]

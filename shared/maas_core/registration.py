@@ -24,7 +24,10 @@ import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from maas_core.errors import UnprocessableError
+from maas_core.load_checks import bad as _bad
+from maas_core.load_checks import check_input, check_output_shape, shape_of as _shape
 from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, InputField, Manifest, Task, TensorInfo
+from maas_core.onnx_external import MalformedModel, external_tensors
 from maas_core.preprocess import NumericFeature, PreprocessSpec
 from maas_core.registry import Registry, check_name
 from maas_core.store import BundleStore
@@ -213,22 +216,9 @@ def check_graph(onnx_bytes: bytes, declaration: ModelDeclaration, width: int,
     if len(inputs) > 1:
         raise _bad(f"the graph needs {len(inputs)} inputs ({_names(inputs)}); only single-input models "
                    "(one feature matrix) can be registered", field="input_name", graph_inputs=_names_list(inputs))
+    # the checks serving repeats at every load (maas_core.load_checks): a model that registers, loads
+    check_input(inp, width, width_source or f"{width} features are declared", dtypes=_INPUT_DTYPES)
     in_shape = _shape(inp.shape)
-    if in_shape is None or len(in_shape) != 2:
-        raise _bad(f"input {inp.name!r} must be a rank-2 matrix (rows, features), the graph has shape "
-                   f"{_show(inp.shape)}", field="input_name", shape=_show(inp.shape))
-    if inp.type not in _INPUT_DTYPES:
-        raise _bad(f"input {inp.name!r} has element type {inp.type}; only tensor(float) and tensor(double) "
-                   "inputs are supported", field="input_name", type=inp.type)
-    if in_shape[0] is not None:
-        raise _bad(f"input {inp.name!r} fixes the number of rows to {in_shape[0]} (shape {_show(inp.shape)}); "
-                   "the first dimension must be dynamic so that batches of any size can be served "
-                   "(re-export with a dynamic batch axis)",
-                   field="input_name", shape=_show(inp.shape))
-    if isinstance(in_shape[1], int) and in_shape[1] != width:
-        declared = width_source or f"{width} features are declared"
-        raise _bad(f"{declared} but input {inp.name!r} takes {in_shape[1]} columns "
-                   f"(shape {_show(inp.shape)})", field="features", declared=width, graph=in_shape[1])
 
     out = _pick(outputs, declaration.output_name, "output")
     if out.type not in _OUTPUT_DTYPES:
@@ -239,10 +229,11 @@ def check_graph(onnx_bytes: bytes, declaration: ModelDeclaration, width: int,
                    f"supported{hint}", field="output_name", type=out.type)
     out_shape = _shape(out.shape)
     if out_shape is not None:
-        _check_output_shape(declaration, out.name, out_shape, rows=None)
+        check_output_shape(declaration.task, declaration.labels, out.name, out_shape, rows=None)
 
     _smoke_run(session, inp.name, out.name, _INPUT_DTYPES[inp.type], width, declaration)
     producer = session.get_modelmeta().producer_name or ""
+    assert in_shape is not None  # check_input refused any other
     return CheckedGraph(
         model_input=TensorInfo(name=inp.name, dtype=_INPUT_DTYPES[inp.type], shape=in_shape),
         model_output=TensorInfo(name=out.name, dtype=_OUTPUT_DTYPES[out.type], shape=out_shape or []),
@@ -250,9 +241,25 @@ def check_graph(onnx_bytes: bytes, declaration: ModelDeclaration, width: int,
     )
 
 
+def refuse_external_data(onnx_bytes: bytes) -> None:
+    """A 422 for a model whose tensors live in other files (ONNX external data): a bundle is the hash-checked
+    files it lists, so maas serves self-contained models only (maas_core.onnx_external)."""
+    try:
+        external = external_tensors(onnx_bytes)
+    except MalformedModel as exc:
+        raise _bad(f"not a valid ONNX model: {exc}", field="onnx") from None
+    if external:
+        names = ", ".join(f"{name!r} (in {location!r})" for name, location in external[:5])
+        raise _bad(f"the model keeps {len(external)} tensor(s) as ONNX external data, in other files: {names}; "
+                   "only self-contained models can be registered: save it as one file "
+                   "(onnx.save_model(model, path, save_as_external_data=False); up to 2 GB)",
+                   field="onnx", external_tensors=[{"name": n, "location": loc} for n, loc in external[:20]])
+
+
 def _session(onnx_bytes: bytes) -> ort.InferenceSession:
     if not onnx_bytes:
         raise _bad("not a valid ONNX model: the file is empty", field="onnx")
+    refuse_external_data(onnx_bytes)
     try:
         return ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...) for bad graphs
@@ -272,30 +279,6 @@ def _pick(args: list[Any], declared: str | None, kind: str) -> Any:
     return by_name[declared]
 
 
-def _check_output_shape(declaration: ModelDeclaration, name: str, shape: list[int | None], rows: int | None) -> None:
-    """Classifiers: (rows, classes), or one probability column / a vector for binary; regression: (rows, 1)
-    or a vector. `rows` None: the graph's declared shape (unknown dims allowed); else a real output's."""
-    where = (f"output {name!r} has shape {_show(shape)}" if rows is None
-             else f"a test run on {rows} row{'s' if rows > 1 else ''} gave output {name!r} shape {_show(shape)}")
-    if len(shape) not in (1, 2) or (rows is not None and shape[0] != rows):
-        raise _bad(f"{where}; expected (rows, columns) or (rows,)", field="output_name", shape=_show(shape))
-    last = shape[1] if len(shape) == 2 else 1
-    if declaration.task == "regression":
-        if last is not None and last != 1:
-            raise _bad(f"{where}; a regression model must give one value per row", field="output_name",
-                       shape=_show(shape))
-        return
-    k = len(declaration.labels)
-    allowed = {1, 2} if declaration.task == "binary" else {k}
-    if len(shape) == 1 and declaration.task != "binary":
-        raise _bad(f"{where}; a multiclass model must give one column per label ({k})", field="labels",
-                   shape=_show(shape))
-    if last is not None and last not in allowed:
-        wanted = "2 class columns or 1 probability column" if declaration.task == "binary" else f"{k} columns"
-        raise _bad(f"{k} labels are declared but {where} ({last} per row); expected {wanted}", field="labels",
-                   labels=k, graph=last)
-
-
 def _smoke_run(session: ort.InferenceSession, inp: str, out: str, dtype: str, width: int,
                declaration: ModelDeclaration) -> None:
     """Run one row of zeros, then two: catches graphs that load but fail, give a shape the task cannot
@@ -309,23 +292,10 @@ def _smoke_run(session: ort.InferenceSession, inp: str, out: str, dtype: str, wi
                        field="onnx", rows=rows) from None
         if not np.issubdtype(result.dtype, np.number):
             raise _bad(f"a test run gave a non-numeric output ({result.dtype})", field="output_name")
-        _check_output_shape(declaration, out, list(result.shape), rows=rows)
+        check_output_shape(declaration.task, declaration.labels, out, list(result.shape), rows=rows)
 
 
 # --- small helpers --------------------------------------------------------------------------------
-
-
-def _shape(shape: Any) -> list[int | None] | None:
-    """onnxruntime's shape (ints, symbolic names, None) -> ints and None; None when the rank is unknown."""
-    if not isinstance(shape, (list, tuple)) or not shape:
-        return None
-    return [d if isinstance(d, int) and d >= 0 else None for d in shape]
-
-
-def _show(shape: Any) -> str:
-    if not isinstance(shape, (list, tuple)) or not shape:
-        return "unknown"
-    return "(" + ", ".join(str(d) if isinstance(d, int) else "?" for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
 def _names(args: list[Any]) -> str:
@@ -339,7 +309,3 @@ def _names_list(args: list[Any]) -> list[str]:
 def _ort_message(exc: Exception) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text.split(" : ", 2)[-1] if text.startswith("[ONNXRuntimeError]") else text
-
-
-def _bad(message: str, field: str, **details: Any) -> UnprocessableError:
-    return UnprocessableError(message, [{"field": field, **details}])

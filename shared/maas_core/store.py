@@ -14,7 +14,16 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
-from maas_core.errors import ConflictError, IntegrityError, NotFoundError, ServiceUnavailableError
+from pydantic import ValidationError
+
+from maas_core.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    ServiceUnavailableError,
+    integrity_error,
+    unusable_error,
+)
 from maas_core.manifest import (
     MANIFEST_FILE,
     FileEntry,
@@ -70,7 +79,10 @@ class BundleStore:
 
     def load_manifest(self, name: str, version: str) -> Manifest:
         raw = self._get(bundle_prefix(name, version) + MANIFEST_FILE, f"model {name!r} version {version!r}")
-        return Manifest.model_validate(json.loads(raw))
+        try:
+            return Manifest.model_validate(json.loads(raw))
+        except (ValueError, ValidationError) as exc:  # unreadable: refused (logged) like any broken bundle
+            raise unusable_error(name, version, f"{MANIFEST_FILE} cannot be read: {exc}", file=MANIFEST_FILE) from exc
 
     def load(self, name: str, version: str, only: Collection[str] | None = None,
              manifest: Manifest | None = None) -> Bundle:
@@ -87,10 +99,7 @@ class BundleStore:
                 continue
             data = self._get(prefix + fname, f"file {fname!r} of model {name!r} version {version!r}")
             if sha256_hex(data) != entry.sha256 or len(data) != entry.size:
-                raise IntegrityError(
-                    f"model {name!r} version {version!r}: {fname} does not match its manifest SHA-256; refusing to serve it",
-                    [{"file": fname, "expected_sha256": entry.sha256, "actual_sha256": sha256_hex(data)}],
-                )
+                raise integrity_error(name, version, fname, entry.sha256, sha256_hex(data))
             files[fname] = data
         return Bundle(manifest=manifest, files=files)
 

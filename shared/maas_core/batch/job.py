@@ -72,8 +72,13 @@ from maas_core.batch.writer import DEFAULT_PART_SIZE, AtomicS3Writer
 from maas_core.errors import MaasError
 from maas_core.manifest import DEFAULT_VARIANT
 from maas_core.model_cache import LoadedModel
+<<<<<<< HEAD
 from maas_core.predictor import Predictor, class_probabilities
 from maas_core.registry import check_version
+=======
+from maas_core.outputs import NON_FINITE_REASON, class_probabilities, nonfinite_rows
+from maas_core.predictor import Predictor
+>>>>>>> fix/load
 
 if TYPE_CHECKING:
     from maas_core.monitoring.batch import BatchMonitor
@@ -300,9 +305,9 @@ class _Shaper:
                 rows = [chunk.rows[i] for i in kept]
                 records = [chunk.records[i] for i in kept]
                 outputs = self.model.run(matrix).reshape(len(kept), -1)
-                finite = np.isfinite(outputs).all(axis=1)
+                finite = ~nonfinite_rows(outputs)  # the predict API refuses the same records (422), in the same words
                 if not finite.all():
-                    problems += [{"row": r, "field": None, "reason": "the model produced a non-finite output"}
+                    problems += [{"row": r, "field": None, "reason": NON_FINITE_REASON}
                                  for r, ok in zip(rows, finite.tolist()) if not ok]
                     rows = [r for r, ok in zip(rows, finite.tolist()) if ok]
                     records = [rec for rec, ok in zip(records, finite.tolist()) if ok]
