@@ -72,13 +72,9 @@ from maas_core.batch.writer import DEFAULT_PART_SIZE, AtomicS3Writer
 from maas_core.errors import MaasError
 from maas_core.manifest import DEFAULT_VARIANT
 from maas_core.model_cache import LoadedModel
-<<<<<<< HEAD
-from maas_core.predictor import Predictor, class_probabilities
-from maas_core.registry import check_version
-=======
 from maas_core.outputs import NON_FINITE_REASON, class_probabilities, nonfinite_rows
 from maas_core.predictor import Predictor
->>>>>>> fix/load
+from maas_core.registry import check_version
 
 if TYPE_CHECKING:
     from maas_core.monitoring.batch import BatchMonitor
