@@ -458,7 +458,8 @@ def configure_cli_logging(level: str | int = "INFO") -> None:
     own.propagate = False
 
 
-def _key_values(items: list[str], what: str) -> dict[str, str]:
+def key_values(items: list[str], what: str) -> dict[str, str]:
+    """`--parameter NAME=VALUE`-style arguments as a dict; a malformed one stops the CLI, naming it."""
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -475,6 +476,14 @@ def auth_note(auth: RouteAuth, api_keys: Collection[str] | None) -> str:
     needs = (["x-api-key"] if auth.api_key else []) + (
         ["SigV4 Authorization"] if auth.authorizer == "AWS_IAM" else [auth.token_header] if auth.authorizer else [])
     return "  [" + " + ".join(needs) + "]"
+
+
+def cors_note(routes: Collection[Route]) -> str:
+    """One line saying which origin's pages may call the API (the template's Cors), for the CLIs."""
+    origins = sorted({dict(r.preflight.headers)["Access-Control-Allow-Origin"] for r in routes if r.preflight})
+    if not origins:
+        return "CORS: off, browsers on other origins cannot call this API (--parameter AllowedOrigins=ORIGIN)"
+    return f"CORS: OPTIONS preflights answered, pages on {', '.join(origins)} may call this API"
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
@@ -529,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
 
     template_path = Path(args.template) if args.template else default_template_path()
     names = local_resource_names(load_template(template_path))
-    names.update(_key_values(args.resource, "--resource"))
+    names.update(key_values(args.resource, "--resource"))
     busy = f"maas-gateway: port {args.port} on {args.host} is already in use; pick another with --port"
     try:
         check_port_free(args.host, args.port)  # before starting anything else
@@ -550,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
             endpoint = stack.endpoint_url
             print(f"started an empty moto server at {endpoint} (use --endpoint-url to reuse one)", flush=True)
         gateway = Gateway(template_path, names, host=args.host, port=args.port,
-                          parameters=_key_values(args.parameter, "--parameter"), api_keys=api_keys)
+                          parameters=key_values(args.parameter, "--parameter"), api_keys=api_keys)
         try:
             url = gateway.start()
         except OSError as exc:
@@ -565,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  SQS    {c.queue_url}  ->  {c.route.function} ({c.route.handler}), in-process")
         if api_keys is not None:
             print(f"routes marked [x-api-key] accept x-api-key: {', '.join(api_keys)} (--no-auth opens them)")
+        print(cors_note(gateway.routes), flush=True)
         print("Ctrl-C to stop", flush=True)
         try:
             with stop_signals_as_keyboard_interrupt():

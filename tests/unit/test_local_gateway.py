@@ -111,3 +111,24 @@ def test_preflight_is_the_most_specific_resource_s_mock() -> None:
     # And a most specific resource without Cors has no mock (even if a less specific one has), nor an unknown path
     assert router.preflight("/v1/models/special") is None
     assert router.preflight("/v2/models") is None
+
+
+def test_demo_takes_template_parameters_like_the_gateway() -> None:
+    from maas_local import demo
+
+    # Given maas-demo's --parameter NAME=VALUE (repeatable), When parsed; Then they override the demo's own
+    assert demo.gateway_parameters(["AllowedOrigins=http://127.0.0.1:3000", "LogLevel=DEBUG"], verbose=False) == \
+        {"LogLevel": "DEBUG", "AllowedOrigins": "http://127.0.0.1:3000"}
+    assert demo.gateway_parameters([], verbose=False) == {"LogLevel": "WARNING"}
+    assert demo.gateway_parameters(["A=b=c"], verbose=True) == {"A": "b=c"}
+    # And a malformed one stops the demo at once, before any port or training, naming it
+    with pytest.raises(SystemExit, match="--parameter 'AllowedOrigins': expected KEY=VALUE"):
+        demo.main(["--parameter", "AllowedOrigins"])
+
+
+def test_the_clis_say_whether_browsers_may_call_the_api() -> None:
+    from maas_local.gateway import cors_note
+
+    cors = CorsPreflight(headers=(("Access-Control-Allow-Origin", "http://127.0.0.1:3000"),))
+    assert cors_note([route("GET", "/x")]).startswith("CORS: off")
+    assert "pages on http://127.0.0.1:3000 may call" in cors_note([replace(route("GET", "/x"), preflight=cors)])
