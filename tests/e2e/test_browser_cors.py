@@ -26,8 +26,10 @@ pytestmark = pytest.mark.e2e
 
 KEY = "browser-key"
 RECORD = {"records": [{"x1": 1, "colour": "red"}]}
+# --no-sandbox: CI runs as root; --disable-dev-shm-usage: containers often have a tiny /dev/shm
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage"]
 
 # the page's script: one fetch, and what a web app could see of its answer (or how fetch failed)
 PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>maas web app</title><script>
