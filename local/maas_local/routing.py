@@ -71,5 +71,5 @@ class Router:
     def preflight(self, path: str) -> CorsPreflight | None:
         """The CORS mock answering OPTIONS on `path`: the one of the most specific matching resource, as API
         Gateway picks the resource before the method; None if that resource has none or nothing matches."""
-        matching = [c for c in self.routes if c.match(path) is not None]  # sorted: most specific first
-        return next((c.route.preflight for c in matching if c.rank == matching[0].rank), None) if matching else None
+        # self.routes is sorted most specific first, and the routes of one resource share its preflight
+        return next((c.route.preflight for c in self.routes if c.match(path) is not None), None)
