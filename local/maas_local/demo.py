@@ -7,6 +7,9 @@
     -> POST one record to each, print the answers, the curl commands to repeat them and how to inspect moto
     -> keep serving until Ctrl-C (or exit right away with --no-serve)
 
+`--parameter NAME=VALUE` overrides a template parameter, as with maas-gateway (e.g. AllowedOrigins=ORIGIN: the
+CORS preflight and headers a web app on that origin needs).
+
 Dev-only code: never shipped to Lambda.
 """
 
@@ -24,7 +27,7 @@ from typing import Any
 
 from maas_local.batch_trigger import BatchTrigger
 from maas_local.default_target import FAKE_CREDENTIALS, LOCAL_ENDPOINT
-from maas_local.gateway import LOCAL_API_KEY
+from maas_local.gateway import LOCAL_API_KEY, cors_note, key_values
 from maas_local.train_trigger import TrainTrigger, penguins_training_config
 from maas_local.stack import LocalStack, PortInUseError, check_port_free
 from maas_local.template import LOCAL_REGION
@@ -70,6 +73,12 @@ def post_json(url: str, payload: dict[str, Any], timeout: float = 60) -> tuple[i
             return err.code, raw.decode(errors="replace")
 
 
+def gateway_parameters(parameter_args: list[str], verbose: bool) -> dict[str, str]:
+    """The template parameters the demo's gateway runs with: the functions' logs at WARNING unless --verbose,
+    then the --parameter NAME=VALUE overrides (e.g. AllowedOrigins=http://localhost:3000 for a web app)."""
+    return {**({} if verbose else {"LogLevel": "WARNING"}), **key_values(parameter_args, "--parameter")}
+
+
 def _port_busy(what: str, host: str, port: int, flag: str) -> int:
     print(f"maas-demo: {what} port {host}:{port} is already in use (another maas-demo or maas-gateway?). "
           f"Stop it, or pick another port with {flag}.", file=sys.stderr)
@@ -85,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-serve", action="store_true", help="exit after the first prediction")
     parser.add_argument("--verbose", action="store_true",
                         help="show the functions' INFO logs and EMF metric lines, and every moto request")
+    parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="template parameter override for the gateway, e.g. AllowedOrigins=http://localhost:3000 "
+                             "so a web app on that origin can call the API (repeatable)")
     args = parser.parse_args(argv)
+    parameters = gateway_parameters(args.parameter, args.verbose)  # a malformed one fails before anything starts
     host = "127.0.0.1"
 
     from maas_local.gateway import configure_cli_logging
@@ -136,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.verbose:  # the functions' own log and EMF lines would bury the answers the demo prints
                 os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
             gateway = Gateway(stack.template_path, stack.names, host=host, port=args.port, api_keys=[LOCAL_API_KEY],
-                              parameters=None if args.verbose else {"LogLevel": "WARNING"})
+                              parameters=parameters)
             try:
                 base_url = gateway.start()
             except OSError as exc:
@@ -172,6 +185,7 @@ def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve:
         print(f"  {command}")
     print(f"(like the deployed API, these routes need an x-api-key: locally {LOCAL_API_KEY}; on AWS a key of the "
           "stack's usage plan. GET /v1/health needs none.)")
+    print(cors_note(gateway.routes))
     print("inspect the local S3/DynamoDB with the aws CLI or boto3:")
     print(f"  {export_line(stack.endpoint_url)}")
     print(f"  aws s3 ls s3://{stack.names['ModelBucket']}/models/ --recursive")

@@ -30,6 +30,12 @@ How it differs from the deployed stack (all on purpose, for a dev loop):
   INVALID_API_KEY; an AWS_IAM route without a SigV4 Authorization header -> 403 MISSING_AUTHENTICATION_TOKEN;
   a token-authorizer route (AuthMode=Jwt) without its token -> 401 UNAUTHORIZED. Signatures and tokens
   are checked for presence only (no IAM or Cognito here). Without `api_keys` every route is open.
+- CORS: with the Api's `Cors` set (template.yaml: parameter AllowedOrigins), OPTIONS on every route's path is
+  answered as SAM's MOCK integration answers it on AWS, before any function runs: 200 with the static
+  Access-Control-Allow-Origin / -Methods / -Headers / -Max-Age of `Cors`, asking no key or token (the
+  template's AddApiKeyRequiredToCorsPreflight / AddDefaultAuthorizerToCorsPreflight: false). As on AWS the
+  origin is the configured one whatever the request's Origin: a browser on another origin refuses the answer
+  and fetch() rejects. Without `Cors`, OPTIONS is a 405 like any undeclared method (on AWS a 403).
 - Errors: no route -> 404, route but not that method -> 405 (API Gateway itself answers 403
   "Missing Authentication Token" for both), a handler that raises or returns a malformed response
   -> 502, a request body over 10 MB (API Gateway) or an event over 6 MB (Lambda) -> 413, a function's
@@ -67,6 +73,7 @@ from maas_local.queues import QueuePoller
 from maas_local.routing import Router
 from maas_local.template import (
     LOCAL_REGION,
+    CorsPreflight,
     Route,
     RouteAuth,
     api_routes,
@@ -287,6 +294,9 @@ class Gateway:
         def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> bytes:
             return proxy_error_body(code, message, details, request_id)
 
+        preflight = self.router.preflight(raw_path) if method == "OPTIONS" else None
+        if preflight is not None:
+            return *self._preflight(req, preflight, request_id), True
         route, params, allowed = self.router.match(method, raw_path)  # %2F stays inside one segment
         path = unquote(raw_path)
         if route is None:
@@ -336,6 +346,15 @@ class Gateway:
             kind = "returned a malformed response" if isinstance(exc, BadFunctionResponse) else "raised an error"
             return 502, json_ct, error_body(
                 "internal_error", f"Internal server error: the function {kind}; see the gateway log"), True
+
+    def _preflight(self, req: _RequestHandler, preflight: CorsPreflight,
+                   request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        """API Gateway's CORS mock integration: the static headers, and the `{}` of its response template."""
+        self._discard_body(req)
+        denied = self._denied(preflight.auth, req.headers, request_id)
+        if denied is not None:
+            return denied
+        return 200, [("Content-Type", "application/json"), *preflight.headers], b"{}"
 
     def _denied(self, auth: RouteAuth, headers: Mapping[str, str],
                 request_id: str) -> tuple[int, list[tuple[str, str]], bytes] | None:
@@ -439,7 +458,8 @@ def configure_cli_logging(level: str | int = "INFO") -> None:
     own.propagate = False
 
 
-def _key_values(items: list[str], what: str) -> dict[str, str]:
+def key_values(items: list[str], what: str) -> dict[str, str]:
+    """`--parameter NAME=VALUE`-style arguments as a dict; a malformed one stops the CLI, naming it."""
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -456,6 +476,14 @@ def auth_note(auth: RouteAuth, api_keys: Collection[str] | None) -> str:
     needs = (["x-api-key"] if auth.api_key else []) + (
         ["SigV4 Authorization"] if auth.authorizer == "AWS_IAM" else [auth.token_header] if auth.authorizer else [])
     return "  [" + " + ".join(needs) + "]"
+
+
+def cors_note(routes: Collection[Route]) -> str:
+    """One line saying which origin's pages may call the API (the template's Cors), for the CLIs."""
+    origins = sorted({dict(r.preflight.headers)["Access-Control-Allow-Origin"] for r in routes if r.preflight})
+    if not origins:
+        return "CORS: off, browsers on other origins cannot call this API (--parameter AllowedOrigins=ORIGIN)"
+    return f"CORS: OPTIONS preflights answered, pages on {', '.join(origins)} may call this API"
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
@@ -510,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
 
     template_path = Path(args.template) if args.template else default_template_path()
     names = local_resource_names(load_template(template_path))
-    names.update(_key_values(args.resource, "--resource"))
+    names.update(key_values(args.resource, "--resource"))
     busy = f"maas-gateway: port {args.port} on {args.host} is already in use; pick another with --port"
     try:
         check_port_free(args.host, args.port)  # before starting anything else
@@ -531,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
             endpoint = stack.endpoint_url
             print(f"started an empty moto server at {endpoint} (use --endpoint-url to reuse one)", flush=True)
         gateway = Gateway(template_path, names, host=args.host, port=args.port,
-                          parameters=_key_values(args.parameter, "--parameter"), api_keys=api_keys)
+                          parameters=key_values(args.parameter, "--parameter"), api_keys=api_keys)
         try:
             url = gateway.start()
         except OSError as exc:
@@ -546,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  SQS    {c.queue_url}  ->  {c.route.function} ({c.route.handler}), in-process")
         if api_keys is not None:
             print(f"routes marked [x-api-key] accept x-api-key: {', '.join(api_keys)} (--no-auth opens them)")
+        print(cors_note(gateway.routes), flush=True)
         print("Ctrl-C to stop", flush=True)
         try:
             with stop_signals_as_keyboard_interrupt():

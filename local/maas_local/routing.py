@@ -1,5 +1,6 @@
 """Matching a request to one of the template's API routes, as API Gateway REST does: `{model}` matches one
-path segment, `{proxy+}` the rest; literal segments win over parameters, parameters over greedy ones."""
+path segment, `{proxy+}` the rest; literal segments win over parameters, parameters over greedy ones. An
+OPTIONS request goes to the CORS preflight of the most specific path, when its API has one."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from maas_local.template import Route
+from maas_local.template import CorsPreflight, Route
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,9 @@ class Router:
             return None, {}, sorted(allowed)
         _, _, best, params = min(candidates, key=lambda t: (t[0], t[1]))
         return best, params, sorted(allowed)
+
+    def preflight(self, path: str) -> CorsPreflight | None:
+        """The CORS mock answering OPTIONS on `path`: the one of the most specific matching resource, as API
+        Gateway picks the resource before the method; None if that resource has none or nothing matches."""
+        # self.routes is sorted most specific first, and the routes of one resource share its preflight
+        return next((c.route.preflight for c in self.routes if c.match(path) is not None), None)

@@ -1,5 +1,5 @@
 """Read template.yaml the way the local gateway needs it: which HTTP routes go to which handler,
-with which environment.
+with which environment, asking which auth, answering which CORS preflight.
 
 CloudFormation short tags (`!Ref X`, `!GetAtt A.B`, `!Sub ...`) are not YAML that `yaml.safe_load`
 accepts, so `CfnLoader` turns each into its long form (`{"Ref": "X"}`, `{"Fn::GetAtt": ["A", "B"]}`).
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from maas_local.default_target import LOCAL_REGION
 
 __all__ = [
     "CfnLoader",
+    "CorsPreflight",
     "QueueConsumer",
     "Route",
     "TemplateError",
@@ -303,6 +304,17 @@ class RouteAuth:
 
 
 @dataclass(frozen=True)
+class CorsPreflight:
+    """What SAM makes of an Api's `Cors` on each of its paths: an OPTIONS method with a MOCK integration that
+    answers 200 with these static headers, whatever Origin the request names (a browser on another origin
+    then refuses the answer), asking what `auth` asks (SAM's AddApiKeyRequiredToCorsPreflight and
+    AddDefaultAuthorizerToCorsPreflight, both true unless the Api's Auth says false)."""
+
+    headers: tuple[tuple[str, str], ...]
+    auth: RouteAuth = field(default_factory=RouteAuth)
+
+
+@dataclass(frozen=True)
 class Route:
     """One `Type: Api` event of a function: what the gateway matches and what it calls."""
 
@@ -317,6 +329,7 @@ class Route:
     memory_size: int = 128
     function_name: str = ""  # what the fake context reports
     auth: RouteAuth = field(default_factory=RouteAuth)
+    preflight: CorsPreflight | None = None  # OPTIONS on this route's path, if its API has Cors
 
 
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
@@ -335,7 +348,8 @@ def api_routes(
     the function and the variable.
     """
     names = dict(resource_names if resource_names is not None else local_resource_names(template))
-    routes: list[Route] = []
+    routes: list[tuple[str, Route]] = []  # (the logical id of the route's API, the route)
+    apis: dict[str, Mapping[str, Any]] = {}  # API logical id -> its properties
     for logical_id, res in (template.get("Resources") or {}).items():
         if not isinstance(res, dict) or res.get("Type") != SERVERLESS_FUNCTION:
             continue
@@ -349,14 +363,73 @@ def api_routes(
             path, method = ep.get("Path"), ep.get("Method")
             if not isinstance(path, str) or not isinstance(method, str):
                 raise TemplateError(f"{logical_id} event {event_name}: Api events need a literal Path and Method")
-            routes.append(Route(
+            api_id, apis[api_id] = _api_of(template, ep)
+            routes.append((api_id, Route(
                 event=event_name,
                 method="ANY" if method.lower() in {"any", "x-amazon-apigateway-any-method"} else method.upper(),
                 path=path,
                 auth=_route_auth(template, ep, names, parameters, where=f"{logical_id} event {event_name}"),
                 **fn,
-            ))
-    return routes
+            )))
+    return _with_preflights(template, routes, apis, names, parameters)
+
+
+# what SAM puts in Access-Control-Allow-Methods for a path with an ANY method and no AllowMethods
+ALL_HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+CORS_KEYS = ("AllowMethods", "AllowHeaders", "AllowOrigin", "MaxAge", "AllowCredentials")
+
+
+def _with_preflights(template: Mapping[str, Any], routes: list[tuple[str, Route]],
+                     apis: Mapping[str, Mapping[str, Any]], names: Mapping[str, str],
+                     parameters: Mapping[str, Any] | None) -> list[Route]:
+    """The routes, each with its path's CORS preflight: SAM adds one OPTIONS mock per path of an Api with Cors
+    (`/x` and `/x/` being one resource), unless a function already takes OPTIONS there."""
+    def resource(api_id: str, path: str) -> tuple[str, str]:
+        return api_id, path.rstrip("/") or "/"
+
+    methods: dict[tuple[str, str], set[str]] = {}
+    for api_id, route in routes:
+        methods.setdefault(resource(api_id, route.path), set()).add(route.method)
+    preflights: dict[tuple[str, str], CorsPreflight | None] = {}
+    for (api_id, path), path_methods in methods.items():
+        preflights[api_id, path] = None if "OPTIONS" in path_methods else _cors_preflight(
+            template, apis[api_id], path_methods, names, parameters, where=f"{api_id} Cors")
+    return [replace(route, preflight=preflights[resource(api_id, route.path)]) for api_id, route in routes]
+
+
+def _cors_preflight(template: Mapping[str, Any], api_props: Mapping[str, Any], path_methods: set[str],
+                    names: Mapping[str, str], parameters: Mapping[str, Any] | None, where: str) -> CorsPreflight | None:
+    """The OPTIONS mock SAM builds from an Api's `Cors` (a string is AllowOrigin alone), as
+    samtranslator's SwaggerEditor.add_cors does; None without Cors."""
+    cors = resolve_value(api_props.get("Cors"), template, names, parameters, where=where)
+    if cors is None or cors is _NO_VALUE:
+        return None
+    cors = {"AllowOrigin": cors} if isinstance(cors, str) else _mapping(cors)
+    unknown = sorted(set(cors) - set(CORS_KEYS))
+    if unknown:
+        raise TemplateError(f"{where}: unknown key {unknown[0]!r}; SAM takes {', '.join(CORS_KEYS)}")
+    origin = _static(cors.get("AllowOrigin", "'*'"))
+    if not origin:
+        raise TemplateError(f"{where}: AllowOrigin is empty; SAM needs an origin (or '*')")
+    allowed_methods = _static(cors["AllowMethods"]) if cors.get("AllowMethods") else ",".join(
+        ALL_HTTP_METHODS if "ANY" in path_methods else sorted(path_methods | {"OPTIONS"}))
+    headers = [("Access-Control-Allow-Origin", origin)]
+    if cors.get("AllowHeaders"):
+        headers.append(("Access-Control-Allow-Headers", _static(cors["AllowHeaders"])))
+    headers.append(("Access-Control-Allow-Methods", allowed_methods))
+    if cors.get("MaxAge") is not None:
+        headers.append(("Access-Control-Max-Age", _static(cors["MaxAge"])))
+    if cors.get("AllowCredentials") is True:  # SAM: only a literal true adds the header
+        if origin == "*":
+            raise TemplateError(f"{where}: AllowCredentials cannot be true when AllowOrigin is '*'")
+        headers.append(("Access-Control-Allow-Credentials", "true"))
+    api_auth = _mapping(resolve_value(api_props.get("Auth") or {}, template, names, parameters,
+                                      where=f"{where} Auth"))
+    asks_key = _true(api_auth.get("ApiKeyRequired", False)) and \
+        _true(api_auth.get("AddApiKeyRequiredToCorsPreflight", True))
+    authorizer = api_auth.get("DefaultAuthorizer") \
+        if _true(api_auth.get("AddDefaultAuthorizerToCorsPreflight", True)) else None
+    return CorsPreflight(headers=tuple(headers), auth=_auth(api_auth, authorizer, asks_key))
 
 
 def gateway_response_headers(template: Mapping[str, Any], resource_names: Mapping[str, str] | None = None,
@@ -375,8 +448,13 @@ def gateway_response_headers(template: Mapping[str, Any], resource_names: Mappin
             resolved = resolve_value(declared or {}, template, names, parameters,
                                      where=f"{logical_id} GatewayResponses DEFAULT_{family}")
             for header, value in (_mapping(resolved).get("Headers") or {}).items():
-                out[family].append((header, _scalar(value).strip("'")))  # static values are quoted: "'x'"
+                out[family].append((header, _static(value)))
     return out
+
+
+def _static(value: Any) -> str:
+    """A static response header value as API Gateway writes it, quoted ("'x'"), without its quotes."""
+    return _scalar(value).strip("'")
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -389,22 +467,36 @@ def _true(value: Any) -> bool:
 
 def _route_auth(template: Mapping[str, Any], event_props: Mapping[str, Any], names: Mapping[str, str],
                 parameters: Mapping[str, Any] | None, where: str) -> RouteAuth:
-    """The event's Auth over its API's (the RestApiId resource's Auth, else Globals.Api.Auth), as SAM reads
-    them: ApiKeyRequired, DefaultAuthorizer / Authorizer (NONE = no authorizer), Authorizers' Identity.Header."""
-    api_id = event_props.get("RestApiId")
-    if isinstance(api_id, dict) and isinstance(api_id.get("Ref"), str):
-        api_props = ((template.get("Resources") or {}).get(api_id["Ref"]) or {}).get("Properties") or {}
-    else:
-        api_props = (template.get("Globals") or {}).get("Api") or {}
+    """The event's Auth over its API's (see `_api_of`), as SAM reads them: ApiKeyRequired, DefaultAuthorizer /
+    Authorizer (NONE = no authorizer), Authorizers' Identity.Header."""
+    api_props = _api_of(template, event_props)[1]
     api_auth = _mapping(resolve_value(api_props.get("Auth") or {}, template, names, parameters,
                                       where=f"{where} API Auth"))
     event_auth = _mapping(resolve_value(event_props.get("Auth") or {}, template, names, parameters,
                                         where=f"{where} Auth"))
-    authorizer = event_auth.get("Authorizer", api_auth.get("DefaultAuthorizer"))
+    return _auth(api_auth, event_auth.get("Authorizer", api_auth.get("DefaultAuthorizer")),
+                 _true(event_auth.get("ApiKeyRequired", api_auth.get("ApiKeyRequired", False))))
+
+
+def _auth(api_auth: Mapping[str, Any], authorizer: Any, api_key: bool) -> RouteAuth:
+    """RouteAuth for an authorizer name of the API's Auth (None or NONE: none) and whether a key is asked."""
     authorizer = None if authorizer in (None, "NONE") else str(authorizer)
     header = (((api_auth.get("Authorizers") or {}).get(authorizer) or {}).get("Identity") or {}).get("Header")
-    return RouteAuth(api_key=_true(event_auth.get("ApiKeyRequired", api_auth.get("ApiKeyRequired", False))),
-                     authorizer=authorizer, token_header=header or "Authorization")
+    return RouteAuth(api_key=api_key, authorizer=authorizer, token_header=header or "Authorization")
+
+
+IMPLICIT_API = "ServerlessRestApi"  # the API SAM creates for Api events without a RestApiId
+
+
+def _api_of(template: Mapping[str, Any], event_props: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    """(logical id, properties) of an Api event's API: its RestApiId resource, else SAM's implicit API; either
+    way with Globals.Api under them, as SAM merges it."""
+    globals_api = (template.get("Globals") or {}).get("Api") or {}
+    api_id = event_props.get("RestApiId")
+    if isinstance(api_id, dict) and isinstance(api_id.get("Ref"), str):
+        props = ((template.get("Resources") or {}).get(api_id["Ref"]) or {}).get("Properties") or {}
+        return api_id["Ref"], {**globals_api, **props}
+    return IMPLICIT_API, globals_api
 
 
 def _function(template: Mapping[str, Any], logical_id: str, names: Mapping[str, str],

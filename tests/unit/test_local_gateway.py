@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from maas_local.lambda_runtime import FakeLambdaContext
 from maas_local.proxy_integration import BadFunctionResponse, build_event, decode_response
 from maas_local.routing import Router
-from maas_local.template import Route
+from maas_local.template import CorsPreflight, Route
 
 
 def route(method: str, path: str, function: str = "Fn") -> Route:
@@ -92,3 +93,42 @@ def test_fake_context_counts_down_from_the_timeout() -> None:
     assert 4000 < ctx.get_remaining_time_in_millis() <= 5000
     assert ctx.memory_limit_in_mb == 512 and ctx.aws_request_id == "rid"
     assert ctx.invoked_function_arn.endswith(":function:maas-local-Fn")
+
+
+def test_preflight_is_the_most_specific_resource_s_mock() -> None:
+    # Given routes whose paths carry SAM's CORS mock, one of them without it
+    cors = CorsPreflight(headers=(("Access-Control-Allow-Origin", "*"),))
+    other = CorsPreflight(headers=(("Access-Control-Allow-Origin", "https://other.example"),))
+    router = Router([
+        replace(route("GET", "/v1/models/{model}"), preflight=cors),
+        replace(route("POST", "/v1/models/{model}"), preflight=cors),
+        replace(route("ANY", "/v1/{proxy+}"), preflight=other),
+        route("GET", "/v1/models/special"),
+    ])
+    # Then OPTIONS on a path gets the mock of the resource API Gateway would pick, the most specific one
+    assert router.preflight("/v1/models/iris") is cors
+    assert router.preflight("/v1/elsewhere/x") is other
+    # And a most specific resource without Cors has no mock (even if a less specific one has), nor an unknown path
+    assert router.preflight("/v1/models/special") is None
+    assert router.preflight("/v2/models") is None
+
+
+def test_demo_takes_template_parameters_like_the_gateway() -> None:
+    from maas_local import demo
+
+    # Given maas-demo's --parameter NAME=VALUE (repeatable), When parsed; Then they override the demo's own
+    assert demo.gateway_parameters(["AllowedOrigins=http://127.0.0.1:3000", "LogLevel=DEBUG"], verbose=False) == \
+        {"LogLevel": "DEBUG", "AllowedOrigins": "http://127.0.0.1:3000"}
+    assert demo.gateway_parameters([], verbose=False) == {"LogLevel": "WARNING"}
+    assert demo.gateway_parameters(["A=b=c"], verbose=True) == {"A": "b=c"}
+    # And a malformed one stops the demo at once, before any port or training, naming it
+    with pytest.raises(SystemExit, match="--parameter 'AllowedOrigins': expected KEY=VALUE"):
+        demo.main(["--parameter", "AllowedOrigins"])
+
+
+def test_the_clis_say_whether_browsers_may_call_the_api() -> None:
+    from maas_local.gateway import cors_note
+
+    cors = CorsPreflight(headers=(("Access-Control-Allow-Origin", "http://127.0.0.1:3000"),))
+    assert cors_note([route("GET", "/x")]).startswith("CORS: off")
+    assert "pages on http://127.0.0.1:3000 may call" in cors_note([replace(route("GET", "/x"), preflight=cors)])

@@ -10,6 +10,7 @@ import yaml
 
 from maas_local.template import (
     CfnLoader,
+    CorsPreflight,
     RouteAuth,
     TemplateError,
     api_routes,
@@ -334,3 +335,93 @@ def test_a_no_value_environment_variable_is_left_unset() -> None:
         "Events": {"Get": {"Type": "Api", "Properties": {"Path": "/x", "Method": "get"}}}}}}
     assert api_routes(t, {}, base_dir=ROOT)[0].environment == {"MODE": "A"}
     assert api_routes(t, {}, {"Origin": "*"}, base_dir=ROOT)[0].environment == {"MODE": "A", "ORIGIN": "*"}
+
+
+# --- CORS preflight (the OPTIONS mock SAM adds to every path of an Api with Cors) -----------------------------
+
+APP = "https://app.example.com"
+TEMPLATE_CORS_HEADERS = (
+    ("Access-Control-Allow-Origin", APP),
+    ("Access-Control-Allow-Headers",
+     "Content-Type,Authorization,X-Api-Key,X-Amz-Date,X-Amz-Security-Token,X-Maas-Routing-Key"),
+    ("Access-Control-Allow-Methods", "GET,POST,PUT,DELETE,OPTIONS"),
+    ("Access-Control-Max-Age", "600"),
+)
+
+
+def test_template_yaml_preflights_follow_allowed_origins() -> None:
+    t = load_template(TEMPLATE)
+    # Given template.yaml's default AllowedOrigins (empty): MaasApi has no Cors, so no path answers OPTIONS
+    assert {r.preflight for r in api_routes(t, NAMES, base_dir=ROOT)} == {None}
+    # When AllowedOrigins names an origin, in either auth mode
+    for extra in ({}, {"AuthMode": "Jwt", "CognitoUserPoolArn": "arn:aws:cognito-idp:x"}):
+        routes = api_routes(t, NAMES, {"AllowedOrigins": APP, **extra}, base_dir=ROOT)
+        # Then every route's path answers with MaasApi's Cors headers, asking no key and no token
+        # (AddApiKeyRequiredToCorsPreflight / AddDefaultAuthorizerToCorsPreflight are false)
+        assert {r.preflight for r in routes} == {CorsPreflight(headers=TEMPLATE_CORS_HEADERS)}, extra
+
+
+SAM_CORS = """\
+Parameters:
+  Origin: {Type: String, Default: "'*'"}
+Resources:
+  Api:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: v1
+      Cors: !Ref Origin
+      Auth:
+        ApiKeyRequired: true
+        DefaultAuthorizer: Jwt
+        Authorizers: {Jwt: {UserPoolArn: x, Identity: {Header: X-Token}}}
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn/
+      Handler: app.handler
+      Events:
+        Get: {Type: Api, Properties: {RestApiId: !Ref Api, Path: /things, Method: get}}
+        Post: {Type: Api, Properties: {RestApiId: !Ref Api, Path: /things, Method: post}}
+        Any: {Type: Api, Properties: {RestApiId: !Ref Api, Path: "/any/{proxy+}", Method: any}}
+        Own: {Type: Api, Properties: {RestApiId: !Ref Api, Path: /own, Method: options}}
+        OwnGet: {Type: Api, Properties: {RestApiId: !Ref Api, Path: /own, Method: get}}
+"""
+
+
+def test_sam_cors_defaults_methods_from_the_path_and_preflight_auth_from_the_api() -> None:
+    # Given an Api whose Cors is only an origin (a string), with an API key and a default authorizer
+    t = parse(SAM_CORS)
+    pre = {r.path: r.preflight for r in api_routes(t, {}, base_dir=ROOT)}
+    # Then AllowMethods is what SAM derives: the path's methods and OPTIONS, every method under ANY
+    assert pre["/things"].headers == (("Access-Control-Allow-Origin", "*"),
+                                      ("Access-Control-Allow-Methods", "GET,OPTIONS,POST"))
+    assert dict(pre["/any/{proxy+}"].headers)["Access-Control-Allow-Methods"] == \
+        "DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT"
+    # And the preflight asks the key and the token, as SAM's defaults (Add...ToCorsPreflight true) make it
+    assert pre["/things"].auth == RouteAuth(api_key=True, authorizer="Jwt", token_header="X-Token")
+    # And a path whose function takes OPTIONS itself gets no mock
+    assert pre["/own"] is None
+
+
+def test_sam_cors_options_as_a_map() -> None:
+    t = parse(SAM_CORS)
+    auth = t["Resources"]["Api"]["Properties"]["Auth"]
+    auth.update(AddApiKeyRequiredToCorsPreflight=False, AddDefaultAuthorizerToCorsPreflight=False)
+    t["Resources"]["Api"]["Properties"]["Cors"] = {"AllowOrigin": "'https://a.example'", "AllowCredentials": True,
+                                                    "MaxAge": 0, "AllowMethods": "'GET'"}
+    (route, *_) = api_routes(t, {}, base_dir=ROOT)
+    assert route.preflight == CorsPreflight(headers=(
+        ("Access-Control-Allow-Origin", "https://a.example"), ("Access-Control-Allow-Methods", "GET"),
+        ("Access-Control-Max-Age", "0"), ("Access-Control-Allow-Credentials", "true")))
+
+
+@pytest.mark.parametrize(("cors", "message"), [
+    ({"AllowOrigin": "'*'", "AllowCredentials": True}, "AllowCredentials"),
+    ({"AllowOrigin": "''"}, "AllowOrigin"),
+    ({"AllowOrigins": "'*'"}, "AllowOrigins"),
+])
+def test_sam_cors_that_sam_refuses_is_a_clear_error(cors: dict, message: str) -> None:
+    t = parse(SAM_CORS)
+    t["Resources"]["Api"]["Properties"]["Cors"] = cors
+    with pytest.raises(TemplateError, match=message):
+        api_routes(t, {}, base_dir=ROOT)
