@@ -1,7 +1,7 @@
 # The two commands a newcomer needs (see README):
 #   make demo   set up .venv (Python 3.12) and run the demo end to end on local moto + the local gateway
 #   make test   set up .venv and run the whole test suite
-.PHONY: demo test setup sam-build
+.PHONY: demo test setup test-deps sam-build
 
 setup:
 	@scripts/bootstrap.sh
@@ -9,7 +9,10 @@ setup:
 demo: setup
 	.venv/bin/maas-demo
 
-test: setup
+test-deps:
+	@scripts/install-browser.sh
+
+test: setup test-deps
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 sam-build:

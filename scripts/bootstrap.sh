@@ -26,14 +26,3 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# tests/e2e/test_browser_cors.py drives Debian's chromium (through Playwright, never `playwright install`): as root,
-# install it when it is missing; otherwise say so (that test then skips, except under CI where it fails)
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: installing Debian's chromium for the browser test"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
-  else
-    echo "bootstrap: chromium is not installed; the browser test needs it (as root: apt-get install chromium)" >&2
-  fi
-fi
