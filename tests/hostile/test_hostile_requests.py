@@ -155,6 +155,7 @@ def test_a_request_tokenizes_each_text_once_even_with_capture(text_world, monkey
     url = boto3.client("sqs").create_queue(QueueName="captures")["QueueUrl"]
     monkeypatch.setenv("MAAS_CAPTURE_QUEUE_URL", url)
     handler = load_function("predict")
+    call(handler, "POST", "/v1/models/sentiment/predict", body={"records": ["warm up"]})  # load (and smoke-run) first
     calls: list[str] = []
     folded = txt._folded
     monkeypatch.setattr(txt, "_folded", lambda t, lower: calls.append(t) or folded(t, lower))
