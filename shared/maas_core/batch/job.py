@@ -27,7 +27,15 @@ What the run writes (see paths.py for the key layout):
   sha256("{bucket}/{key}/{etag}"); a re-run over the same object gives the same ids.
 - `{rest}.errors.jsonl`: one line per problem of a rejected row, {"row", "field", "reason"}; always
   written (possibly empty) and written last, so its presence means the run finished.
-Both appear atomically (see writer.py) and carry metadata `maas-input-etag` and `maas-model-version`.
+Both appear atomically (see writer.py) and carry metadata `maas-input-etag` and `maas-model-version`, and
+the run's row counts: `maas-rows-read` = `maas-rows-predicted` + `maas-rows-rejected` + `maas-rows-blank`
+(every input row is in exactly one of the two files, or blank; see reader.py for how rows are numbered).
+The same counts are in the BatchResult (rows, predicted, rejected, blank) and the function's log line.
+
+Limits (Settings, README Security): a file over MAAS_BATCH_MAX_DECOMPRESSED_BYTES (its size, or the text
+it inflates to), MAAS_BATCH_MAX_ROWS rows, or gzip inflating more than MAAS_BATCH_MAX_COMPRESSION_RATIO
+times fails (`too_large`, `too_many_rows`, `too_compressed`) as the limit is crossed, before more work;
+a value longer than MAAS_MAX_FIELD_CHARS is a row error.
 
 At-least-once delivery: S3 may deliver an event twice. A run whose errors file already records the
 same input ETag and model version does nothing (status "skipped"); otherwise the same input gives
@@ -65,8 +73,10 @@ from maas_core.batch.reader import (
     DEFAULT_CHUNK_ROWS,
     READ_SIZE,
     Chunk,
+    Limits,
     detect_format,
     read_records,
+    too_large,
 )
 from maas_core.batch.writer import DEFAULT_PART_SIZE, AtomicS3Writer
 from maas_core.errors import MaasError
@@ -86,6 +96,8 @@ OUT_VARIANT = "maas-model-variant"  # output metadata: which of the version's mo
 OUT_INPUT_ETAG = "maas-input-etag"  # output metadata: which input content was processed
 OUT_MODEL = "maas-model"
 OUT_VERSION = "maas-model-version"  # output metadata: by which version
+OUT_ROWS_READ, OUT_ROWS_PREDICTED = "maas-rows-read", "maas-rows-predicted"  # output metadata: the run's counts
+OUT_ROWS_REJECTED, OUT_ROWS_BLANK = "maas-rows-rejected", "maas-rows-blank"
 JSONL = "application/x-ndjson"
 MIN_TIME_LEFT_SECONDS = 30.0  # stop (and report) before the function is killed mid-upload
 
@@ -99,9 +111,10 @@ class BatchResult:
     alias: str | None = None
     canary: bool = False  # the alias's canary version was chosen for this file
     etag: str | None = None
-    rows: int = 0  # data rows read (blank ones included)
+    rows: int = 0  # data rows read: predicted + rejected + blank
     predicted: int = 0
     rejected: int = 0  # rows with at least one error
+    blank: int = 0
     predictions_key: str | None = None
     errors_key: str | None = None
     multipart: bool = False  # the predictions file went up as a multipart upload
@@ -171,6 +184,9 @@ class _Run:
         try:
             etag = str(obj.get("ETag", "")).strip('"')
             self.result.etag = etag
+            limits = Limits.from_settings(self.predictor.settings)
+            if limits.max_bytes is not None and int(obj.get("ContentLength") or 0) > limits.max_bytes:
+                raise too_large(limits.max_bytes)  # before reading it (gzip inflates at least to its size)
             version, alias, variant = requested_model(obj.get("Metadata") or {})
             route = self.predictor.route(paths.model, version, alias, routing_key=self.result.input,  # once per file
                                          variant=variant)
@@ -181,7 +197,7 @@ class _Run:
             model = self.predictor.load(paths.model, version, route.variant)
             schema = model.manifest.input_schema
             chunks = read_records(body.iter_chunks(READ_SIZE), fmt, required=[f.name for f in schema if f.required],
-                                  fields=[f.name for f in schema], chunk_rows=self.chunk_rows)
+                                  fields=[f.name for f in schema], chunk_rows=self.chunk_rows, limits=limits)
             self._predict(chunks, model, etag, version, file_id(self.bucket, paths.input_key, etag,
                                                                 obj.get("LastModified")))
         finally:
@@ -208,19 +224,26 @@ class _Run:
                 self.result.rows += chunk.size
                 self.result.predicted += shaper.last_predicted
                 self.result.rejected += rejected
+                self.result.blank += chunk.blank
                 if self.monitor is not None and self.observation is not None:
                     self.monitor.chunk(self.observation, model=name, version=version, loaded=model,
                                        lines=shaper.last_lines, records=shaper.last_records, rejected=rejected,
                                        latency_ms=(time.perf_counter() - started) * 1000.0,
                                        alias=self.result.alias, canary=self.result.canary)
-            predictions.commit()  # first: the errors file, written last, says the run finished
+            counts = self._counts()
+            predictions.commit(counts)  # first: the errors file, written last, says the run finished
             try:
-                errors.commit()
+                errors.commit(counts)
             except Exception:
                 self._withdraw(paths.predictions_key)  # no predictions file without the errors file beside it
                 raise
             self.result.multipart = predictions.multipart
         self.result.predictions_key, self.result.errors_key = paths.predictions_key, paths.errors_key
+
+    def _counts(self) -> dict[str, str]:
+        r = self.result
+        return {OUT_ROWS_READ: str(r.rows), OUT_ROWS_PREDICTED: str(r.predicted), OUT_ROWS_REJECTED: str(r.rejected),
+                OUT_ROWS_BLANK: str(r.blank)}
 
     def observed(self, failed: bool) -> None:
         """Emit the file's metrics (never raises); the model only counts once its version resolved."""
@@ -241,6 +264,9 @@ class _Run:
         if (meta.get(OUT_INPUT_ETAG) == etag and meta.get(OUT_VERSION) == version
                 and meta.get(OUT_VARIANT, DEFAULT_VARIANT) == variant):
             self.result.predictions_key, self.result.errors_key = self.paths.predictions_key, self.paths.errors_key
+            r = self.result  # the counts of the run this repeats (absent from outputs of older runs: 0)
+            r.rows, r.predicted, r.rejected, r.blank = (int(meta.get(k) or 0) for k in (
+                OUT_ROWS_READ, OUT_ROWS_PREDICTED, OUT_ROWS_REJECTED, OUT_ROWS_BLANK))
             log.info("%s was already processed with version %s; skipping", self.result.input, version)
             return True
         return False
