@@ -70,7 +70,6 @@ DEFAULT_CHUNK_CHARS = 16 * 1024 * 1024  # a chunk also ends here: wide rows cann
 READ_SIZE = 64 * 1024  # bytes per S3 read (Body.iter_chunks)
 MAX_INFLATE_STEP = 256 * 1024  # decompressed bytes produced per zlib call: bounds a gzip bomb's footprint
 DEFAULT_MAX_LINE_CHARS = 8 * 1024 * 1024
-
 RATIO_GRACE_BYTES = MAX_INFLATE_STEP  # the ratio is judged past one step of text: a tiny file may compress any way
 MAX_JSON_DEPTH = 64  # records are flat: deeper is hostile (and json would recurse ~1000 levels before giving up)
 
@@ -564,14 +563,17 @@ def _csv_rows(lines: Iterable[str | LongLine], required: Sequence[str], fields: 
     for number, (cells, error, chars, lengths) in enumerate(records, start=1):
         if cells is None:
             # a cell over csv's field_size_limit is named like any cell over max_field_chars
-            long = [_too_long(header[i] if i < width else None, n, limits) for i, n in enumerate(lengths or ()) if n > cap]
+            long = [_too_long(header[i] if i < width else None, n, limits)
+                    for i, n in enumerate(lengths or ()) if n > cap]
             reason = error if error == UNBALANCED else f"not a valid CSV row: {error}"
             yield number, None, long or [_problem(None, reason)], chars
         elif not cells:
             yield number, None, NO_PROBLEMS, chars
         elif len(cells) != width:
-            yield number, None, [_problem(None, f"expected {width} cells (one per header column), got {len(cells)}")], chars
-        elif chars > cap and (long := [_too_long(header[i], len(c), limits) for i, c in enumerate(cells) if len(c) > cap]):
+            reason = f"expected {width} cells (one per header column), got {len(cells)}"
+            yield number, None, [_problem(None, reason)], chars
+        elif chars > cap and (long := [_too_long(header[i], len(c), limits)
+                                       for i, c in enumerate(cells) if len(c) > cap]):
             yield number, None, long, chars
         else:
             yield number, {name: (cells[i] if cells[i] != "" else None) for i, name in keep}, NO_PROBLEMS, chars
