@@ -6,7 +6,10 @@
     # an exception before commit() aborts the upload: no object, no half file, no leftover parts
 
 Small outputs (below one part) are written with a single put_object at commit; larger ones with a
-multipart upload that is completed only at commit and aborted on failure. S3 wants every part but
+multipart upload that is completed only at commit and aborted on failure. Metadata known only at the
+end (`commit(metadata=...)`, e.g. row counts) goes into the put; a multipart upload fixed its metadata
+when it began, so the completed object is then copied onto itself with the full metadata (server-side,
+before the commit returns; if that fails the object is deleted, so nothing appears without it). S3 wants every part but
 the last to be at least 5 MiB; the default part is 8 MiB, so memory stays near one part however
 large the object grows.
 """
@@ -58,15 +61,17 @@ class AtomicS3Writer:
         if len(self._buf) >= self.part_size:
             self._upload_part()
 
-    def commit(self) -> dict[str, Any]:
-        """Make the object visible, whole. Returns S3's answer (ETag, VersionId...)."""
+    def commit(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        """Make the object visible, whole, with `metadata` added to the writer's. Returns S3's answer
+        (ETag, VersionId...) of the put or of the completed upload."""
         if self._done:
             raise ValueError(f"s3://{self.bucket}/{self.key} is already committed or aborted")
+        final = {**self.metadata, **(metadata or {})}
         try:
             if self._upload_id is None:
                 body, self._buf = self._buf, bytearray()
                 resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body,
-                                          ContentType=self.content_type, Metadata=self.metadata)
+                                          ContentType=self.content_type, Metadata=final)
             else:
                 if self._buf:
                     self._upload_part()
@@ -76,7 +81,24 @@ class AtomicS3Writer:
             self.abort()
             raise
         self._done = True
+        if self._upload_id is not None and final != self.metadata:
+            self._replace_metadata(final)
         return resp
+
+    def _replace_metadata(self, metadata: dict[str, str]) -> None:
+        """Copy the completed object onto itself with `metadata` (boto3's managed copy: multipart past 8 MB,
+        any size); on failure delete it, best effort, and raise."""
+        source = {"Bucket": self.bucket, "Key": self.key}
+        try:
+            self.s3.copy(source, self.bucket, self.key, ExtraArgs={
+                "Metadata": metadata, "MetadataDirective": "REPLACE", "ContentType": self.content_type})
+        except BaseException:
+            try:
+                self.s3.delete_object(Bucket=self.bucket, Key=self.key)
+            except (ClientError, BotoCoreError):
+                log.warning("could not delete s3://%s/%s after its metadata copy failed", self.bucket, self.key,
+                            exc_info=True)
+            raise
 
     def abort(self) -> None:
         """Drop everything written so far (idempotent; never raises: it runs while handling an error)."""
