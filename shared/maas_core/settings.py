@@ -36,8 +36,8 @@ class Settings(BaseModel):
     batch_max_decompressed_bytes: int = Field(default=2 * 1024**3, ge=1,
                                               description="bytes of text one batch file may inflate to (gzip)")
     batch_max_rows: int = Field(default=10_000_000, ge=1, description="data rows one batch file may hold")
-    batch_max_compression_ratio: float = Field(default=200.0, gt=1,
-                                               description="times a gzip batch file may inflate (past its first MiB)")
+    batch_max_compression_ratio: float = Field(default=200.0, ge=1,
+                                               description="times a gzip batch file may inflate (judged after its first 256 KiB)")
     alias_ttl_seconds: float = Field(default=5.0, ge=0, description="how long a warm function trusts a resolved alias")
     model_cache_size: int = Field(default=8, ge=1, description="model versions kept loaded per process")
     # monitoring (maas_core.monitoring): prediction capture, feedback, quality and drift metrics

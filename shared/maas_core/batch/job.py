@@ -210,7 +210,8 @@ class _Run:
     def _predict(self, chunks: Any, model: LoadedModel, etag: str, version: str, fid: str) -> None:
         paths, name = self.paths, self.paths.model
         metadata = {OUT_INPUT_ETAG: etag, OUT_MODEL: name, OUT_VERSION: version, OUT_VARIANT: model.variant}
-        shaper = _Shaper(model, name, version, fid, keep_lines=self.monitor is not None)
+        shaper = _Shaper(model, name, version, fid, keep_lines=self.monitor is not None,
+                         max_chars=self.predictor.settings.max_field_chars)
         with (AtomicS3Writer(self.s3, self.bucket, paths.predictions_key, part_size=self.part_size,
                              content_type=JSONL, metadata=metadata) as predictions,
               AtomicS3Writer(self.s3, self.bucket, paths.errors_key, part_size=self.part_size,
@@ -311,8 +312,10 @@ class _Shaper:
     dict, at a third of the cost: the 5 us a row of json.dumps was the largest cost of a batch file);
     the dicts themselves are only built when a monitor reads them (`keep_lines`)."""
 
-    def __init__(self, model: LoadedModel, name: str, version: str, file_id: str, keep_lines: bool = False) -> None:
+    def __init__(self, model: LoadedModel, name: str, version: str, file_id: str, keep_lines: bool = False,
+                 max_chars: int | None = None) -> None:
         self.model, self.name, self.version, self.file_id = model, name, version, file_id
+        self.max_chars = max_chars  # MAAS_MAX_FIELD_CHARS: the reader caps raw values, the spec normalised text
         self.keep_lines = keep_lines
         self.labels = np.asarray(model.manifest.labels)
         self.regression = model.manifest.task == "regression"
@@ -328,7 +331,7 @@ class _Shaper:
         self.last_predicted = 0
         self.last_lines, self.last_records = [], []
         if chunk.records:
-            matrix, kept, spec_errors = self.model.spec.transform_valid(chunk.records)
+            matrix, kept, spec_errors = self.model.spec.transform_valid(chunk.records, max_chars=self.max_chars)
             problems += [{"row": chunk.rows[e["index"]], "field": e.get("field"), "reason": e["reason"]}
                          for e in spec_errors]
             if kept:
