@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -58,7 +59,8 @@ def metrics(
     return json_response(service().metrics(model, parse_window(window, since, until), version))
 
 
-@logger.inject_lambda_context(clear_state=True)
+# every log line of the request names API Gateway's request id (also in the answer: maas_core.http)
+@logger.inject_lambda_context(clear_state=True, correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_publish_event(event):  # the EventBridge schedule
         return service().publish()

@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -90,6 +91,7 @@ def predict(
     return serialized_json_response(response)
 
 
-@logger.inject_lambda_context(clear_state=True)
+# every log line of the request names API Gateway's request id (also in the answer: maas_core.http)
+@logger.inject_lambda_context(clear_state=True, correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return monitor().observe(event, lambda: resolve(app, event, context))

@@ -4,8 +4,8 @@ documented error body, never a stack trace.
     {"error": {"code": "...", "message": "...", "details": [...], "request_id": "..."}}
 
 Every answer carries the request id (API Gateway's, as its access log has it) in the X-Request-Id header and
-in every error body, and the logs carry it as the correlation id: a web app that reports an error can be
-found in the logs.
+in every error body; each HTTP function's logger takes it as the correlation id (Powertools'
+correlation_paths.API_GATEWAY_REST), so a web app that reports an error can be found in the logs.
 """
 
 from __future__ import annotations
@@ -154,7 +154,6 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
     deadline.start(context, event)
     request_id = request_id_of(event, context)
     scope = _request_id.set(request_id)
-    logger.set_correlation_id(request_id)
     try:
         response = within_response_limit(event, _answer(app, event, context))
         response.setdefault("multiValueHeaders", {})[REQUEST_ID_HEADER] = [request_id]
