@@ -220,8 +220,8 @@ def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve:
               "--exclude year --optional sex --promote prod", flush=True)
         if os.environ.get("POWERTOOLS_METRICS_DISABLED") == "true":
             print("(the functions' INFO logs and EMF metric lines are hidden: maas-demo --verbose shows them)")
-        print(f"\nserving {base_url} (Ctrl-C to stop)", flush=True)
         print(playground_note(base_url), flush=True)
+        print(f"\nserving {base_url} (Ctrl-C to stop)", flush=True)
         try:
             gateway.serve_forever()
         except KeyboardInterrupt:

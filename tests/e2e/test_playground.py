@@ -11,7 +11,10 @@ from __future__ import annotations
 import functools
 import json
 import re
+import signal
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
@@ -335,3 +338,58 @@ def test_api_reference_lists_every_route_with_its_parameters_and_schemas(page: A
     assert page.locator("#schema-PredictRequest").is_visible()
     assert page.console_errors == []
     assert all(url.startswith(api) for url in page.requested), page.requested
+
+
+# --- the real demo models, as `make demo` serves them -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_url() -> Iterator[str]:
+    """`maas-demo` in a subprocess (both demo models really trained, few epochs); the playground URL it prints."""
+    from tests.e2e.test_demo import DEMO, ROOT, demo_env
+
+    proc = subprocess.Popen(DEMO + ["--moto-port", "0", "--port", "0", "--epochs", "3"], cwd=ROOT, env=demo_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not any("Ctrl-C to stop" in ln for ln in lines):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        found = [m.group(1) for ln in lines if (m := re.match(r"playground: open (\S+) in a browser", ln))]
+        assert found, "".join(lines)
+        yield found[0]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.training
+def test_demo_serves_the_playground_for_its_real_models(page: Any, demo_url: str) -> None:
+    # Given `maas-demo` (penguins and support-tickets really trained); When a person opens the URL it prints
+    open_playground(page, demo_url)
+    assert page.eval_on_selector_all("#model option", "os => os.map(o => o.value)") == \
+        ["", "penguins", "support-tickets"]
+    # Then the penguins form starts filled with typical training values, so one click predicts and explains
+    choose(page, "penguins")
+    assert page.input_value("select[name=island]") in {"Biscoe", "Dream", "Torgersen"}
+    assert float(page.input_value("input[name=flipper_length_mm]")) > 150
+    click(page, "#explain")
+    assert page.text_content("#label") in {"Adelie", "Chinstrap", "Gentoo"}
+    assert set(bar_widths(page, "#attribution-chart")) == {
+        "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex"}
+    print(shot(page, "demo-penguins"))
+    # and the support-tickets text box classifies a ticket
+    choose(page, "support-tickets")
+    page.fill("textarea[name=text]", "I was charged twice for my subscription this month, please refund me")
+    click(page, "#predict")
+    assert page.text_content("#label") in {"account", "billing", "shipping", "technical"}
+    print(shot(page, "demo-support-tickets"))
+    assert page.console_errors == []
