@@ -3,7 +3,8 @@
     moto server (S3 + DynamoDB) on 127.0.0.1:4566
     -> train two models (TensorFlow/Keras -> ONNX), publish each, alias prod -> it:
        penguins (an MLP on measurements) and support-tickets (Embedding -> LSTM on raw text)
-    -> serve template.yaml's API on http://127.0.0.1:8080 (handlers in-process)
+    -> serve template.yaml's API on http://127.0.0.1:8080 (handlers in-process), and the playground page
+       (a form per model, predictions, explanations) and API reference on http://127.0.0.1:8080/playground/
     -> POST one record to each, print the answers, the curl commands to repeat them and how to inspect moto
     -> keep serving until Ctrl-C (or exit right away with --no-serve)
 
@@ -30,6 +31,7 @@ from maas_local.default_target import FAKE_CREDENTIALS, LOCAL_ENDPOINT
 from maas_local.gateway import LOCAL_API_KEY, cors_note, key_values
 from maas_local.train_trigger import TrainTrigger, penguins_training_config
 from maas_local.stack import LocalStack, PortInUseError, check_port_free
+from maas_local.static import PLAYGROUND_PREFIX, StaticSite
 from maas_local.template import LOCAL_REGION
 
 MODEL = "penguins"
@@ -77,6 +79,12 @@ def gateway_parameters(parameter_args: list[str], verbose: bool) -> dict[str, st
     """The template parameters the demo's gateway runs with: the functions' logs at WARNING unless --verbose,
     then the --parameter NAME=VALUE overrides (e.g. AllowedOrigins=http://localhost:3000 for a web app)."""
     return {**({} if verbose else {"LogLevel": "WARNING"}), **key_values(parameter_args, "--parameter")}
+
+
+def playground_note(base_url: str) -> str:
+    url = base_url + PLAYGROUND_PREFIX
+    return (f"playground: open {url} in a browser (a form per model, predictions, explanations; the API "
+            f"reference at {url}docs.html)")
 
 
 def _port_busy(what: str, host: str, port: int, flag: str) -> int:
@@ -149,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.verbose:  # the functions' own log and EMF lines would bury the answers the demo prints
                 os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
             gateway = Gateway(stack.template_path, stack.names, host=host, port=args.port, api_keys=[LOCAL_API_KEY],
-                              parameters=parameters)
+                              parameters=parameters, static=StaticSite.playground(LOCAL_API_KEY))
             try:
                 base_url = gateway.start()
             except OSError as exc:
@@ -212,6 +220,7 @@ def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve:
               "--exclude year --optional sex --promote prod", flush=True)
         if os.environ.get("POWERTOOLS_METRICS_DISABLED") == "true":
             print("(the functions' INFO logs and EMF metric lines are hidden: maas-demo --verbose shows them)")
+        print(playground_note(base_url), flush=True)
         print(f"\nserving {base_url} (Ctrl-C to stop)", flush=True)
         try:
             gateway.serve_forever()

@@ -30,6 +30,8 @@ How it differs from the deployed stack (all on purpose, for a dev loop):
   INVALID_API_KEY; an AWS_IAM route without a SigV4 Authorization header -> 403 MISSING_AUTHENTICATION_TOKEN;
   a token-authorizer route (AuthMode=Jwt) without its token -> 401 UNAUTHORIZED. Signatures and tokens
   are checked for presence only (no IAM or Cognito here). Without `api_keys` every route is open.
+- Static files (`static=StaticSite.playground(key)`, as maas-demo and maas-gateway do): the playground page
+  under /playground/, on the API's origin (maas_local.static). API Gateway serves no such thing.
 - CORS: with the Api's `Cors` set (template.yaml: parameter AllowedOrigins), OPTIONS on every route's path is
   answered as SAM's MOCK integration answers it on AWS, before any function runs: 200 with the static
   Access-Control-Allow-Origin / -Methods / -Headers / -Max-Age of `Cors`, asking no key or token (the
@@ -71,6 +73,7 @@ from maas_local.proxy_integration import BadFunctionResponse, build_event, decod
 from maas_local.proxy_integration import error_body as proxy_error_body
 from maas_local.queues import QueuePoller
 from maas_local.routing import Router
+from maas_local.static import PLAYGROUND_PREFIX, StaticSite
 from maas_local.template import (
     LOCAL_REGION,
     CorsPreflight,
@@ -134,12 +137,13 @@ class Gateway:
         parameters: Mapping[str, Any] | None = None,
         run_queue_consumers: bool = True,
         api_keys: Collection[str] | None = None,
+        static: StaticSite | None = None,
     ) -> None:
         """`api_keys` None serves every route to anyone (tests, tools). A collection makes the gateway ask what
         API Gateway asks on each route (template Auth, maas_local.template.RouteAuth): an `x-api-key` among
         these keys where a usage-plan key is required, a SigV4 `Authorization` header on AWS_IAM routes and a
         token on token-authorizer routes. Signatures and tokens are only checked for presence: there is no
-        IAM or Cognito here."""
+        IAM or Cognito here. `static` (e.g. StaticSite.playground(key)) serves its files beside the API."""
         self.template_path = Path(template_path) if template_path else default_template_path()
         self.template = load_template(self.template_path)
         names = dict(resource_names) if resource_names is not None else local_resource_names(self.template)
@@ -153,6 +157,9 @@ class Gateway:
         self.stage = stage_name(self.template, parameters)
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
         self.own_answer_headers = gateway_response_headers(self.template, names, parameters)
+        if static is not None and any(static.owns(r.path) for r in self.routes):
+            raise ValueError(f"an API route's path starts with {static.prefix}, where the static files are served")
+        self.static = static
         self.host = host
         self.port = port
         self._functions: dict[str, LoadedFunction] = {}
@@ -294,6 +301,9 @@ class Gateway:
         def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> bytes:
             return proxy_error_body(code, message, details, request_id)
 
+        if self.static is not None and self.static.owns(raw_path):  # no API route starts with its prefix
+            self._discard_body(req)
+            return *self.static.answer(method, raw_path, request_id), True
         preflight = self.router.preflight(raw_path) if method == "OPTIONS" else None
         if preflight is not None:
             return *self._preflight(req, preflight, request_id), True
@@ -559,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
             endpoint = stack.endpoint_url
             print(f"started an empty moto server at {endpoint} (use --endpoint-url to reuse one)", flush=True)
         gateway = Gateway(template_path, names, host=args.host, port=args.port,
-                          parameters=key_values(args.parameter, "--parameter"), api_keys=api_keys)
+                          parameters=key_values(args.parameter, "--parameter"), api_keys=api_keys,
+                          static=StaticSite.playground(api_keys[0] if api_keys else None))
         try:
             url = gateway.start()
         except OSError as exc:
@@ -575,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         if api_keys is not None:
             print(f"routes marked [x-api-key] accept x-api-key: {', '.join(api_keys)} (--no-auth opens them)")
         print(cors_note(gateway.routes), flush=True)
+        print(f"playground (and API reference) on {url}{PLAYGROUND_PREFIX}", flush=True)
         print("Ctrl-C to stop", flush=True)
         try:
             with stop_signals_as_keyboard_interrupt():
