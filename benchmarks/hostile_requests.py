@@ -72,7 +72,8 @@ def cell(result: dict[str, Any] | None) -> str:
 def ratio(before: dict[str, Any] | None, after: dict[str, Any], key: str) -> str:
     if not before or before.get(key) is None or after.get(key) is None:
         return ""
-    return f"{before[key] / max(after[key], 0.001 if key == 'seconds' else 0.1):.0f}x"
+    value = before[key] / max(after[key], 0.001 if key == "seconds" else 0.1)
+    return f"{value:.0f}x" if value >= 10 else f"{value:.1f}x"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,9 +94,9 @@ def main(argv: list[str] | None = None) -> None:
             rows.append((after.get("description", case), before, after))
             print(f"{case}: before {cell(before)} | after {cell(after)} | {after.get('note', '')}", file=sys.stderr)
     head = ["case", f"before ({args.before})" if args.before else "", "after (this tree)", "time ratio",
-            "memory ratio", "answer now"]
-    table = [head] + [[d, cell(b), cell(a), ratio(b, a, "seconds"), ratio(b, a, "peak_mb"), str(a.get("note", ""))[:70]]
-                      for d, b, a in rows]
+            "memory ratio", "answer before", "answer now"]
+    table = [head] + [[d, cell(b), cell(a), ratio(b, a, "seconds"), ratio(b, a, "peak_mb"),
+                       str((b or {}).get("note", ""))[:60], str(a.get("note", ""))[:60]] for d, b, a in rows]
     if args.markdown:
         print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
         for r in table[1:]:
