@@ -18,6 +18,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -245,8 +246,17 @@ def cors_config() -> CORSConfig | None:
                       expose_headers=["Retry-After", REQUEST_ID_HEADER, "x-amzn-RequestId"], max_age=600)
 
 
+class _WholePathResolver(APIGatewayRestResolver):
+    """Routes match the whole path. Powertools' `^...$` also matches before a trailing newline, so
+    GET /v1/models/tiny%0A described tiny and /v1/models/%0A listed the models."""
+
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = "") -> Any:
+        return ApiGatewayResolver._compile_regex(rule, r"^{}/*\Z")  # trailing slashes allowed, as REST's resolver
+
+
 def build_resolver() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True, cors=cors_config(), json_body_deserializer=parse_json_body)
+    app = _WholePathResolver(enable_validation=True, cors=cors_config(), json_body_deserializer=parse_json_body)
 
     @app.exception_handler(MaasError)
     def _maas_error(exc: MaasError) -> Response:
