@@ -43,7 +43,9 @@ _request_id: ContextVar[str | None] = ContextVar("maas_request_id", default=None
 
 def error_responses(*statuses: int) -> dict[int, dict[str, Any]]:
     """OpenAPI `responses` for the error statuses a route can answer, all in the documented shape."""
-    reasons = {400: "malformed request", 415: "body is not JSON", 404: "unknown model, version, alias or route", 413: "too many records",
+    reasons = {400: "malformed request, or an invalid name or version", 404: "unknown model, version or alias",
+               409: "conflict with the registry's state (e.g. expected_version is not the alias's version)",
+               413: "too many records, or an answer over Lambda's 6 MB", 415: "body is not JSON",
                422: "invalid request or records", 500: "internal error", 503: "a dependency is unavailable"}
     return {s: {"description": reasons.get(s, "error"), "content": {"application/json": {"model": ErrorResponse}}}
             for s in statuses}
