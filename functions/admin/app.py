@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core.admin import AliasState, AliasUpdate, delete_version, update_alias
 from maas_core.http import build_resolver, error_responses, json_response, ok_response, resolve
+from maas_core.openapi import AliasName, ModelName, VersionDeleted, VersionId
 from maas_core.registry import Registry
 from maas_core.settings import get_settings
 from maas_core.store import BundleStore
@@ -31,15 +32,17 @@ def registry() -> Registry:
     responses={**ok_response(AliasState, "where the alias points now"),
                **error_responses(400, 404, 409, 415, 422, 503)},
 )
-def put_alias(model: str, alias: str, update: AliasUpdate) -> Response[dict[str, Any]]:
+def put_alias(model: ModelName, alias: AliasName, update: AliasUpdate) -> Response[dict[str, Any]]:
     state = update_alias(registry(), model, alias, update)
     logger.info("alias moved", extra={"model": model, "alias": alias, "action": update.action, "version": state.version,
                                       "caller": app.current_event.request_context.identity.user_arn})
     return json_response(state)
 
 
-@app.delete("/v1/models/<model>/versions/<version>", responses=error_responses(400, 404, 409, 503))
-def delete(model: str, version: str) -> dict[str, Any]:
+@app.delete("/v1/models/<model>/versions/<version>",
+            responses={**ok_response(VersionDeleted, "unregistered, and its files deleted"),
+                       **error_responses(400, 404, 409, 503)})
+def delete(model: ModelName, version: VersionId) -> dict[str, Any]:
     unregistered, files = delete_version(registry(), BundleStore(get_settings().model_bucket), model, version)
     logger.info("version deleted", extra={"model": model, "version": version, "files": files,
                                           "registry_entry_deleted": unregistered})

@@ -24,6 +24,7 @@ from maas_core.monitoring.schemas import (
     FeedbackResponse,
     MetricsResponse,
 )
+from maas_core.openapi import INSTANT_SCHEMA, VERSION_SCHEMA, WINDOW_SCHEMA, ModelName
 from maas_core.settings import get_settings
 
 logger = Logger()
@@ -40,7 +41,7 @@ def service() -> MonitoringService:
     responses={**ok_response(FeedbackResponse, "one result per item; at least one was recorded (or already was)"),
                **error_responses(400, 404, 409, 415, 422, 503)},
 )
-def feedback(model: str, request: FeedbackRequest) -> Response[dict[str, Any]]:
+def feedback(model: ModelName, request: FeedbackRequest) -> Response[dict[str, Any]]:
     return json_response(service().feedback(model, request))
 
 
@@ -50,11 +51,15 @@ def feedback(model: str, request: FeedbackRequest) -> Response[dict[str, Any]]:
                **error_responses(400, 404, 422, 503)},
 )
 def metrics(
-    model: str,
-    window: Annotated[str | None, Query(description="1h, 24h, 7d, ... (up to 30d); default 1h")] = None,
-    since: Annotated[str | None, Query(description="ISO 8601 start, instead of window")] = None,
-    until: Annotated[str | None, Query(description="ISO 8601 end (default now), with since")] = None,
-    version: Annotated[str | None, Query(description="only this version")] = None,
+    model: ModelName,
+    window: Annotated[str | None, Query(description="minutes, hours or days up to 30 days: 15m, 1h, 24h, 7d, ... "
+                                                    "(default 1h); not with since or until (422)",
+                                        json_schema_extra=WINDOW_SCHEMA)] = None,
+    since: Annotated[str | None, Query(description="ISO 8601 start, instead of window: before until, at most 30 "
+                                                   "days before it (422)", json_schema_extra=INSTANT_SCHEMA)] = None,
+    until: Annotated[str | None, Query(description="ISO 8601 end (default now), only with since (422)",
+                                       json_schema_extra=INSTANT_SCHEMA)] = None,
+    version: Annotated[str | None, Query(description="only this version", json_schema_extra=VERSION_SCHEMA)] = None,
 ) -> Response[dict[str, Any]]:
     return json_response(service().metrics(model, parse_window(window, since, until), version))
 

@@ -13,7 +13,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core import __version__, coldstart
 from maas_core.http import build_resolver, error_responses, ok_response, resolve, serialized_json_response
+from maas_core.manifest import VARIANTS
 from maas_core.monitoring import PredictMonitor
+from maas_core.openapi import DOCUMENT_RESPONSE, NAME_SCHEMA, VERSION_SCHEMA, ModelDescription, ModelList, ModelName
 from maas_core.openapi import document as openapi_document
 from maas_core.predictor import Predictor
 from maas_core.preprocess.text import tokens_reused
@@ -37,25 +39,26 @@ def monitor() -> PredictMonitor:
     return PredictMonitor.from_settings(get_settings())
 
 
-@app.get("/v1/health")
+@app.get("/v1/health", responses=ok_response(HealthResponse, "the function answers"))
 def health() -> HealthResponse:
     return HealthResponse(status="ok", version=__version__)
 
 
-@app.get("/v1/openapi.json")
+@app.get("/v1/openapi.json", responses=DOCUMENT_RESPONSE)
 def openapi() -> dict[str, Any]:
     """The OpenAPI document of the whole API (every function's routes; maas_core.openapi), with the
     security of this stack's AuthMode."""
     return openapi_document()
 
 
-@app.get("/v1/models", responses=error_responses(503))
+@app.get("/v1/models", responses={**ok_response(ModelList, "every registered model"), **error_responses(503)})
 def list_models() -> dict[str, Any]:
     return {"models": predictor().registry.list_models()}
 
 
-@app.get("/v1/models/<model>", responses=error_responses(400, 404, 503))
-def describe_model(model: str) -> dict[str, Any]:
+@app.get("/v1/models/<model>", responses={**ok_response(ModelDescription, "its versions, aliases and manifest"),
+                                          **error_responses(400, 404, 503)})
+def describe_model(model: ModelName) -> dict[str, Any]:
     p = predictor()
     info = p.registry.describe(model)
     latest = info["versions"][0]["version"] if info["versions"] else None
@@ -70,13 +73,16 @@ def describe_model(model: str) -> dict[str, Any]:
                **error_responses(400, 404, 413, 415, 422, 500, 503)},
 )
 def predict(
-    model: str,
+    model: ModelName,
     request: PredictRequest,
     version: Annotated[str | None, Query(description="model version, a whole number without leading zeros (e.g. 3; "
-                                                     "else 400 invalid_version); overrides the alias")] = None,
-    alias: Annotated[str | None, Query(description="alias to resolve; default prod")] = None,
+                                                     "else 400 invalid_version); not with alias (422)",
+                                         json_schema_extra=VERSION_SCHEMA)] = None,
+    alias: Annotated[str | None, Query(description="alias to resolve, default prod; not with version (422)",
+                                       json_schema_extra=NAME_SCHEMA)] = None,
     variant: Annotated[str | None, Query(description="which of the version's models answers: float (default) or "
-                                                     "int8, its dynamically quantized model (404 if it has none)")] = None,
+                                                     "int8, its dynamically quantized model (404 if it has none)",
+                                         json_schema_extra={"enum": list(VARIANTS)})] = None,
     explain: Annotated[bool, Query(description="add per-field attributions to each prediction: occlusion against "
                                                "the training baseline (tabular models; a text model answers 422)")] = False,
     routing_key: Annotated[str | None, Header(alias="x-maas-routing-key",

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core.http import build_resolver, error_responses, json_response, ok_response, resolve
+from maas_core.openapi import NAME_SCHEMA, VERSION_SCHEMA, ModelName
 from maas_core.predictor import Predictor
 from maas_core.schemas import PreprocessRequest, PreprocessResponse
 from maas_core.settings import get_settings
@@ -33,11 +34,13 @@ def predictor() -> Predictor:
                **error_responses(400, 404, 413, 415, 422, 500, 503)},
 )
 def preprocess(
-    model: str,
+    model: ModelName,
     request: PreprocessRequest,
     version: Annotated[str | None, Query(description="model version, a whole number without leading zeros (e.g. 3; "
-                                                     "else 400 invalid_version); overrides the alias")] = None,
-    alias: Annotated[str | None, Query(description="alias to resolve; default prod")] = None,
+                                                     "else 400 invalid_version); not with alias (422)",
+                                         json_schema_extra=VERSION_SCHEMA)] = None,
+    alias: Annotated[str | None, Query(description="alias to resolve, default prod; not with version (422)",
+                                       json_schema_extra=NAME_SCHEMA)] = None,
 ) -> Response[dict[str, Any]]:
     return json_response(predictor().preprocess(model, request.records, version=version, alias=alias))
 

@@ -9,8 +9,10 @@ resolver's `get_openapi_schema()` is taken, and the paths and component schemas 
 functions declaring the same path and method, or the same schema name differently, is an error.
 Security per operation comes from the template's events: `Authorizer: AWS_IAM` -> SigV4, events that
 switch the default auth off (health, this document) -> none, the rest -> the AuthMode default that
-maas_core.openapi adds when serving. Powertools' default 422 body (HTTPValidationError) is replaced by
-the project's error body, which is what the resolver really answers (maas_core.http).
+maas_core.openapi adds when serving, with its refusal. Powertools' default 422 body (HTTPValidationError)
+is replaced by the project's error body, which is what the resolver really answers (maas_core.http). The
+gateway's own answers (template.yaml GatewayResponses: the same error body) are added to every operation,
+and LINKS: where a caller (or a stateful tester) finds the names the next operation needs.
 
 Dev-only code: never shipped to Lambda.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from maas_core import __version__
-from maas_core.openapi import DOCUMENT_FILE
+from maas_core.openapi import DOCUMENT_FILE, error_response
 from maas_local.lambda_runtime import load_handler
 from maas_local.template import RouteAuth, api_routes, default_template_path, load_template, local_resource_names
 
@@ -32,6 +34,40 @@ TITLE = "maas"
 DESCRIPTION = ("Model-as-a-Service: predictions, preprocessing, feedback and metrics for versioned ONNX models. "
                "Every error is {\"error\": {\"code\", \"message\", \"details\"}}.")
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+# what API Gateway (and Lambda behind it) answers itself on any operation, before or instead of the function
+GATEWAY_RESPONSES = {
+    413: "the request is over API Gateway's 10 MB or, as a Lambda event, over Lambda's 6 MB",
+    429: "throttled: over the stage's or the API key's request rate, or the key's quota",
+    502: "the function failed, or its answer is over Lambda's 6 MB",
+    504: "the function did not answer within API Gateway's 29 s",
+}
+# (operation, status) -> link name -> (target operation, parameters, request body): OpenAPI links
+_MODEL = {"model": "$response.body#/models/0/name"}
+_SAME_MODEL = {"model": "$request.path.model"}
+LINKS: dict[tuple[str, str, str], dict[str, tuple[tuple[str, str], dict[str, str], Any]]] = {
+    ("get", "/v1/models", "200"): {
+        "describe": (("get", "/v1/models/{model}"), _MODEL, None),
+        "metrics": (("get", "/v1/models/{model}/metrics"), _MODEL, None),
+        "predict": (("post", "/v1/models/{model}/predict"), _MODEL, None),
+        "preprocess": (("post", "/v1/models/{model}/preprocess"), _MODEL, None),
+        "feedback": (("post", "/v1/models/{model}/feedback"), _MODEL, None),
+        "move_alias": (("put", "/v1/models/{model}/aliases/{alias}"), _MODEL, None),
+        "delete_latest_version": (("delete", "/v1/models/{model}/versions/{version}"),
+                                  {**_MODEL, "version": "$response.body#/models/0/latest_version"}, None),
+    },
+    ("get", "/v1/models/{model}", "200"): {
+        "predict_newest_version": (("post", "/v1/models/{model}/predict"),
+                                   {**_SAME_MODEL, "version": "$response.body#/versions/0/version"}, None),
+        "delete_newest_version": (("delete", "/v1/models/{model}/versions/{version}"),
+                                  {**_SAME_MODEL, "version": "$response.body#/versions/0/version"}, None),
+    },
+    ("post", "/v1/models/{model}/predict", "200"): {
+        "feedback": (("post", "/v1/models/{model}/feedback"), _SAME_MODEL,
+                     {"feedback": [{"prediction_id": "$response.body#/predictions/0/id",
+                                    "label": "$response.body#/predictions/0/label"}]}),
+    },
+}
+SIGV4_REFUSAL = (403, "refused by the gateway: no SigV4 signature (MISSING_AUTHENTICATION_TOKEN) or one IAM refuses")
 
 
 def _route_security(auth: RouteAuth) -> list[dict[str, list[str]]] | None:
@@ -47,6 +83,30 @@ def _use_error_body(op: dict[str, Any]) -> None:
     if response and "HTTPValidationError" in json.dumps(response):
         op["responses"]["422"] = {"description": "invalid request or records",
                                   "content": {"application/json": {"schema": _ERROR_REF}}}
+
+
+def _add_gateway_responses(op: dict[str, Any]) -> None:
+    """The gateway's statuses, after the function's own: a status both can answer names both reasons."""
+    gateway = dict(GATEWAY_RESPONSES)
+    if op.get("security") == [{"sigv4": []}]:
+        gateway[SIGV4_REFUSAL[0]] = SIGV4_REFUSAL[1]
+    responses = op.setdefault("responses", {})
+    for status, reason in gateway.items():
+        own = responses.get(str(status))
+        responses[str(status)] = error_response(f"{own['description']}; or {reason}" if own else reason)
+    op["responses"] = dict(sorted(responses.items()))
+
+
+def _add_links(doc: dict[str, Any]) -> None:
+    for (method, path, status), links in LINKS.items():
+        response = doc["paths"][path][method]["responses"][status]
+        response["links"] = {}
+        for name, ((to_method, to_path), parameters, body) in links.items():
+            link: dict[str, Any] = {"operationId": doc["paths"][to_path][to_method]["operationId"],
+                                    "parameters": parameters}
+            if body is not None:
+                link["requestBody"] = body
+            response["links"][name] = link
 
 
 def _drop_unused_schemas(doc: dict[str, Any]) -> None:
@@ -91,7 +151,9 @@ def build_document(template_path: str | Path | None = None) -> dict[str, Any]:
             own = security.get((method, p))
             if own is not None:
                 op["security"] = own
+            _add_gateway_responses(op)
     doc["paths"] = dict(sorted(doc["paths"].items()))
+    _add_links(doc)
     _drop_unused_schemas(doc)
     doc["components"]["schemas"] = dict(sorted(doc["components"]["schemas"].items()))
     return doc

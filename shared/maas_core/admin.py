@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from maas_core.errors import ConflictError, NotFoundError
+from maas_core.openapi import VERSION_SCHEMA
 from maas_core.registry import AliasTarget, Registry
 from maas_core.store import BundleStore
 
@@ -17,7 +18,13 @@ log = logging.getLogger(__name__)
 class AliasUpdate(BaseModel):
     """PUT /v1/models/{model}/aliases/{alias}"""
 
-    model_config = ConfigDict(extra="forbid")
+    # the OpenAPI document states what _fields_for_action checks: one variant per action (none is promote)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"properties": {"action": {"const": "promote"}, "version": {"type": "string"}}, "required": ["version"]},
+        {"properties": {"action": {"const": "canary"}, "version": {"type": "string"}, "weight": {"type": "number"}},
+         "required": ["action", "version", "weight"]},
+        {"properties": {"action": {"const": "rollback"}, "version": {"type": "null"}}, "required": ["action"]},
+    ]})
 
     action: Literal["promote", "canary", "rollback"] = Field(
         default="promote",
@@ -25,11 +32,13 @@ class AliasUpdate(BaseModel):
                     "canary: send `weight` of the alias's traffic to `version` (weight 0 ends the canary); "
                     "rollback: point the alias back at its previous version")
     version: str | None = Field(
-        default=None, description="target version (promote, canary): a whole number without leading zeros, e.g. 3")
+        default=None, description="target version (promote, canary): a whole number without leading zeros, e.g. 3",
+        json_schema_extra=VERSION_SCHEMA)
     weight: float | None = Field(default=None, ge=0, lt=1, description="canary share of requests, 0 <= weight < 1")
     expected_version: str | None = Field(
         default=None,
-        description="only apply if the alias still points at this version (else 409); same form as version")
+        description="only apply if the alias still points at this version (else 409); same form as version",
+        json_schema_extra=VERSION_SCHEMA)
 
     @model_validator(mode="after")
     def _fields_for_action(self) -> "AliasUpdate":

@@ -18,6 +18,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -42,7 +43,9 @@ _request_id: ContextVar[str | None] = ContextVar("maas_request_id", default=None
 
 def error_responses(*statuses: int) -> dict[int, dict[str, Any]]:
     """OpenAPI `responses` for the error statuses a route can answer, all in the documented shape."""
-    reasons = {400: "malformed request", 415: "body is not JSON", 404: "unknown model, version, alias or route", 413: "too many records",
+    reasons = {400: "malformed request, or an invalid name or version", 404: "unknown model, version or alias",
+               409: "conflict with the registry's state (e.g. expected_version is not the alias's version)",
+               413: "too many records, or an answer over Lambda's 6 MB", 415: "body is not JSON",
                422: "invalid request or records", 500: "internal error", 503: "a dependency is unavailable"}
     return {s: {"description": reasons.get(s, "error"), "content": {"application/json": {"model": ErrorResponse}}}
             for s in statuses}
@@ -244,8 +247,17 @@ def cors_config() -> CORSConfig | None:
                       expose_headers=["Retry-After", REQUEST_ID_HEADER, "x-amzn-RequestId"], max_age=600)
 
 
+class _WholePathResolver(APIGatewayRestResolver):
+    """Routes match the whole path. Powertools' `^...$` also matches before a trailing newline, so
+    GET /v1/models/tiny%0A described tiny and /v1/models/%0A listed the models."""
+
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = "") -> Any:
+        return ApiGatewayResolver._compile_regex(rule, r"^{}/*\Z")  # trailing slashes allowed, as REST's resolver
+
+
 def build_resolver() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True, cors=cors_config(), json_body_deserializer=parse_json_body)
+    app = _WholePathResolver(enable_validation=True, cors=cors_config(), json_body_deserializer=parse_json_body)
 
     @app.exception_handler(MaasError)
     def _maas_error(exc: MaasError) -> Response:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from maas_core.ids import PREDICTION_ID
+
 MAX_FEEDBACK_ITEMS = 1000
 
 FeedbackStatus = Literal["recorded", "duplicate", "conflict", "not_found", "invalid"]
@@ -14,9 +16,15 @@ FeedbackStatus = Literal["recorded", "duplicate", "conflict", "not_found", "inva
 class FeedbackItem(BaseModel):
     """The ground truth of one earlier prediction: its label (classifiers) or value (regression)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # the OpenAPI document states what _label_or_value checks
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"properties": {"label": {"type": "string"}, "value": {"type": "null"}}, "required": ["label"]},
+        {"properties": {"label": {"type": "null"}, "value": {"type": "number"}}, "required": ["value"]},
+    ]})
 
-    prediction_id: str = Field(min_length=1, max_length=64, description="the `id` the prediction was answered with")
+    # the pattern in the document only: an id of another form is reported per item (status invalid)
+    prediction_id: str = Field(min_length=1, max_length=64, description="the `id` the prediction was answered with",
+                               json_schema_extra={"pattern": PREDICTION_ID.pattern})
     label: str | None = Field(default=None, max_length=256, description="the true class (classifiers)")
     value: float | None = Field(default=None, allow_inf_nan=False, description="the true value (regression)")
 
