@@ -98,7 +98,7 @@ def test_batch_files_emit_metrics_per_version_and_are_captured_with_source_batch
     then each file emits one blob under [model, version], [model], [source=batch] counting 1 request, its
     predicted and rejected rows, no failure and one latency per chunk; the label mix per version matches its
     predictions file; Captured counts every row under [service] too (the CaptureFailures alarm's set);
-    and once the capture queue is consumed the captures table holds every row with source "batch", the
+    and once the capture lines are consumed the captures table holds every row with source "batch", the
     prediction's id and output, and the metrics API counts them per version."""
     put(world.bucket, "batch/input/tiny/a.csv", to_csv(GOOD[:3] + BAD + GOOD[3:]))
     put(world.bucket, "batch/input/tiny/b.jsonl", to_jsonl(make_records(3, start=10)), Metadata={"maas-version": "2"})

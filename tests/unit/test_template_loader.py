@@ -24,7 +24,7 @@ from maas_local.template import (
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 NAMES = {"ModelBucket": "maas-models", "RegistryTable": "maas-registry"}
-# what the template's functions refer to beyond the bucket and registry (capture queue, captures table, ...)
+# what the template's functions refer to beyond the bucket and registry (capture dead-letter queue, captures table, ...)
 MONITORING_NAMES = {k: v for k, v in local_resource_names(load_template(TEMPLATE)).items() if k not in NAMES}
 NAMES |= MONITORING_NAMES
 
