@@ -322,6 +322,18 @@ def test_the_capture_function_writes_every_line_it_can_then_fails_the_invocation
     assert world.captures.get_many("tiny", [good["id"], broken["id"]]).keys() == {good["id"]}
 
 
+def test_the_capture_function_writes_the_lines_of_a_big_event_concurrently_and_all_of_them(world) -> None:
+    """Given an event of 30 lines of 4 captures each (more lines than the function's writer threads),
+    then every capture is written once, and the same event again writes none twice."""
+    lines = [[capture() for _ in range(4)] for _ in range(30)]
+    event = logs_event(*lines)
+    assert world.capture.lambda_handler(event, FakeLambdaContext()) == {
+        "lines": 30, "written": 120, "duplicates": 0, "failed": 0}
+    assert world.capture.lambda_handler(event, FakeLambdaContext())["duplicates"] == 120
+    ids = [c["id"] for line in lines for c in line]
+    assert world.captures.get_many("tiny", ids).keys() == set(ids)
+
+
 def test_the_capture_function_ignores_a_control_message(world) -> None:
     """Given the CONTROL_MESSAGE CloudWatch Logs sends when a subscription is created (to check the
     destination), then the capture function returns without writing anything."""
