@@ -1,9 +1,10 @@
 """Every benchmark, one table: `python -m benchmarks [--skip-size] [--markdown]`.
 
 Trains the penguins model once (the real training job, published to a moto server on loopback) and
-runs, each against its own baseline measured in the same run: cold start (vs TensorFlow, vs the
-onnxruntime floor), warm latency (vs Keras, vs session.run), throughput (vs json + spec + session.run),
-the preprocessing spec (vs a Python loop), INT8 vs float demo models (size, session.run latency,
+runs, each against its own baseline measured in the same run, in the template's default configuration
+(EMF metrics and prediction capture on): cold start (vs TensorFlow, vs the onnxruntime floor), warm
+latency (vs Keras, vs session.run), capture's own cost (on vs off, 1 to 1,000 records), throughput (vs
+json + spec + session.run), the preprocessing spec (vs a Python loop), INT8 vs float demo models (size, session.run latency,
 holdout metrics; unless --skip-quantization) and, unless --skip-size (it needs PyPI for `sam build`),
 the package size and handler import time of the `sam build` output.
 """
@@ -13,7 +14,15 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import batch_throughput, cold_start, preprocess_spec, quantization, throughput, warm_latency
+from benchmarks import (
+    batch_throughput,
+    capture_overhead,
+    cold_start,
+    preprocess_spec,
+    quantization,
+    throughput,
+    warm_latency,
+)
 from benchmarks.common import (
     PenguinsWorld,
     Row,
@@ -52,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         rows += cold_start.run(world, args.cold_repeats)
         print()
         rows += warm_latency.run(world, args.calls, args.rounds)
+        print()
+        rows += capture_overhead.run(world)
         print()
         rows += throughput.run(world)
         print()

@@ -141,7 +141,9 @@ class PenguinsWorld:
     `self.dir` (a temp dir unless `model_dir` is given). With a `model_dir` that already holds them,
     nothing is trained: the cached bundle is published to the fresh moto server instead.
 
-    While open, os.environ points boto3 at the moto server and names the bucket and table in MAAS_*.
+    While open, os.environ points boto3 at the moto server and names the bucket and table in MAAS_*, with the
+    template's default configuration (metrics and capture on): every serving benchmark measures what a deployed
+    stack runs, capture's log lines included (benchmarks.capture_overhead measures their own cost).
     """
 
     def __init__(self, model_dir: str | Path | None = None, epochs: int = 0, quiet: bool = True) -> None:
@@ -169,8 +171,9 @@ class PenguinsWorld:
         try:
             self._set_env({"MAAS_MODEL_BUCKET": self.stack.names["ModelBucket"],
                            "MAAS_REGISTRY_TABLE": self.stack.names["RegistryTable"],
-                           "POWERTOOLS_SERVICE_NAME": "maas", "POWERTOOLS_LOG_LEVEL": "INFO",  # template defaults
-                           "POWERTOOLS_METRICS_NAMESPACE": "maas"})
+                           # the template's defaults: INFO logs, EMF metrics and capture of every prediction on
+                           "POWERTOOLS_SERVICE_NAME": "maas", "POWERTOOLS_LOG_LEVEL": "INFO",
+                           "POWERTOOLS_METRICS_NAMESPACE": "maas", "MAAS_CAPTURE_RATE": "1"})
             if all((self.dir / f).exists() for f in (*BUNDLE_FILES, "model.keras")):
                 self._publish_cached()
             else:
@@ -284,7 +287,7 @@ def remove_tree(path: Path) -> None:
 
 @contextlib.contextmanager
 def handler_stdout() -> Iterator[None]:
-    """While handlers run in this process: their stdout (log lines, EMF metrics; CloudWatch Logs on Lambda)
+    """While handlers run in this process: their stdout (log lines, EMF metrics, capture lines; CloudWatch Logs on Lambda)
     goes to /dev/null, still written, so it is paid for, but it stays out of the benchmark's output."""
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         yield

@@ -9,7 +9,7 @@ A file that cannot be processed has its report written by run_batch and makes th
 fail, so Lambda retries it and then hands the event to the on-failure destination (the DLQ).
 
 Each file emits EMF metrics per model and version and a sample of its rows is captured with source
-"batch" (maas_core.monitoring.batch; MAAS_CAPTURE_QUEUE_URL / MAAS_CAPTURE_RATE as for predict).
+"batch" (maas_core.monitoring.batch: log lines, MAAS_CAPTURE_RATE as for predict).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def predictor() -> Predictor:
 
 @lru_cache(maxsize=1)
 def monitor() -> PredictMonitor:
-    # EMF metrics of every predict request, and capture (on when MAAS_CAPTURE_QUEUE_URL is set)
+    # EMF metrics of every predict request, and capture as log lines (on when MAAS_CAPTURE_RATE > 0)
     return PredictMonitor.from_settings(get_settings())
 
 

@@ -20,9 +20,11 @@ How it differs from the deployed stack (all on purpose, for a dev loop):
   the template before importing handlers (and restores it on stop). The functions of this project
   read their settings lazily and all get the same Globals environment, so that is enough; if two
   functions set one variable to different values a warning names it.
-- Queue consumers (a `Type: SQS` event or an AWS::Lambda::EventSourceMapping, e.g. CaptureFunction)
-  run in-process too, on a poller thread per queue (maas_local.queues), when the queue has a local
-  name (LocalStack creates the template's queues). `run_queue_consumers=False` turns that off.
+- Queue consumers (a `Type: SQS` event or an AWS::Lambda::EventSourceMapping) run in-process too, on a
+  poller thread per queue (maas_local.queues), when the queue has a local name (LocalStack creates the
+  template's queues). A function that CloudWatch Logs subscriptions feed (CaptureFunction: the capture
+  lines of predict and batch) gets the lines this process writes for capture, as awslogs events, on a
+  thread of its own (maas_local.log_subscription). `run_queue_consumers=False` turns both off.
 - No stage prefix in the URL (like `sam local start-api`); requestContext.stage still carries the
   template's StageName. No throttling, or request validation beyond the body size.
 - Auth (`api_keys=...`; maas-demo and maas-gateway turn it on): each route asks what the template's Auth
@@ -69,6 +71,7 @@ from urllib.parse import unquote, urlsplit
 
 from maas_local.env import EnvPatch
 from maas_local.lambda_runtime import FakeLambdaContext, LoadedFunction, load_handler
+from maas_local.log_subscription import LogSubscription
 from maas_local.proxy_integration import BadFunctionResponse, build_event, decode_response
 from maas_local.proxy_integration import error_body as proxy_error_body
 from maas_local.queues import QueuePoller
@@ -84,6 +87,7 @@ from maas_local.template import (
     default_template_path,
     load_template,
     local_resource_names,
+    log_subscribers,
     queue_consumers,
     stage_name,
 )
@@ -150,7 +154,9 @@ class Gateway:
         self.routes = api_routes(self.template, names, parameters, base_dir=self.template_path.parent)
         self.consumers = queue_consumers(self.template, names, parameters, base_dir=self.template_path.parent) \
             if run_queue_consumers else []
-        self.pollers: list[QueuePoller] = []
+        self.subscribers = log_subscribers(self.template, names, parameters, base_dir=self.template_path.parent) \
+            if run_queue_consumers else []
+        self.pollers: list[QueuePoller | LogSubscription] = []
         if not self.routes:
             raise ValueError(f"{self.template_path}: no function has an Api event; nothing to serve")
         self.router = Router(self.routes)
@@ -237,6 +243,16 @@ class Gateway:
                                  report_batch_item_failures=consumer.report_batch_item_failures)
             self.pollers.append(poller.start())
             log.info("%s consumes %s in-process", consumer.route.function, consumer.queue_url)
+        for subscriber in self.subscribers[:1]:  # capture lines have one destination (the writer hook is global)
+            fn = self._function(subscriber.route)
+
+            def on_lines(event: dict[str, Any], fn: LoadedFunction = fn) -> Any:
+                return fn.invoke(event, FakeLambdaContext(fn.route, str(uuid.uuid4())))
+
+            self.pollers.append(LogSubscription(on_lines, dead_letter_queue_url=subscriber.dead_letter_queue_url,
+                                                function_name=subscriber.route.function_name).start())
+            log.info("%s gets the capture lines of %s in-process", subscriber.route.function,
+                     ", ".join(subscriber.log_groups))
 
     def _stop_pollers(self) -> None:
         for poller in self.pollers:
@@ -246,7 +262,7 @@ class Gateway:
     def _apply_environment(self) -> None:
         env: dict[str, str] = {}
         owner: dict[str, str] = {}
-        for route in [*self.routes, *(c.route for c in self.consumers)]:
+        for route in [*self.routes, *(c.route for c in self.consumers), *(s.route for s in self.subscribers)]:
             for key, value in route.environment.items():
                 if key in env and env[key] != value:
                     log.warning("%s sets %s=%r but %s sets %r; the local gateway shares one os.environ, "
@@ -583,6 +599,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {r.method:6} {r.path}  ->  {r.function} ({r.handler}){auth_note(r.auth, api_keys)}")
         for c in gateway.consumers:
             print(f"  SQS    {c.queue_url}  ->  {c.route.function} ({c.route.handler}), in-process")
+        for s in gateway.subscribers[:1]:
+            print(f"  LOGS   capture lines of {', '.join(s.log_groups)}  ->  {s.route.function} ({s.route.handler}), "
+                  "in-process")
         if api_keys is not None:
             print(f"routes marked [x-api-key] accept x-api-key: {', '.join(api_keys)} (--no-auth opens them)")
         print(cors_note(gateway.routes), flush=True)

@@ -3,7 +3,7 @@
 moto cannot run Lambda code, so the gateway runs every queue consumer of template.yaml (a `Type: SQS`
 event, or an AWS::Lambda::EventSourceMapping; maas_local.template.queue_consumers) in-process:
 
-    poller = QueuePoller(queue_url, invoke, function_name="maas-local-CaptureFunction")
+    poller = QueuePoller(queue_url, invoke, function_name="maas-local-SomeConsumer")
     poller.start()        # receive up to 10 messages -> one SQS event -> the handler, until stop()
     poller.drain()        # or, in tests: poll until the queue is empty
 

@@ -596,3 +596,46 @@ def stage_name(template: Mapping[str, Any], parameters: Mapping[str, Any] | None
                 except TemplateError:
                     break
     return "local"
+
+
+@dataclass(frozen=True)
+class LogSubscriber:
+    """A function invoked by CloudWatch Logs subscription filters (AWS::Logs::SubscriptionFilter -> a function)."""
+
+    route: Route  # the function (method "LOGS", path = the log groups it reads), as load_handler takes it
+    log_groups: tuple[str, ...]  # logical ids of the subscribed log groups
+    filter_patterns: tuple[str, ...]
+    dead_letter_queue_url: str | None = None  # its EventInvokeConfig's OnFailure SQS queue, if it has a local name
+
+
+def log_subscribers(
+    template: Mapping[str, Any],
+    resource_names: Mapping[str, str] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    base_dir: str | Path = ".",
+) -> list[LogSubscriber]:
+    """Every function of the template that subscription filters deliver log lines to (`!GetAtt Fn.Arn`)."""
+    names = dict(resource_names if resource_names is not None else local_resource_names(template))
+    resources = template.get("Resources") or {}
+    found: dict[str, list[tuple[str, str]]] = {}
+    for res in resources.values():
+        if not isinstance(res, dict) or res.get("Type") != "AWS::Logs::SubscriptionFilter":
+            continue
+        props = res.get("Properties") or {}
+        target, group = props.get("DestinationArn"), props.get("LogGroupName")
+        fn = target.get("Fn::GetAtt") if isinstance(target, dict) else None
+        if not (isinstance(fn, list) and fn[1:] == ["Arn"] and resources.get(fn[0], {}).get("Type") == SERVERLESS_FUNCTION):
+            continue  # not a function of this template (e.g. Kinesis, Firehose)
+        group_id = group.get("Ref") if isinstance(group, dict) else str(group)
+        found.setdefault(fn[0], []).append((str(group_id), str(props.get("FilterPattern", ""))))
+    subscribers: list[LogSubscriber] = []
+    for function, subs in found.items():
+        props = resources[function].get("Properties") or {}
+        on_failure = (((props.get("EventInvokeConfig") or {}).get("DestinationConfig") or {}).get("OnFailure") or {})
+        dlq = _queue_of(on_failure.get("Destination")) if on_failure.get("Type") == "SQS" else None
+        subscribers.append(LogSubscriber(
+            route=Route(event="LogSubscription", method="LOGS", path=",".join(g for g, _ in subs),
+                        **_function(template, function, names, parameters, base_dir)),
+            log_groups=tuple(g for g, _ in subs), filter_patterns=tuple(p for _, p in subs),
+            dead_letter_queue_url=names.get(dlq) if dlq else None))
+    return subscribers

@@ -41,8 +41,8 @@ class Settings(BaseModel):
     alias_ttl_seconds: float = Field(default=5.0, ge=0, description="how long a warm function trusts a resolved alias")
     model_cache_size: int = Field(default=8, ge=1, description="model versions kept loaded per process")
     # monitoring (maas_core.monitoring): prediction capture, feedback, quality and drift metrics
-    capture_queue_url: str = Field(default="", description="SQS queue for captured predictions; empty: capture is off")
-    capture_rate: float = Field(default=1.0, description="share of predictions captured, 0..1 (clamped)")
+    capture_rate: float = Field(default=1.0, description="share of predictions captured as log lines, 0..1 "
+                                                         "(clamped); 0 turns capture off")
     captures_table: str = Field(default="maas-captures", description="DynamoDB table of captured predictions")
     capture_ttl_days: int = Field(default=30, ge=1, description="captured predictions expire after this many days")
     metrics_window: str = Field(default="1h", description="window the scheduled publisher computes metrics over")

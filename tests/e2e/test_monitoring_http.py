@@ -1,5 +1,6 @@
-"""Monitoring over HTTP on the local stack: the gateway runs CaptureFunction on the capture queue that
-LocalStack creates from template.yaml, so predict -> capture -> feedback -> metrics works locally."""
+"""Monitoring over HTTP on the local stack: the gateway hands the capture lines predict writes to
+CaptureFunction, as template.yaml's log subscription does (maas_local.log_subscription), so
+predict -> capture -> feedback -> metrics works locally."""
 
 from __future__ import annotations
 
@@ -20,11 +21,10 @@ def wait_for(check: Any, timeout: float = 20.0) -> Any:
         time.sleep(0.2)
 
 
-def test_the_local_stack_has_the_capture_queue_with_its_dead_letter_queue(local_stack: LocalStack) -> None:
+def test_the_local_stack_has_the_capture_dead_letter_queue_and_no_capture_queue(local_stack: LocalStack) -> None:
     sqs = local_stack.client("sqs")
-    attrs = sqs.get_queue_attributes(QueueUrl=local_stack.names["CaptureQueue"], AttributeNames=["All"])["Attributes"]
-    assert local_stack.names["CaptureDeadLetterQueue.Arn"] in attrs["RedrivePolicy"]
-    assert attrs["VisibilityTimeout"] == "360"
+    sqs.get_queue_attributes(QueueUrl=local_stack.names["CaptureDeadLetterQueue"], AttributeNames=["All"])
+    assert "CaptureQueue" not in local_stack.names
 
 
 def test_predict_capture_feedback_and_metrics_over_http(http: Any, gateway: str) -> None:

@@ -69,7 +69,6 @@ def fns() -> Iterator[dict[str, ModuleType]]:
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         create_registry_table(TABLE)
         create_registry_table(CAPTURES)  # same key schema: pk, sk
-        mp.setenv("MAAS_CAPTURE_QUEUE_URL", boto3.client("sqs").create_queue(QueueName="fuzz-capture")["QueueUrl"])
         store, registry = BundleStore(BUCKET), Registry(TABLE)
         publish_tiny_model(store, registry)                      # tiny v1 <- prod
         publish_tiny_model(store, registry, alias="staging")     # tiny v2 <- staging

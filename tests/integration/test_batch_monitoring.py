@@ -1,5 +1,6 @@
 """Batch predictions are monitored like the predict API (maas_core.monitoring.batch), on moto: EMF metrics
-per model and version, capture through the capture queue into the captures table with source "batch",
+per model and version, capture as log lines (handed to the capture function as the log subscription
+would) into the captures table with source "batch",
 capture failures counted without failing the file, and text drift of a text model's batch rows."""
 
 from __future__ import annotations
@@ -12,24 +13,22 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 from maas_core.batch import BatchFileError, run_batch
 from maas_core.manifest import Manifest, TensorInfo
-from maas_core.monitoring import CaptureSender, CaptureStore, sampled
+from maas_core.monitoring import CaptureStore, CaptureWriter, sampled
 from maas_core.monitoring.batch import BatchMonitor
 from maas_core.monitoring.capture import MASK
 from maas_core.monitoring.store import StoredCapture
 from maas_core.predictor import Predictor
 from maas_core.settings import Settings, get_settings
-from maas_local.queues import QueuePoller
+from maas_local.log_subscription import LogSubscription
 from maas_training.evaluate import baseline_statistics
 
 from tests import text_model
 from tests.conftest import AwsWorld, create_registry_table
 from tests.integration.test_batch import make_records, out_key, put, read_jsonl, s3_event, to_csv, to_jsonl
-from tests.integration.test_monitoring import dimension_sets, emf_blobs
+from tests.integration.test_monitoring import broken_stdout, dimension_sets, emf_blobs
 from tests.lambda_events import FakeLambdaContext, call, load_function
 from tests.tiny_model import publish_tiny_model
 
@@ -40,7 +39,7 @@ CONTEXT = FakeLambdaContext(remaining_ms=900_000)
 @dataclass
 class World:
     aws: AwsWorld
-    queue_url: str
+    subscription: LogSubscription
     captures: CaptureStore
     batch: ModuleType
     capture: ModuleType
@@ -50,12 +49,10 @@ class World:
     def bucket(self) -> str:
         return self.aws.bucket
 
-    def drain(self) -> QueuePoller:
-        """Run the capture function on everything queued so far (as Lambda's event source mapping would)."""
-        poller = QueuePoller(self.queue_url, lambda ev: self.capture.lambda_handler(ev, FakeLambdaContext()),
-                             retry_delay=0)
-        poller.drain(timeout=20)
-        return poller
+    def drain(self) -> LogSubscription:
+        """Wait until the capture function has handled every capture line written so far."""
+        self.subscription.drain(timeout=20)
+        return self.subscription
 
     def stored(self, model: str = "tiny") -> list[StoredCapture]:
         now = int(time.time() * 1000)
@@ -67,17 +64,19 @@ class World:
 
 @pytest.fixture
 def world(aws_world: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    """Given the moto world with a capture queue and captures table named in MAAS_* settings, the tiny
+    """Given the moto world with a captures table named in MAAS_* settings, capture lines handed to the
+    capture function as the log subscription would, the tiny
     model's versions 1 (prod) and 2, and fresh batch / capture / metrics functions."""
-    queue_url = boto3.client("sqs").create_queue(QueueName="test-capture")["QueueUrl"]
     create_registry_table(CAPTURES)
-    monkeypatch.setenv("MAAS_CAPTURE_QUEUE_URL", queue_url)
     monkeypatch.setenv("MAAS_CAPTURES_TABLE", CAPTURES)
     get_settings.cache_clear()
     publish_tiny_model(aws_world.store, aws_world.registry)
     publish_tiny_model(aws_world.store, aws_world.registry, alias=None)
     batch = load_function("batch")
-    yield World(aws_world, queue_url, CaptureStore(CAPTURES), batch, load_function("capture"), load_function("metrics"))
+    capture = load_function("capture")
+    subscription = LogSubscription(lambda ev: capture.lambda_handler(ev, FakeLambdaContext())).start()
+    yield World(aws_world, subscription, CaptureStore(CAPTURES), batch, capture, load_function("metrics"))
+    subscription.stop()
     get_settings.cache_clear()
 
 
@@ -99,7 +98,7 @@ def test_batch_files_emit_metrics_per_version_and_are_captured_with_source_batch
     then each file emits one blob under [model, version], [model], [source=batch] counting 1 request, its
     predicted and rejected rows, no failure and one latency per chunk; the label mix per version matches its
     predictions file; Captured counts every row under [service] too (the CaptureFailures alarm's set);
-    and once the capture queue is consumed the captures table holds every row with source "batch", the
+    and once the capture lines are consumed the captures table holds every row with source "batch", the
     prediction's id and output, and the metrics API counts them per version."""
     put(world.bucket, "batch/input/tiny/a.csv", to_csv(GOOD[:3] + BAD + GOOD[3:]))
     put(world.bucket, "batch/input/tiny/b.jsonl", to_jsonl(make_records(3, start=10)), Metadata={"maas-version": "2"})
@@ -142,10 +141,10 @@ def test_batch_files_emit_metrics_per_version_and_are_captured_with_source_batch
 def test_latency_is_one_value_per_chunk_and_rows_are_captured_at_the_capture_rate(world: World, capsys) -> None:
     """Given a monitor capturing half of the predictions and a file of 8 rows read 3 rows at a time,
     then the file's blob has 3 latency values (one per chunk) and exactly the rows whose prediction id the
-    stable sampler picks at 0.5 are queued and stored."""
+    stable sampler picks at 0.5 are written and stored."""
     put(world.bucket, "batch/input/tiny/c.csv", to_csv(make_records(8)))
     predictor = Predictor(Settings(), world.aws.registry, world.aws.store)
-    monitor = BatchMonitor(0.5, CaptureSender(world.queue_url))
+    monitor = BatchMonitor(0.5, CaptureWriter())
     capsys.readouterr()
     result = run_batch(world.bucket, "batch/input/tiny/c.csv", predictor, chunk_rows=3, monitor=monitor)
     assert (result.status, result.predicted) == ("done", 8)
@@ -162,29 +161,23 @@ def test_latency_is_one_value_per_chunk_and_rows_are_captured_at_the_capture_rat
 
 
 def test_a_capture_failure_never_fails_the_file_and_is_counted(world: World, capsys, caplog, monkeypatch) -> None:
-    """Given the capture queue refusing every call (SQS down after retries),
+    """Given the capture lines failing to be written (stdout gone),
     when a file of 5 rows is processed, then the file is done with all 5 predictions written and
     CaptureFailures counts 5 (Captured 0); given capture crashing outright on the next file, the file is
     done too and its 4 rows are counted as failed captures, with the error logged."""
-    monitor = world.batch.monitor()
-    client = boto3.client("sqs")
-    monitor.sender._sqs = client
-    stubber = Stubber(client)
-    stubber.add_client_error("send_message_batch", service_error_code="ServiceUnavailable", http_status_code=503)
-    stubber.activate()
     put(world.bucket, "batch/input/tiny/d.csv", to_csv(make_records(5)))
     capsys.readouterr()
-    [done] = world.run("batch/input/tiny/d.csv")["processed"]
+    with broken_stdout():
+        [done] = world.run("batch/input/tiny/d.csv")["processed"]
     assert (done["status"], done["predicted"]) == ("done", 5)
     assert len(read_jsonl(world.bucket, out_key("tiny", "d.csv", "predictions"))) == 5
     [cap] = capture_blobs(capsys.readouterr().out)
     assert (cap["Captured"], cap["CaptureFailures"]) == ([0.0], [5.0])
-    stubber.assert_no_pending_responses()
 
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("capture bug")
 
-    monkeypatch.setattr("maas_core.monitoring.batch.make_capture", crash)
+    monkeypatch.setattr("maas_core.monitoring.batch.capture_maker", crash)
     put(world.bucket, "batch/input/tiny/e.csv", to_csv(make_records(4)))
     [done] = world.run("batch/input/tiny/e.csv")["processed"]
     assert (done["status"], done["predicted"]) == ("done", 4)

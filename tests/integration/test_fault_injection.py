@@ -2,7 +2,7 @@
 
 The calls (botocore operation names, as recorded from each handler path); * = in
 test_fault_injection_writes.py, which also checks that the retry after the fault completes the work once:
-    predict       dynamodb.GetItem (alias), s3.GetObject (manifest, model, spec), sqs.SendMessageBatch (capture)
+    predict       dynamodb.GetItem (alias), s3.GetObject (manifest, model, spec); capture is log lines, no call
     preprocess    dynamodb.GetItem, s3.GetObject
     metrics       feedback: dynamodb.Query, dynamodb.BatchGetItem, dynamodb.UpdateItem (captures table);
                   GET metrics: dynamodb.Query (registry, captures), s3.GetObject* (manifest, for drift);
@@ -14,8 +14,7 @@ test_fault_injection_writes.py, which also checks that the retry after the fault
     batch         s3.GetObject (input, model), s3.HeadObject (duplicate check), s3.PutObject (results);
                   s3.CreateMultipartUpload*, s3.UploadPart*, s3.CompleteMultipartUpload*,
                   s3.AbortMultipartUpload* (large results), s3.PutObject* (errors file, failure report),
-                  s3.HeadObject* / s3.DeleteObject* (stale failure report); sqs.SendMessageBatch (row sample,
-                  as predict's)
+                  s3.HeadObject* / s3.DeleteObject* (stale failure report); capture as predict's (no call)
     train_trigger* s3.HeadObject (dataset), s3.ListObjectsV2 (its training config), batch.ListJobs (a job of
                   the same name already submitted), batch.SubmitJob
 KMS is reached only through S3 (SSE-KMS): a denied key is an S3 AccessDenied, covered by "denied".
@@ -29,8 +28,7 @@ to zero), the others once. What callers get:
     missing model object (NoSuchKey)           -> 404 not_found
     missing table (ResourceNotFoundException)  -> 503 (the stack is being deployed or was deleted)
 and nothing accepted is lost: a failed feedback write leaves the capture without truth (retry is safe),
-a failed capture write is reported as a batch item failure (SQS redelivers it), a failed capture send
-is counted (CaptureFailures) while the prediction is still answered, a failed alias move leaves the
+a failed capture write fails the capture function's invocation (Lambda retries it, then dead-letters it), a failed alias move leaves the
 alias where it was, a failed batch file gets its failure report and no partial output and fails the
 invocation (Lambda redelivers it; the redelivery writes everything once), a failed version delete is
 completed by the same DELETE again, a failed train trigger fails its invocation (logged; the retry
@@ -56,9 +54,10 @@ from moto.core.models import botocore_stubber
 
 from maas_core import aws
 from maas_core.batch import BatchFileError, run_batch
+from maas_core.monitoring.capture import awslogs_event
 from maas_core.predictor import Predictor
 from maas_core.settings import Settings, get_settings
-from tests.integration.test_monitoring import CAPTURES, World, emf_blobs
+from tests.integration.test_monitoring import CAPTURES, World, lines_written
 from tests.integration.test_monitoring import world as monitoring_world  # noqa: F401 - a fixture
 from tests.lambda_events import assert_error, load_function, rest_event, FakeLambdaContext
 from tests.tiny_model import publish_tiny_model
@@ -156,7 +155,7 @@ def install(injector: Faults) -> None:
 
 
 def faulty_world(request: pytest.FixtureRequest, injector: Faults) -> World:
-    """The monitoring world (moto S3/DynamoDB/SQS, capture queue and table, fresh functions) with the tiny
+    """The monitoring world (moto S3/DynamoDB/SQS, captures table and log subscription, fresh functions) with the tiny
     model published as prod, and the fault injector in place."""
     w: World = request.getfixturevalue("monitoring_world")
     publish_tiny_model(w.store, w.registry)
@@ -196,9 +195,9 @@ def assert_attempts(faults: Faults, operation: str, fault: str) -> None:
     assert (n > 1) if fault in RETRYABLE else (n == 1), (operation, fault, n)
 
 
-def queued_messages(w: World) -> int:
-    attrs = boto3.client("sqs").get_queue_attributes(QueueUrl=w.queue_url, AttributeNames=["ApproximateNumberOfMessages"])
-    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+def captured_lines(w: World) -> int:
+    """Capture lines the capture function has handled so far."""
+    return w.drain().lines
 
 
 # --- predict and preprocess: registry and model store -------------------------------------------------
@@ -218,7 +217,7 @@ def test_a_registry_fault_is_answered_and_retried(world: World, faults: Faults, 
     status, headers, body = invoke(load_function(function), "POST", SERVING[function], {"records": [GOOD]})
     assert_fault_answer(fault, status, headers, body, "registry")
     assert_attempts(faults, "dynamodb.GetItem", "missing" if fault == "missing_table" else fault)
-    assert queued_messages(world) == 0
+    assert captured_lines(world) == 0
 
 
 @pytest.mark.parametrize("fault", FAULTS + ["missing"])
@@ -235,45 +234,23 @@ def test_a_model_store_fault_is_answered_and_retried(world: World, faults: Fault
         assert_error(body, "not_found", "model 'tiny' version '1'", "not found")
     else:
         assert_fault_answer(fault, status, headers, body, "model bucket")
-    assert queued_messages(world) == 0
+    assert captured_lines(world) == 0
 
 
-# --- predict: the capture queue -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("fault", FAULTS + ["missing"])
-def test_a_capture_send_fault_still_answers_and_is_counted(world: World, faults: Faults, fault: str, capsys) -> None:
-    """Given the capture queue (SQS SendMessageBatch) failing,
-    when a caller predicts, then the prediction is answered (capture never fails a prediction), the
-    failure is counted as CaptureFailures (EMF) and nothing half-sent is queued."""
-    faults.inject("sqs.SendMessageBatch", fault)
-    capsys.readouterr()
-    status, _, body = invoke(world.predict, "POST", SERVING["predict"], {"records": [GOOD, GOOD]})
-    assert status == 200 and len(body["predictions"]) == 2
-    assert_attempts(faults, "sqs.SendMessageBatch", fault)
-    [blob] = [b for b in emf_blobs(capsys.readouterr().out) if "RequestCount" in b]
-    assert blob["CaptureFailures"] == [2.0] and blob["Errors5xx"] == [0.0]
-    assert queued_messages(world) == 0
-
-
-# --- the capture consumer -------------------------------------------------------------------------------
+# --- the capture function ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fault", FAULTS + ["missing_table"])
-def test_a_capture_write_fault_reports_the_message_for_redelivery(world: World, faults: Faults, fault: str) -> None:
+def test_a_capture_write_fault_fails_the_invocation_for_a_retry(world: World, faults: Faults, fault: str) -> None:
     """Given the captures table (PutItem) failing,
-    when the capture function consumes a queued capture, then the message is reported as a batch item
-    failure (SQS delivers it again, then dead-letters it): the capture is not lost."""
-    assert invoke(world.predict, "POST", SERVING["predict"], {"records": [GOOD]})[0] == 200
-    sqs = boto3.client("sqs")
-    [msg] = sqs.receive_message(QueueUrl=world.queue_url, MaxNumberOfMessages=10)["Messages"]
-    event = {"Records": [{"messageId": msg["MessageId"], "receiptHandle": msg["ReceiptHandle"], "body": msg["Body"],
-                          "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-                          "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:test-capture",
-                          "awsRegion": "us-east-1"}]}
+    when the capture function gets a capture line from the log subscription, then the invocation fails
+    (Lambda retries the event, then dead-letters it): the capture is not lost."""
+    with lines_written(forward=False) as lines:
+        assert invoke(world.predict, "POST", SERVING["predict"], {"records": [GOOD]})[0] == 200
     faults.inject("dynamodb.PutItem", "missing" if fault == "missing_table" else fault)
-    result = world.capture.lambda_handler(event, FakeLambdaContext())
-    assert result == {"batchItemFailures": [{"itemIdentifier": msg["MessageId"]}]}
+    with pytest.raises(world.capture.CaptureLinesNotWritten, match="1 of 1 capture lines"):
+        world.capture.lambda_handler(awslogs_event(lines[0].splitlines(), log_group="/aws/lambda/p"),
+                                     FakeLambdaContext())
     assert_attempts(faults, "dynamodb.PutItem", "missing" if fault == "missing_table" else fault)
     assert boto3.client("dynamodb").scan(TableName=CAPTURES)["Count"] == 0
 
@@ -284,7 +261,7 @@ def test_a_capture_write_fault_reports_the_message_for_redelivery(world: World, 
 def _captured_prediction(world: World) -> str:
     status, _, body = invoke(world.predict, "POST", SERVING["predict"], {"records": [GOOD]})
     assert status == 200
-    assert world.drain().delivered == 1
+    assert world.drain().lines == 1
     return body["predictions"][0]["id"]
 
 

@@ -1,11 +1,13 @@
-"""Monitoring against moto: predict metrics (EMF), capture through SQS, the capture consumer, feedback,
-metrics over windows (hand-computed values), drift, scheduled publication, and failure injection."""
+"""Monitoring against moto: predict metrics (EMF), capture as log lines handed to the capture function as a
+log subscription would (maas_local.log_subscription), feedback, metrics over windows (hand-computed values),
+drift, scheduled publication, and failure injection."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -14,15 +16,15 @@ import boto3
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
-from botocore.stub import Stubber
 from maas_core.ids import new_request_id
 from maas_core.manifest import Manifest, TensorInfo
 from maas_core.monitoring import CaptureStore
-from maas_core.monitoring.capture import MASK
+from maas_core.monitoring import capture as capture_module
+from maas_core.monitoring.capture import MASK, awslogs_event, capture_lines
 from maas_core.registry import Registry
 from maas_core.settings import get_settings
 from maas_core.store import BundleStore
-from maas_local.queues import QueuePoller
+from maas_local.log_subscription import LogSubscription
 
 from tests.conftest import create_registry_table
 from tests.lambda_events import FakeLambdaContext, assert_error, call, load_function
@@ -43,7 +45,7 @@ GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 
 @dataclass
 class World:
-    queue_url: str
+    subscription: LogSubscription
     dlq_url: str
     store: BundleStore
     registry: Registry
@@ -52,30 +54,28 @@ class World:
     capture: ModuleType
     metrics: ModuleType
 
-    def drain(self) -> QueuePoller:
-        """Run the capture function on everything queued so far (as Lambda's event source mapping would)."""
-        poller = QueuePoller(self.queue_url, lambda ev: self.capture.lambda_handler(ev, FakeLambdaContext()),
-                             retry_delay=0)
-        poller.drain(timeout=20)
-        return poller
+    def drain(self) -> LogSubscription:
+        """Wait until the capture function has handled every capture line written so far."""
+        self.subscription.drain(timeout=20)
+        return self.subscription
 
 
 @pytest.fixture
 def world(aws_world, monkeypatch) -> Iterator[World]:
-    """Given the moto world plus a capture queue (redriving to a DLQ after 2 receives) and a captures
-    table, named in MAAS_* settings, and fresh predict / capture / metrics functions."""
-    sqs = boto3.client("sqs")
-    dlq_url = sqs.create_queue(QueueName="test-capture-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_url = sqs.create_queue(QueueName="test-capture", Attributes={
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})})["QueueUrl"]
+    """Given the moto world plus a captures table and a capture dead-letter queue, named in MAAS_* settings;
+    fresh predict / capture / metrics functions; and the capture lines written in this process handed to the
+    capture function as the template's log subscription does (retried twice, then dead-lettered)."""
+    dlq_url = boto3.client("sqs").create_queue(QueueName="test-capture-dlq")["QueueUrl"]
     create_registry_table(CAPTURES)  # same key schema: pk, sk
-    monkeypatch.setenv("MAAS_CAPTURE_QUEUE_URL", queue_url)
     monkeypatch.setenv("MAAS_CAPTURES_TABLE", CAPTURES)
     monkeypatch.setenv("MAAS_METRICS_MIN_SAMPLES", "5")
     get_settings.cache_clear()
-    yield World(queue_url, dlq_url, aws_world.store, aws_world.registry, CaptureStore(CAPTURES),
-                load_function("predict"), load_function("capture"), load_function("metrics"))
+    capture = load_function("capture")
+    subscription = LogSubscription(lambda ev: capture.lambda_handler(ev, FakeLambdaContext()),
+                                   dead_letter_queue_url=dlq_url).start()
+    yield World(subscription, dlq_url, aws_world.store, aws_world.registry, CaptureStore(CAPTURES),
+                load_function("predict"), capture, load_function("metrics"))
+    subscription.stop()
     get_settings.cache_clear()
 
 
@@ -176,8 +176,8 @@ def test_captured_predictions_reach_the_captures_table(world) -> None:
     publish_sensitive_tiny_model(world.store, world.registry, {"colour"})
     status, body = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD, {"x1": -3, "colour": "red"}]})
     assert status == 200
-    poller = world.drain()
-    assert (poller.delivered, poller.failed) == (1, 0)  # two captures, one message
+    subscription = world.drain()
+    assert (subscription.lines, subscription.invocations, subscription.failures) == (1, 1, [])  # one line
     now = time.time() * 1000
     found, truncated = world.captures.query("tiny", int(now - 60_000), int(now + 1))
     assert not truncated and [c.id for c in found] == [p["id"] for p in body["predictions"]]
@@ -191,9 +191,8 @@ def test_captured_predictions_reach_the_captures_table(world) -> None:
     assert "Messages" not in boto3.client("sqs").receive_message(QueueUrl=world.dlq_url)
 
 
-@pytest.mark.parametrize(("env", "value"), [("MAAS_CAPTURE_RATE", "0"), ("MAAS_CAPTURE_QUEUE_URL", "")])
-def test_capture_is_off_at_rate_0_or_without_a_queue(world, monkeypatch, capsys, env, value) -> None:
-    monkeypatch.setenv(env, value)
+def test_capture_is_off_at_rate_0(world, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MAAS_CAPTURE_RATE", "0")
     get_settings.cache_clear()
     app = load_function("predict")
     publish_tiny_model(world.store, world.registry)
@@ -201,53 +200,70 @@ def test_capture_is_off_at_rate_0_or_without_a_queue(world, monkeypatch, capsys,
     assert call(app, "POST", "/v1/models/tiny/predict", body={"records": [GOOD]})[0] == 200
     [blob] = request_blobs(capsys.readouterr().out)
     assert "Captured" not in blob and "CaptureFailures" not in blob
-    assert "Messages" not in boto3.client("sqs").receive_message(QueueUrl=world.queue_url)
+    assert world.drain().lines == 0
 
 
-def stub_sqs(world: World) -> Stubber:
-    """Put a botocore Stubber on the predict function's capture client (what SQS answers is scripted)."""
-    sender = world.predict.monitor().sender
-    client = boto3.client("sqs")
-    sender._sqs = client
-    stubber = Stubber(client)
-    stubber.activate()
-    return stubber
+@contextmanager
+def lines_written(forward: bool = True) -> Iterator[list[str]]:
+    """The capture lines written meanwhile (`forward`: also handed on to where they went before)."""
+    written: list[str] = []
+    inner = capture_module.redirect(lambda text: written.append(text) or (inner(text) if forward else None))
+    try:
+        yield written
+    finally:
+        capture_module.redirect(inner)
 
 
-def test_sqs_down_still_answers_200_and_counts_every_capture_as_failed(world, capsys, caplog) -> None:
-    """Given SQS failing (after botocore's retries) for the capture queue,
+@contextmanager
+def broken_stdout() -> Iterator[None]:
+    """Capture lines fail to be written (a broken pipe), then go where they went before."""
+    def broken(text: str) -> None:
+        raise BrokenPipeError("stdout is gone")
+
+    previous = capture_module.redirect(broken)
+    try:
+        yield
+    finally:
+        capture_module.redirect(previous)
+
+
+def test_capture_lines_that_cannot_be_written_are_counted_and_the_answer_is_200(world, capsys, caplog) -> None:
+    """Given stdout failing (a broken pipe) when the capture lines are written,
     when a caller predicts three records,
     then the caller still gets 200 with three predictions, CaptureFailures counts all three (and
     Captured none), and the error is logged with the count."""
     publish_tiny_model(world.store, world.registry)
-    stubber = stub_sqs(world)
-    stubber.add_client_error("send_message_batch", service_error_code="ServiceUnavailable", http_status_code=503)
+    capsys.readouterr()
+    with broken_stdout():
+        status, body = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD] * 3})
+    assert status == 200 and len(body["predictions"]) == 3
+    [blob] = request_blobs(capsys.readouterr().out)
+    assert (blob["Captured"], blob["CaptureFailures"], blob["Errors5xx"]) == ([0.0], [3.0], [0.0])
+    logged = [r for r in caplog.records if r.getMessage() == "captured predictions could not be written"]
+    assert [(r.levelname, r.capture_failures, r.captured) for r in logged] == [("ERROR", 3, 0)]
+
+
+def test_a_capture_that_is_not_valid_json_is_counted_and_the_others_written(world, capsys, monkeypatch) -> None:
+    """Given the first of three captures holding a non-finite number (which would make the line invalid
+    JSON, so the subscription's filter would never select it),
+    then the prediction answers 200, Captured = 2 and CaptureFailures = 1, and the two others are stored."""
+    publish_tiny_model(world.store, world.registry)
+    build = world.predict.monitor().answered.__globals__["build_captures"]
+
+    def with_nan(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        captures = build(*args, **kwargs)
+        captures[0]["latency_ms"] = float("nan")
+        return captures
+
+    monkeypatch.setitem(world.predict.monitor().answered.__globals__, "build_captures", with_nan)
     capsys.readouterr()
     status, body = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD] * 3})
-    assert status == 200 and len(body["predictions"]) == 3
-    out = capsys.readouterr().out
-    [blob] = request_blobs(out)
-    assert (blob["Captured"], blob["CaptureFailures"], blob["Errors5xx"]) == ([0.0], [3.0], [0.0])
-    logged = [r for r in caplog.records if r.getMessage() == "captured predictions could not be queued"]
-    assert [(r.levelname, r.capture_failures, r.reason) for r in logged] == [("ERROR", 3, "ServiceUnavailable")]
-    stubber.assert_no_pending_responses()
-
-
-def test_entries_sqs_refuses_are_counted_and_the_others_sent(world, capsys) -> None:
-    """Given a SendMessageBatch that accepts one message and refuses the other (30 records: 25 + 5),
-    then the prediction answers 200, Captured = 25 and CaptureFailures = 5."""
-    publish_tiny_model(world.store, world.registry)
-    get_settings.cache_clear()
-    stubber = stub_sqs(world)
-    stubber.add_response("send_message_batch", {
-        "Successful": [{"Id": "0", "MessageId": "m0", "MD5OfMessageBody": "x"}],
-        "Failed": [{"Id": "1", "SenderFault": False, "Code": "InternalError"}]})
-    world.predict.predictor().settings.max_records = 100
-    capsys.readouterr()
-    status, _ = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD] * 30})
     assert status == 200
     [blob] = request_blobs(capsys.readouterr().out)
-    assert (blob["Captured"], blob["CaptureFailures"]) == ([25.0], [5.0])
+    assert (blob["Captured"], blob["CaptureFailures"]) == ([2.0], [1.0])
+    world.drain()
+    ids = [p["id"] for p in body["predictions"]]
+    assert world.captures.get_many("tiny", ids).keys() == set(ids[1:])
 
 
 def test_a_capture_crash_never_fails_the_prediction(world, capsys, monkeypatch) -> None:
@@ -266,68 +282,100 @@ def test_a_capture_crash_never_fails_the_prediction(world, capsys, monkeypatch) 
 def capture(model: str = "tiny", version: str = "1", *, at_ms: int | None = None, latency: float = 5.0,
             label: str | None = "yes", value: float | None = None, features: dict | None = None,
             labels: list[str] = LABELS, task: str = "binary") -> dict[str, Any]:
-    """A capture as the predict function queues it."""
+    """A capture as the predict function writes it."""
     pid = f"{new_request_id(at_ms if at_ms is not None else int(time.time() * 1000))}-0"
     output = {"value": value} if value is not None else {"label": label, "probabilities": {lbl: round(1 / len(labels), 6) for lbl in labels}}
     return {"id": pid, "model": model, "version": version, "time_ms": int(pid[:12], 16), "time": "",
             "latency_ms": latency, "task": task, "features": features or {}, "output": output}
 
 
-def sqs_event(*bodies: Any) -> dict[str, Any]:
-    return {"Records": [{"messageId": f"m{i}", "receiptHandle": f"r{i}", "eventSource": "aws:sqs", "attributes": {},
-                         "body": body if isinstance(body, str) else json.dumps(body)} for i, body in enumerate(bodies)]}
+def logs_event(*lines: Any, message_type: str = "DATA_MESSAGE") -> dict[str, Any]:
+    """The awslogs event a subscription sends: each argument a list of captures (one capture line) or a raw line."""
+    messages = [line if isinstance(line, str) else capture_lines(line)[0][0] for line in lines]
+    return awslogs_event(messages, log_group="/aws/lambda/maas-predict", message_type=message_type)
 
 
-def test_consumer_reports_only_the_messages_it_could_not_write(world, monkeypatch) -> None:
-    """Given a batch of three messages where DynamoDB fails (after retries) for the captures of the
-    second and the third is not a capture message,
-    then the first is written and the response names the other two as batchItemFailures, so SQS
-    retries them and, in the end, dead-letters them: nothing is lost silently."""
-    good, broken = capture(), capture()
+def failing_puts(world: World, monkeypatch, fails: Any) -> None:
+    """DynamoDB failing (after retries) the capture function's puts for which fails(item) is true."""
     ddb = world.capture.store().ddb
     real_put = ddb.put_item
 
     def put_item(**kwargs: Any) -> Any:
-        if kwargs["Item"]["sk"]["S"] == broken["id"]:
+        if fails(kwargs["Item"]):
             raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
                               "PutItem")
         return real_put(**kwargs)
 
     monkeypatch.setattr(world.capture.store(), "_ddb", ddb)
     monkeypatch.setattr(ddb, "put_item", put_item)
-    result = world.capture.lambda_handler(sqs_event({"captures": [good]}, {"captures": [broken]}, "not json"),
-                                          FakeLambdaContext())
-    assert result == {"batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]}
+
+
+def test_the_capture_function_writes_every_line_it_can_then_fails_the_invocation(world, monkeypatch) -> None:
+    """Given an awslogs event of three lines where DynamoDB fails (after retries) for the capture of the
+    second and the third is not a capture line,
+    then the first is written and the invocation fails naming the two others, so Lambda retries the event
+    and, in the end, dead-letters it: nothing is lost silently."""
+    good, broken = capture(), capture()
+    failing_puts(world, monkeypatch, lambda item: item["sk"]["S"] == broken["id"])
+    with pytest.raises(world.capture.CaptureLinesNotWritten, match=r"2 of 3 capture lines .* ids 1, 2"):
+        world.capture.lambda_handler(logs_event([good], [broken], "not json"), FakeLambdaContext())
     assert world.captures.get_many("tiny", [good["id"], broken["id"]]).keys() == {good["id"]}
 
 
-def test_a_message_that_keeps_failing_ends_in_the_dead_letter_queue(world, monkeypatch) -> None:
+def test_the_capture_function_writes_the_lines_of_a_big_event_concurrently_and_all_of_them(world) -> None:
+    """Given an event of 30 lines of 4 captures each (more lines than the function's writer threads),
+    then every capture is written once, and the same event again writes none twice."""
+    lines = [[capture() for _ in range(4)] for _ in range(30)]
+    event = logs_event(*lines)
+    assert world.capture.lambda_handler(event, FakeLambdaContext()) == {
+        "lines": 30, "written": 120, "duplicates": 0, "failed": 0}
+    assert world.capture.lambda_handler(event, FakeLambdaContext())["duplicates"] == 120
+    ids = [c["id"] for line in lines for c in line]
+    assert world.captures.get_many("tiny", ids).keys() == set(ids)
+
+
+def test_the_capture_function_ignores_a_control_message(world) -> None:
+    """Given the CONTROL_MESSAGE CloudWatch Logs sends when a subscription is created (to check the
+    destination), then the capture function returns without writing anything."""
+    event = logs_event("CWL CONTROL MESSAGE: Checking health of destination Lambda function.",
+                       message_type="CONTROL_MESSAGE")
+    assert world.capture.lambda_handler(event, FakeLambdaContext()) == {"lines": 0, "written": 0, "duplicates": 0}
+    assert boto3.client("dynamodb").scan(TableName=CAPTURES)["Items"] == []
+
+
+@pytest.mark.parametrize("event", [{}, {"awslogs": {"data": "not base64!"}}, {"awslogs": {"data": "aGVsbG8="}},
+                                   {"Records": [{"body": "{}"}]}])
+def test_an_event_that_is_not_from_a_log_subscription_fails_the_invocation(world, event) -> None:
+    with pytest.raises(ValueError, match="not a CloudWatch Logs subscription event"):
+        world.capture.lambda_handler(event, FakeLambdaContext())
+
+
+def test_a_line_that_keeps_failing_ends_in_the_dead_letter_queue(world, monkeypatch) -> None:
     """Given the captures table failing every write,
-    when the queue is consumed (moto applies the redrive policy: 2 receives),
-    then the message is moved to the dead-letter queue with its captures, not dropped."""
-    sqs = boto3.client("sqs")
-    sqs.send_message(QueueUrl=world.queue_url, MessageBody=json.dumps({"captures": [capture()]}))
+    when predict writes a capture line (the stand-in retries the invocation twice, as Lambda does),
+    then the event is moved to the dead-letter queue with its capture, not dropped."""
+    publish_tiny_model(world.store, world.registry)
+    failing_puts(world, monkeypatch, lambda item: True)
+    status, body = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD]})
+    assert status == 200
+    subscription = world.drain()
+    assert (subscription.invocations, subscription.lines, len(subscription.failures)) == (3, 0, 1)
+    dead = boto3.client("sqs").receive_message(QueueUrl=world.dlq_url).get("Messages", [])
+    assert len(dead) == 1
+    failure = json.loads(dead[0]["Body"])
+    assert failure["responsePayload"]["errorType"] == "CaptureLinesNotWritten"
+    _, [line] = capture_module.awslogs_messages(failure["requestPayload"])
+    assert json.loads(line["message"])["captures"][0]["id"] == body["predictions"][0]["id"]
 
-    def failing_put(**kwargs: Any) -> Any:
-        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "down"}}, "PutItem")
 
-    ddb = world.capture.store().ddb
-    monkeypatch.setattr(world.capture.store(), "_ddb", ddb)
-    monkeypatch.setattr(ddb, "put_item", failing_put)
-    poller = world.drain()
-    assert poller.failed == 2
-    dead = sqs.receive_message(QueueUrl=world.dlq_url).get("Messages", [])
-    assert len(dead) == 1 and json.loads(dead[0]["Body"])["captures"][0]["model"] == "tiny"
-
-
-def test_a_redelivered_message_neither_duplicates_nor_erases_feedback(world) -> None:
+def test_a_retried_event_neither_duplicates_nor_erases_feedback(world) -> None:
     publish_tiny_model(world.store, world.registry)
     c = capture()
-    event = sqs_event({"captures": [c]})
-    assert world.capture.lambda_handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    event = logs_event([c])
+    assert world.capture.lambda_handler(event, FakeLambdaContext())["written"] == 1
     status, _ = call(world.metrics, "POST", "/v1/models/tiny/feedback", body={"prediction_id": c["id"], "label": "no"})
     assert status == 200
-    assert world.capture.lambda_handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert world.capture.lambda_handler(event, FakeLambdaContext())["duplicates"] == 1
     [stored] = world.captures.query("tiny", 0, 2**42)[0]
     assert stored.truth == {"label": "no"}
 
@@ -336,7 +384,7 @@ def test_a_redelivered_message_neither_duplicates_nor_erases_feedback(world) -> 
 
 
 def stored(world: World, *captures: dict[str, Any]) -> list[str]:
-    world.capture.lambda_handler(sqs_event({"captures": list(captures)}), FakeLambdaContext())
+    world.capture.lambda_handler(logs_event(list(captures)), FakeLambdaContext())
     return [c["id"] for c in captures]
 
 

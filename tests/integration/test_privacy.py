@@ -15,8 +15,8 @@ from maas_core.preprocess import SpecConfig
 from maas_core.preprocess.config import ColumnConfig
 from maas_core.preprocess.spec import PreprocessSpec
 from maas_core.registration import ModelDeclaration, passthrough_spec
-# the monitoring tests' `world` fixture (moto + capture queue + captures table), registered under its name
-from tests.integration.test_monitoring import CAPTURES, World
+# the monitoring tests' `world` fixture (moto + captures table + the capture log subscription), registered under its name
+from tests.integration.test_monitoring import CAPTURES, World, lines_written
 from tests.integration.test_monitoring import world as monitoring_world  # noqa: F401 - a fixture
 from tests.lambda_events import assert_error, call
 from tests.tiny_model import publish_sensitive_tiny_model
@@ -43,10 +43,12 @@ def test_a_sensitive_value_is_predicted_on_but_never_captured_or_logged(world, c
     then the captures table item holds the mask, not the value, and neither stdout/stderr (Powertools
     JSON logs, EMF) nor any log record mentions it."""
     publish_sensitive_tiny_model(world.store, world.registry, {"colour", "x1"})
-    status, body = call(world.predict, "POST", "/v1/models/tiny/predict",
-                        body={"records": [{"x1": 4.25, "x2": 1, "colour": SECRET_COLOUR}]})
+    with lines_written() as lines:
+        status, body = call(world.predict, "POST", "/v1/models/tiny/predict",
+                            body={"records": [{"x1": 4.25, "x2": 1, "colour": SECRET_COLOUR}]})
     assert status == 200, body
-    assert (world.drain().delivered, world.drain().failed) == (1, 0)
+    assert (world.drain().lines, world.drain().failures) == (1, [])
+    assert len(lines) == 1 and SECRET_COLOUR not in lines[0] and "4.25" not in lines[0]  # the capture log line
     items = boto3.client("dynamodb").scan(TableName=CAPTURES)["Items"]
     assert len(items) == 1
     stored = json.dumps(items)

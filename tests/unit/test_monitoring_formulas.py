@@ -12,15 +12,15 @@ from maas_core.errors import UnprocessableError
 from maas_core.ids import id_time_ms, new_request_id, time_prefix
 from maas_core.manifest import InputField, Manifest, TensorInfo
 from maas_core.monitoring.capture import (
-    CAPTURES_PER_MESSAGE,
+    MARKER,
     MASK,
-    MAX_CALL_BYTES,
-    MAX_MESSAGE_BYTES,
+    MAX_LINE_BYTES,
     MAX_STRING,
-    batches,
+    awslogs_event,
+    awslogs_messages,
     build_captures,
+    capture_lines,
     features_summary,
-    message_bodies,
     sampled,
 )
 from maas_core.monitoring.quality import (
@@ -250,17 +250,48 @@ def test_build_captures_follows_the_rate_and_shapes_outputs() -> None:
     assert build_captures(response, [{"a": 1}] * 3, manifest([]), 1.0, 0.0) == []
 
 
-def test_captures_are_packed_25_per_message_and_10_messages_per_call_within_size_limits() -> None:
-    captures = [{"id": f"{i:032x}-0", "features": {"text": "y" * 200}} for i in range(1000)]
-    bodies = list(message_bodies(captures))
-    assert sum(n for _, n in bodies) == 1000
-    assert all(n <= CAPTURES_PER_MESSAGE and len(b) <= MAX_MESSAGE_BYTES for b, n in bodies)
-    assert [c["id"] for b, _ in bodies for c in json.loads(b)["captures"]] == [c["id"] for c in captures]
-    calls = list(batches(bodies))
-    assert sum(len(c) for c in calls) == len(bodies) and len(calls) == math.ceil(len(bodies) / 10)
-    assert all(len(c) <= 10 and sum(len(b) for b, _ in c) <= MAX_CALL_BYTES for c in calls)
+def test_captures_are_packed_into_few_marked_json_lines_within_the_size_limit() -> None:
+    """Given 1000 captures of ~260 bytes (a 1000-record request), then they fit in a handful of lines, each
+    at most MAX_LINE_BYTES of UTF-8, a JSON object with the subscription's marker and every capture in
+    order; captures near the capture size limit are packed within it too."""
+    captures = [{"id": f"{i:032x}-0", "features": {"text": "y\u00e9" * 100}} for i in range(1000)]
+    lines, held = capture_lines(captures)
+    fewest = math.ceil(sum(len(json.dumps(c, separators=(",", ":"), ensure_ascii=False).encode()) for c in captures)
+                       / MAX_LINE_BYTES)
+    assert held == 1000 and fewest <= len(lines) <= fewest + 1 and len(lines) < 20
+    assert all(len(line.encode()) <= MAX_LINE_BYTES and "\n" not in line for line in lines)
+    docs = [json.loads(line) for line in lines]
+    assert all(d[MARKER] == 1 and d["format"] == 1 for d in docs)
+    assert [c["id"] for d in docs for c in d["captures"]] == [c["id"] for c in captures]
     big = [{"id": f"{i:032x}-0", "features": {"text": "z" * 7000}} for i in range(30)]
-    assert all(len(b) <= MAX_MESSAGE_BYTES for b, _ in message_bodies(big))
+    assert all(len(line.encode()) <= MAX_LINE_BYTES for line in capture_lines(big)[0])
+
+
+def test_a_capture_that_is_not_json_or_too_big_for_a_line_is_left_out_for_the_caller_to_count() -> None:
+    ok = {"id": "a", "latency_ms": 1.0}
+    lines, held = capture_lines([{"id": "nan", "latency_ms": float("nan")}, ok,
+                                 {"id": "inf", "output": {"value": float("inf")}},
+                                 {"id": "huge", "output": {"probabilities": {str(i): 0.0 for i in range(20_000)}}}])
+    assert held == 1 and [c["id"] for line in lines for c in json.loads(line)["captures"]] == ["a"]
+    assert capture_lines([]) == ([], 0)
+
+
+def test_a_capture_over_the_size_limit_keeps_its_output_and_text_numbers_but_not_its_record() -> None:
+    big = {"id": "b", "output": {"label": "yes"}, "features": {"text": "x" * 9000, "_text": {"text": {"tokens": 1, "oov": 0}}}}
+    [line], held = capture_lines([big, {"id": "c", "features": {"note": "NaN is a word here"}}])
+    first, second = json.loads(line)["captures"]
+    assert held == 2 and first["output"] == {"label": "yes"}
+    assert first["features"] == {"_omitted": "record too large to capture", "_text": {"text": {"tokens": 1, "oov": 0}}}
+    assert second["features"] == {"note": "NaN is a word here"}  # letters of a non-finite number, in a string
+
+
+def test_awslogs_events_round_trip_and_bad_ones_are_refused() -> None:
+    event = awslogs_event(["one", "two"], log_group="/aws/lambda/p")
+    kind, events = awslogs_messages(event)
+    assert kind == "DATA_MESSAGE" and [e["message"] for e in events] == ["one", "two"]
+    for bad in ({}, {"awslogs": {}}, {"awslogs": {"data": 5}}, {"awslogs": {"data": "bm90IGd6aXA="}}):
+        with pytest.raises(ValueError, match="not a CloudWatch Logs subscription event"):
+            awslogs_messages(bad)
 
 
 # --- text drift: token counts and out-of-vocabulary share ---------------------------------------------

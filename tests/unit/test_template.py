@@ -555,7 +555,7 @@ def test_lint_catches_a_circular_dependency_through_the_batch_trigger(sam: dict[
     assert any(m.rule.id == "E3004" for m in errors), describe(errors)
 
 
-# --- monitoring: capture queue, captures table, metrics function, alarms, dashboard --------------
+# --- monitoring: capture subscriptions, captures table, metrics function, alarms, dashboard --------------
 
 
 def _role_statements(cfn: dict[str, Any], function: str) -> list[dict[str, Any]]:
@@ -563,23 +563,18 @@ def _role_statements(cfn: dict[str, Any], function: str) -> list[dict[str, Any]]
     return [s for s in _statements_of_role(cfn, role) if s["Effect"] == "Allow"]
 
 
-def test_capture_queue_redrives_to_an_encrypted_dead_letter_queue(cfn: dict[str, Any]) -> None:
-    """Given the capture queue,
-    then it is SSE-encrypted, its messages go to CaptureDeadLetterQueue (also encrypted, kept 14 days)
-    after 5 receives, its visibility timeout is at least 6x the consumer's timeout, and a queue policy
-    denies insecure transport on both."""
-    queue = cfn["Resources"]["CaptureQueue"]["Properties"]
+def test_capture_dead_letter_queue_is_encrypted_and_kept_14_days(cfn: dict[str, Any]) -> None:
+    """Given the capture dead-letter queue (events of capture lines that could not be written),
+    then it is SSE-encrypted, keeps its messages 14 days, a queue policy denies insecure transport on it,
+    and there is no capture queue any more (captures are log lines)."""
     dlq = cfn["Resources"]["CaptureDeadLetterQueue"]["Properties"]
-    assert queue["SqsManagedSseEnabled"] is True and dlq["SqsManagedSseEnabled"] is True
-    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["CaptureDeadLetterQueue", "Arn"]}
-    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
-    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
-    assert queue["VisibilityTimeout"] >= 6 * cfn["Resources"]["CaptureFunction"]["Properties"]["Timeout"]
+    assert dlq["SqsManagedSseEnabled"] is True and dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert "CaptureQueue" not in cfn["Resources"] and "CaptureEventSource" not in cfn["Resources"]
     policies = [p["Properties"] for p in resources_of_type(cfn, "AWS::SQS::QueuePolicy").values()]
     covered = [q for p in policies for q in p["Queues"]
                if any(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s.get("Condition"))
                       for s in p["PolicyDocument"]["Statement"])]
-    assert {"Ref": "CaptureQueue"} in covered and {"Ref": "CaptureDeadLetterQueue"} in covered
+    assert {"Ref": "CaptureDeadLetterQueue"} in covered
 
 
 def test_captures_table_is_keyed_pk_sk_encrypted_and_expires_items(cfn: dict[str, Any]) -> None:
@@ -597,34 +592,65 @@ def test_captures_table_is_keyed_pk_sk_encrypted_and_expires_items(cfn: dict[str
     assert "expires_at" in item and {"pk", "sk"} <= set(item)
 
 
-def test_capture_function_consumes_the_queue_reporting_batch_item_failures(cfn: dict[str, Any]) -> None:
-    """Given the event source mapping of CaptureFunction,
-    then it reads CaptureQueue with ReportBatchItemFailures (only failed messages are retried), and the
-    function's role may receive/delete on that queue only and has no managed SQS policy (which would
-    allow every queue)."""
-    mappings = [m["Properties"] for m in resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
-                if m["Properties"]["FunctionName"] == {"Ref": "CaptureFunction"}]
-    assert len(mappings) == 1
-    assert mappings[0]["EventSourceArn"] == {"Fn::GetAtt": ["CaptureQueue", "Arn"]}
-    assert mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mappings[0]["BatchSize"] <= 10
-    sqs = [s for s in _role_statements(cfn, "CaptureFunction")
-           if any(a.lower().startswith("sqs:") for a in _as_list(s["Action"]))]
-    assert {a.lower() for s in sqs for a in _as_list(s["Action"])} >= {"sqs:receivemessage", "sqs:deletemessage"}
-    assert all(s["Resource"] == {"Fn::GetAtt": ["CaptureQueue", "Arn"]} for s in sqs), sqs
+def test_predict_and_batch_capture_logs_reach_the_capture_function_by_subscription(cfn: dict[str, Any]) -> None:
+    """Given the capture subscriptions,
+    then PredictLogGroup and BatchLogGroup each have a subscription filter selecting the capture lines'
+    marker (what maas_core.monitoring.capture writes) to CaptureFunction, created after a permission that
+    lets logs.amazonaws.com invoke it from that log group (of this account) only."""
+    from maas_core.monitoring.capture import MARKER, CaptureWriter, capture_lines
+
+    [line], _ = capture_lines([{"id": "x"}])
+    assert json.loads(line)[MARKER] == 1 and CaptureWriter
+    filters = {f["Properties"]["LogGroupName"]["Ref"]: (name, f)
+               for name, f in resources_of_type(cfn, "AWS::Logs::SubscriptionFilter").items()}
+    assert set(filters) == {"PredictLogGroup", "BatchLogGroup"}
+    permissions = resources_of_type(cfn, "AWS::Lambda::Permission")
+    for group, (name, f) in filters.items():
+        props = f["Properties"]
+        assert props["FilterPattern"] == f"{{ $.{MARKER} = 1 }}"
+        assert props["DestinationArn"] == {"Fn::GetAtt": ["CaptureFunction", "Arn"]}
+        [permission] = [p for p in _as_list(f.get("DependsOn")) if p in permissions]
+        perm = permissions[permission]["Properties"]
+        assert (perm["Action"], perm["Principal"]) == ("lambda:InvokeFunction", "logs.amazonaws.com")
+        assert perm["FunctionName"] == {"Ref": "CaptureFunction"}
+        assert perm["SourceArn"] == {"Fn::GetAtt": [group, "Arn"]}
+        assert perm["SourceAccount"] == {"Ref": "AWS::AccountId"}
 
 
-def test_predict_may_only_send_to_the_capture_queue(cfn: dict[str, Any]) -> None:
-    """Given PredictFunction's role and environment,
-    then its only SQS permission is sqs:SendMessage on CaptureQueue, and it is told the queue's URL
-    and the capture rate (a template parameter, 0..1)."""
-    sqs = [s for s in _role_statements(cfn, "PredictFunction")
-           if any(a.lower().startswith("sqs:") for a in _as_list(s["Action"]))]
-    assert [(_as_list(s["Action"]), s["Resource"]) for s in sqs] == [
-        (["sqs:SendMessage"], {"Fn::GetAtt": ["CaptureQueue", "Arn"]})]
-    env = cfn["Resources"]["PredictFunction"]["Properties"]["Environment"]["Variables"]
-    assert env["MAAS_CAPTURE_QUEUE_URL"] == {"Ref": "CaptureQueue"}
-    assert env["MAAS_CAPTURE_RATE"] == {"Ref": "CaptureRate"}
+def test_a_failed_capture_invocation_is_retried_then_dead_lettered_and_alarmed(cfn: dict[str, Any]) -> None:
+    """Given CaptureFunction (invoked asynchronously by CloudWatch Logs),
+    then a failed invocation is retried twice and then sent to CaptureDeadLetterQueue, which its role may
+    send to; an alarm watches that queue; the role may only PutItem on the captures table besides, and
+    reads no queue."""
+    [config] = [c["Properties"] for c in resources_of_type(cfn, "AWS::Lambda::EventInvokeConfig").values()
+                if c["Properties"]["FunctionName"] == {"Ref": "CaptureFunction"}]
+    assert config["MaximumRetryAttempts"] == 2
+    dlq = {"Fn::GetAtt": ["CaptureDeadLetterQueue", "Arn"]}
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == dlq
+    statements = _role_statements(cfn, "CaptureFunction")
+    actions = {a.lower() for s in statements for a in _as_list(s["Action"])}
+    assert "sqs:sendmessage" in actions and "dynamodb:putitem" in actions
+    assert not actions & {"sqs:receivemessage", "sqs:deletemessage"}
+    assert all(s["Resource"] == dlq for s in statements if "sqs:SendMessage" in _as_list(s["Action"]))
+    alarms = [a["Properties"] for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()
+              if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+              and a["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["CaptureDeadLetterQueue", "QueueName"]}]
+    assert len(alarms) == 1 and alarms[0]["Threshold"] == 0
+
+
+def test_predict_and_batch_may_not_use_sqs_to_capture(cfn: dict[str, Any]) -> None:
+    """Given PredictFunction's and BatchFunction's roles and environments,
+    then neither may use SQS (captures are log lines), and both get the capture rate (a template
+    parameter, 0..1) but no queue URL."""
+    for function in ("PredictFunction", "BatchFunction"):
+        sqs = [s for s in _role_statements(cfn, function)
+               if any(a.lower().startswith("sqs:") for a in _as_list(s["Action"]))]
+        env = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+        if function == "BatchFunction":  # its on-failure destination, which SAM grants
+            assert all(s["Resource"] == {"Fn::GetAtt": ["BatchDeadLetterQueue", "Arn"]} for s in sqs), sqs
+        else:
+            assert sqs == []
+        assert env["MAAS_CAPTURE_RATE"] == {"Ref": "CaptureRate"} and "MAAS_CAPTURE_QUEUE_URL" not in env
     rate = cfn["Parameters"]["CaptureRate"]
     assert (rate["Default"], rate["MinValue"], rate["MaxValue"]) == (1, 0, 1)
 
@@ -691,7 +717,7 @@ def test_dashboard_shows_volume_latency_errors_accuracy_drift_and_batch(cfn: dic
     percentiles, errors, accuracy, drift and the batch files (source=batch, their dead-letter queue)."""
     assert len(resources_of_type(cfn, "AWS::CloudWatch::Dashboard")) == 1
     widgets, raw = _dashboard(cfn)
-    for attr in ("CaptureQueue.QueueName", "CaptureDeadLetterQueue.QueueName", "BatchDeadLetterQueue.QueueName"):
+    for attr in ("CaptureDeadLetterQueue.QueueName", "BatchDeadLetterQueue.QueueName"):
         assert f"${{{attr}}}" in raw, attr
     charted = json.dumps([w["properties"].get("metrics", []) for w in widgets])
     for metric in ("RequestCount", "Latency", "Errors5xx", "Accuracy", "MaxDriftPSI", "RejectedRecords", "FailedFiles"):
@@ -1290,11 +1316,11 @@ def test_api_gateway_account_logging_role(sam: dict[str, Any], mode: str) -> Non
 
 
 def test_every_queue_denies_insecure_transport(cfn: dict[str, Any]) -> None:
-    """Given every SQS queue of the template (captures, their dead letters, the batch dead-letter queue),
+    """Given every SQS queue of the template (the capture and the batch dead-letter queues),
     then a queue policy attached to it denies every principal any SQS action on it when aws:SecureTransport is
     false."""
     queues = resources_of_type(cfn, "AWS::SQS::Queue")
-    assert {"CaptureQueue", "CaptureDeadLetterQueue", "BatchDeadLetterQueue"} <= set(queues)
+    assert {"CaptureDeadLetterQueue", "BatchDeadLetterQueue"} <= set(queues)
     for name in queues:
         denies = [s for p in resources_of_type(cfn, "AWS::SQS::QueuePolicy").values()
                   if {"Ref": name} in p["Properties"]["Queues"]

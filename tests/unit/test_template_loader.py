@@ -24,7 +24,7 @@ from maas_local.template import (
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 NAMES = {"ModelBucket": "maas-models", "RegistryTable": "maas-registry"}
-# what the template's functions refer to beyond the bucket and registry (capture queue, captures table, ...)
+# what the template's functions refer to beyond the bucket and registry (capture dead-letter queue, captures table, ...)
 MONITORING_NAMES = {k: v for k, v in local_resource_names(load_template(TEMPLATE)).items() if k not in NAMES}
 NAMES |= MONITORING_NAMES
 
@@ -243,21 +243,24 @@ def test_resolution_errors_are_specific() -> None:
     assert resolve_value({"Ref": "NoDefault"}, t, {}, parameters={"NoDefault": "given"}) == "given"
 
 
-def test_queues_resolve_to_local_urls_and_their_consumers_are_found() -> None:
-    """Given template.yaml's capture queue, read by CaptureFunction through an event source mapping,
-    then the queue's Ref resolves to a local queue URL (PredictFunction's MAAS_CAPTURE_QUEUE_URL), its
-    Arn and QueueName resolve too, and queue_consumers names CaptureFunction with its own environment."""
-    from maas_local.template import local_queue_url, queue_consumers
+def test_queues_resolve_to_local_urls_and_log_subscribers_are_found() -> None:
+    """Given template.yaml's capture dead-letter queue and the subscriptions of PredictLogGroup and
+    BatchLogGroup to CaptureFunction,
+    then the queue's Ref resolves to a local queue URL with its Arn and QueueName, no queue has a consumer
+    any more, and log_subscribers names CaptureFunction once, for both log groups, with its own environment
+    and its on-failure dead-letter queue."""
+    from maas_local.template import local_queue_url, log_subscribers, queue_consumers
 
     t = load_template(TEMPLATE)
     names = local_resource_names(t)
-    assert names["CaptureQueue"] == local_queue_url("maas-local-capture-queue")
-    assert names["CaptureQueue.Arn"].endswith(":maas-local-capture-queue")
-    predict = next(r for r in api_routes(t, names, base_dir=ROOT) if r.function == "PredictFunction")
-    assert predict.environment["MAAS_CAPTURE_QUEUE_URL"] == names["CaptureQueue"]
-    consumers = {c.route.function: c for c in queue_consumers(t, names, base_dir=ROOT)}
-    capture = consumers["CaptureFunction"]
-    assert capture.queue_url == names["CaptureQueue"] and capture.report_batch_item_failures
+    assert names["CaptureDeadLetterQueue"] == local_queue_url("maas-local-capture-dead-letter-queue")
+    assert names["CaptureDeadLetterQueue.Arn"].endswith(":maas-local-capture-dead-letter-queue")
+    assert queue_consumers(t, names, base_dir=ROOT) == []
+    [capture] = log_subscribers(t, names, base_dir=ROOT)
+    assert capture.route.function == "CaptureFunction"
+    assert sorted(capture.log_groups) == ["BatchLogGroup", "PredictLogGroup"]
+    assert set(capture.filter_patterns) == {"{ $.maas_capture = 1 }"}
+    assert capture.dead_letter_queue_url == names["CaptureDeadLetterQueue"]
     assert capture.route.environment["MAAS_CAPTURES_TABLE"] == names["CapturesTable"]
     assert (capture.route.code_uri / "app.py").is_file()
 

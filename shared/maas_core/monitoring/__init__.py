@@ -1,19 +1,19 @@
 """Monitoring: predict metrics (EMF), prediction capture, feedback, quality and drift.
 
     predict function --EMF--> CloudWatch (RequestCount, Latency, Errors4xx/5xx, PredictedLabel, ...)
-          |  sampled captures (MAAS_CAPTURE_RATE), SendMessageBatch
+          |  sampled captures (MAAS_CAPTURE_RATE): log lines {"maas_capture": 1, ...} on stdout
           v
-    capture queue (SQS, DLQ) --> capture function --PutItem--> captures table (DynamoDB, TTL)
-                                                                   ^          |
-    POST /v1/models/{model}/feedback (metrics function) --UpdateItem       |
-    GET  /v1/models/{model}/metrics  (metrics function) <--Query-----------'
+    its log group --subscription filter--> capture function --PutItem--> captures table (DynamoDB, TTL)
+                  (a failed invocation: retried, then the capture DLQ)         ^          |
+    POST /v1/models/{model}/feedback (metrics function) --UpdateItem-----------'          |
+    GET  /v1/models/{model}/metrics  (metrics function) <--Query--------------------------'
     schedule, every 15 min           (metrics function) --EMF--> Accuracy, F1Macro, MAE, MaxDriftPSI, ...
 
-    batch function --EMF + sampled captures (source "batch")--> the same metrics and capture queue
+    batch function --EMF + sampled captures (source "batch")--> the same metrics; capture lines in its log group
 
 Modules: emf (how metrics are written), metrics (the predict side), batch (the batch side), capture
-(what a capture is and how it is queued), store (the captures table), quality (formulas), report
-(feedback, metrics API, publication), history (metrics over a sequence of windows: `maas report`),
+(what a capture is, its log lines, the subscription's events), store (the captures table), quality
+(formulas), report (feedback, metrics API, publication), history (metrics over a sequence of windows: `maas report`),
 schemas (the API's models).
 """
 
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 # Imported on first use (PEP 562): the predict function needs only PredictMonitor on a cold start, not the
 # feedback/metrics service, the captures table or their pydantic models (~30 ms of imports).
 _EXPORTS = {
-    "CaptureSender": "capture", "build_captures": "capture", "sampled": "capture",
+    "CaptureWriter": "capture", "build_captures": "capture", "sampled": "capture",
     "PredictMonitor": "metrics", "BatchMonitor": "batch",
     "MonitoringService": "report", "Window": "report", "is_publish_event": "report", "parse_window": "report",
     "CaptureStore": "store", "InvalidCapture": "store",
@@ -33,7 +33,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from maas_core.monitoring.batch import BatchMonitor
-    from maas_core.monitoring.capture import CaptureSender, build_captures, sampled
+    from maas_core.monitoring.capture import CaptureWriter, build_captures, sampled
     from maas_core.monitoring.metrics import PredictMonitor
     from maas_core.monitoring.report import MonitoringService, Window, is_publish_event, parse_window
     from maas_core.monitoring.store import CaptureStore, InvalidCapture
@@ -49,7 +49,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BatchMonitor",
-    "CaptureSender",
+    "CaptureWriter",
     "CaptureStore",
     "InvalidCapture",
     "MonitoringService",

@@ -1,14 +1,22 @@
-"""Prediction capture: a sample of predictions, sent to an SQS queue on the predict path.
+"""Prediction capture: a sample of predictions, written as structured log lines off the request path.
 
-The predict function does not wait on DynamoDB: it sends captured predictions to the capture queue
-(`send_message_batch`, 10 messages per call) and the capture function writes them to the captures
-table (maas_core.monitoring.store). A message carries up to 25 captures (one DynamoDB batch) and
-stays under SQS's 256 KiB, so a 1000-record request costs a handful of SQS calls, not 100.
+The predict and batch functions make no network call to capture: each request's captures are written to
+stdout as one JSON line (a few for a big request), which Lambda ships to CloudWatch Logs asynchronously,
+off the request's clock. A CloudWatch Logs subscription filter on the function's log group selects the
+lines by their marker (`{ $.maas_capture = 1 }`) and invokes the capture function with them (an awslogs
+event: gzip + base64, `awslogs_messages`), which writes them to the captures table
+(maas_core.monitoring.store).
 
-    message body: {"format": 1, "captures": [capture, ...]}
-    capture:      {"id", "model", "version", "alias"?, "canary"?, "source"?, "time" (ISO 8601, UTC), "time_ms",
-                   "latency_ms", "task", "features": {field: raw value}, "output": {"label", "probabilities"}
-                   | {"value"}}
+    log line:  {"maas_capture": 1, "format": 1, "captures": [capture, ...]}
+    capture:   {"id", "model", "version", "alias"?, "canary"?, "source"?, "time" (ISO 8601, UTC), "time_ms",
+                "latency_ms", "task", "features": {field: raw value}, "output": {"label", "probabilities"}
+                | {"value"}}
+
+A line stays under MAX_LINE_BYTES (64 kB; a CloudWatch Logs event is at most 256 KB, and Lambda cuts a
+longer line, which would no longer be JSON the filter selects): a 1000-record request is a handful of
+lines, written together in one write. Why a plain write of pre-serialised JSON rather than Powertools'
+Logger: one write per request, no logging formatter or handler lock on the request path, and no log
+level can drop a capture (POWERTOOLS_LOG_LEVEL=WARNING would otherwise lose every one silently).
 
 `source` is absent for the predict API and "batch" for batch files (maas_core.monitoring.batch), whose
 `latency_ms` is the time of the chunk the row was predicted in and whose `time` is the input file's
@@ -16,39 +24,43 @@ upload time (its prediction ids carry it).
 
 `features` is the raw record kept small: only the fields of the model's input schema, strings cut to
 256 characters, anything that is not a scalar replaced by its type name, and fields the manifest marks
-`sensitive` replaced by "***" (they get no drift statistics). A bare-string record of a text model is
-stored under the text field's name. A text model's captures also carry, under features["_text"]
-[field], {"tokens": n, "oov": k}: the number of tokens of the whole text (before the 256-character cut)
-and how many of them the model's vocabulary does not know, computed with the model's own tokenizer.
-Text drift is measured on these numbers (maas_core.monitoring.quality), so they are kept for a
-sensitive text field too, whose text is masked. Their cost is one more tokenization per captured text
-(measured: ~18 us for a 24-token text, vs ~1 us to summarise a record without it).
+`sensitive` replaced by "***" (they get no drift statistics, and their values never reach a log line).
+A bare-string record of a text model is stored under the text field's name. A text model's captures
+also carry, under features["_text"][field], {"tokens": n, "oov": k}: the number of tokens of the whole
+text (before the 256-character cut) and how many of them the model's vocabulary does not know, computed
+with the model's own tokenizer. Text drift is measured on these numbers (maas_core.monitoring.quality),
+so they are kept for a sensitive text field too, whose text is masked. Their cost is one more
+tokenization per captured text (measured: ~18 us for a 24-token text, vs ~1 us to summarise a record
+without it).
 
 Sampling: MAAS_CAPTURE_RATE (0..1) of predictions, chosen by a hash of the prediction id, so the
-choice is reproducible. MAAS_CAPTURE_QUEUE_URL unset (the default, e.g. a local run without a queue)
-turns capture off.
+choice is reproducible; 0 turns capture off.
 
-Capture never fails a prediction: botocore retries SQS errors (a short client config, so a broken queue
-costs the caller little); whatever still fails is counted (the CaptureFailures metric) and logged with
-the count, never dropped silently. After one failed call the rest of the request's batches are not
-attempted (counted as failed too): a queue that is down would otherwise cost each retry again.
+Capture never fails a prediction, and a capture that cannot be written is counted (the CaptureFailures
+metric) and logged with the count, never dropped silently: one that cannot be serialised as JSON (a
+non-finite number), one too large for a log line, or a write to stdout that fails. A line the capture
+function cannot store fails its invocation, which Lambda retries and then sends to the capture
+dead-letter queue (the template's alarm watches it); the lines also stay in the log group.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from pydantic_core import to_json
 
-from maas_core import aws
 from maas_core.ids import id_time_ms
 from maas_core.manifest import Manifest
 from maas_core.preprocess import TextFeature
@@ -57,18 +69,14 @@ from maas_core.schemas import PredictResponse
 
 logger = Logger(child=True)
 
-MESSAGE_FORMAT = 1
-CAPTURES_PER_MESSAGE = 25  # one DynamoDB BatchWriteItem's worth
-MESSAGES_PER_CALL = 10  # SendMessageBatch limit
-MAX_MESSAGE_BYTES = 64_000  # well under SQS's 256 KiB per message ...
-MAX_CALL_BYTES = 240_000  # ... and per SendMessageBatch call
+MARKER = "maas_capture"  # the field the subscription filter selects on: { $.maas_capture = 1 }
+LINE_FORMAT = 1
+MAX_LINE_BYTES = 64_000  # well under CloudWatch Logs' 256 KB per event
+_LINE_HEAD = f'{{"{MARKER}":1,"format":{LINE_FORMAT},"captures":['
 MAX_STRING = 256
-MAX_CAPTURE_BYTES = 8_000  # a capture bigger than this keeps its output but not its features
+MAX_CAPTURE_BYTES = 8_000  # a capture bigger than this (UTF-8 JSON) keeps its output but not its features
 MASK = "***"
 TEXT_STATS = "_text"  # features key of the per-text numbers text drift is measured on
-
-# a failing queue must not hold a prediction for long: fewer, quicker retries than maas_core.aws
-SQS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=1, read_timeout=3)
 
 
 def sampled(prediction_id: str, rate: float) -> bool:
@@ -82,15 +90,20 @@ def sampled(prediction_id: str, rate: float) -> bool:
 
 
 def small_value(value: Any) -> Any:
-    if value is None or isinstance(value, bool):
+    kind = type(value)  # exact types first: this runs for every field of every captured record
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is str:
+        return value[:MAX_STRING]
+    if value is None or kind is bool:
         return value
     if isinstance(value, int):
         return value if abs(value) < 2**53 else float(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, str):
-        return value[:MAX_STRING]
-    return f"<{type(value).__name__}>"
+        return str(value)[:MAX_STRING]
+    return f"<{kind.__name__}>"
 
 
 def text_stats(value: Any, text: TextFeature) -> dict[str, int] | None:
@@ -107,16 +120,27 @@ def text_stats(value: Any, text: TextFeature) -> dict[str, int] | None:
 def features_summary(record: Any, manifest: Manifest, text: TextFeature | None = None) -> dict[str, Any]:
     """The raw record as captured: schema fields only, small values, sensitive fields masked; plus the
     text numbers of a text model (`text`: its spec's text feature)."""
+    return _summary(record, _schema_fields(manifest, text), text)
+
+
+def _schema_fields(manifest: Manifest, text: TextFeature | None) -> tuple[list[tuple[str, bool]], str]:
+    """(name, sensitive) of each input field, and the field a bare-string record is stored under."""
     schema = manifest.input_schema
+    text_field = next((f.name for f in schema if f.type == "string"), "text")
+    return [(f.name, bool(f.sensitive)) for f in schema], text.name if text else text_field
+
+
+def _summary(record: Any, fields: tuple[list[tuple[str, bool]], str], text: TextFeature | None) -> dict[str, Any]:
+    schema, bare = fields
     if isinstance(record, str):  # a text model's bare string: the text field
-        text_field = next((f for f in schema if f.type == "string"), None)
-        record = {text.name if text else text_field.name if text_field else "text": record}
+        record = {bare: record}
     if not isinstance(record, Mapping):
         return {}
     out: dict[str, Any] = {}
-    for f in schema:
-        if f.name in record:
-            out[f.name] = MASK if f.sensitive and record[f.name] is not None else small_value(record[f.name])
+    for name, sensitive in schema:
+        if name in record:
+            value = record[name]
+            out[name] = MASK if sensitive and value is not None else small_value(value)
     if text is not None:
         stats = text_stats(record.get(text.name), text)
         if stats is not None:
@@ -124,81 +148,130 @@ def features_summary(record: Any, manifest: Manifest, text: TextFeature | None =
     return out
 
 
+Maker = Callable[[str, dict[str, Any], Any], "dict[str, Any] | None"]
+
+
+def capture_maker(manifest: Manifest, *, model: str, version: str, latency_ms: float,
+                  text: TextFeature | None = None, alias: str | None = None, canary: bool = False,
+                  source: str | None = None) -> Maker:
+    """make(prediction_id, output, record) -> one capture (see the module docstring), or None for an id
+    that is not ours (nothing could find it). What the captures of one request or chunk share is worked
+    out once, not per record."""
+    common: dict[str, Any] = {"model": model, "version": version, "latency_ms": round(float(latency_ms), 3),
+                              "task": manifest.task}
+    if alias:
+        common["alias"] = alias
+    if canary:
+        common["canary"] = True
+    if source:
+        common["source"] = source
+    fields = _schema_fields(manifest, text)
+
+    def make(prediction_id: str, output: dict[str, Any], record: Any) -> dict[str, Any] | None:
+        try:
+            time_ms = id_time_ms(prediction_id)
+        except ValueError:
+            return None
+        return {"id": prediction_id, **common, "time": _iso_time(time_ms), "time_ms": time_ms,
+                "features": _summary(record, fields, text), "output": output}
+
+    return make
+
+
 def build_captures(response: PredictResponse, records: Sequence[Any], manifest: Manifest, latency_ms: float,
                    rate: float, text: TextFeature | None = None) -> list[dict[str, Any]]:
     """The captures of one answered request (the sampled share of its predictions)."""
+    make = capture_maker(manifest, model=response.model, version=response.version, latency_ms=latency_ms,
+                         text=text, alias=response.alias, canary=response.canary)
+    regression = manifest.task == "regression"
     captures: list[dict[str, Any]] = []
     for prediction, record in zip(response.predictions, records):
-        if not sampled(prediction.id, rate):
+        if rate < 1.0 and not sampled(prediction.id, rate):
             continue
-        output: dict[str, Any] = ({"value": prediction.value} if manifest.task == "regression"
+        output: dict[str, Any] = ({"value": prediction.value} if regression
                                   else {"label": prediction.label, "probabilities": prediction.probabilities})
-        capture = make_capture(prediction.id, output, record, model=response.model, version=response.version,
-                               manifest=manifest, latency_ms=latency_ms, text=text, alias=response.alias,
-                               canary=response.canary)
+        capture = make(prediction.id, output, record)
         if capture is not None:
             captures.append(capture)
     return captures
 
 
-def make_capture(prediction_id: str, output: dict[str, Any], record: Any, *, model: str, version: str,
-                 manifest: Manifest, latency_ms: float, text: TextFeature | None = None, alias: str | None = None,
-                 canary: bool = False, source: str | None = None) -> dict[str, Any] | None:
-    """One capture (see the module docstring); None for an id that is not ours (nothing could find it)."""
+@lru_cache(maxsize=64)
+def _iso_time(time_ms: int) -> str:
+    # the predictions of one request share their id's time: formatted once, not per record
+    return datetime.fromtimestamp(time_ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def capture_json(capture: dict[str, Any]) -> bytes | None:
+    """One capture as compact JSON (UTF-8); a capture over MAX_CAPTURE_BYTES keeps its output but not its
+    features (its text numbers are kept). None if it holds a non-finite number: not valid JSON, so the
+    subscription's filter would never select its line."""
+    data = _json(capture)
+    if data is not None and len(data) > MAX_CAPTURE_BYTES:
+        features = capture.get("features") or {}
+        kept = {TEXT_STATS: features[TEXT_STATS]} if TEXT_STATS in features else {}
+        capture["features"] = {"_omitted": "record too large to capture", **kept}
+        data = _json(capture)
+    return data
+
+
+def _json(value: Any) -> bytes | None:
+    # pydantic-core's serializer (~10 us a capture, vs ~35 us for json.dumps); it writes a non-finite float as
+    # NaN / Infinity, so text holding those letters (maybe only inside a string) goes through the strict one
+    data = to_json(value, fallback=str)
+    if b"NaN" not in data and b"Infinity" not in data:
+        return data
     try:
-        time_ms = id_time_ms(prediction_id)
+        return json.dumps(value, separators=(",", ":"), default=str, allow_nan=False, ensure_ascii=False).encode()
     except ValueError:
         return None
-    capture: dict[str, Any] = {
-        "id": prediction_id, "model": model, "version": version,
-        "time": datetime.fromtimestamp(time_ms / 1000, timezone.utc).isoformat(timespec="milliseconds"),
-        "time_ms": time_ms, "latency_ms": round(float(latency_ms), 3), "task": manifest.task,
-        "features": features_summary(record, manifest, text), "output": output,
-    }
-    if alias:
-        capture["alias"] = alias
-    if canary:
-        capture["canary"] = True
-    if source:
-        capture["source"] = source
-    if len(json.dumps(capture, default=str)) > MAX_CAPTURE_BYTES:
-        kept = {TEXT_STATS: capture["features"][TEXT_STATS]} if TEXT_STATS in capture["features"] else {}
-        capture["features"] = {"_omitted": "record too large to capture", **kept}
-    return capture
 
 
-def message_bodies(captures: Sequence[dict[str, Any]]) -> Iterator[tuple[str, int]]:
-    """Captures packed into SQS message bodies (<= CAPTURES_PER_MESSAGE each, <= MAX_MESSAGE_BYTES):
-    (body, how many captures it holds)."""
-    chunk: list[str] = []
-    size = 0
+def capture_lines(captures: Sequence[dict[str, Any]]) -> tuple[list[str], int]:
+    """Captures packed into log lines of at most MAX_LINE_BYTES (UTF-8): (lines, how many captures they hold).
+    A capture that is not valid JSON (NaN, infinity) or is too large for a line on its own is left out:
+    the caller counts it as failed. One serialisation per capture."""
+    lines: list[str] = []
+    chunk: list[bytes] = []
+    size = held = 0
+    room = MAX_LINE_BYTES - len(_LINE_HEAD) - 2
     for capture in captures:
-        text = json.dumps(capture, separators=(",", ":"), default=str)
-        if chunk and (len(chunk) == CAPTURES_PER_MESSAGE or size + len(text) + 64 > MAX_MESSAGE_BYTES):
-            yield _body(chunk), len(chunk)
+        data: bytes | None = to_json(capture, fallback=str)  # the common case inline: ~1 us less a capture
+        if b"NaN" in data or b"Infinity" in data or len(data) > MAX_CAPTURE_BYTES:  # type: ignore[operator]
+            data = capture_json(capture)
+        if data is None or len(data) > room:
+            continue
+        if chunk and size + len(data) + 1 > room:
+            lines.append(_line(chunk))
             chunk, size = [], 0
-        chunk.append(text)
-        size += len(text) + 1
+        chunk.append(data)
+        size += len(data) + 1
+        held += 1
     if chunk:
-        yield _body(chunk), len(chunk)
+        lines.append(_line(chunk))
+    return lines, held
 
 
-def _body(chunk: list[str]) -> str:
-    return f'{{"format":{MESSAGE_FORMAT},"captures":[{",".join(chunk)}]}}'
+def _line(chunk: list[bytes]) -> str:
+    return f"{_LINE_HEAD}{b','.join(chunk).decode()}]}}"
 
 
-def batches(bodies: Sequence[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:
-    """Message bodies grouped for SendMessageBatch (<= 10 messages, <= MAX_CALL_BYTES per call)."""
-    batch: list[tuple[str, int]] = []
-    size = 0
-    for body, count in bodies:
-        if batch and (len(batch) == MESSAGES_PER_CALL or size + len(body) > MAX_CALL_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append((body, count))
-        size += len(body)
-    if batch:
-        yield batch
+def write_stdout(text: str) -> None:
+    """The request's capture lines in one write to stdout, which Lambda ships to CloudWatch Logs."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+LineWriter = Callable[[str], Any]
+_writer: LineWriter = write_stdout
+
+
+def redirect(writer: LineWriter | None) -> LineWriter:
+    """Send capture lines to `writer` instead of stdout (None: back to stdout); returns the previous writer.
+    For the local stack, which has no log subscription (maas_local.log_subscription)."""
+    global _writer
+    previous, _writer = _writer, writer or write_stdout
+    return previous
 
 
 @dataclass
@@ -207,52 +280,53 @@ class CaptureResult:
     failed: int = 0
 
 
-class CaptureSender:
-    """Sends captures to the capture queue. `send` never raises."""
-
-    def __init__(self, queue_url: str, sqs: Any | None = None) -> None:
-        self.queue_url = queue_url
-        self._sqs = sqs
-
-    @property
-    def sqs(self) -> Any:
-        if self._sqs is None:
-            self._sqs = aws.new_client("sqs", SQS_CONFIG)  # the process's session: cheaper on a cold start
-        return self._sqs
+class CaptureWriter:
+    """Writes captures as log lines (see the module docstring). `send` never raises."""
 
     def send(self, captures: Sequence[dict[str, Any]]) -> CaptureResult:
-        result = CaptureResult()
         if not captures:
-            return result
-        broken: str | None = None
-        for batch in batches(list(message_bodies(captures))):
-            n = [count for _, count in batch]
-            if broken is not None:
-                result.failed += sum(n)
-                continue
+            return CaptureResult()
+        try:
+            lines, held = capture_lines(captures)
+        except Exception:  # capture never fails a prediction
+            lines, held = [], 0
+            logger.exception("captures could not be serialised")
+        result = CaptureResult(held, len(captures) - held)
+        if lines:
             try:
-                resp = self.sqs.send_message_batch(
-                    QueueUrl=self.queue_url,
-                    Entries=[{"Id": str(i), "MessageBody": body} for i, (body, _) in enumerate(batch)])
-            except (ClientError, BotoCoreError) as exc:
-                broken = type(exc).__name__ if isinstance(exc, BotoCoreError) else str(exc.response.get("Error", {}).get("Code"))
-                result.failed += sum(n)
-                continue
-            except Exception as exc:  # capture never fails a prediction
-                broken = type(exc).__name__
-                result.failed += sum(n)
-                continue
-            failed_ids = {f.get("Id") for f in resp.get("Failed") or []}
-            for i, count in enumerate(n):
-                if str(i) in failed_ids:
-                    result.failed += count
-                else:
-                    result.sent += count
-            if failed_ids:  # entry-level failures: the other batches are still worth trying
-                logger.warning("the capture queue refused some messages",
-                               extra={"failed_entries": [{"id": f.get("Id"), "code": f.get("Code")}
-                                                         for f in resp.get("Failed") or []][:10]})
+                _writer("\n".join(lines) + "\n")
+            except Exception:  # stdout closed, a broken pipe: nothing was written
+                logger.exception("capture lines could not be written")
+                result = CaptureResult(0, len(captures))
         if result.failed:
-            logger.error("captured predictions could not be queued",
-                         extra={"capture_failures": result.failed, "captured": result.sent, "reason": broken})
+            logger.error("captured predictions could not be written",
+                         extra={"capture_failures": result.failed, "captured": result.sent})
         return result
+
+
+# --- the capture function's side: CloudWatch Logs subscription events ---------------------------------
+
+
+def awslogs_messages(event: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """A subscription's event -> (messageType, its log events [{"id", "timestamp", "message"}]).
+    CloudWatch Logs sends {"awslogs": {"data": base64(gzip(JSON))}}; a CONTROL_MESSAGE (sent when the
+    subscription is created) has no captures. ValueError if the event is not an awslogs event."""
+    try:
+        payload = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"], validate=True)))
+    except (KeyError, TypeError, ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"not a CloudWatch Logs subscription event: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise ValueError("not a CloudWatch Logs subscription event: the payload is not an object")
+    events = payload.get("logEvents") or []
+    return str(payload.get("messageType")), [e for e in events if isinstance(e, dict)]
+
+
+def awslogs_event(messages: Sequence[str], *, log_group: str, log_stream: str = "local",
+                  message_type: str = "DATA_MESSAGE", filter_name: str = "captures",
+                  first_id: int = 0) -> dict[str, Any]:
+    """The event a subscription sends for these log lines (the local stack and tests use it)."""
+    now = int(time.time() * 1000)
+    payload = {"messageType": message_type, "owner": "123456789012", "logGroup": log_group,
+               "logStream": log_stream, "subscriptionFilters": [filter_name],
+               "logEvents": [{"id": str(first_id + i), "timestamp": now, "message": m} for i, m in enumerate(messages)]}
+    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}

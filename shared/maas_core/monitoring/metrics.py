@@ -5,8 +5,8 @@
     Latency           Milliseconds  handler time, as the caller waited for it (minus API Gateway)
     Errors4xx         Count         1 if the request was answered 4xx, else 0  (Average = 4xx rate)
     Errors5xx         Count         1 if answered 5xx, else 0                  (Average = 5xx rate)
-    Captured          Count         predictions queued for capture
-    CaptureFailures   Count         captured predictions that could not be queued
+    Captured          Count         predictions written for capture (log lines; maas_core.monitoring.capture)
+    CaptureFailures   Count         sampled predictions that could not be written (not serialisable, too big)
     PredictedLabel    Count         predictions per label, dimensions model, version, label (classifiers;
                                     labels come from the manifest, so their number is bounded)
 
@@ -39,7 +39,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from maas_core.monitoring.capture import CaptureSender, build_captures
+from maas_core.monitoring.capture import CaptureWriter, build_captures
 from maas_core.monitoring.emf import dimension_value, document, model_dimension_sets, write
 from maas_core.schemas import PredictResponse
 from maas_core.settings import Settings
@@ -82,20 +82,19 @@ def response_status(response: Any) -> int:
 
 
 class PredictMonitor:
-    def __init__(self, capture_rate: float = 1.0, sender: CaptureSender | None = None) -> None:
+    def __init__(self, capture_rate: float = 1.0, sender: CaptureWriter | None = None) -> None:
         rate = float(capture_rate)
         self.capture_rate = 0.0 if math.isnan(rate) else min(max(rate, 0.0), 1.0)
-        self.sender = sender
+        self.sender = sender if sender is not None else CaptureWriter()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PredictMonitor":
-        """Capture is on when MAAS_CAPTURE_QUEUE_URL names a queue (and MAAS_CAPTURE_RATE > 0)."""
-        sender = CaptureSender(settings.capture_queue_url) if settings.capture_queue_url else None
-        return cls(settings.capture_rate, sender)
+        """Capture is on when MAAS_CAPTURE_RATE > 0 (log lines: nothing else to configure)."""
+        return cls(settings.capture_rate)
 
     @property
     def capturing(self) -> bool:
-        return self.sender is not None and self.capture_rate > 0
+        return self.capture_rate > 0
 
     # --- the handler wraps each invocation -------------------------------------------------------
 
@@ -135,7 +134,7 @@ class PredictMonitor:
             loaded = predictor.load(response.model, response.version, response.variant)  # cached: loaded to predict
             captures = build_captures(response, records, loaded.manifest, observation.elapsed_ms(), self.capture_rate,
                                       text=loaded.spec.text_feature)
-            result = self.sender.send(captures)  # type: ignore[union-attr]
+            result = self.sender.send(captures)  # never raises
             observation.captured += result.sent
             observation.capture_failures += result.failed
         except Exception:  # monitoring never fails a prediction

@@ -15,8 +15,8 @@ Key design (one item per captured prediction):
 Raw values and outputs are stored as JSON strings: a record may hold numbers DynamoDB's Number type
 cannot (1e300), and nothing queries inside them.
 
-Writes are idempotent: a capture is put only if absent (SQS may deliver a message twice, or redrive it
-after a partial failure, and a re-put must not erase feedback), and feedback is set only where none is.
+Writes are idempotent: a capture is put only if absent (Lambda retries a failed invocation of the capture
+function, a dead-lettered event may be redriven, and a re-put must not erase feedback), and feedback is set only where none is.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def shard_key(model: str, prediction_id: str) -> str:
 
 
 class InvalidCapture(ValueError):
-    """A queued message that is not a capture this code wrote: it goes to the dead-letter queue."""
+    """A capture line that is not one this code wrote: its invocation fails, ending in the dead-letter queue."""
 
 
 def _number(value: float) -> dict[str, str]:
@@ -123,8 +123,8 @@ class CaptureStore:
         return item
 
     def put_capture(self, capture: Mapping[str, Any]) -> bool:
-        """Write one capture; False if it was already there (a redelivered message). Raises on failure
-        (after botocore's retries) so the message is retried and, in the end, dead-lettered."""
+        """Write one capture; False if it was already there (a retried event). Raises on failure
+        (after botocore's retries) so the event is retried and, in the end, dead-lettered."""
         try:
             self.ddb.put_item(TableName=self.table, Item=self.item(capture),
                               ConditionExpression="attribute_not_exists(pk)")
@@ -135,14 +135,14 @@ class CaptureStore:
             raise
 
     def write_message(self, body: Any) -> tuple[int, int]:
-        """One SQS message of the capture queue -> (written, already there). Raises if it is not a
-        capture message, or if a write fails: the message is then reported failed, not lost."""
+        """One capture line ({"captures": [...]}, maas_core.monitoring.capture) -> (written, already there).
+        Raises if it is not a capture line, or if a write fails: the event then fails, it is not lost."""
         try:
             message = json.loads(body) if isinstance(body, (str, bytes)) else body
         except ValueError as exc:
-            raise InvalidCapture(f"capture message is not JSON: {exc}") from exc
+            raise InvalidCapture(f"capture line is not JSON: {exc}") from exc
         if not isinstance(message, dict) or not isinstance(message.get("captures"), list):
-            raise InvalidCapture("capture message has no captures list")
+            raise InvalidCapture("capture line has no captures list")
         captures = [check_capture(c) for c in message["captures"]]  # validate all before writing any
         written = duplicates = 0
         for capture in captures:
