@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
@@ -314,8 +315,7 @@ class Gateway:
         """(status, headers, body, whether the gateway answered itself rather than a function)."""
         json_ct = [("Content-Type", "application/json")]
 
-        def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> bytes:
-            return proxy_error_body(code, message, details, request_id)
+        error_body = functools.partial(proxy_error_body, request_id=request_id)
 
         if self.static is not None and self.static.owns(raw_path):  # no API route starts with its prefix
             self._discard_body(req)
@@ -390,8 +390,7 @@ class Gateway:
             return None
         json_ct = [("Content-Type", "application/json")]
 
-        def error_body(code: str, message: str) -> bytes:
-            return proxy_error_body(code, message, request_id=request_id)
+        error_body = functools.partial(proxy_error_body, request_id=request_id)
 
         if auth.authorizer == "AWS_IAM":
             if not (headers.get("Authorization") or "").startswith("AWS4-HMAC-SHA256 "):

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from maas_core.errors import UnprocessableError
+from maas_core.preprocess.spec import MAX_REPORTED_ERRORS
 
 # a finite input can still overflow inside the graph (3e38 times a weight of 2 is inf in float32)
 NON_FINITE_REASON = ("the model's output for this record is not finite: its values are far outside the "
                      "range the model was trained on")
-MAX_REPORTED = 50  # like the spec's per-record errors (maas_core.preprocess.spec)
 
 
 def class_probabilities(task: str, outputs: np.ndarray) -> np.ndarray:
@@ -37,4 +37,5 @@ def refuse_nonfinite(bad: np.ndarray) -> None:
     raise UnprocessableError(
         f"{len(indices)} of {len(bad)} records give a model output that is not finite: their values are far "
         "outside the training range",
-        [{"index": i, "field": None, "reason": NON_FINITE_REASON} for i in indices[:MAX_REPORTED]])
+        [{"index": i, "field": None, "reason": NON_FINITE_REASON} for i in indices[:MAX_REPORTED_ERRORS]],
+        details_total=len(indices))

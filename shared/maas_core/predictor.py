@@ -184,7 +184,6 @@ class Predictor:
                 [{"field": "records", "limit": self.settings.max_records, "received": len(records)}],
             )
 
-
     def check_explain_work(self, model: LoadedModel, n_records: int) -> None:
         """An explanation occludes every field of every record: records x fields predictions, bounded
         (MAAS_MAX_EXPLAIN_CELLS) before any of them is made."""

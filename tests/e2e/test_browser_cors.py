@@ -144,7 +144,7 @@ def chromium_path() -> str:
         return found
     if os.environ.get("CI"):
         pytest.fail("chromium is not installed: scripts/bootstrap.sh installs Debian's chromium when run as root")
-    pytest.skip("chromium is not installed (apt-get install chromium, or run scripts/bootstrap.sh as root)")
+    pytest.skip("chromium is not installed (apt-get install chromium, or run scripts/install-browser.sh as root)")
 
 
 @pytest.fixture(scope="module")

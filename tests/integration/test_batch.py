@@ -222,7 +222,8 @@ def test_prediction_lines_are_the_json_of_their_dicts_byte_for_byte() -> None:
         model = SimpleNamespace(manifest=SimpleNamespace(labels=labels, task=task))
         shaper = _Shaper(model, 'm%d"l', "7", "0123abcd" * 4, keep_lines=True)  # type: ignore[arg-type]
         rows = list(range(3, 43))
-        assert shaper._text(rows, outputs) == "".join(map(_dumps, shaper._shape(rows, outputs))), task
+        columns = shaper._columns(outputs)
+        assert shaper._text(rows, columns) == "".join(map(_dumps, shaper._shape(rows, columns))), task
 
 
 # --- happy paths --------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ from maas_core.manifest import DEFAULT_VARIANT
 from maas_core.model_cache import LoadedModel
 from maas_core.outputs import NON_FINITE_REASON, class_probabilities, nonfinite_rows
 from maas_core.predictor import Predictor
+from maas_core.preprocess.text import tokens_reused
 from maas_core.registry import check_version
 
 if TYPE_CHECKING:
@@ -217,22 +218,23 @@ class _Run:
               AtomicS3Writer(self.s3, self.bucket, paths.errors_key, part_size=self.part_size,
                              content_type=JSONL, metadata=metadata) as errors):
             for chunk in chunks:
-                self._check_time()
-                started = time.perf_counter()
-                lines, problems = shaper.predict(chunk)
-                predictions.write(lines)
-                if problems:
-                    errors.write("".join(_dumps(p) for p in problems).encode())
-                rejected = len({p["row"] for p in problems})
-                self.result.rows += chunk.size
-                self.result.predicted += shaper.last_predicted
-                self.result.rejected += rejected
-                self.result.blank += chunk.blank
-                if self.monitor is not None and self.observation is not None:
-                    self.monitor.chunk(self.observation, model=name, version=version, loaded=model,
-                                       lines=shaper.last_lines, records=shaper.last_records, rejected=rejected,
-                                       latency_ms=(time.perf_counter() - started) * 1000.0,
-                                       alias=self.result.alias, canary=self.result.canary)
+                with tokens_reused():  # a chunk's texts are tokenized once, for the model and its captures
+                    self._check_time()
+                    started = time.perf_counter()
+                    lines, problems = shaper.predict(chunk)
+                    predictions.write(lines)
+                    if problems:
+                        errors.write("".join(_dumps(p) for p in problems).encode())
+                    rejected = len({p["row"] for p in problems})
+                    self.result.rows += chunk.size
+                    self.result.predicted += shaper.last_predicted
+                    self.result.rejected += rejected
+                    self.result.blank += chunk.blank
+                    if self.monitor is not None and self.observation is not None:
+                        self.monitor.chunk(self.observation, model=name, version=version, loaded=model,
+                                           lines=shaper.last_lines, records=shaper.last_records, rejected=rejected,
+                                           latency_ms=(time.perf_counter() - started) * 1000.0,
+                                           alias=self.result.alias, canary=self.result.canary)
             counts = self._counts()
             predictions.commit(counts)  # first: the errors file, written last, says the run finished
             try:
@@ -345,9 +347,10 @@ class _Shaper:
                     rows = [r for r, ok in zip(rows, finite.tolist()) if ok]
                     records = [rec for rec, ok in zip(records, finite.tolist()) if ok]
                     outputs = outputs[finite]
-                lines = self._text(rows, outputs).encode()
+                columns = self._columns(outputs)
+                lines = self._text(rows, columns).encode()
                 if self.keep_lines:
-                    self.last_lines, self.last_records = list(self._shape(rows, outputs)), records
+                    self.last_lines, self.last_records = list(self._shape(rows, columns)), records
                 self.last_predicted = len(rows)
         problems.sort(key=lambda p: p["row"])  # stable: a row's problems keep their field order
         return lines, problems
@@ -359,18 +362,18 @@ class _Shaper:
         probs = class_probabilities(self.model.manifest.task, outputs)
         return probs.argmax(axis=1).tolist(), np.round(probs, 6).tolist()
 
-    def _text(self, rows: list[int], outputs: np.ndarray) -> str:
-        firsts, probabilities = self._columns(outputs)
+    def _text(self, rows: list[int], columns: tuple[list[Any], list[list[float]]]) -> str:
+        firsts, probabilities = columns
         t = self.template
         if self.regression:
             return "".join([t % (r, r, v) for r, v in zip(rows, firsts)])
         labels = self.label_json
         return "".join([t % (r, r, labels[b], *p) for r, b, p in zip(rows, firsts, probabilities)])
 
-    def _shape(self, rows: list[int], outputs: np.ndarray) -> Iterator[dict[str, Any]]:
+    def _shape(self, rows: list[int], columns: tuple[list[Any], list[list[float]]]) -> Iterator[dict[str, Any]]:
         base = {"model": self.name, "version": self.version}
         fid = self.file_id
-        firsts, probabilities = self._columns(outputs)
+        firsts, probabilities = columns
         if self.regression:
             return ({"row": r, "id": f"{fid}-{r}", "value": v, **base} for r, v in zip(rows, firsts))
         best = self.labels[firsts].tolist() if firsts else []

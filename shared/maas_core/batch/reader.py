@@ -402,7 +402,7 @@ def _jsonl_rows(lines: Iterable[str | LongLine], fields: Sequence[str] | None, l
             yield number, None, NO_PROBLEMS, len(line)
             continue
         seen_content = True
-        if text.count("[") + text.count("{") > MAX_JSON_DEPTH and json_depth_over(text):
+        if json_depth_over(text):
             yield number, None, [_problem(None, f"nested deeper than {MAX_JSON_DEPTH} levels")], len(line)
             continue
         try:
