@@ -122,7 +122,7 @@ def cold(world: PenguinsWorld, repeats: int, layer_repeats: int = 11) -> None:
 
 def components(world: PenguinsWorld, n_records: int, repeats: int, batch: int) -> None:
     import pydantic
-    from maas_core.http import json_response, resolve, serialized_json_response
+    from maas_core.edge.http import json_response, resolve, serialized_json_response
     from maas_core.predictor import PredictResponse, shape_predictions
     from maas_core.schemas import PredictRequest
 
@@ -149,7 +149,7 @@ def components(world: PenguinsWorld, n_records: int, repeats: int, batch: int) -
         pieces: dict[str, Callable[[], Any]] = {
             "whole handler (lambda_handler)": lambda: app.lambda_handler(event, ctx),
             "  minus logger decorator: monitor().observe(resolve)": lambda: monitor.observe(event, lambda: resolve(app.app, event, ctx)),
-            "  minus monitoring: maas_core.http.resolve(app)": lambda: resolve(app.app, event, ctx),
+            "  minus monitoring: maas_core.edge.http.resolve(app)": lambda: resolve(app.app, event, ctx),
             "  json.loads(body)": lambda: json.loads(body),
             "  request validation: PredictRequest.model_validate(json)": lambda: PredictRequest.model_validate(json.loads(body)),
             "  repr(request) (Powertools debug f-string)": lambda: repr(request),

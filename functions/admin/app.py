@@ -12,8 +12,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core.admin import AliasState, AliasUpdate, delete_version, update_alias
-from maas_core.http import build_resolver, error_responses, json_response, ok_response, resolve
-from maas_core.openapi import AliasName, ModelName, VersionDeleted, VersionId
+from maas_core.edge.http import build_resolver, error_responses, json_response, ok_response, resolve
+from maas_core.edge.openapi import AliasName, ModelName, VersionDeleted, VersionId
 from maas_core.registry import Registry
 from maas_core.settings import get_settings
 from maas_core.store import BundleStore
@@ -51,7 +51,7 @@ def delete(model: ModelName, version: VersionId) -> dict[str, Any]:
             "files_deleted": files}
 
 
-# every log line of the request names API Gateway's request id (also in the answer: maas_core.http)
+# every log line of the request names API Gateway's request id (also in the answer: maas_core.edge.http)
 @logger.inject_lambda_context(clear_state=True, correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)

@@ -11,7 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from maas_core.http import (
+from maas_core.edge.http import (
     build_resolver,
     error_responses,
     json_response,
@@ -24,7 +24,7 @@ from maas_core.monitoring.schemas import (
     FeedbackResponse,
     MetricsResponse,
 )
-from maas_core.openapi import INSTANT_SCHEMA, VERSION_SCHEMA, WINDOW_SCHEMA, ModelName
+from maas_core.edge.openapi import INSTANT_SCHEMA, VERSION_SCHEMA, WINDOW_SCHEMA, ModelName
 from maas_core.settings import get_settings
 
 logger = Logger()
@@ -64,7 +64,7 @@ def metrics(
     return json_response(service().metrics(model, parse_window(window, since, until), version))
 
 
-# every log line of the request names API Gateway's request id (also in the answer: maas_core.http)
+# every log line of the request names API Gateway's request id (also in the answer: maas_core.edge.http)
 @logger.inject_lambda_context(clear_state=True, correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_publish_event(event):  # the EventBridge schedule

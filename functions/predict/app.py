@@ -11,12 +11,13 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from maas_core import __version__, coldstart
-from maas_core.http import build_resolver, error_responses, ok_response, resolve, serialized_json_response
+from maas_core import __version__
+from maas_core.edge import coldstart
+from maas_core.edge.http import build_resolver, error_responses, ok_response, resolve, serialized_json_response
 from maas_core.manifest import VARIANTS
 from maas_core.monitoring import PredictMonitor
-from maas_core.openapi import DOCUMENT_RESPONSE, NAME_SCHEMA, VERSION_SCHEMA, ModelDescription, ModelList, ModelName
-from maas_core.openapi import document as openapi_document
+from maas_core.edge.openapi import DOCUMENT_RESPONSE, NAME_SCHEMA, VERSION_SCHEMA, ModelDescription, ModelList, ModelName
+from maas_core.edge.openapi import document as openapi_document
 from maas_core.predictor import Predictor
 from maas_core.preprocess.text import tokens_reused
 from maas_core.schemas import HealthResponse, PredictRequest, PredictResponse
@@ -46,7 +47,7 @@ def health() -> HealthResponse:
 
 @app.get("/v1/openapi.json", responses=DOCUMENT_RESPONSE)
 def openapi() -> dict[str, Any]:
-    """The OpenAPI document of the whole API (every function's routes; maas_core.openapi), with the
+    """The OpenAPI document of the whole API (every function's routes; maas_core.edge.openapi), with the
     security of this stack's AuthMode."""
     return openapi_document()
 
@@ -97,7 +98,7 @@ def predict(
     return serialized_json_response(response)
 
 
-# every log line of the request names API Gateway's request id (also in the answer: maas_core.http)
+# every log line of the request names API Gateway's request id (also in the answer: maas_core.edge.http)
 @logger.inject_lambda_context(clear_state=True, correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return monitor().observe(event, lambda: resolve(app, event, context))

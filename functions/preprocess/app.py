@@ -12,8 +12,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from maas_core.http import build_resolver, error_responses, json_response, ok_response, resolve
-from maas_core.openapi import NAME_SCHEMA, VERSION_SCHEMA, ModelName
+from maas_core.edge.http import build_resolver, error_responses, json_response, ok_response, resolve
+from maas_core.edge.openapi import NAME_SCHEMA, VERSION_SCHEMA, ModelName
 from maas_core.predictor import Predictor
 from maas_core.schemas import PreprocessRequest, PreprocessResponse
 from maas_core.settings import get_settings
@@ -45,7 +45,7 @@ def preprocess(
     return json_response(predictor().preprocess(model, request.records, version=version, alias=alias))
 
 
-# every log line of the request names API Gateway's request id (also in the answer: maas_core.http)
+# every log line of the request names API Gateway's request id (also in the answer: maas_core.edge.http)
 @logger.inject_lambda_context(clear_state=True, correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)

@@ -39,6 +39,7 @@ from typing import Any, Self
 
 import boto3
 import maas_core.monitoring.capture as capture
+from maas_core.edge.awslogs import awslogs_event
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class LogSubscription:
                     self._queue.task_done()
 
     def _deliver(self, lines: list[str]) -> None:
-        event = capture.awslogs_event(lines, log_group=self.log_group, first_id=self._next_id)
+        event = awslogs_event(lines, log_group=self.log_group, first_id=self._next_id)
         self._next_id += len(lines)
         error: Exception | None = None
         for attempt in range(1 + self.retries):

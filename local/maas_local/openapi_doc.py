@@ -9,8 +9,8 @@ resolver's `get_openapi_schema()` is taken, and the paths and component schemas 
 functions declaring the same path and method, or the same schema name differently, is an error.
 Security per operation comes from the template's events: `Authorizer: AWS_IAM` -> SigV4, events that
 switch the default auth off (health, this document) -> none, the rest -> the AuthMode default that
-maas_core.openapi adds when serving, with its refusal. Powertools' default 422 body (HTTPValidationError)
-is replaced by the project's error body, which is what the resolver really answers (maas_core.http). The
+maas_core.edge.openapi adds when serving, with its refusal. Powertools' default 422 body (HTTPValidationError)
+is replaced by the project's error body, which is what the resolver really answers (maas_core.edge.http). The
 gateway's own answers (template.yaml GatewayResponses: the same error body) are added to every operation,
 and LINKS: where a caller (or a stateful tester) finds the names the next operation needs.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from maas_core import __version__
-from maas_core.openapi import DOCUMENT_FILE, error_response
+from maas_core.edge.openapi import DOCUMENT_FILE, error_response
 from maas_local.lambda_runtime import load_handler
 from maas_local.template import RouteAuth, api_routes, default_template_path, load_template, local_resource_names
 
@@ -72,7 +72,7 @@ SIGV4_REFUSAL = (403, "refused by the gateway: no SigV4 signature (MISSING_AUTHE
 
 def _route_security(auth: RouteAuth) -> list[dict[str, list[str]]] | None:
     """The operation's own security from the template's Auth: SigV4 for IAM routes, none for open ones,
-    None for the AuthMode default (API key or JWT, set document-wide by maas_core.openapi)."""
+    None for the AuthMode default (API key or JWT, set document-wide by maas_core.edge.openapi)."""
     if auth.authorizer == "AWS_IAM":
         return [{"sigv4": []}]
     return [] if auth.open else None

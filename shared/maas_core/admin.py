@@ -8,8 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from maas_core.errors import ConflictError, NotFoundError
-from maas_core.openapi import VERSION_SCHEMA
-from maas_core.registry import AliasTarget, Registry
+from maas_core.registry import VERSION_SCHEMA, AliasTarget, Registry
 from maas_core.store import BundleStore
 
 log = logging.getLogger(__name__)

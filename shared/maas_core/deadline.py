@@ -1,16 +1,14 @@
-"""Answer before API Gateway or Lambda gives up on the request.
+"""A request's time budget: refuse to start work that cannot finish in time.
 
-API Gateway (REST) cuts an integration off at 29 s and answers 504 itself; Lambda kills a function at
-its timeout. Either way the caller gets a bare gateway error and the function may stop half-way. So
-every HTTP invocation records its deadline -- the earlier of the Lambda context's remaining time and
-API Gateway's 29 s counted from the request's `requestTimeEpoch` -- and the expensive steps (loading
-a model, running inference) call `check()` first: when less than the safety margin is left they raise
+The edge (maas_core.edge.deadline) records each HTTP invocation's budget -- the earlier of the Lambda
+context's remaining time and API Gateway's 29 s -- and the expensive steps (loading a model, running
+inference) call `check()` first: when less than the safety margin is left they raise
 `DeadlineExceededError`, a 503 with `Retry-After` in the documented error shape, instead of starting
 work that cannot finish.
 
 The margin is `MAAS_DEADLINE_MARGIN_MS` (default 1000 ms): time kept back for writing the answer,
 metrics and capture. Outside an HTTP invocation (batch jobs, the CLI, tests without a context) there
-is no deadline and `check()` does nothing.
+is no budget and `check()` does nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +16,9 @@ from __future__ import annotations
 import os
 import time
 from contextvars import ContextVar
-from typing import Any
 
 from maas_core.errors import ServiceUnavailableError
 
-API_GATEWAY_LIMIT_MS = 29_000  # REST API integration timeout (the default, and the most it allows)
 DEFAULT_MARGIN_MS = 1_000
 RETRY_AFTER_SECONDS = 1
 
@@ -45,28 +41,10 @@ def margin_ms() -> int:
         return DEFAULT_MARGIN_MS  # a bad setting must not take every request down
 
 
-def budget_ms(context: Any, event: dict[str, Any] | None = None, now_ms: float | None = None) -> float | None:
-    """Milliseconds left for this invocation: the smaller of the Lambda's remaining time and API
-    Gateway's 29 s since the request arrived; None when neither is known."""
-    budgets: list[float] = []
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if callable(remaining):
-        budgets.append(float(remaining()))
-    started = ((event or {}).get("requestContext") or {}).get("requestTimeEpoch")
-    if isinstance(started, (int, float)) and not isinstance(started, bool):
-        elapsed = (time.time() * 1000 if now_ms is None else now_ms) - started
-        # a replayed or hand-written event (elapsed beyond the limit, or in the future) says nothing
-        # about this request's gateway: only the Lambda clock counts then
-        if 0 <= elapsed < API_GATEWAY_LIMIT_MS:
-            budgets.append(API_GATEWAY_LIMIT_MS - elapsed)
-    return min(budgets) if budgets else None
-
-
-def start(context: Any, event: dict[str, Any] | None = None) -> None:
-    """Record this invocation's deadline (each Lambda invocation, or local gateway request, runs in
-    its own context, so concurrent requests in one process do not share it)."""
-    budget = budget_ms(context, event)
-    _deadline.set(None if budget is None else time.monotonic() + budget / 1000)
+def set_budget(budget_ms: float | None) -> None:
+    """Record this invocation's budget (each Lambda invocation, or local gateway request, runs in its own
+    context, so concurrent requests in one process do not share it); None: no deadline."""
+    _deadline.set(None if budget_ms is None else time.monotonic() + budget_ms / 1000)
 
 
 def clear() -> None:

@@ -28,12 +28,18 @@ from maas_core import aws
 from maas_core.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
 from maas_core.manifest import Manifest
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_NAME_CHARS = 64
+NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_NAME_CHARS - 1}}}$")
 # ASCII digits on purpose: str.isdigit() and int() also take "\uff11" and "\u0663". 18 digits fit an int64
 # and any counter a model will reach; an unbounded string would reach int() (and error messages) whole.
 MAX_VERSION_DIGITS = 18
 VERSION_PATTERN = re.compile(rf"[1-9][0-9]{{0,{MAX_VERSION_DIGITS - 1}}}")
 VERSION_FORM = "versions are whole numbers without leading zeros, e.g. 3"
+# the same forms as JSON Schema, for request models and the OpenAPI document; VERSION_PATTERN is used with
+# fullmatch, a JSON Schema pattern matches anywhere: hence the anchors
+NAME_SCHEMA: dict[str, Any] = {"pattern": NAME_PATTERN.pattern, "minLength": 1, "maxLength": MAX_NAME_CHARS}
+VERSION_SCHEMA: dict[str, Any] = {"pattern": f"^(?:{VERSION_PATTERN.pattern})$", "minLength": 1,
+                                  "maxLength": MAX_VERSION_DIGITS}
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 

@@ -10,7 +10,7 @@ from pydantic_core import PydanticCustomError
 from maas_core.preprocess.values import kind_of
 from maas_core.settings import get_settings
 
-TOO_MANY_RECORDS = "too_many_records"  # the error type maas_core.http answers 413 for
+TOO_MANY_RECORDS = "too_many_records"  # the error type maas_core.edge.http answers 413 for
 
 
 def _object_or_string(value: Any) -> Any:

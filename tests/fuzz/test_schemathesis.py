@@ -29,7 +29,7 @@ import schemathesis
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 
-from maas_core import openapi
+from maas_core.edge import openapi
 from maas_core.registry import Registry
 from maas_core.store import BundleStore
 from maas_local.gateway import Gateway

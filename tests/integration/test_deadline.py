@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from maas_core import deadline
+from maas_core.edge import deadline as invocation_deadline
 from maas_core.settings import get_settings
 from tests.lambda_events import FakeLambdaContext, assert_error, load_function, rest_event
 from tests.tiny_model import publish_tiny_model
@@ -116,11 +117,11 @@ def test_budget_is_the_earlier_of_lambda_and_api_gateway(remaining: int, epoch_o
                                                          expected: float) -> None:
     now = 1_700_000_000_000
     event = {"requestContext": {"requestTimeEpoch": now - epoch_offset}} if epoch_offset is not None else {}
-    assert deadline.budget_ms(FakeLambdaContext(remaining_ms=remaining), event, now_ms=now) == expected
+    assert invocation_deadline.budget_ms(FakeLambdaContext(remaining_ms=remaining), event, now_ms=now) == expected
 
 
 def test_without_a_context_there_is_no_deadline() -> None:
     """Batch jobs and the CLI call the predictor without a Lambda HTTP context: check() never refuses."""
-    deadline.start(object(), None)
+    invocation_deadline.start(object(), None)
     deadline.check("anything")
     assert deadline.remaining_ms() is None

@@ -54,7 +54,7 @@ from moto.core.models import botocore_stubber
 
 from maas_core import aws
 from maas_core.batch import BatchFileError, run_batch
-from maas_core.monitoring.capture import awslogs_event
+from maas_core.edge.awslogs import awslogs_event
 from maas_core.predictor import Predictor
 from maas_core.settings import Settings, get_settings
 from tests.integration.test_monitoring import CAPTURES, World, lines_written

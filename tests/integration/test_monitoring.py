@@ -20,7 +20,8 @@ from maas_core.ids import new_request_id
 from maas_core.manifest import Manifest, TensorInfo
 from maas_core.monitoring import CaptureStore
 from maas_core.monitoring import capture as capture_module
-from maas_core.monitoring.capture import MASK, awslogs_event, capture_lines
+from maas_core.edge.awslogs import awslogs_event, awslogs_messages
+from maas_core.monitoring.capture import MASK, capture_lines
 from maas_core.registry import Registry
 from maas_core.settings import get_settings
 from maas_core.store import BundleStore
@@ -364,7 +365,7 @@ def test_a_line_that_keeps_failing_ends_in_the_dead_letter_queue(world, monkeypa
     assert len(dead) == 1
     failure = json.loads(dead[0]["Body"])
     assert failure["responsePayload"]["errorType"] == "CaptureLinesNotWritten"
-    _, [line] = capture_module.awslogs_messages(failure["requestPayload"])
+    _, [line] = awslogs_messages(failure["requestPayload"])
     assert json.loads(line["message"])["captures"][0]["id"] == body["predictions"][0]["id"]
 
 

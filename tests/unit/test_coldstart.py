@@ -1,4 +1,4 @@
-"""Init-phase priming for SnapStart / provisioned concurrency (maas_core.coldstart)."""
+"""Init-phase priming for SnapStart / provisioned concurrency (maas_core.edge.coldstart)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from maas_core import aws, coldstart
+from maas_core import aws
+from maas_core.edge import coldstart
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import threading
 from typing import Any
 
 from maas_core.monitoring import capture
-from maas_core.monitoring.capture import CaptureWriter, awslogs_messages, capture_lines
+from maas_core.edge.awslogs import awslogs_messages
+from maas_core.monitoring.capture import CaptureWriter, capture_lines
 from maas_local.log_subscription import LogSubscription
 
 CAPTURES = [{"id": f"{i:032x}-0", "model": "m", "version": "1"} for i in range(3)]

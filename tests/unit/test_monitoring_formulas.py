@@ -11,13 +11,12 @@ import pytest
 from maas_core.errors import UnprocessableError
 from maas_core.ids import id_time_ms, new_request_id, time_prefix
 from maas_core.manifest import InputField, Manifest, TensorInfo
+from maas_core.edge.awslogs import awslogs_event, awslogs_messages
 from maas_core.monitoring.capture import (
     MARKER,
     MASK,
     MAX_LINE_BYTES,
     MAX_STRING,
-    awslogs_event,
-    awslogs_messages,
     build_captures,
     capture_lines,
     features_summary,

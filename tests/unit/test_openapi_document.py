@@ -1,4 +1,4 @@
-"""The OpenAPI document of the whole API (shared/maas_core/openapi.json): generated from every HTTP
+"""The OpenAPI document of the whole API (shared/maas_core/edge/openapi.json): generated from every HTTP
 function's resolver, never stale, covering every route of template.yaml, with the AuthMode's security."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from maas_core.admin import AliasUpdate
 from maas_core.errors import BadRequestError, UnprocessableError
 from maas_core.monitoring import parse_window
 from maas_core.monitoring.schemas import FeedbackItem
-from maas_core.openapi import NAME_SCHEMA, VERSION_SCHEMA, WINDOW_SCHEMA, DOCUMENT_FILE, document, stored_document
+from maas_core.edge.openapi import NAME_SCHEMA, VERSION_SCHEMA, WINDOW_SCHEMA, DOCUMENT_FILE, document, stored_document
 from maas_core.registry import check_name, check_version
 from maas_local.openapi_doc import build_document, render
 from maas_local.template import api_routes, load_template, local_resource_names

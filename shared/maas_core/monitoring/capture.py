@@ -4,7 +4,7 @@ The predict and batch functions make no network call to capture: each request's 
 stdout as one JSON line (a few for a big request), which Lambda ships to CloudWatch Logs asynchronously,
 off the request's clock. A CloudWatch Logs subscription filter on the function's log group selects the
 lines by their marker (`{ $.maas_capture = 1 }`) and invokes the capture function with them (an awslogs
-event: gzip + base64, `awslogs_messages`), which writes them to the captures table
+event: gzip + base64, `maas_core.edge.awslogs`), which writes them to the captures table
 (maas_core.monitoring.store).
 
     log line:  {"maas_capture": 1, "format": 1, "captures": [capture, ...]}
@@ -302,31 +302,3 @@ class CaptureWriter:
             logger.error("captured predictions could not be written",
                          extra={"capture_failures": result.failed, "captured": result.sent})
         return result
-
-
-# --- the capture function's side: CloudWatch Logs subscription events ---------------------------------
-
-
-def awslogs_messages(event: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    """A subscription's event -> (messageType, its log events [{"id", "timestamp", "message"}]).
-    CloudWatch Logs sends {"awslogs": {"data": base64(gzip(JSON))}}; a CONTROL_MESSAGE (sent when the
-    subscription is created) has no captures. ValueError if the event is not an awslogs event."""
-    try:
-        payload = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"], validate=True)))
-    except (KeyError, TypeError, ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"not a CloudWatch Logs subscription event: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise ValueError("not a CloudWatch Logs subscription event: the payload is not an object")
-    events = payload.get("logEvents") or []
-    return str(payload.get("messageType")), [e for e in events if isinstance(e, dict)]
-
-
-def awslogs_event(messages: Sequence[str], *, log_group: str, log_stream: str = "local",
-                  message_type: str = "DATA_MESSAGE", filter_name: str = "captures",
-                  first_id: int = 0) -> dict[str, Any]:
-    """The event a subscription sends for these log lines (the local stack and tests use it)."""
-    now = int(time.time() * 1000)
-    payload = {"messageType": message_type, "owner": "123456789012", "logGroup": log_group,
-               "logStream": log_stream, "subscriptionFilters": [filter_name],
-               "logEvents": [{"id": str(first_id + i), "timestamp": now, "message": m} for i, m in enumerate(messages)]}
-    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}

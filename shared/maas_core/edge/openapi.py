@@ -30,7 +30,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 from pydantic import BaseModel, Field
 
 from maas_core.manifest import Manifest
-from maas_core.registry import MAX_VERSION_DIGITS, NAME_PATTERN, VERSION_PATTERN
+from maas_core.registry import NAME_SCHEMA, VERSION_SCHEMA
 
 DOCUMENT_FILE = Path(__file__).with_name("openapi.json")
 
@@ -47,13 +47,8 @@ MODE_SCHEME = {"ApiKey": "api_key", "Jwt": "jwt"}
 SCHEME_REFUSAL = {"api_key": (403, "no or an unknown x-api-key (INVALID_API_KEY)"),
                   "jwt": (401, "no or an invalid token (UNAUTHORIZED)")}
 
-MAX_NAME_CHARS = 64  # what NAME_PATTERN allows (a unit test holds them together)
 NAME_DESCRIPTION = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit (else 400)"
-NAME_SCHEMA: dict[str, Any] = {"pattern": NAME_PATTERN.pattern, "minLength": 1, "maxLength": MAX_NAME_CHARS}
-# VERSION_PATTERN is used with fullmatch; a JSON Schema pattern matches anywhere, hence the anchors
 VERSION_DESCRIPTION = "a whole number without leading zeros, e.g. 3 (else 400 invalid_version)"
-VERSION_SCHEMA: dict[str, Any] = {"pattern": f"^(?:{VERSION_PATTERN.pattern})$", "minLength": 1,
-                                  "maxLength": MAX_VERSION_DIGITS}
 
 # ?window= of the metrics: 1-43200 minutes, 1-720 hours or 1-30 days (maas_core.monitoring.report.MAX_WINDOW;
 # a unit test compares it with parse_window)

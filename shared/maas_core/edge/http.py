@@ -28,6 +28,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from pydantic import BaseModel
 
 from maas_core import deadline
+from maas_core.edge import deadline as invocation_deadline
 from maas_core.errors import BadRequestError, MaasError, PayloadTooLargeError
 from maas_core.schemas import TOO_MANY_RECORDS, ErrorResponse
 
@@ -154,7 +155,7 @@ def non_json_body(event: dict[str, Any]) -> dict[str, Any] | None:
 def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
     """What every HTTP function's lambda_handler calls. Records the invocation's deadline first, so
     model loads and inference refuse to start when they could not finish (maas_core.deadline)."""
-    deadline.start(context, event)
+    invocation_deadline.start(context, event)
     request_id = request_id_of(event, context)
     scope = _request_id.set(request_id)
     try:
