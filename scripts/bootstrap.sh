@@ -20,9 +20,9 @@ fi
 stamp=.venv/.maas-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "bootstrap: installing maas with extras serving, training, dev, cli (TensorFlow included: a minute or two)"
+  echo "bootstrap: installing maas with extras training, dev, cli (TensorFlow included: a minute or two)"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[serving,training,dev,cli]"
+  .venv/bin/python -m pip install --quiet -e ".[training,dev,cli]"
   echo "$want" > "$stamp"
 fi
 
