@@ -6,14 +6,20 @@
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
-from typing import Any
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from maas_core.errors import DependencyAccessDeniedError, MaasError, ServiceUnavailableError
+
+if TYPE_CHECKING:  # the boto3 stubs type each service's client for mypy; nothing is imported at run time
+    from mypy_boto3_batch import BatchClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
 
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10)
 _lock = threading.Lock()  # a Session is not thread-safe while it creates clients (the clients themselves are)
@@ -26,21 +32,41 @@ def session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
+@overload
+def new_client(service: Literal["s3"], config: Config | None = None) -> S3Client: ...
+@overload
+def new_client(service: Literal["dynamodb"], config: Config | None = None) -> DynamoDBClient: ...
+@overload
+def new_client(service: Literal["batch"], config: Config | None = None) -> BatchClient: ...
+@overload
+def new_client(service: Literal["cloudformation"], config: Config | None = None) -> CloudFormationClient: ...
 def new_client(service: str, config: Config | None = None) -> Any:
     """A new client from the process's session (RETRY_CONFIG unless another Config is given)."""
     with _lock:
-        return session().client(service, config=config or RETRY_CONFIG)
+        return session().client(service, config=config or RETRY_CONFIG)  # type: ignore[call-overload]
 
 
-@lru_cache(maxsize=None)
+@overload
+def client(service: Literal["s3"]) -> S3Client: ...
+@overload
+def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["batch"]) -> BatchClient: ...
+@overload
+def client(service: Literal["cloudformation"]) -> CloudFormationClient: ...
 def client(service: str) -> Any:
     """The process's shared client for `service`."""
-    return new_client(service)
+    return _shared_client(service)
+
+
+@cache
+def _shared_client(service: str) -> Any:
+    return new_client(service)  # type: ignore[call-overload]
 
 
 def reset_clients() -> None:
     """Forget cached clients and the session (tests that switch endpoints or moto contexts call this)."""
-    client.cache_clear()
+    _shared_client.cache_clear()
     session.cache_clear()
 
 
