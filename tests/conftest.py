@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from maas_core import aws
 from maas_core.registry import Registry
+from maas_core.settings import get_settings
 from maas_core.store import BundleStore
 
 BUCKET = "test-models"
@@ -20,7 +21,8 @@ TABLE = "test-registry"
 
 @pytest.fixture(autouse=True)
 def _offline_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Never reach real AWS from a test: fake credentials, a fixed region, no endpoint override."""
+    """Never reach real AWS from a test: fake credentials, a fixed region, no endpoint override; and no
+    settings cached by an earlier test (each test's get_settings() reads its own environment)."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
@@ -29,8 +31,10 @@ def _offline_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     if "AWS_ENDPOINT_URL" in os.environ and not os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1"):
         monkeypatch.delenv("AWS_ENDPOINT_URL")
     aws.reset_clients()
+    get_settings.cache_clear()
     yield
     aws.reset_clients()
+    get_settings.cache_clear()
 
 
 def create_registry_table(name: str) -> None:

@@ -26,7 +26,8 @@ logger = Logger()
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = TrainingSettings()  # read per call: cheap, and the local stack may switch the runner
+    # read per call: cheap, and the local stack may switch the runner
+    settings = TrainingSettings.from_environment()
     started: list[dict[str, Any]] = []
     ignored: list[str] = []
     rejected: list[dict[str, Any]] = []

@@ -6,20 +6,20 @@ inference) call `check()` first: when less than the safety margin is left they r
 `DeadlineExceededError`, a 503 with `Retry-After` in the documented error shape, instead of starting
 work that cannot finish.
 
-The margin is `MAAS_DEADLINE_MARGIN_MS` (default 1000 ms): time kept back for writing the answer,
-metrics and capture. Outside an HTTP invocation (batch jobs, the CLI, tests without a context) there
-is no budget and `check()` does nothing.
+The margin is `MAAS_DEADLINE_MARGIN_MS` (Settings.deadline_margin_ms, default 1000 ms, at most 10 s): time
+kept back for writing the answer, metrics and capture; a bad value is logged and the default is used.
+Outside an HTTP invocation (batch jobs, the CLI, tests without a context) there is no budget and `check()`
+does nothing.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from contextvars import ContextVar
 
 from maas_core.errors import ServiceUnavailableError
+from maas_core.settings import get_settings
 
-DEFAULT_MARGIN_MS = 1_000
 RETRY_AFTER_SECONDS = 1
 
 _deadline: ContextVar[float | None] = ContextVar("maas_deadline", default=None)  # time.monotonic() seconds
@@ -34,11 +34,7 @@ class DeadlineExceededError(ServiceUnavailableError):
 
 
 def margin_ms() -> int:
-    raw = os.environ.get("MAAS_DEADLINE_MARGIN_MS", "")
-    try:
-        return max(0, int(raw)) if raw.strip() else DEFAULT_MARGIN_MS
-    except ValueError:
-        return DEFAULT_MARGIN_MS  # a bad setting must not take every request down
+    return get_settings().deadline_margin_ms
 
 
 def set_budget(budget_ms: float | None) -> None:

@@ -1,4 +1,4 @@
-"""onnxruntime session options for serving, from MAAS_ORT_THREADS.
+"""onnxruntime session options for serving, from MAAS_ORT_THREADS (Settings.ort_threads).
 
 intra_op_num_threads: the threads one `session.run` may use. onnxruntime's default (0) means one per
 physical core it detects; we default to os.cpu_count(), the vCPUs the environment sees (Lambda's CPU
@@ -17,15 +17,12 @@ import os
 
 import onnxruntime as ort
 
-THREADS_ENV = "MAAS_ORT_THREADS"
+from maas_core.settings import get_settings
 
 
 def intra_op_threads() -> int:
-    """MAAS_ORT_THREADS if set to a positive integer, else os.cpu_count()."""
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
-    return os.cpu_count() or 1
+    """MAAS_ORT_THREADS if set (a positive integer), else os.cpu_count()."""
+    return get_settings().ort_threads or os.cpu_count() or 1
 
 
 def session_options() -> ort.SessionOptions:

@@ -62,10 +62,23 @@ def test_the_same_request_with_time_to_spare_is_answered(predict_fn) -> None:
 def test_the_margin_is_a_setting(predict_fn, monkeypatch) -> None:
     """Given MAAS_DEADLINE_MARGIN_MS=100, then 300 ms left is enough; with 5000, 3 s left is not."""
     monkeypatch.setenv("MAAS_DEADLINE_MARGIN_MS", "100")
+    get_settings.cache_clear()  # settings are read once per process
     assert invoke(predict_fn, predict_event(), remaining_ms=300)[0] == 200
     monkeypatch.setenv("MAAS_DEADLINE_MARGIN_MS", "5000")
+    get_settings.cache_clear()
     status, _, body = invoke(predict_fn, predict_event(), remaining_ms=3_000)
     assert status == 503 and body["error"]["details"][0]["margin_ms"] == 5000
+
+
+@pytest.mark.parametrize("bad", ["soon", "-5", "60000"])
+def test_a_bad_margin_keeps_the_default_and_requests_are_answered(predict_fn, monkeypatch, bad: str) -> None:
+    """Given MAAS_DEADLINE_MARGIN_MS that is not a number, negative, or so large it would refuse everything,
+    when requests arrive, then the default 1000 ms margin applies: 28 s left is answered, 300 ms is a 503."""
+    monkeypatch.setenv("MAAS_DEADLINE_MARGIN_MS", bad)
+    get_settings.cache_clear()
+    assert invoke(predict_fn, predict_event(), remaining_ms=28_000)[0] == 200
+    status, _, body = invoke(predict_fn, predict_event(), remaining_ms=300)
+    assert status == 503 and body["error"]["details"][0]["margin_ms"] == 1000
 
 
 def test_api_gateway_29_s_limit_counts_from_the_request_time(predict_fn) -> None:

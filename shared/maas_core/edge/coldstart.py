@@ -22,6 +22,7 @@ PRIMED_INIT_TYPES = frozenset({"provisioned-concurrency", "snap-start"})
 
 def prime(services: tuple[str, ...] = ("dynamodb", "s3")) -> bool:
     """Create the clients now if init is off the request path; True if it did."""
+    # Lambda's runtime sets this variable, not the stack (no MAAS_ prefix): it is not a setting, so not in Settings
     if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") not in PRIMED_INIT_TYPES:
         return False
     from maas_core import aws

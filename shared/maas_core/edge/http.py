@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from contextvars import ContextVar
 from typing import Any
 
@@ -31,6 +30,7 @@ from maas_core import deadline
 from maas_core.edge import deadline as invocation_deadline
 from maas_core.errors import BadRequestError, MaasError, PayloadTooLargeError
 from maas_core.schemas import TOO_MANY_RECORDS, ErrorResponse
+from maas_core.settings import get_settings
 
 logger = Logger(child=True)
 
@@ -241,7 +241,7 @@ CORS_ALLOW_HEADERS = ["Content-Type", "Authorization", "X-Api-Key", "X-Amz-Date"
 def cors_config() -> CORSConfig | None:
     """CORS headers for the functions' answers from MAAS_ALLOWED_ORIGINS (template parameter
     AllowedOrigins: one origin, or *); unset or empty: none, browsers refuse cross-origin calls."""
-    origins = [o.strip() for o in os.environ.get("MAAS_ALLOWED_ORIGINS", "").split(",") if o.strip()]
+    origins = get_settings().allowed_origins
     if not origins:
         return None
     return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], allow_headers=CORS_ALLOW_HEADERS,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +30,7 @@ from pydantic import BaseModel, Field
 
 from maas_core.manifest import Manifest
 from maas_core.registry import NAME_SCHEMA, VERSION_SCHEMA
+from maas_core.settings import get_settings
 
 DOCUMENT_FILE = Path(__file__).with_name("openapi.json")
 
@@ -107,7 +107,7 @@ def stored_document() -> dict[str, Any]:
 
 def document(auth_mode: str | None = None) -> dict[str, Any]:
     """The complete document with the security of `auth_mode` (default: MAAS_AUTH_MODE, else ApiKey)."""
-    mode = auth_mode or os.environ.get("MAAS_AUTH_MODE") or "ApiKey"
+    mode = auth_mode or get_settings().auth_mode
     doc = copy.deepcopy(stored_document())  # the cached original stays untouched
     scheme = MODE_SCHEME.get(mode, "api_key")
     components = doc.setdefault("components", {})
