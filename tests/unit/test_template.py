@@ -1384,7 +1384,8 @@ def test_limit_parameters_reach_the_functions_that_enforce_them(sam: dict[str, A
 
 
 # MAAS_* variables read with os.environ rather than through Settings: the file that reads each
-DIRECT_ENV_READERS = {"MAAS_ALLOWED_ORIGINS": "shared/maas_core/http.py", "MAAS_AUTH_MODE": "shared/maas_core/openapi.py"}
+DIRECT_ENV_READERS = {"MAAS_ALLOWED_ORIGINS": "shared/maas_core/edge/http.py",
+                      "MAAS_AUTH_MODE": "shared/maas_core/edge/openapi.py"}
 # Settings fields the template leaves at the code's default, with why
 CODE_DEFAULT_FIELDS = {
     "default_alias": "the alias a request without one resolves (prod), a convention of the API",
