@@ -181,7 +181,7 @@ heavy=$(find "$build_dir" \( -iname 'tensorflow*' -o -iname 'keras*' -o -iname '
     -o -iname 'tf2onnx*' -o -iname 'tensorboard*' -o -iname 'libtensorflow*' \) \
     \( -type d -o -name '*.so*' \) -print)
 if [ -n "$heavy" ]; then
-    say "FAIL: TensorFlow in build output (serving must not ship it, DESIGN.md principle 1):"
+    say "FAIL: TensorFlow in build output (serving must not ship it, docs/architecture.md, principle 1):"
     say "$heavy"
     exit 1
 fi

@@ -1,7 +1,7 @@
-"""Generate the complete OpenAPI document (shared/maas_core/openapi.json) from every HTTP function.
+"""Generate the complete OpenAPI document (shared/maas_core/edge/openapi.json) from every HTTP function.
 
     python -m maas_local.openapi_doc            # print it
-    python -m maas_local.openapi_doc --write    # update shared/maas_core/openapi.json (commit it)
+    python -m maas_local.openapi_doc --write    # update shared/maas_core/edge/openapi.json (commit it)
     python -m maas_local.openapi_doc --check    # exit 1 when the stored copy is stale
 
 Each function of template.yaml with Api events is imported (its app.py, by file path), its Powertools

@@ -6,7 +6,7 @@ Same origin as the API, so the page calls it with fetch() and no CORS at all; no
 looked up by name, never joined onto the file system, so `..` or `%2e%2e` cannot reach anything else), with
 a Content-Security-Policy that lets the page load nothing but its own files (it may call any API: the base
 URL is the user's to choose). `config.json` is made here, not shipped: the defaults the page starts with
-locally (the API on this origin, the gateway's API key). A page hosted elsewhere (see the README) has none
+locally (the API on this origin, the gateway's API key). A page hosted elsewhere (see playground/README.md) has none
 and asks for the URL and key.
 """
 

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     registry_table: str = Field(default="maas-registry", description="DynamoDB table of versions and aliases")
     default_alias: str = Field(default="prod", description="the alias a request without one resolves")
     max_records: int = Field(default=1000, ge=1, description="records accepted in one predict or preprocess request")
-    # hostile-input limits (README, Security): each is checked before the work it bounds
+    # hostile-input limits (docs/security.md): each is checked before the work it bounds
     max_field_chars: int = Field(default=20_000, ge=1,
                                  description="characters in one string value of a record, before and after "
                                              "Unicode normalisation (a 422 naming record and field; in batch a row error)")

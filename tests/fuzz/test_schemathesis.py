@@ -40,7 +40,7 @@ pytestmark = pytest.mark.fuzz
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 API_KEY = "fuzz-key"
-# the local gateway checks a signature's presence and form only (README): any well-formed one passes
+# the local gateway checks a signature's presence and form only (docs/security.md): any well-formed one passes
 SIGV4 = ("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261201/us-east-1/execute-api/aws4_request, "
          "SignedHeaders=host;x-amz-date, Signature=0123abcd")
 EXAMPLES = int(os.environ.get("MAAS_FUZZ_EXAMPLES", "30"))  # per operation and phase; ~1 min on 2 cores

@@ -529,7 +529,7 @@ def test_text_model_trains_exports_and_publishes_int_token_input(world: World, t
     assert base["oov"]["source"] == "validation" and 0.0 < base["oov"]["rate"] < 0.5 and base["oov"]["tokens"] > 0
     assert any("Embedding(" in line and "LSTM(32)" in line for line in text_trained.progress)
 
-    import onnx  # the graph is the fused LSTM op, not a slow Loop (DESIGN.md)
+    import onnx  # the graph is the fused LSTM op, not a slow Loop (docs/training.md)
     ops = {n.op_type for n in onnx.load_from_string(world.store.load("support-tickets", "1").files[MODEL_FILE]).graph.node}
     assert "LSTM" in ops and "Loop" not in ops
 

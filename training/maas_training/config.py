@@ -117,7 +117,7 @@ class TrainingConfig(BaseModel):
     lstm_units: int = Field(default=32, ge=1, le=4096, description="text model: LSTM units")
     lstm_reverse: bool = Field(
         default=True, description="text model: the LSTM reads the ids last to first, so the end padding comes "
-                                  "before the words and the final state is the words' (no masking: see DESIGN.md)")
+                                  "before the words and the final state is the words' (no masking: docs/training.md)")
     loss: Loss | None = Field(default=None, description="None: crossentropy (classifiers) or mse (regression)")
     epochs: int = Field(default=60, ge=1, le=100_000)
     batch_size: int = Field(default=32, ge=1)

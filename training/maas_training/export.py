@@ -1,6 +1,6 @@
 """Keras 3 -> ONNX, checked against onnxruntime before anything is published.
 
-`tf2onnx.convert.from_keras` fails on Keras 3 models; what works (DESIGN.md, "Facts measured") is
+`tf2onnx.convert.from_keras` fails on Keras 3 models; what works (docs/training.md, "Keras 3 to ONNX") is
 wrapping the model in a `tf.function` with an explicit input signature (dynamic batch) and converting
 that with `from_function`. The output dict's key names the ONNX output. A conversion can "succeed"
 and still give a graph onnxruntime refuses or computes differently, so the bytes are loaded in

@@ -64,7 +64,7 @@ def build_text_model(vocabulary_size: int, max_length: int, dtype: str, task: st
 
     Token ids come padded with 0 at the end. There is no `mask_zero` (an RNN after a masking
     Embedding, like a GRU, exports to a slow ONNX `Loop`; a plain LSTM exports to the fused ONNX
-    `LSTM` op, see DESIGN.md). Instead, with `lstm_reverse` the LSTM reads the ids last to first
+    `LSTM` op, see docs/training.md). Instead, with `lstm_reverse` the LSTM reads the ids last to first
     (`go_backwards`, an ONNX ReverseSequence + LSTM): the padding comes first and the final state
     is the one right after the words.
     """

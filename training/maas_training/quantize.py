@@ -5,7 +5,7 @@
 
 `onnxruntime.quantization.quantize_dynamic` stores the weights of MatMul, LSTM and Gather (embedding)
 nodes as int8 and quantizes activations on the fly, so it needs no calibration data. It can produce a
-graph that onnxruntime refuses or that aborts the process when loaded (DESIGN.md: seen on a GRU `Loop`
+graph that onnxruntime refuses or that aborts the process when loaded (docs/training.md: seen on a GRU `Loop`
 graph), so the quantized bytes are first loaded and run in a child process; only then does this
 process open a session, evaluate the variant on the same holdout as the float model (the same metric
 code), and measure its parity with the float ONNX model (largest absolute difference of the

@@ -32,7 +32,7 @@ the run's row counts: `maas-rows-read` = `maas-rows-predicted` + `maas-rows-reje
 (every input row is in exactly one of the two files, or blank; see reader.py for how rows are numbered).
 The same counts are in the BatchResult (rows, predicted, rejected, blank) and the function's log line.
 
-Limits (Settings, README Security): a file over MAAS_BATCH_MAX_DECOMPRESSED_BYTES (its size, or the text
+Limits (Settings, docs/security.md): a file over MAAS_BATCH_MAX_DECOMPRESSED_BYTES (its size, or the text
 it inflates to), MAAS_BATCH_MAX_ROWS rows, or gzip inflating more than MAAS_BATCH_MAX_COMPRESSION_RATIO
 times fails (`too_large`, `too_many_rows`, `too_compressed`) as the limit is crossed, before more work;
 a value longer than MAAS_MAX_FIELD_CHARS is a row error.
