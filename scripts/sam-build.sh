@@ -14,7 +14,7 @@
 #   4. strips what serving never imports (unless --no-strip): numpy's test suites, onnxruntime's
 #      tools/, transformers/ and quantization/ packages (quantizing happens in the training job),
 #      type stubs and every __pycache__ pip or sam left behind; then checks that numpy, onnxruntime,
-#      Powertools and pydantic still import from the stripped layer alone;
+#      Powertools, pydantic and pydantic-settings still import from the stripped layer alone;
 #   5. precompiles every .py to .pyc (unless --no-precompile; unchecked-hash, so Lambda's read-only
 #      /opt and /var/task never need to compile, and no timestamp is checked): the predict handler's
 #      import drops from ~1.6 s to ~0.7 s on a cold start, for ~15 MB more unzipped bytes;
@@ -88,7 +88,7 @@ if [ "$strip" -eq 1 ]; then
     say "stripped $(( (before - $(du -sk "$build_dir" | cut -f1)) / 1024 )) MB (tests, onnxruntime tools, stubs, __pycache__)"
     for site in "$build_dir"/*/python; do
         [ -d "$site/onnxruntime" ] || continue
-        "$py312" -S -B -c 'import sys; sys.path.insert(0, sys.argv[1]); import numpy, onnxruntime, pydantic, aws_lambda_powertools.event_handler' "$site" \
+        "$py312" -S -B -c 'import sys; sys.path.insert(0, sys.argv[1]); import numpy, onnxruntime, pydantic, pydantic_settings, aws_lambda_powertools.event_handler' "$site" \
             || die "the stripped layer $site no longer imports"
     done
 fi
