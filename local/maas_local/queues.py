@@ -1,6 +1,8 @@
 """Local stand-in for Lambda's SQS event source mappings: a poller thread per queue -> function.
 
-moto cannot run Lambda code, so the gateway runs every queue consumer of template.yaml (a `Type: SQS`
+moto cannot run Lambda code without Docker (and its event source mapping, which it runs inside
+send_message, hands one message per invocation and ignores ReportBatchItemFailures; docs/local-stack.md),
+so the gateway runs every queue consumer of template.yaml (a `Type: SQS`
 event, or an AWS::Lambda::EventSourceMapping; maas_local.template.queue_consumers) in-process:
 
     poller = QueuePoller(queue_url, invoke, function_name="maas-local-SomeConsumer")
@@ -10,8 +12,9 @@ event, or an AWS::Lambda::EventSourceMapping; maas_local.template.queue_consumer
 Like the deployed mapping: the event has the shape Lambda sends (`Records[]` with messageId, body,
 attributes, eventSource aws:sqs ...); messages are deleted when the handler returns, except those it
 names in `batchItemFailures` (ReportBatchItemFailures), which become visible again and are retried; a
-handler that raises fails the whole batch. The queue's own redrive policy (created by LocalStack from
-the template) moves a message to its dead-letter queue after maxReceiveCount receives. Failed
+handler that raises fails the whole batch. The queue's own redrive policy (the template's, which moto's
+CloudFormation gives the queue; maas_local.stack) moves a message to its dead-letter queue after
+maxReceiveCount receives: that, and the visibility timeouts, are moto's SQS, not ours. Failed
 messages come back after `retry_delay` seconds rather than the queue's visibility timeout, so a local
 run does not wait minutes for a retry.
 

@@ -1,4 +1,5 @@
-"""A local stand-in for the deployed stack: a moto server with the template's buckets, tables and queues.
+"""A local stand-in for the deployed stack: a moto server with the template's buckets, tables and queues,
+created by moto's own CloudFormation from their definitions in template.yaml (see docs/local-stack.md).
 
     with LocalStack() as stack:          # moto on 127.0.0.1:<free port>
         stack.endpoint_url               # http://127.0.0.1:54321 (also in os.environ["AWS_ENDPOINT_URL"])
@@ -14,6 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import re
 import socket
 import urllib.request
 from collections.abc import Mapping
@@ -28,12 +30,12 @@ from maas_local.default_target import local_stack_env
 from maas_local.env import EnvPatch
 from maas_local.template import (
     LOCAL_REGION,
+    LOCAL_STACK_NAME,
     NAMED_RESOURCE_TYPES,
     QUEUE_RESOURCE_TYPE,
     default_template_path,
     load_template,
     local_resource_names,
-    resolve_value,
 )
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ class _MotoServer(ThreadedMotoServer):
 
 
 class LocalStack:
-    """Context manager: moto server + the template's S3 buckets, DynamoDB tables and SQS queues."""
+    """Context manager: moto server + the template's S3 buckets, DynamoDB tables and SQS queues (create_resources)."""
 
     def __init__(
         self,
@@ -165,75 +167,97 @@ class LocalStack:
             resp.read()
 
     def create_resources(self) -> None:
-        """Create every S3 bucket, DynamoDB table and SQS queue of the template that has a local name."""
-        for logical_id, res in (self.template.get("Resources") or {}).items():
-            if isinstance(res, dict) and res.get("Type") == QUEUE_RESOURCE_TYPE:
-                self.create_queue(logical_id, res)
-            if not isinstance(res, dict) or res.get("Type") not in NAMED_RESOURCE_TYPES:
-                continue
-            name = self.names.get(logical_id)
-            if name is None:
-                log.warning("resource %s has no local name; not created", logical_id)
-                continue
-            props = res.get("Properties") or {}
-            if res["Type"] == "AWS::S3::Bucket":
-                self.create_bucket(name, versioned=(props.get("VersioningConfiguration") or {}).get("Status") == "Enabled")
-            else:
-                self.create_table(name, table_key_schema(res))
-
-    def create_bucket(self, name: str, versioned: bool = False) -> None:
-        s3 = self.client("s3")
-        s3.create_bucket(Bucket=name)  # us-east-1: no LocationConstraint
-        s3.get_waiter("bucket_exists").wait(Bucket=name)
-        if versioned:
-            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-
-    def create_queue(self, logical_id: str, resource: Mapping[str, Any]) -> None:
-        """Create a queue under its local name, with the template's visibility timeout, retention and
-        redrive policy (moto moves a message to the dead-letter queue after maxReceiveCount receives).
-        A dead-letter queue is created first."""
-        queue = self.names.get(f"{logical_id}.QueueName")
-        if queue is None:
-            log.warning("queue %s has no local name; not created", logical_id)
+        """Create the template's S3 buckets, DynamoDB tables and SQS queues that have a local name, under that
+        name, as one stack of moto's CloudFormation (so every property moto models is the template's own: key
+        schemas and indexes, queue attributes and redrive policies, bucket encryption with its KMS key); then
+        what moto's CloudFormation leaves out: a bucket's VersioningConfiguration."""
+        body = local_resources_template(self.template, self.names)
+        if not body["Resources"]:
             return
-        sqs = self.client("sqs")
-        props = resource.get("Properties") or {}
-        attributes: dict[str, str] = {}
-        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds"):
-            if key in props:
-                attributes[key] = str(resolve_value(props[key], self.template, self.names, where=f"{logical_id} {key}"))
-        redrive = props.get("RedrivePolicy")
-        if redrive:
-            target = redrive.get("deadLetterTargetArn") or {}
-            dlq = target.get("Fn::GetAtt", [None])[0] if isinstance(target, dict) else None
-            if dlq and dlq != logical_id:
-                self.create_queue(dlq, (self.template.get("Resources") or {}).get(dlq) or {})
-            resolved = resolve_value(redrive, self.template, self.names, where=f"{logical_id} RedrivePolicy")
-            attributes["RedrivePolicy"] = json.dumps(resolved)
-        sqs.create_queue(QueueName=queue, Attributes=attributes)  # idempotent for the same attributes
-
-    def create_table(self, name: str, key_schema: Mapping[str, Any]) -> None:
-        ddb = self.client("dynamodb")
-        ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **key_schema)
-        ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        cloudformation = self.client("cloudformation")
+        cloudformation.create_stack(StackName=LOCAL_STACK_NAME, TemplateBody=json.dumps(body))
+        stack = cloudformation.describe_stacks(StackName=LOCAL_STACK_NAME)["Stacks"][0]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise RuntimeError(f"moto could not create the local resources: {stack['StackStatus']} "
+                               f"{stack.get('StackStatusReason', '')}".strip())
+        s3 = self.client("s3")
+        for res in body["Resources"].values():
+            props = res.get("Properties") or {}
+            versioning = (props.get("VersioningConfiguration") or {}).get("Status")
+            if res["Type"] == "AWS::S3::Bucket" and versioning == "Enabled":
+                s3.put_bucket_versioning(Bucket=props["BucketName"], VersioningConfiguration={"Status": "Enabled"})
 
 
-def table_key_schema(resource: Mapping[str, Any]) -> dict[str, Any]:
-    """AttributeDefinitions / KeySchema / indexes of a template table, as create_table arguments."""
+# the property that names a resource: the local stack sets it to the resource's local name
+NAME_PROPERTIES = {"AWS::S3::Bucket": "BucketName", "AWS::DynamoDB::Table": "TableName", "AWS::SQS::Queue": "QueueName"}
+
+
+def local_resources_template(template: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """The CloudFormation template of what a local stack creates: every S3 bucket, DynamoDB table and SQS queue
+    of `template` that has a local name in `names` (its name property set to it; a SimpleTable as the table SAM
+    makes of it), with the resources they reference (e.g. a bucket's KMS key, a queue's dead-letter queue) and
+    the template's parameters and conditions."""
+    resources = template.get("Resources") or {}
+    chosen: dict[str, Any] = {}
+    for logical_id, res in resources.items():
+        kind = res.get("Type") if isinstance(res, dict) else None
+        if kind not in NAMED_RESOURCE_TYPES and kind != QUEUE_RESOURCE_TYPE:
+            continue
+        name = names.get(f"{logical_id}.QueueName" if kind == QUEUE_RESOURCE_TYPE else logical_id)
+        if name is None:
+            log.warning("resource %s has no local name; not created", logical_id)
+            continue
+        res = _simple_table_as_table(res) if kind == "AWS::Serverless::SimpleTable" else res
+        props = {**(res.get("Properties") or {}), NAME_PROPERTIES[res["Type"]]: name}
+        # DependsOn is the deployed stack's ordering (often on resources left out here); moto orders by reference
+        chosen[logical_id] = {**{k: v for k, v in res.items() if k != "DependsOn"}, "Properties": props}
+    pending = [*chosen.values()]
+    while pending:  # what the chosen resources reference, and what that references, under their own names
+        for ref in sorted(_references(pending.pop(), resources) - chosen.keys()):
+            chosen[ref] = {k: v for k, v in resources[ref].items() if k != "DependsOn"}
+            pending.append(chosen[ref])
+    return {"AWSTemplateFormatVersion": "2010-09-09", "Parameters": template.get("Parameters") or {},
+            "Conditions": template.get("Conditions") or {}, "Resources": chosen}
+
+
+_SUB_NAME = re.compile(r"\$\{([^}!.][^}.]*)")  # the resource (or parameter) a `${Name}` or `${Name.Attr}` names
+
+
+def _references(value: Any, resources: Mapping[str, Any]) -> set[str]:
+    """The logical ids of the template's resources that `value` names by Ref, Fn::GetAtt or Fn::Sub."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref" and isinstance(arg, str):
+                found.add(arg)
+            elif key == "Fn::GetAtt":
+                found.add(arg[0] if isinstance(arg, list) else str(arg).split(".", 1)[0])
+            elif key == "Fn::Sub":
+                found.update(_SUB_NAME.findall(arg if isinstance(arg, str) else arg[0]))
+        for item in value.values():
+            found |= _references(item, resources)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _references(item, resources)
+    return found & set(resources)
+
+
+def _simple_table_as_table(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """An AWS::Serverless::SimpleTable as the AWS::DynamoDB::Table SAM makes of it (moto's CloudFormation does
+    not run the SAM transform): its PrimaryKey (default `id`, a string) as the hash key, billed per request
+    unless it gives a ProvisionedThroughput."""
     props = resource.get("Properties") or {}
-    if resource.get("Type") == "AWS::Serverless::SimpleTable":
-        pk = props.get("PrimaryKey") or {"Name": "id", "Type": "String"}
-        short = {"String": "S", "Number": "N", "Binary": "B"}[pk.get("Type", "String")]
-        return {"AttributeDefinitions": [{"AttributeName": pk["Name"], "AttributeType": short}],
-                "KeySchema": [{"AttributeName": pk["Name"], "KeyType": "HASH"}]}
-    out: dict[str, Any] = {
-        "AttributeDefinitions": [dict(a) for a in props["AttributeDefinitions"]],
-        "KeySchema": [dict(k) for k in props["KeySchema"]],
+    pk = props.get("PrimaryKey") or {"Name": "id", "Type": "String"}
+    short = {"String": "S", "Number": "N", "Binary": "B"}[pk.get("Type", "String")]
+    table: dict[str, Any] = {
+        "AttributeDefinitions": [{"AttributeName": pk["Name"], "AttributeType": short}],
+        "KeySchema": [{"AttributeName": pk["Name"], "KeyType": "HASH"}],
     }
-    for index_key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
-        indexes = props.get(index_key)
-        if indexes:
-            out[index_key] = [
-                {k: v for k, v in idx.items() if k in {"IndexName", "KeySchema", "Projection"}} for idx in indexes
-            ]
-    return out
+    if "ProvisionedThroughput" in props:
+        table["ProvisionedThroughput"] = props["ProvisionedThroughput"]
+    else:
+        table["BillingMode"] = "PAY_PER_REQUEST"
+    if "SSESpecification" in props:
+        table["SSESpecification"] = props["SSESpecification"]
+    return {**resource, "Type": "AWS::DynamoDB::Table", "Properties": table}

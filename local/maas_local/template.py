@@ -13,7 +13,7 @@ Dev-only code: never shipped to Lambda.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -190,93 +190,140 @@ def resolve_value(
     Parameters resolve to `parameters[name]` or the template Default; resources to
     `resource_names[logical_id]`. Anything else raises TemplateError naming `where`.
     """
-    params = parameters or {}
-    conditions: dict[str, bool] = {}
+    return _Resolver(template, resource_names, parameters or {}, where).resolve(value)
 
-    def condition(name: str) -> bool:
-        if name not in conditions:
-            declared = (template.get("Conditions") or {}).get(name)
+
+@dataclass
+class _Resolver:
+    """One resolve_value call: the names an intrinsic may use, and the conditions evaluated so far."""
+
+    template: Mapping[str, Any]
+    resource_names: Mapping[str, str]
+    parameters: Mapping[str, Any]
+    where: str
+    conditions: dict[str, bool] = field(default_factory=dict)
+
+    def resolve(self, v: Any) -> Any:
+        """An intrinsic (a one-key mapping `_INTRINSICS` names) is evaluated; lists and mappings are walked."""
+        if isinstance(v, dict) and len(v) == 1:
+            (key, arg), = v.items()
+            intrinsic = _INTRINSICS.get(key)
+            if intrinsic is not None:
+                return intrinsic(self, arg)
+            if key.startswith("Fn::"):
+                raise TemplateError(f"{self.where}: {key} cannot be resolved by the local gateway")
+        if isinstance(v, list):
+            return [x for x in (self.resolve(i) for i in v) if x is not _NO_VALUE]
+        if isinstance(v, dict):
+            return {k: x for k, x in ((k, self.resolve(i)) for k, i in v.items()) if x is not _NO_VALUE}
+        return v
+
+    def condition(self, name: str) -> bool:
+        """`Condition: Name` (and Fn::If's first argument): the template's condition, evaluated once."""
+        if name not in self.conditions:
+            declared = (self.template.get("Conditions") or {}).get(name)
             if declared is None:
-                raise TemplateError(f"{where}: condition {name!r} is not in the template's Conditions")
-            conditions[name] = bool(resolve(declared))
-        return conditions[name]
+                raise TemplateError(f"{self.where}: condition {name!r} is not in the template's Conditions")
+            self.conditions[name] = bool(self.resolve(declared))
+        return self.conditions[name]
 
-    def ref(name: str) -> Any:
-        if name in params:
-            return _scalar(params[name])
-        declared = (template.get("Parameters") or {}).get(name)
+    def ref(self, name: str) -> Any:
+        """A parameter (given, else its Default), AWS::NoValue, a pseudo parameter, or a resource's local name."""
+        if name in self.parameters:
+            return _scalar(self.parameters[name])
+        declared = (self.template.get("Parameters") or {}).get(name)
         if declared is not None:
             if "Default" not in declared:
-                raise TemplateError(f"{where}: parameter {name!r} has no Default; pass a value for it")
+                raise TemplateError(f"{self.where}: parameter {name!r} has no Default; pass a value for it")
             return _scalar(declared["Default"])
         if name == "AWS::NoValue":
             return _NO_VALUE
         if name in PSEUDO_PARAMETERS:
             return PSEUDO_PARAMETERS[name]
-        if name in resource_names:
-            return resource_names[name]
-        if name in (template.get("Resources") or {}):
+        if name in self.resource_names:
+            return self.resource_names[name]
+        if name in (self.template.get("Resources") or {}):
             raise TemplateError(
-                f"{where}: !Ref {name} names a resource with no local physical name; "
+                f"{self.where}: !Ref {name} names a resource with no local physical name; "
                 f"add {name!r} to the resource names mapping"
             )
-        raise TemplateError(f"{where}: !Ref {name} is neither a parameter nor a resource of the template")
+        raise TemplateError(f"{self.where}: !Ref {name} is neither a parameter nor a resource of the template")
 
-    def resolve(v: Any) -> Any:
-        if isinstance(v, dict) and len(v) == 1:
-            (key, arg), = v.items()
-            if key == "Ref":
-                return ref(arg)
-            if key == "Fn::GetAtt":
-                dotted = ".".join(arg) if isinstance(arg, list) else str(arg)
-                if dotted in resource_names:
-                    return resource_names[dotted]
-                raise TemplateError(f"{where}: !GetAtt {dotted} cannot be resolved locally; "
-                                    f"add {dotted!r} to the resource names mapping")
-            if key == "Fn::Sub":
-                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
-                extra = {k: resolve(x) for k, x in extra.items()}
+    def get_att(self, arg: Any) -> str:
+        """`Resource.Attribute`, looked up in the resource names mapping as that dotted key."""
+        dotted = ".".join(arg) if isinstance(arg, list) else str(arg)
+        if dotted in self.resource_names:
+            return self.resource_names[dotted]
+        raise TemplateError(f"{self.where}: !GetAtt {dotted} cannot be resolved locally; "
+                            f"add {dotted!r} to the resource names mapping")
 
-                def sub(m: re.Match[str]) -> str:
-                    name = m.group(1)
-                    if name in extra:
-                        return _scalar(extra[name])
-                    if "." in name:
-                        return _scalar(resolve({"Fn::GetAtt": name.split(".", 1)}))
-                    return ref(name)
+    def sub(self, arg: Any) -> str:
+        """`${Name}` from the given variables, else `${Res.Attr}` as !GetAtt, else as !Ref; `${!x}` is `${x}`."""
+        text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+        variables = {k: self.resolve(x) for k, x in extra.items()}
 
-                return _SUB_VAR.sub(sub, text).replace("${!", "${")
-            if key == "Fn::Join":
-                sep, items = arg
-                return sep.join(_scalar(resolve(i)) for i in resolve(items))
-            if key == "Fn::Select":
-                index, items = arg
-                return resolve(items)[int(resolve(index))]
-            if key == "Fn::Split":
-                sep, text = arg
-                return resolve(text).split(sep)
-            if key == "Fn::If":
-                name, if_true, if_false = arg
-                return resolve(if_true if condition(name) else if_false)
-            if key == "Condition":
-                return condition(arg)
-            if key == "Fn::Equals":
-                left, right = (resolve(x) for x in arg)
-                return _scalar(left) == _scalar(right)
-            if key == "Fn::Not":
-                return not resolve(arg[0])
-            if key in ("Fn::And", "Fn::Or"):
-                values = [bool(resolve(x)) for x in arg]
-                return all(values) if key == "Fn::And" else any(values)
-            if key.startswith("Fn::"):
-                raise TemplateError(f"{where}: {key} cannot be resolved by the local gateway")
-        if isinstance(v, list):
-            return [x for x in (resolve(i) for i in v) if x is not _NO_VALUE]
-        if isinstance(v, dict):
-            return {k: x for k, x in ((k, resolve(i)) for k, i in v.items()) if x is not _NO_VALUE}
-        return v
+        def substitute(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name in variables:
+                return _scalar(variables[name])
+            if "." in name:
+                return _scalar(self.get_att(name.split(".", 1)))
+            resolved: str = self.ref(name)
+            return resolved
 
-    return resolve(value)
+        return _SUB_VAR.sub(substitute, text).replace("${!", "${")
+
+    def join(self, arg: Any) -> str:
+        sep, items = arg
+        joined: str = sep.join(_scalar(self.resolve(i)) for i in self.resolve(items))
+        return joined
+
+    def select(self, arg: Any) -> Any:
+        index, items = arg
+        return self.resolve(items)[int(self.resolve(index))]
+
+    def split(self, arg: Any) -> list[str]:
+        sep, text = arg
+        resolved: str = self.resolve(text)
+        return resolved.split(sep)
+
+    def if_(self, arg: Any) -> Any:
+        name, if_true, if_false = arg
+        return self.resolve(if_true if self.condition(name) else if_false)
+
+    def equals(self, arg: Any) -> bool:
+        left, right = (self.resolve(x) for x in arg)
+        return _scalar(left) == _scalar(right)
+
+    def not_(self, arg: Any) -> bool:
+        return not self.resolve(arg[0])
+
+    def and_(self, arg: Any) -> bool:
+        return all(self._operands(arg))
+
+    def or_(self, arg: Any) -> bool:
+        return any(self._operands(arg))
+
+    def _operands(self, arg: Any) -> list[bool]:
+        """Every operand resolved, not only up to the first that decides: an unresolvable one is an error."""
+        return [bool(self.resolve(x)) for x in arg]
+
+
+# the intrinsics resolved locally; any other `Fn::` is refused by name
+_INTRINSICS: dict[str, Callable[[_Resolver, Any], Any]] = {
+    "Ref": _Resolver.ref,
+    "Fn::GetAtt": _Resolver.get_att,
+    "Fn::Sub": _Resolver.sub,
+    "Fn::Join": _Resolver.join,
+    "Fn::Select": _Resolver.select,
+    "Fn::Split": _Resolver.split,
+    "Fn::If": _Resolver.if_,
+    "Condition": _Resolver.condition,
+    "Fn::Equals": _Resolver.equals,
+    "Fn::Not": _Resolver.not_,
+    "Fn::And": _Resolver.and_,
+    "Fn::Or": _Resolver.or_,
+}
 
 
 def _scalar(value: Any) -> str:

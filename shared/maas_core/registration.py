@@ -3,8 +3,9 @@
 The caller declares what the graph cannot tell us (the task, the class labels, the raw input fields)
 and the graph is checked against that declaration before anything is written: it must load in
 onnxruntime, take one float/double matrix (rows x features) and give an output whose shape fits the
-task, also on a real test run. Only then is a version reserved, the bundle published and registered,
-so a refused model leaves no trace and burns no version number. It then serves like a trained one.
+task, also on a real test run. Only then is a version reserved, the bundle published and registered
+(maas_core.publishing, the training job's path too), so a refused model leaves no trace and burns no
+version number. It then serves like a trained one.
 
     declaration = ModelDeclaration(task="multiclass", labels=["a", "b", "c"], input_name="input",
                                    output_name="scores", features=[{"name": "x1"}, {"name": "x2"}])
@@ -29,6 +30,7 @@ from maas_core.load_checks import check_input, check_output_shape, shape_of as _
 from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, InputField, Manifest, Task, TensorInfo
 from maas_core.onnx_external import MalformedModel, external_tensors
 from maas_core.preprocess import NumericFeature, PreprocessSpec
+from maas_core.publishing import publish_version
 from maas_core.registry import Registry, check_name
 from maas_core.store import BundleStore
 
@@ -133,25 +135,23 @@ def register_onnx(store: BundleStore, registry: Registry, name: str, onnx_bytes:
     graph = check_graph(onnx_bytes, declaration, width=width,
                         width_source=f"the preprocessing spec produces {width} columns" if given_spec else None)
 
-    version = registry.next_version(name)
-    manifest = Manifest(
-        name=name,
-        version=version,
-        task=declaration.task,
-        labels=declaration.labels,
-        input_schema=input_schema,
-        model_input=graph.model_input,
-        model_output=graph.model_output,
-        metrics=declaration.metrics,
-        frameworks={"source": "external", "onnxruntime": ort.__version__},
-        training={"source": "external", "description": declaration.description, "producer": graph.producer},
-    )
     files = {MODEL_FILE: onnx_bytes, PREPROCESS_FILE: spec.to_json().encode()}
-    published = store.publish(manifest, files)
-    registry.register(published)
-    if promote:
-        registry.set_alias(name, promote, version)
-    return published
+
+    def bundle(version: str) -> tuple[Manifest, dict[str, bytes]]:
+        return Manifest(
+            name=name,
+            version=version,
+            task=declaration.task,
+            labels=declaration.labels,
+            input_schema=input_schema,
+            model_input=graph.model_input,
+            model_output=graph.model_output,
+            metrics=declaration.metrics,
+            frameworks={"source": "external", "onnxruntime": ort.__version__},
+            training={"source": "external", "description": declaration.description, "producer": graph.producer},
+        ), files
+
+    return publish_version(store, registry, name, bundle, promote=promote)
 
 
 def _spec_and_schema(declaration: ModelDeclaration,

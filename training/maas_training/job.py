@@ -5,6 +5,10 @@
     -> evaluate on the test rows -> export + ONNX parity -> reserve a version -> publish -> register
     -> (optionally) promote an alias
 
+`run` walks that line in named steps: prepare, _train, _evaluate, _export, then
+maas_core.publishing.publish_version (the one path of `maas register` too), with _bundle building
+the manifest and files of the version it reserves.
+
 Nothing is written to S3 or DynamoDB until the model has trained and passed the parity check, so a
 failed run leaves no trace and burns no version number.
 """
@@ -17,20 +21,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
-from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, REPORT_FILE, Manifest
+from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, REPORT_FILE, Manifest, Variant
 from maas_core.preprocess import PreprocessSpec
+from maas_core.publishing import publish_version
 from maas_core.registry import Registry
-from maas_core.store import BundleStore, bundle_prefix
+from maas_core.store import BundleStore
 from maas_training import data as ds
 from maas_training.config import TrainingConfig, check_loss, default_loss
 from maas_training.evaluate import baseline_statistics, classification_metrics, probabilities, regression_metrics
 from maas_training.report_plots import report_pngs_or_none
+
+if TYPE_CHECKING:
+    from maas_training.export import ExportResult
+    from maas_training.model import History
 
 Progress = Callable[[str], None]
 
@@ -134,8 +143,6 @@ def run(
 ) -> Manifest:
     """Train, check and publish one model version; returns the published manifest."""
     from maas_training import model as nn
-    from maas_training.export import OPSET, export_and_check
-    from maas_training.quantize import build_variants
 
     started = time.monotonic()
     registry = registry or Registry(config.table)
@@ -144,8 +151,48 @@ def run(
 
     p = prepare(config, progress)
     nn.configure_tensorflow()
+    trained = _train(p, progress)
+    holdout = _evaluate(trained.net, p, progress)
+    checked = _export(trained.net, p, holdout, progress)
+    # only now, with a model that passed every check, is a version number reserved (maas_core.publishing)
+    return publish_version(store, registry, config.model_name,
+                           lambda version: _bundle(version, p, trained, holdout, checked, started, progress),
+                           promote=config.promote, progress=progress)
 
-    # -- train ---------------------------------------------------------------------------------
+
+@dataclass
+class Trained:
+    """The fitted network (for a regression, with the target scaling undone in its output) and its history."""
+
+    net: Any  # a keras.Model
+    history: History
+    target_scale: dict[str, float] | None  # a regression's train-row mean/std
+
+
+@dataclass
+class Holdout:
+    """The network's outputs and metrics on the test rows."""
+
+    outputs: np.ndarray
+    metrics: dict[str, float]
+    confusion: list[list[int]] | None  # classifiers only
+
+
+@dataclass
+class Checked:
+    """The ONNX export that passed the parity check, and the variants published with it."""
+
+    exported: ExportResult
+    variants: dict[str, Variant]
+    variant_files: dict[str, bytes]  # model.int8.onnx, when the variant passed
+    quantization: dict[str, Any]  # what became of each candidate variant, for the manifest's `training`
+
+
+def _train(p: Prepared, progress: Progress) -> Trained:
+    """Build the network for the task (an MLP, or Embedding -> LSTM for a text column) and fit it."""
+    from maas_training import model as nn
+
+    config = p.config
     y_train, y_val, target_scale = _training_targets(p)
     text = p.spec.text_feature
     if text is not None:
@@ -162,8 +209,13 @@ def run(
     progress(f"trained {history.epochs_run} epochs, keeping the weights of epoch {history.best_epoch}")
     if target_scale is not None:
         net = nn.with_output_scale(net, scale=target_scale["std"], offset=target_scale["mean"])
+    return Trained(net=net, history=history, target_scale=target_scale)
 
-    # -- evaluate on the test rows ---------------------------------------------------------------
+
+def _evaluate(net: Any, p: Prepared, progress: Progress) -> Holdout:
+    """The metrics of the task on the test rows (and the confusion matrix of a classifier)."""
+    from maas_training import model as nn
+
     outputs = nn.predict(net, p.x_test)
     if p.task == "regression":
         metrics = regression_metrics(p.y_test, outputs[:, 0])
@@ -173,36 +225,29 @@ def run(
         metrics = classification_metrics(p.y_test, probs)
         confusion = _confusion(p.y_test, probs.argmax(axis=1), len(p.labels))
     progress("holdout: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+    return Holdout(outputs=outputs, metrics=metrics, confusion=confusion)
 
-    # -- export and check ----------------------------------------------------------------------
-    exported = export_and_check(net, p.x_test, config.parity_tolerance, dtype=p.spec.output_dtype())
+
+def _export(net: Any, p: Prepared, holdout: Holdout, progress: Progress) -> Checked:
+    """ONNX export checked for parity with the network on the test rows, and the INT8 variant
+    (maas_training.quantize), checked on the same rows: one that fails is left out."""
+    from maas_training.export import export_and_check  # looked up at call time: benchmarks/_child.py wraps it
+    from maas_training.quantize import build_variants
+
+    exported = export_and_check(net, p.x_test, p.config.parity_tolerance, dtype=p.spec.output_dtype())
     progress(f"ONNX export: {len(exported.onnx_bytes) / 1024:.1f} KB, parity max abs diff {exported.max_abs_diff:.3g}")
-    # the INT8 variant (maas_training.quantize): checked on the same holdout; one that fails is left out
     variants, variant_files, quantization = build_variants(
-        config.quantize.enabled, config.quantize.max_metric_drop, exported.onnx_bytes,
-        p.x_test.astype(p.spec.output_dtype()), p.y_test, p.task, metrics, progress)
+        p.config.quantize.enabled, p.config.quantize.max_metric_drop, exported.onnx_bytes,
+        p.x_test.astype(p.spec.output_dtype()), p.y_test, p.task, holdout.metrics, progress)
+    return Checked(exported=exported, variants=variants, variant_files=variant_files, quantization=quantization)
 
-    # -- publish ---------------------------------------------------------------------------------
-    version = registry.next_version(config.model_name)
-    training_info: dict[str, Any] = {
-        "data": config.data.name,
-        "model_type": "embedding-lstm" if p.is_text else "mlp",
-        "hyperparameters": {**config.hyperparameters(text=p.is_text), "loss": p.loss},
-        "task_inferred": p.task_inferred,
-        "features": {**p.features.as_dict(), "encoded": p.spec.feature_names()},
-        "preprocessing": p.features.spec_config(config.row_norm).model_dump(mode="json"),
-        "cleaning": p.cleaning.as_dict(),
-        "rows": p.rows(),
-        "epochs_run": history.epochs_run,
-        "best_epoch": history.best_epoch,
-        "onnx_parity_max_abs_diff": exported.max_abs_diff,
-        "onnx_parity_max_scaled_diff": exported.max_scaled_diff,
-        "onnx_opset": OPSET,
-        "quantization": quantization,
-        "duration_seconds": round(time.monotonic() - started, 2),
-    }
-    if target_scale is not None:
-        training_info["target_scale"] = target_scale
+
+def _bundle(version: str, p: Prepared, trained: Trained, holdout: Holdout, checked: Checked, started: float,
+            progress: Progress) -> tuple[Manifest, dict[str, bytes]]:
+    """The manifest and files of the reserved `version`: the model (and its variants), the spec, the report
+    and its plots."""
+    config, exported, history = p.config, checked.exported, trained.history
+    training = _training_record(p, trained, checked, started)
     manifest = Manifest(
         name=config.model_name,
         version=version,
@@ -212,34 +257,56 @@ def run(
         input_schema=p.spec.input_schema(),
         model_input=exported.model_input,
         model_output=exported.model_output,
-        metrics=metrics,
+        metrics=holdout.metrics,
         baseline=baseline_statistics(p.train_columns, p.features.numeric, p.features.categorical,
                                      boolean=p.features.boolean, text=p.spec.text_feature,
                                      holdout=p.val_columns),
         frameworks=framework_versions(),
-        training=training_info,
-        variants=variants,
+        training=training,
+        variants=checked.variants,
     )
     report = {
         "name": config.model_name, "version": version, "task": p.task, "target": config.target, "labels": p.labels,
-        "metrics": metrics, "confusion_matrix": confusion, "rows": p.rows(), "cleaning": p.cleaning.as_dict(),
-        "history": history.as_dict(), "onnx_parity_max_abs_diff": exported.max_abs_diff,
+        "metrics": holdout.metrics, "confusion_matrix": holdout.confusion, "rows": p.rows(),
+        "cleaning": p.cleaning.as_dict(), "history": history.as_dict(),
+        "onnx_parity_max_abs_diff": exported.max_abs_diff,
     }
     files = {
         MODEL_FILE: exported.onnx_bytes,
-        **variant_files,  # model.int8.onnx, when the variant passed
+        **checked.variant_files,
         PREPROCESS_FILE: p.spec.to_json().encode(),
         REPORT_FILE: json.dumps(report, indent=2).encode(),
         # report_confusion_matrix / report_roc_curve / report_residuals / report_training_curves .png
-        **report_pngs_or_none(p.task, p.labels, p.y_test, outputs, history.as_dict(), progress),
+        **report_pngs_or_none(p.task, p.labels, p.y_test, holdout.outputs, history.as_dict(), progress),
     }
-    published = store.publish(manifest, files)
-    registry.register(published)
-    progress(f"published {config.model_name} version {version} to s3://{store.bucket}/{bundle_prefix(config.model_name, version)}")
-    if config.promote:
-        registry.set_alias(config.model_name, config.promote, version)
-        progress(f"alias {config.promote!r} of {config.model_name} -> version {version}")
-    return published
+    return manifest, files
+
+
+def _training_record(p: Prepared, trained: Trained, checked: Checked, started: float) -> dict[str, Any]:
+    """The manifest's `training`: how the model was made, from which data, and how its export compares."""
+    from maas_training.export import OPSET
+
+    config, exported = p.config, checked.exported
+    record: dict[str, Any] = {
+        "data": config.data.name,
+        "model_type": "embedding-lstm" if p.is_text else "mlp",
+        "hyperparameters": {**config.hyperparameters(text=p.is_text), "loss": p.loss},
+        "task_inferred": p.task_inferred,
+        "features": {**p.features.as_dict(), "encoded": p.spec.feature_names()},
+        "preprocessing": p.features.spec_config(config.row_norm).model_dump(mode="json"),
+        "cleaning": p.cleaning.as_dict(),
+        "rows": p.rows(),
+        "epochs_run": trained.history.epochs_run,
+        "best_epoch": trained.history.best_epoch,
+        "onnx_parity_max_abs_diff": exported.max_abs_diff,
+        "onnx_parity_max_scaled_diff": exported.max_scaled_diff,
+        "onnx_opset": OPSET,
+        "quantization": checked.quantization,
+        "duration_seconds": round(time.monotonic() - started, 2),
+    }
+    if trained.target_scale is not None:
+        record["target_scale"] = trained.target_scale
+    return record
 
 
 def _training_targets(p: Prepared) -> tuple[np.ndarray, np.ndarray, dict[str, float] | None]:
