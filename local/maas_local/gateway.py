@@ -532,7 +532,7 @@ def stop_signals_as_keyboard_interrupt() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from maas_local.default_target import FAKE_CREDENTIALS
+    from maas_core.aws_target import FAKE_CREDENTIALS
     from maas_local.stack import LocalStack, PortInUseError, check_port_free
 
     parser = argparse.ArgumentParser(

@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from maas_local.default_target import local_stack_env
+from maas_core.aws_target import local_stack_env
 from maas_local.env import EnvPatch
 from maas_local.template import (
     LOCAL_REGION,
