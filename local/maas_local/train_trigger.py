@@ -18,14 +18,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from maas_core.training_jobs import install_in_process_trainer
-from maas_local.batch_trigger import BatchTrigger, Handler, load_function_module
+from maas_local.batch_trigger import BatchTrigger, Handler
+from maas_local.lambda_runtime import load_function
 
 DATASETS_PREFIX = "datasets/"
 
 
 def load_train_trigger_handler(repo_root: str | Path | None = None) -> Handler:
     """functions/train_trigger/app.py's lambda_handler, imported from the repository."""
-    return load_function_module("train_trigger", repo_root).lambda_handler  # type: ignore[no-any-return]
+    return load_function("train_trigger", repo_root).lambda_handler  # type: ignore[no-any-return]
 
 
 def penguins_training_config() -> dict[str, object]:
