@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -277,10 +276,6 @@ def load_predict_handler() -> Any:
     from maas_local.lambda_runtime import load_function
 
     return load_function("predict")
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
