@@ -46,6 +46,9 @@ from maas_local.lambda_runtime import load_function
 from maas_local.queues import PollingThread
 from maas_local.template import LOCAL_ACCOUNT_ID
 
+# stdlib logging, not Powertools: the local stack's messages are a developer's console output, in the
+# "maas_local" logger tree that configure_cli_logging (maas_local.gateway) prints for people, apart
+# from the handlers' JSON lines
 log = logging.getLogger(__name__)
 
 INPUT_PREFIX = "batch/input/"

@@ -93,6 +93,9 @@ from maas_local.template import (
     stage_name,
 )
 
+# stdlib logging, not Powertools: the local stack's messages are a developer's console output, in the
+# "maas_local" logger tree that configure_cli_logging (below) prints for people, apart from the
+# handlers' JSON lines
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit

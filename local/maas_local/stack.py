@@ -36,6 +36,9 @@ from maas_local.template import (
     resolve_value,
 )
 
+# stdlib logging, not Powertools: the local stack's messages are a developer's console output, in the
+# "maas_local" logger tree that configure_cli_logging (maas_local.gateway) prints for people; and moto's
+# server logs through werkzeug's stdlib logger, which start() quiets
 log = logging.getLogger(__name__)
 
 
