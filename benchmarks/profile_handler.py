@@ -68,7 +68,8 @@ ph["  of which bundle download (3 S3 GETs) + SHA-256"] = sum(store_seconds)
 ph["  of which spec + onnxruntime session"] = ph["model load (ModelCache.get)"] - sum(store_seconds)
 ctx = FakeLambdaContext("bench")
 event = json.loads(open(sys.argv[2]).read())
-resp = tick("rest of the first call (resolver set-up, validation, predict, metrics)", lambda: app.lambda_handler(event, ctx))
+resp = tick("rest of the first call (resolver set-up, validation, predict, metrics)",
+            lambda: app.lambda_handler(event, ctx))
 assert resp["statusCode"] == 200, resp
 tick("second call", lambda: app.lambda_handler(event, ctx))
 print("PHASES " + json.dumps(ph))
