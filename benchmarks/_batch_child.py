@@ -65,28 +65,19 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: KiB (Linux) as a fallback
 
 
-class _Context:
-    function_name = "maas-bench-batch"
-    memory_limit_in_mb = 2048
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:maas-bench-batch"
-    aws_request_id = "00000000-0000-0000-0000-000000000001"
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-
-    def get_remaining_time_in_millis(self) -> int:  # the template's 900 s timeout
-        return int((900 - (time.monotonic() - self.started)) * 1000)
-
-
 def handler(args: argparse.Namespace) -> dict[str, Any]:
+    from maas_local.lambda_context import FakeLambdaContext
+
     sys.path.insert(0, args.function_dir)
     import app  # type: ignore[import-not-found]
 
     rss_imports = _rss_mb()
     event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
                           "s3": {"bucket": {"name": args.bucket}, "object": {"key": args.key}}}]}
+    context = FakeLambdaContext("maas-bench-batch", memory_limit_in_mb=2048, remaining_ms=900_000,  # the template's
+                                aws_request_id="00000000-0000-0000-0000-000000000001", counting_down=True)  # 900 s
     t = time.perf_counter()
-    out = app.lambda_handler(event, _Context())
+    out = app.lambda_handler(event, context)
     seconds = time.perf_counter() - t
     return {"seconds": seconds, "rss_after_imports_mb": rss_imports, "peak_rss_mb": _rss_mb(), "result": out}
 

@@ -7,7 +7,8 @@
     python benchmarks/_child.py train    --out DIR [--epochs N]
 
 The cold-start modes import nothing at module level beyond the standard library (and nothing from
-`benchmarks`), so what they pay is what the measured code pays. Each writes a JSON result with
+`benchmarks`); the handler mode takes the fake Lambda context (maas_local.lambda_context: `time` alone)
+before its clock starts. So what they pay is what the measured code pays. Each writes a JSON result with
 `time.time()` at the moment the first answer exists; the parent subtracts the time it started the
 process. The process then leaves with os._exit: interpreter tear-down is not part of a cold start.
 """
@@ -30,25 +31,18 @@ def _finish(out: str, result: dict) -> None:
     os._exit(0)
 
 
-class _LambdaContext:
-    function_name = "maas-bench-predict"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:maas-bench-predict"
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 28_000
-
-
 def cold_handler(args: argparse.Namespace) -> None:
     """What the Lambda runtime does: put the function's code dir on sys.path, `import app`, call the handler."""
+    from maas_local.lambda_context import FakeLambdaContext
+
+    context = FakeLambdaContext("maas-bench-predict")
     t0 = time.perf_counter()
     sys.path.insert(0, args.function_dir)
     import app  # type: ignore[import-not-found]
 
     t1 = time.perf_counter()
     event = json.loads(Path(args.event).read_text())
-    resp = app.lambda_handler(event, _LambdaContext())
+    resp = app.lambda_handler(event, context)
     t2 = time.perf_counter()
     body = json.loads(resp["body"])
     if resp["statusCode"] != 200:

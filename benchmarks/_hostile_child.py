@@ -1,6 +1,7 @@
 """One hostile request or file in a fresh process, on in-process moto: prints one JSON line
 {"case", "status", "seconds", "peak_mb", "note"}. Run by benchmarks.hostile_requests, whose PYTHONPATH
-decides which tree's maas (and tests helpers, and functions/) is measured: this file only drives it.
+decides which tree's maas (its test helpers in maas_local.testing, and functions/) is measured: this file
+only drives it.
 
     python benchmarks/_hostile_child.py CASE
 """
@@ -55,7 +56,7 @@ class PeakRss:
 
 
 def world() -> None:
-    from tests.conftest import create_registry_table
+    from maas_local.testing.registry_table import create_registry_table
 
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     create_registry_table(TABLE)
@@ -70,13 +71,13 @@ def stores() -> tuple[Any, Any]:
 
 
 def tiny() -> None:
-    from tests.tiny_model import publish_tiny_model
+    from maas_local.testing.tiny_model import publish_tiny_model
 
     publish_tiny_model(*stores())
 
 
 def text() -> None:
-    from tests import text_model
+    from maas_local.testing import text_model
 
     text_model.publish_text_model(*stores())
 
@@ -88,7 +89,7 @@ def wide(fields: int = 200) -> None:
 
     from maas_core.manifest import TensorInfo
     from maas_core.preprocess import NumericFeature, PreprocessSpec
-    from tests.model_bundles import publish
+    from maas_local.testing.bundles import publish
 
     weights = np.random.default_rng(0).normal(size=(fields, 2)).astype(np.float32)
     graph = helper.make_graph(
@@ -107,7 +108,9 @@ def wide(fields: int = 200) -> None:
 
 def http(function: str, path: str, raw_body: str, query: dict[str, str] | None = None,
          method: str = "POST") -> "Run":
-    from tests.lambda_events import FakeLambdaContext, load_function, rest_event
+    from maas_local.lambda_context import FakeLambdaContext
+    from maas_local.lambda_runtime import load_function
+    from maas_local.testing.events import rest_event
 
     app = load_function(function)
     event = rest_event(method, path, raw_body=raw_body, query=query)

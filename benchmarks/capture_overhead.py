@@ -49,7 +49,7 @@ def _load_predict(rate: str) -> Any:
 
 
 def _timed_calls(app: Any, event: dict[str, Any], calls: int) -> list[float]:
-    from tests.lambda_events import FakeLambdaContext
+    from maas_local.lambda_context import FakeLambdaContext
 
     context = FakeLambdaContext()
     times = []

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,8 +23,6 @@ from maas_local.env import EnvPatch
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = Path(__file__).resolve().parent / "_child.py"
-if str(ROOT) not in sys.path:  # tests.lambda_events (events, handler loading) from any working directory
-    sys.path.append(str(ROOT))
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
@@ -268,21 +265,17 @@ RECORD = {"island": "Biscoe", "bill_length_mm": 48.6, "bill_depth_mm": 16.0, "fl
 
 def predict_event(records: list[Any], **kwargs: Any) -> dict[str, Any]:
     """An API Gateway REST proxy event for POST /v1/models/penguins/predict."""
-    from tests.lambda_events import rest_event
+    from maas_local.testing.events import rest_event
 
     return rest_event("POST", f"/v1/models/{MODEL}/predict", {"records": records},
                       resource="/v1/models/{model}/predict", path_params={"model": MODEL}, **kwargs)
 
 
 def load_predict_handler() -> Any:
-    """functions/predict/app.py, imported in this process (as the tests do)."""
-    from tests.lambda_events import load_function
+    """functions/predict/app.py, imported in this process (as the tests and the local gateway do)."""
+    from maas_local.lambda_runtime import load_function
 
     return load_function("predict")
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -42,8 +42,8 @@ def train_into(out: Path) -> None:
 
     from maas_core.store import BundleStore
     from maas_training.datasets import penguins_config, support_tickets_config
+    from maas_local.testing.registry_table import create_registry_table
     from maas_training.job import run
-    from tests.conftest import create_registry_table
 
     bucket, table = "bench-quant-models", "bench-quant-registry"
     with mock_aws():

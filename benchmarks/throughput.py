@@ -35,7 +35,7 @@ TARGET_SHARE = 0.30  # handler records/s at least 30% of the floor's
 
 def run(world: PenguinsWorld, n_records: int = 1000, blocks: int = 10, block_size: int = 5, warmup: int = 3,
         verbose: bool = True) -> list[Row]:
-    from tests.lambda_events import FakeLambdaContext
+    from maas_local.lambda_context import FakeLambdaContext
 
     app = load_predict_handler()
     context = FakeLambdaContext()

@@ -87,7 +87,7 @@ def time_each(fn: Any, args: list[Any]) -> list[float]:
 
 def run(world: PenguinsWorld, calls: int = 2000, rounds: int = 3, keras_calls: int = 60, warmup: int = 200,
         verbose: bool = True, profile: bool = False) -> list[Row]:
-    from tests.lambda_events import FakeLambdaContext
+    from maas_local.lambda_context import FakeLambdaContext
 
     app = load_predict_handler()
     context = FakeLambdaContext()

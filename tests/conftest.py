@@ -1,4 +1,5 @@
-"""Shared fixtures: fake AWS credentials and a moto account holding the model bucket and registry table."""
+"""Shared fixtures: fake AWS credentials and a moto account holding the model bucket and registry table
+(create_registry_table: maas_local.testing.registry_table)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from maas_core import aws
 from maas_core.registry import Registry
 from maas_core.settings import get_settings
 from maas_core.store import BundleStore
+from maas_local.testing.registry_table import create_registry_table
 
 BUCKET = "test-models"
 TABLE = "test-registry"
@@ -35,17 +37,6 @@ def _offline_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     aws.reset_clients()
     get_settings.cache_clear()
-
-
-def create_registry_table(name: str) -> None:
-    ddb = boto3.client("dynamodb")
-    ddb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    )
-    ddb.get_waiter("table_exists").wait(TableName=name)
 
 
 @dataclass

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from maas_core.aws_target import LOCAL_ENDPOINT, NoTargetError, choose_target
 from maas_core.errors import MaasError, ServiceUnavailableError
-from maas_local.default_target import LOCAL_ENDPOINT, NoTargetError, choose_target
 from maas_cli import commands, report
 from maas_cli.context import Context, resolve
 

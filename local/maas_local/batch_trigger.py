@@ -30,66 +30,35 @@ Dev-only code: never shipped to Lambda.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 
+from maas_core.aws_target import LOCAL_REGION
+from maas_local.lambda_context import FakeLambdaContext
+from maas_local.lambda_runtime import load_function
 from maas_local.queues import PollingThread
-from maas_local.template import LOCAL_ACCOUNT_ID, LOCAL_REGION
+from maas_local.template import LOCAL_ACCOUNT_ID
 
+# stdlib logging, not Powertools: the local stack's messages are a developer's console output, in the
+# "maas_local" logger tree that configure_cli_logging (maas_local.gateway) prints for people, apart
+# from the handlers' JSON lines
 log = logging.getLogger(__name__)
 
 INPUT_PREFIX = "batch/input/"
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-@dataclass
-class _FakeContext:
-    """What the handler (and Powertools' Logger) read from a Lambda context."""
-
-    function_name: str = "maas-local-BatchFunction"
-    memory_limit_in_mb: int = 2048
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:maas-local-BatchFunction"
-    aws_request_id: str = ""
-    timeout_seconds: float = 900.0
-    started: float = 0.0
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int(max(0.0, self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
-
-
-def load_function_module(function: str, repo_root: str | Path | None = None) -> ModuleType:
-    """functions/{function}/app.py, imported from the repository once per process (as Lambda would)."""
-    root = Path(repo_root) if repo_root else Path(__file__).resolve().parents[2]
-    path = root / "functions" / function / "app.py"
-    module_name = f"maas_function_{function}"
-    module: ModuleType | None = sys.modules.get(module_name)
-    if module is None or getattr(module, "__file__", None) != str(path):
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise FileNotFoundError(path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return module
-
-
 def load_batch_handler(repo_root: str | Path | None = None) -> Handler:
-    """functions/batch/app.py's lambda_handler. Its per-process Predictor is dropped, so the next call
-    reads the current settings (e.g. a new local stack's)."""
-    module = load_function_module("batch", repo_root)
-    module.predictor.cache_clear()
-    return module.lambda_handler  # type: ignore[no-any-return]
+    """functions/batch/app.py's lambda_handler, imported afresh: its per-process Predictor reads the
+    current settings (e.g. a new local stack's) on the first call."""
+    return load_function("batch", repo_root).lambda_handler  # type: ignore[no-any-return]
 
 
 class BatchTrigger(PollingThread):
@@ -98,6 +67,8 @@ class BatchTrigger(PollingThread):
     thread_name = "maas-batch-trigger"
     notification_id = "maas-local-batch"  # the bucket notification's Id (one per trigger kind)
     function_name = "maas-local-BatchFunction"  # what the fake Lambda context reports
+    memory_limit_in_mb = 2048  # and its memory and timeout: template.yaml's BatchFunction
+    timeout_seconds = 900
     queue_attributes: dict[str, str] = {}  # of the event queue
 
     def __init__(self, bucket: str, *, handler: Handler | None = None, queue_name: str = "maas-local-batch-events",
@@ -181,10 +152,9 @@ class BatchTrigger(PollingThread):
                   "body": message["Body"], "attributes": message.get("Attributes", {}), "eventSource": "aws:sqs",
                   "eventSourceARN": f"arn:aws:sqs:local:{self.queue_name}"}
         event = {"Records": [record]}
-        context = _FakeContext(function_name=self.function_name, aws_request_id=str(uuid.uuid4()),
-                               invoked_function_arn=f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:"
-                                                    f"{self.function_name}",
-                               started=time.monotonic())
+        context = FakeLambdaContext(self.function_name, memory_limit_in_mb=self.memory_limit_in_mb,
+                                    aws_request_id=str(uuid.uuid4()), remaining_ms=self.timeout_seconds * 1000,
+                                    counting_down=True, region=LOCAL_REGION, account_id=LOCAL_ACCOUNT_ID)
         try:
             self.processed.append(self.handler(event, context))
         except Exception as exc:  # noqa: BLE001 - the run's error is the message's fate, not ours

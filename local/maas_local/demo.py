@@ -26,8 +26,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from maas_core.aws_target import FAKE_CREDENTIALS, LOCAL_ENDPOINT
 from maas_local.batch_trigger import BatchTrigger
-from maas_local.default_target import FAKE_CREDENTIALS, LOCAL_ENDPOINT
 from maas_local.gateway import LOCAL_API_KEY, cors_note, key_values
 from maas_local.train_trigger import TrainTrigger, penguins_training_config
 from maas_local.stack import LocalStack, PortInUseError, check_port_free

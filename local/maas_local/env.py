@@ -8,13 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-
-def reset_maas_caches() -> None:
-    """Drop maas_core's cached boto3 clients and settings so they see the new environment."""
-    from maas_core import aws, settings
-
-    aws.reset_clients()
-    settings.get_settings.cache_clear()
+from maas_core.aws_target import reset_maas_caches
 
 
 class EnvPatch:

@@ -71,7 +71,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from maas_local.env import EnvPatch
-from maas_local.lambda_runtime import FakeLambdaContext, LoadedFunction, load_handler
+from maas_local.lambda_runtime import LoadedFunction, context_for, load_handler
 from maas_local.log_subscription import LogSubscription
 from maas_local.proxy_integration import BadFunctionResponse, build_event, decode_response
 from maas_local.proxy_integration import error_body as proxy_error_body
@@ -93,6 +93,9 @@ from maas_local.template import (
     stage_name,
 )
 
+# stdlib logging, not Powertools: the local stack's messages are a developer's console output, in the
+# "maas_local" logger tree that configure_cli_logging (below) prints for people, apart from the
+# handlers' JSON lines
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
@@ -213,7 +216,8 @@ class Gateway:
             self._thread.join(timeout=10)
             self._thread = None
         for fn in self._functions.values():
-            sys.modules.pop(fn.module.__name__, None)
+            if sys.modules.get(fn.module.__name__) is fn.module:  # not a newer import of the same function
+                del sys.modules[fn.module.__name__]
         self._functions.clear()
         self._restore_environment()
 
@@ -237,7 +241,7 @@ class Gateway:
             fn = self._function(consumer.route)
 
             def invoke(event: dict[str, Any], fn: LoadedFunction = fn) -> Any:
-                return fn.invoke(event, FakeLambdaContext(fn.route, str(uuid.uuid4())))
+                return fn.invoke(event, context_for(fn.route, str(uuid.uuid4())))
 
             poller = QueuePoller(consumer.queue_url, invoke, function_name=consumer.route.function_name,
                                  batch_size=consumer.batch_size,
@@ -248,7 +252,7 @@ class Gateway:
             fn = self._function(subscriber.route)
 
             def on_lines(event: dict[str, Any], fn: LoadedFunction = fn) -> Any:
-                return fn.invoke(event, FakeLambdaContext(fn.route, str(uuid.uuid4())))
+                return fn.invoke(event, context_for(fn.route, str(uuid.uuid4())))
 
             self.pollers.append(LogSubscription(on_lines, dead_letter_queue_url=subscriber.dead_letter_queue_url,
                                                 function_name=subscriber.route.function_name).start())
@@ -358,7 +362,7 @@ class Gateway:
                 [{"field": "body", "limit": LAMBDA_REQUEST_BYTES, "received": event_bytes}]), True
         try:
             fn = self._function(route.route)
-            result = fn.invoke(event, FakeLambdaContext(route.route, request_id))
+            result = fn.invoke(event, context_for(route.route, request_id))
             answer_bytes = len(json.dumps(result, default=str))
             if answer_bytes > LAMBDA_RESPONSE_BYTES:  # as deployed: Lambda refuses it, API Gateway answers 502
                 log.error("%s answered %d bytes, over Lambda's %d byte limit (request %s)", route.route.function,
@@ -532,7 +536,7 @@ def stop_signals_as_keyboard_interrupt() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from maas_local.default_target import FAKE_CREDENTIALS
+    from maas_core.aws_target import FAKE_CREDENTIALS
     from maas_local.stack import LocalStack, PortInUseError, check_port_free
 
     parser = argparse.ArgumentParser(

@@ -41,6 +41,9 @@ import boto3
 import maas_core.monitoring.capture as capture
 from maas_core.edge.awslogs import awslogs_event
 
+# stdlib logging, not Powertools: the local stack's messages are a developer's console output, in the
+# "maas_local" logger tree that configure_cli_logging (maas_local.gateway) prints for people, apart
+# from the handlers' JSON lines
 log = logging.getLogger(__name__)
 
 Invoke = Callable[[dict[str, Any]], Any]  # awslogs event -> the handler's result (the caller supplies the context)

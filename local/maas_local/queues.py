@@ -31,6 +31,9 @@ from typing import Any, Self
 
 import boto3
 
+# stdlib logging, not Powertools: the local stack's messages are a developer's console output, in the
+# "maas_local" logger tree that configure_cli_logging (maas_local.gateway) prints for people, apart
+# from the handlers' JSON lines
 log = logging.getLogger(__name__)
 
 Invoke = Callable[[dict[str, Any]], Any]  # event -> handler result (the caller supplies the context)

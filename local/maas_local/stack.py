@@ -26,7 +26,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from maas_local.default_target import local_stack_env
+from maas_core.aws_target import local_stack_env
 from maas_local.env import EnvPatch
 from maas_local.template import (
     LOCAL_REGION,
@@ -38,6 +38,9 @@ from maas_local.template import (
     local_resource_names,
 )
 
+# stdlib logging, not Powertools: the local stack's messages are a developer's console output, in the
+# "maas_local" logger tree that configure_cli_logging (maas_local.gateway) prints for people; and moto's
+# server logs through werkzeug's stdlib logger, which start() quiets
 log = logging.getLogger(__name__)
 
 

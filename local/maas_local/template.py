@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from maas_local.default_target import LOCAL_REGION
+from maas_core.aws_target import LOCAL_REGION
 
 __all__ = [
     "CfnLoader",

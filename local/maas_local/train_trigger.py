@@ -6,8 +6,9 @@ thread -> functions/train_trigger/app.py's handler, in-process (the same plumbin
 
 The handler is the deployed function's code; only its runner differs: LocalStack sets
 MAAS_TRAINING_RUNNER=inprocess (there is no AWS Batch, and no Docker for its container), so the dataset's
-`maas-train` command line runs in this process (TensorFlow included) instead of being submitted. A run
-takes seconds to minutes and blocks this poller only: predictions keep being served meanwhile.
+`maas-train` command line runs in this process (TensorFlow included) instead of being submitted: the
+trigger installs maas_training.cli.main as maas_core.training_jobs' in-process trainer. A run takes
+seconds to minutes and blocks this poller only: predictions keep being served meanwhile.
 
 Dev-only code: never shipped to Lambda.
 """
@@ -16,14 +17,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maas_local.batch_trigger import BatchTrigger, Handler, load_function_module
+from maas_core.training_jobs import install_in_process_trainer
+from maas_local.batch_trigger import BatchTrigger, Handler
+from maas_local.lambda_runtime import load_function
 
 DATASETS_PREFIX = "datasets/"
 
 
 def load_train_trigger_handler(repo_root: str | Path | None = None) -> Handler:
     """functions/train_trigger/app.py's lambda_handler, imported from the repository."""
-    return load_function_module("train_trigger", repo_root).lambda_handler  # type: ignore[no-any-return]
+    return load_function("train_trigger", repo_root).lambda_handler  # type: ignore[no-any-return]
 
 
 def penguins_training_config() -> dict[str, object]:
@@ -52,6 +55,9 @@ class TrainTrigger(BatchTrigger):
                  endpoint_url: str | None = None) -> None:
         super().__init__(bucket, handler=handler, queue_name=queue_name, dead_letter_queue_name=dead_letter_queue_name,
                          prefix=DATASETS_PREFIX, max_attempts=1, wait_seconds=wait_seconds, endpoint_url=endpoint_url)
+        from maas_training.cli import main as train_main  # the training package, only when asked
+
+        install_in_process_trainer(train_main)  # what MAAS_TRAINING_RUNNER=inprocess runs (LocalStack sets it)
 
     @property
     def handler(self) -> Handler:

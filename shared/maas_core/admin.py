@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Literal
 
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from maas_core.errors import ConflictError, NotFoundError
 from maas_core.registry import VERSION_SCHEMA, AliasTarget, Registry
 from maas_core.store import BundleStore
 
-log = logging.getLogger(__name__)
+logger = Logger(child=True)
 
 
 class AliasUpdate(BaseModel):
@@ -90,8 +90,8 @@ def delete_version(registry: Registry, store: BundleStore, model: str, version: 
         unregistered = True
     except NotFoundError as not_found:
         check_leftover_files(registry, store, model, version, not_found)
-        log.warning("version %s of model %s was unregistered by an earlier delete; deleting its leftover files",
-                    version, model)
+        logger.warning("the version was unregistered by an earlier delete; deleting its leftover files",
+                       extra={"model": model, "version": version})
         unregistered = False
     return unregistered, store.delete_bundle(model, version)
 

@@ -129,13 +129,6 @@ class ModelCache:
                     del self._models[k]
         return model
 
-    def put(self, name: str, version: str, model: LoadedModel, sha256: str | None = None) -> None:
-        """Cache a model loaded elsewhere (benchmarks); `sha256` of its model file shares its session."""
-        with self._lock:
-            self._models[(name, version, model.variant)] = model
-            if sha256:
-                self._sessions[sha256] = model.session
-
     def _known_manifest(self, name: str, version: str) -> Manifest | None:
         for (n, v, _), model in self._models.items():
             if (n, v) == (name, version):

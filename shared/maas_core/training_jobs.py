@@ -22,14 +22,14 @@ version}`, sanitised to Batch's 128 characters of [A-Za-z0-9_-]), so `maas train
 job the trigger submitted for its upload.
 
 `MAAS_TRAINING_RUNNER=inprocess` (set by the local stack: no Batch, no Docker there) runs the same
-command line in this process instead (`maas_training.cli.main`); the deployed function never does, and
-its layers hold no TensorFlow.
+command line in this process instead, with the trainer the local stack installs (`maas_training.cli.main`,
+through `install_in_process_trainer`): the core describes the job and never imports the training package
+above it. The deployed function never runs in process, and its layers hold no TensorFlow.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import re
 import time
 import uuid
@@ -298,10 +298,26 @@ def _transient(exc: Exception) -> bool:
     return status >= 500 or "Throttl" in aws.error_code(exc) or aws.error_code(exc) == "TooManyRequestsException"
 
 
+Trainer = Callable[[list[str]], int]
+"""`maas-train`'s entry point: the container's command line (arguments only) -> exit code."""
+
+_in_process_trainer: Trainer | None = None
+
+
+def install_in_process_trainer(trainer: Trainer | None) -> None:
+    """The trainer MAAS_TRAINING_RUNNER=inprocess runs (None: none). The local stack installs
+    maas_training.cli.main (maas_local.train_trigger); a deployed function has no training package."""
+    global _in_process_trainer
+    _in_process_trainer = trainer
+
+
 def run_in_process(request: TrainingRequest, table: str) -> SubmittedJob:
-    """The container's command line, run here (the local stack's runner). Imports the training package,
-    which a deployed function never has: only MAAS_TRAINING_RUNNER=inprocess gets here."""
-    train_main: Callable[[list[str]], int] = importlib.import_module("maas_training.cli").main
+    """The container's command line, run here by the installed trainer (the local stack's runner): only
+    MAAS_TRAINING_RUNNER=inprocess gets here."""
+    train_main = _in_process_trainer
+    if train_main is None:
+        raise RuntimeError("MAAS_TRAINING_RUNNER=inprocess, but no trainer is installed in this process "
+                           "(the local stack installs maas-train's: maas_local.train_trigger)")
     started = time.monotonic()
     try:
         code = train_main(request.command(table))

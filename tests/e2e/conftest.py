@@ -1,6 +1,7 @@
 """End-to-end fixtures: a moto server and the local gateway on free 127.0.0.1 ports, the tiny model
-(tests/tiny_model.py) published into it, and a small urllib HTTP client (`http` fixture). Module-scoped: one stack per test file, torn
-down (server stopped, os.environ restored) before the next file runs."""
+(maas_local/testing/tiny_model.py) published into it, and a small urllib HTTP client (`http` fixture).
+Module-scoped: one stack per test file, torn down (server stopped, os.environ restored) before the next
+file runs."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from maas_core.registry import Registry
 from maas_core.store import BundleStore
 from maas_local.gateway import Gateway
 from maas_local.stack import LocalStack
-from tests.tiny_model import publish_tiny_model
+from maas_local.testing.tiny_model import publish_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"

@@ -1,5 +1,5 @@
 """The local gateway over real HTTP on 127.0.0.1: template.yaml's routes, the predict and preprocess
-handlers, a moto server, and the tiny ONNX models (tests/tiny_model.py, tests/text_model.py)."""
+handlers, a moto server, and the tiny ONNX models (maas_local/testing/tiny_model.py and text_model.py)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from maas_core.manifest import Manifest
 from maas_core.registry import Registry
 from maas_core.store import BundleStore
 from maas_local.stack import LocalStack
-from tests import text_model
-from tests.tiny_model import SPEC, expected_probabilities
+from maas_local.testing import text_model
+from maas_local.testing.tiny_model import SPEC, expected_probabilities
 
 pytestmark = pytest.mark.e2e
 

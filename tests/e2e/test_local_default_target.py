@@ -1,5 +1,5 @@
 """Workstation commands without an AWS target: `--local`, and the local stack as the default when a machine
-has no AWS credentials (maas_local.default_target), against a real moto server on a free port."""
+has no AWS credentials (maas_core.aws_target), against a real moto server on a free port."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from unittest import mock
 import pytest
 
 from maas_cli.main import main as maas
+from maas_core import aws_target
+from maas_core.aws_target import reset_maas_caches
 from maas_core.manifest import Manifest
 from maas_core.registry import Registry
-from maas_local import default_target
-from maas_local.env import reset_maas_caches
 from maas_local.stack import LocalStack
 from maas_training.cli import main as maas_train
 from maas_training.datasets import PENGUINS as PENGUINS_CSV
@@ -42,7 +42,7 @@ def no_aws_credentials(environ: None, tmp_path: Path) -> None:
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "no-credentials")
     os.environ["AWS_CONFIG_FILE"] = str(tmp_path / "no-config")
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # no instance-metadata lookup either
-    assert not default_target.has_aws_credentials()
+    assert not aws_target.has_aws_credentials()
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_no_credentials_makes_maas_use_the_local_stack(
         local_stack: LocalStack, tiny_model: Manifest, no_aws_credentials: None,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     # Given the local stack listening where the default points, holding the tiny model
-    monkeypatch.setattr(default_target, "LOCAL_ENDPOINT", local_stack.endpoint_url)
+    monkeypatch.setattr(aws_target, "LOCAL_ENDPOINT", local_stack.endpoint_url)
     # When `maas models` runs with no AWS credentials and no --bucket
     os.environ["MAAS_REGISTRY_TABLE"] = local_stack.names["RegistryTable"]
     code = maas(["models", "--json"])
@@ -72,7 +72,7 @@ def test_no_credentials_makes_maas_use_the_local_stack(
 def test_no_credentials_and_no_local_stack_is_a_clear_error(
         no_aws_credentials: None, closed_endpoint: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(default_target, "LOCAL_ENDPOINT", closed_endpoint)
+    monkeypatch.setattr(aws_target, "LOCAL_ENDPOINT", closed_endpoint)
     # When either command runs with nothing to publish to
     assert maas(["models"]) == 1
     _, err = capsys.readouterr()
@@ -100,7 +100,7 @@ def test_anything_naming_aws_keeps_the_default_off(environ: None, no_aws_credent
         os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:1"
     before = dict(os.environ)
     # When the target is chosen
-    used = default_target.choose_target(None, bucket_given=setting == "bucket", announce=pytest.fail)
+    used = aws_target.choose_target(None, bucket_given=setting == "bucket", announce=pytest.fail)
     # Then boto3's own settings stand, untouched
     assert used is None and dict(os.environ) == before
 

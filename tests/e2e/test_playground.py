@@ -1,7 +1,8 @@
 """The playground (maas_local/playground/, served by the local gateway under /playground/) and its API reference,
 used as a person uses them: in a real headless Chromium (Debian's, driven by Playwright; see
-tests/e2e/test_browser_cors.py), against real onnxruntime models (tests/tiny_model.py, tests/text_model.py) behind
-the local gateway with API keys on. Screenshots go to artifacts/playground-*.png for a person to look at.
+tests/e2e/test_browser_cors.py), against real onnxruntime models (maas_local/testing/tiny_model.py and
+text_model.py) behind the local gateway with API keys on. Screenshots go to artifacts/playground-*.png for a
+person to look at.
 
 The page is tested twice over: same origin (the gateway serves it, no CORS involved) and hosted elsewhere (a
 plain static server, as on S3 or any host), calling the API cross-origin with AllowedOrigins naming that host."""
@@ -33,7 +34,7 @@ from maas_local.stack import LocalStack
 from maas_local.static import CSP, PLAYGROUND_PREFIX, StaticSite
 from tests.e2e.conftest import REPO, TEMPLATE
 from tests.e2e.test_browser_cors import browser  # noqa: F401 - the module's Chromium, a fixture
-from tests.text_model import publish_text_model
+from maas_local.testing.text_model import publish_text_model
 
 pytestmark = pytest.mark.e2e
 

@@ -26,8 +26,8 @@ from moto import mock_aws
 
 from tests.conftest import create_registry_table
 from tests.lambda_events import FakeLambdaContext, load_function, rest_event
-from tests.text_model import publish_text_model
-from tests.tiny_model import publish_tiny_model
+from maas_local.testing.text_model import publish_text_model
+from maas_local.testing.tiny_model import publish_tiny_model
 
 pytestmark = pytest.mark.fuzz
 

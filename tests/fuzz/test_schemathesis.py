@@ -34,7 +34,7 @@ from maas_core.registry import Registry
 from maas_core.store import BundleStore
 from maas_local.gateway import Gateway
 from maas_local.stack import LocalStack
-from tests.tiny_model import publish_tiny_model
+from maas_local.testing.tiny_model import publish_tiny_model
 
 pytestmark = pytest.mark.fuzz
 

@@ -7,7 +7,7 @@ output depends on x1, and row i of a generated file has x1 = i); the rows the ca
 errors it expects (by field and words of the reason) or blank. Files the job must refuse as a whole (a
 gzip bomb, too many rows, too many bytes) fail early, with a report under batch/failed/ and no output.
 
-The tiny model (tests/tiny_model.py) reads x1 (number, required), x2 (number) and colour (blue/red); the
+The tiny model (maas_local/testing/tiny_model.py) reads x1 (number, required), x2 (number) and colour (blue/red); the
 files here also carry a `note` column it ignores.
 """
 
@@ -29,7 +29,7 @@ from maas_core.settings import Settings
 
 from tests.conftest import AwsWorld
 from tests.integration.test_batch import exists, failed_key, get_bytes, out_key, put, read_jsonl, s3
-from tests.tiny_model import publish_tiny_model
+from maas_local.testing.tiny_model import publish_tiny_model
 
 HEADER = "x1,x2,colour,note"
 COUNTS = ("maas-rows-read", "maas-rows-predicted", "maas-rows-rejected", "maas-rows-blank")

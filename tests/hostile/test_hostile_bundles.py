@@ -1,8 +1,8 @@
 """Hostile or broken model bundles: bundles that load but cannot run, outputs that are not finite, ONNX
 external data, and 500s that must not leak internals (hashes, library messages and versions).
 
-The tiny model (tests/tiny_model.py): fields x1 (number), x2 (number, optional, scale 2), colour (blue/red);
-a 4-column float32 input; softmax over no/yes.
+The tiny model (maas_local/testing/tiny_model.py): fields x1 (number), x2 (number, optional, scale 2),
+colour (blue/red); a 4-column float32 input; softmax over no/yes.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from maas_core.manifest import TensorInfo
 from maas_core.preprocess import NumericFeature, PreprocessSpec
 from maas_core.registration import ModelDeclaration, register_onnx
 from maas_core.settings import get_settings
-from tests import text_model, tiny_model
+from maas_local.testing import text_model, tiny_model
 from tests.lambda_events import assert_error, call, load_function
-from tests.model_bundles import publish
-from tests.tiny_model import LABELS, SPEC, WEIGHTS, publish_tiny_model
+from maas_local.testing.bundles import publish
+from maas_local.testing.tiny_model import LABELS, SPEC, WEIGHTS, publish_tiny_model
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 PREDICT = "/v1/models/tiny/predict"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.lambda_events import assert_error, call, load_function
-from tests.tiny_model import publish_tiny_model
+from maas_local.testing.tiny_model import publish_tiny_model
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from maas_core.settings import get_settings
 from tests.lambda_events import FakeLambdaContext, load_function, rest_event
-from tests.tiny_model import publish_tiny_model, upload_tiny_model
+from maas_local.testing.tiny_model import publish_tiny_model, upload_tiny_model
 
 
 @pytest.fixture

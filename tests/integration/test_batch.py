@@ -1,6 +1,6 @@
 """Batch predictions from S3 files (maas_core.batch, functions/batch, maas_local.batch_trigger), on moto.
 
-The tiny model (tests/tiny_model.py) has fields x1 (number, required), x2 (number, optional) and
+The tiny model (maas_local/testing/tiny_model.py) has fields x1 (number, required), x2 (number, optional) and
 colour (string, blue/red); labels no/yes.
 """
 
@@ -43,7 +43,7 @@ from maas_core.store import BundleStore
 
 from tests.conftest import AwsWorld, create_registry_table
 from tests.lambda_events import FakeLambdaContext, load_function
-from tests.tiny_model import publish_tiny_model
+from maas_local.testing.tiny_model import publish_tiny_model
 
 FIELDS = ["x1", "x2", "colour"]
 

@@ -25,12 +25,12 @@ from maas_core.settings import Settings, get_settings
 from maas_local.log_subscription import LogSubscription
 from maas_training.evaluate import baseline_statistics
 
-from tests import text_model
+from maas_local.testing import text_model
 from tests.conftest import AwsWorld, create_registry_table
 from tests.integration.test_batch import make_records, out_key, put, read_jsonl, s3_event, to_csv, to_jsonl
 from tests.integration.test_monitoring import broken_stdout, dimension_sets, emf_blobs
 from tests.lambda_events import FakeLambdaContext, call, load_function
-from tests.tiny_model import publish_tiny_model
+from maas_local.testing.tiny_model import publish_tiny_model
 
 CAPTURES = "test-captures"
 CONTEXT = FakeLambdaContext(remaining_ms=900_000)

@@ -20,7 +20,7 @@ from tests.conftest import create_registry_table
 from tests.integration.test_batch import make_records, put, read_jsonl, out_key, to_csv
 from tests.integration.test_monitoring import lines_written
 from tests.lambda_events import call, load_function
-from tests.tiny_model import publish_tiny_model
+from maas_local.testing.tiny_model import publish_tiny_model
 
 CAPTURES = "test-captures"
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}

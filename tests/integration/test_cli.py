@@ -205,7 +205,7 @@ def test_delete_in_a_versioned_bucket_removes_every_object_version(cli, iris, aw
 
 def test_delete_keeps_the_files_of_a_version_never_registered_unless_asked(cli, aws_world) -> None:
     # Given version 1's bundle uploaded but not registered (a publish in progress, or one that failed)
-    from tests.tiny_model import upload_tiny_model
+    from maas_local.testing.tiny_model import upload_tiny_model
 
     upload_tiny_model(aws_world.store, aws_world.registry, name="half")
     # When deleted without --unregistered, Then it is refused and the files stay

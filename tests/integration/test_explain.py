@@ -1,5 +1,5 @@
 """Explanations (?explain=true): occlusion against the training baseline, on hand-written ONNX models
-whose important fields are known (tests/tiny_model.py style, built with onnx.helper)."""
+whose important fields are known (maas_local/testing/tiny_model.py style, built with onnx.helper)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from maas_core.preprocess import BooleanFeature, CategoricalFeature, NumericFeat
 from maas_core.registry import Registry
 from maas_core.settings import Settings, get_settings
 from maas_core.store import BundleStore
-from tests import text_model
+from maas_local.testing import text_model
 from tests.lambda_events import assert_error, call, load_function
 
 # x1 matters a lot, x2 not at all, colour and flag a little. Encoded columns:

@@ -60,7 +60,7 @@ from maas_core.settings import Settings, get_settings
 from tests.integration.test_monitoring import CAPTURES, World, lines_written
 from tests.integration.test_monitoring import world as monitoring_world  # noqa: F401 - a fixture
 from tests.lambda_events import assert_error, load_function, rest_event, FakeLambdaContext
-from tests.tiny_model import publish_tiny_model
+from maas_local.testing.tiny_model import publish_tiny_model
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 SECRET_ARN = "arn:aws:iam::123456789012:role/secret-role-name"  # in AWS's message; never in ours

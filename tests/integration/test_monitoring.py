@@ -29,8 +29,15 @@ from maas_local.log_subscription import LogSubscription
 
 from tests.conftest import create_registry_table
 from tests.lambda_events import FakeLambdaContext, assert_error, call, load_function
-from tests.model_bundles import publish
-from tests.tiny_model import LABELS, SPEC, WEIGHTS, onnx_bytes, publish_sensitive_tiny_model, publish_tiny_model
+from maas_local.testing.bundles import publish
+from maas_local.testing.tiny_model import (
+    LABELS,
+    SPEC,
+    WEIGHTS,
+    onnx_bytes,
+    publish_sensitive_tiny_model,
+    publish_tiny_model,
+)
 from tests.unit.test_monitoring_formulas import (
     EXPECTED,
     EXPECTED_MATRIX,

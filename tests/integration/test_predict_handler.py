@@ -10,8 +10,8 @@ import pytest
 
 from maas_core.settings import get_settings
 from tests.lambda_events import assert_error, call, load_function
-from tests import text_model
-from tests.tiny_model import SPEC, expected_probabilities, publish_tiny_model
+from maas_local.testing import text_model
+from maas_local.testing.tiny_model import SPEC, expected_probabilities, publish_tiny_model
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 
@@ -162,7 +162,7 @@ def test_the_api_serves_its_openapi_document_with_the_error_shape(handler) -> No
 
 @pytest.fixture
 def text_handler(handler, aws_world):
-    """Given the predict function and the tiny text model (tests/text_model.py) published as prod."""
+    """Given the predict function and the tiny text model (maas_local/testing/text_model.py) published as prod."""
     text_model.publish_text_model(aws_world.store, aws_world.registry)
     return handler
 

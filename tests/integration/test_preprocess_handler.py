@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from maas_core.settings import get_settings
-from tests import text_model
+from maas_local.testing import text_model
 from tests.lambda_events import assert_error, call, load_function
-from tests.tiny_model import SPEC, publish_tiny_model
+from maas_local.testing.tiny_model import SPEC, publish_tiny_model
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 PATH = "/v1/models/tiny/preprocess"
@@ -77,7 +77,7 @@ def test_text_model_gives_integer_token_ids(handler, aws_world) -> None:
 
 def test_preprocess_and_predict_agree(handler, aws_world) -> None:
     """The features preprocess returns, run through the model, give the probabilities predict returns."""
-    from tests.tiny_model import expected_probabilities
+    from maas_local.testing.tiny_model import expected_probabilities
 
     predict = load_function("predict")
     records = [GOOD, {"x1": -1, "colour": "red"}]

@@ -19,7 +19,7 @@ from maas_core.monitoring.quality import EPSILON
 
 from tests.conftest import AwsWorld, create_registry_table
 from tests.integration.test_monitoring import capture
-from tests.tiny_model import LABELS, SPEC, WEIGHTS, onnx_bytes
+from maas_local.testing.tiny_model import LABELS, SPEC, WEIGHTS, onnx_bytes
 
 CAPTURES = "test-captures"
 T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)

@@ -26,10 +26,12 @@ from maas_core.training_jobs import (
     JOB_NAME_MAX,
     TrainingRequestError,
     config_folders,
+    install_in_process_trainer,
     job_name,
     parse_dataset_key,
     request_for_upload,
 )
+from maas_training.cli import main as train_main
 from maas_training.datasets import PENGUINS
 
 from tests.conftest import create_registry_table
@@ -401,11 +403,36 @@ def test_jsonl_datasets_become_csv_with_every_key_as_a_column(tmp_path: Path) ->
 # --- locally: the same trigger trains in-process ---------------------------------------------------
 
 
+@pytest.fixture
+def in_process_trainer() -> Iterator[None]:
+    """Given maas-train's main installed as the in-process trainer, as the local stack's trigger installs it
+    (maas_local.train_trigger.TrainTrigger)."""
+    install_in_process_trainer(train_main)
+    yield
+    install_in_process_trainer(None)
+
+
+def test_the_in_process_runner_without_a_trainer_fails_the_invocation(world: BatchWorld,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given MAAS_TRAINING_RUNNER=inprocess in a process where nothing installed a trainer (the core never imports
+    the training package itself),
+    when a dataset's upload reaches the trigger,
+    then the invocation fails (so Lambda would retry it), naming who installs one, and nothing is submitted."""
+    monkeypatch.setenv("MAAS_TRAINING_RUNNER", "inprocess")
+    install_in_process_trainer(None)
+    world.put("datasets/penguins/training.json", json.dumps(PENGUINS_CONFIG))
+    world.put("datasets/penguins/penguins.csv", PENGUINS.read_bytes())
+    with pytest.raises(RuntimeError, match="no trainer is installed.*maas_local.train_trigger"):
+        world.trigger("datasets/penguins/penguins.csv")
+    assert world.jobs() == []
+
+
 @pytest.mark.training
+@pytest.mark.usefixtures("in_process_trainer")
 def test_the_local_runner_trains_and_registers_the_uploaded_dataset_in_process(world: BatchWorld,
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """Given MAAS_TRAINING_RUNNER=inprocess (what the local stack sets) and the penguins dataset uploaded under
-    datasets/penguins/ with a training.json promoting to prod,
+    """Given MAAS_TRAINING_RUNNER=inprocess (what the local stack sets), maas-train's main as the in-process
+    trainer, and the penguins dataset uploaded under datasets/penguins/ with a training.json promoting to prod,
     when the trigger gets the event,
     then the job's own command line runs here: version 1 is published and registered, prod points at it, and
     nothing is submitted to Batch."""

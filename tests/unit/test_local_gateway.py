@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from maas_local.lambda_runtime import FakeLambdaContext
+from maas_local.lambda_runtime import context_for
 from maas_local.proxy_integration import BadFunctionResponse, build_event, decode_response
 from maas_local.routing import Router
 from maas_local.template import CorsPreflight, Route
@@ -89,7 +89,7 @@ def test_decode_response() -> None:
 
 
 def test_fake_context_counts_down_from_the_timeout() -> None:
-    ctx = FakeLambdaContext(route("GET", "/"), "rid")
+    ctx = context_for(route("GET", "/"), "rid")
     assert 4000 < ctx.get_remaining_time_in_millis() <= 5000
     assert ctx.memory_limit_in_mb == 512 and ctx.aws_request_id == "rid"
     assert ctx.invoked_function_arn.endswith(":function:maas-local-Fn")

@@ -20,7 +20,7 @@ run; a .jsonl dataset (one JSON object per line) is read as CSV (maas_training.s
 
 AWS comes from the usual boto3 settings; AWS_ENDPOINT_URL points it at a local moto server. `--local`, or
 a machine with no AWS credentials (and no --bucket), publishes to the local stack `make demo` keeps serving
-on 127.0.0.1:4566 (maas_local.default_target).
+on 127.0.0.1:4566 (maas_core.aws_target).
 Exit codes: 0 published, 1 the job failed (message on stderr), 2 bad arguments.
 """
 
@@ -35,7 +35,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from maas_local.default_target import LOCAL_ENDPOINT, NoTargetError, choose_target
+from maas_core.aws_target import LOCAL_ENDPOINT, NoTargetError, choose_target
 from maas_training.config import TrainingConfig, read_config_file
 from maas_training.sources import fetched_inputs, path_or_s3
 

@@ -15,7 +15,7 @@ or R^2 for a regression) falls more than `max_metric_drop` below the float model
 
 from __future__ import annotations
 
-import logging
+import logging  # only to filter a message onnxruntime.quantization logs on the root logger
 import subprocess
 import sys
 import tempfile

@@ -16,16 +16,15 @@ large the object grows.
 
 from __future__ import annotations
 
-import logging
 from types import TracebackType
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-S3_MIN_PART_SIZE = 5 * 1024 * 1024
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 
-log = logging.getLogger(__name__)
+logger = Logger(child=True)
 
 
 class AtomicS3Writer:
@@ -96,8 +95,8 @@ class AtomicS3Writer:
             try:
                 self.s3.delete_object(Bucket=self.bucket, Key=self.key)
             except (ClientError, BotoCoreError):
-                log.warning("could not delete s3://%s/%s after its metadata copy failed", self.bucket, self.key,
-                            exc_info=True)
+                logger.warning("could not delete the object after its metadata copy failed",
+                               extra={"bucket": self.bucket, "key": self.key}, exc_info=True)
             raise
 
     def abort(self) -> None:
@@ -110,8 +109,9 @@ class AtomicS3Writer:
             try:
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
             except (ClientError, BotoCoreError):  # a lifecycle rule cleans up what we could not
-                log.warning("could not abort multipart upload %s of s3://%s/%s", self._upload_id, self.bucket,
-                            self.key, exc_info=True)
+                logger.warning("could not abort multipart upload",
+                               extra={"upload_id": self._upload_id, "bucket": self.bucket, "key": self.key},
+                               exc_info=True)
 
     def _upload_part(self) -> None:
         try:

@@ -23,13 +23,9 @@ FIRST_WORD_ID = 2
 _PUNCTUATION = re.compile(r"[^\w\s]+")
 
 
-def standardize(text: str, lowercase: bool = True, strip_punctuation: bool = True) -> str:
-    """NFKC-normalise (so 'ﬁ' == 'fi', full-width == ASCII, NBSP == space), then lowercase with full
-    Unicode case folding and replace punctuation by spaces."""
-    return _unpunctuated(_folded(text, lowercase), strip_punctuation)
-
-
 def _folded(text: str, lowercase: bool) -> str:
+    """NFKC-normalised (so 'ﬁ' == 'fi', full-width == ASCII, NBSP == space), then lowercased with full
+    Unicode case folding; _unpunctuated then replaces punctuation by spaces."""
     text = unicodedata.normalize("NFKC", text)
     return text.casefold() if lowercase else text
 

@@ -14,7 +14,7 @@ from maas_core.manifest import Manifest, TensorInfo
 from maas_core.preprocess import CategoricalFeature, NumericFeature, PreprocessSpec
 from maas_core.registry import Registry
 from maas_core.store import BundleStore
-from tests.model_bundles import publish, upload
+from maas_local.testing.bundles import publish, upload
 
 SPEC = PreprocessSpec(features=[
     NumericFeature(name="x1", fill=0.0, center=0.0, scale=1.0),

@@ -17,7 +17,7 @@ from maas_core.manifest import Manifest, TensorInfo
 from maas_core.preprocess import ColumnConfig, PreprocessSpec, SpecConfig
 from maas_core.registry import Registry
 from maas_core.store import BundleStore
-from tests.model_bundles import publish
+from maas_local.testing.bundles import publish
 
 TEXT_FIELD = "text"
 MAX_LENGTH = 8

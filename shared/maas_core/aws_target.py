@@ -1,9 +1,13 @@
-"""Where a workstation command (`maas-train`, `maas`) talks to when nothing names an AWS target.
+"""Which AWS a workstation command (`maas-train`, `maas`) talks to when nothing names an AWS target.
 
 `make demo` keeps a moto server on 127.0.0.1:4566 holding the template's bucket and table. A command run
 with `--local`, or on a machine with no AWS credentials, no AWS_ENDPOINT_URL and no --bucket, goes there:
 the same code path as AWS, pointed at moto by the environment. Nothing here touches real AWS, and nothing
-here imports moto (the training container installs this package without it).
+here imports moto (the training container has none).
+
+It is in the core because the packages that need it may not import one another for it: the training
+CLI (below the other two), the `maas` CLI and the local stack (maas_local.stack serves at this address).
+No Lambda function uses it.
 """
 
 from __future__ import annotations
@@ -13,11 +17,17 @@ import socket
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from maas_local.env import reset_maas_caches
-
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 LOCAL_REGION = "us-east-1"  # the region maas_local.stack creates the template's resources in
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+def reset_maas_caches() -> None:
+    """Drop maas_core's cached boto3 clients and settings so they see a changed environment."""
+    from maas_core import aws, settings  # boto3 only when used: `maas-train --help` does not load it
+
+    aws.reset_clients()
+    settings.get_settings.cache_clear()
 
 
 class NoTargetError(ValueError):
