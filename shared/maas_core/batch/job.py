@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -64,6 +63,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
@@ -91,7 +91,7 @@ from maas_core.registry import check_version
 if TYPE_CHECKING:
     from maas_core.monitoring.batch import BatchMonitor
 
-log = logging.getLogger(__name__)
+logger = Logger(child=True)
 
 META_VERSION = "maas-version"  # input metadata: predict with this version
 META_ALIAS = "maas-alias"  # input metadata: predict with the version of this alias
@@ -181,7 +181,7 @@ class _Run:
             obj = self.s3.get_object(Bucket=self.bucket, Key=paths.input_key)
         except ClientError as exc:
             if aws.is_not_found(exc):  # deleted after its event was sent: nothing to do
-                log.warning("batch input %s is gone; nothing to do", self.result.input)
+                logger.warning("batch input is gone; nothing to do", extra={"input": self.result.input})
                 return self._finish("gone")
             raise
         body = obj["Body"]
@@ -271,7 +271,8 @@ class _Run:
             r = self.result  # the counts of the run this repeats (absent from outputs of older runs: 0)
             r.rows, r.predicted, r.rejected, r.blank = (int(meta.get(k) or 0) for k in (
                 OUT_ROWS_READ, OUT_ROWS_PREDICTED, OUT_ROWS_REJECTED, OUT_ROWS_BLANK))
-            log.info("%s was already processed with version %s; skipping", self.result.input, version)
+            logger.info("batch input already processed by this version; skipped",
+                        extra={"input": self.result.input, "version": version, "variant": variant})
             return True
         return False
 
@@ -281,7 +282,8 @@ class _Run:
         try:
             self.s3.delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError):
-            log.warning("could not withdraw s3://%s/%s of a failed run", self.bucket, key, exc_info=True)
+            logger.warning("could not withdraw an output of a failed run",
+                           extra={"output": f"s3://{self.bucket}/{key}"}, exc_info=True)
 
     def _remove_stale_failure_report(self) -> None:
         key = self.paths.failure_key
@@ -292,7 +294,8 @@ class _Run:
         try:
             self.s3.delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError):
-            log.warning("could not remove the stale failure report s3://%s/%s", self.bucket, key, exc_info=True)
+            logger.warning("could not remove the stale failure report", extra={"report": f"s3://{self.bucket}/{key}"},
+                           exc_info=True)
 
     def _check_time(self) -> None:
         if self.time_left is not None and self.time_left() < MIN_TIME_LEFT_SECONDS:
@@ -437,4 +440,5 @@ def write_failure_report(s3: Any, bucket: str, paths: BatchPaths, failure: Batch
     try:
         s3.put_object(Bucket=bucket, Key=paths.failure_key, Body=body, ContentType="application/json")
     except (ClientError, BotoCoreError):
-        log.exception("could not write the failure report s3://%s/%s", bucket, paths.failure_key)
+        logger.exception("could not write the failure report",
+                         extra={"report": f"s3://{bucket}/{paths.failure_key}", "error": failure.code})
