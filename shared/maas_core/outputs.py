@@ -35,20 +35,19 @@ class Predictions:
     best: list[int]
     probabilities: list[list[float]]
 
-    def __len__(self) -> int:
-        return len(self.values) if self.regression else len(self.best)
-
-    def best_labels(self) -> list[str]:
+    def outputs(self, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Per record, its prediction's fields: {"value"}, or {"label", "probabilities": {label: p}}; with
+        `ids`, each after its {"id"} (the predict API's Prediction). Built in one pass: the predict path's cost."""
         labels = self.labels
-        return [labels[b] for b in self.best]
-
-    def outputs(self) -> list[dict[str, Any]]:
-        """Per record, its prediction's output fields: {"value"}, or {"label", "probabilities": {label: p}}."""
+        if ids is None:
+            if self.regression:
+                return [{"value": v} for v in self.values]
+            return [{"label": labels[b], "probabilities": dict(zip(labels, p))}
+                    for b, p in zip(self.best, self.probabilities)]
         if self.regression:
-            return [{"value": v} for v in self.values]
-        labels = self.labels
-        return [{"label": b, "probabilities": dict(zip(labels, p))}
-                for b, p in zip(self.best_labels(), self.probabilities)]
+            return [{"id": i, "value": v} for i, v in zip(ids, self.values)]
+        return [{"id": i, "label": labels[b], "probabilities": dict(zip(labels, p))}
+                for i, b, p in zip(ids, self.best, self.probabilities)]
 
 
 def shape_outputs(task: str, labels: Sequence[str], outputs: np.ndarray) -> Predictions:

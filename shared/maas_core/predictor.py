@@ -233,7 +233,7 @@ def shape_predictions(model: LoadedModel, outputs: np.ndarray) -> list[dict[str,
     m = model.manifest
     request_id = new_request_id()  # time-ordered: the captures table keys on it (maas_core.ids)
     ids = [f"{request_id}-{i}" for i in range(len(outputs))]
-    return [{"id": i, **output} for i, output in zip(ids, shape_outputs(m.task, m.labels, outputs).outputs())]
+    return shape_outputs(m.task, m.labels, outputs).outputs(ids)
 
 
 def _ms(seconds: float) -> float:
