@@ -71,9 +71,9 @@ def resolve_monitored(app: APIGatewayRestResolver, event: dict[str, Any], contex
         with tokens_reused():  # a text is tokenized once, for the model and for its capture
             try:
                 response = resolve(app, event, context)
-            except BaseException:
-                monitor.record(500, request.started, request.outcome, request.route)  # Lambda's crash: the
-                raise  # resolver answers every error itself
+            except BaseException:  # Lambda's crash: the resolver answers every error itself
+                monitor.record(500, request.started, request.outcome, request.route)
+                raise
             monitor.record(response_status(response), request.started, request.outcome, request.route)
     finally:
         app.context.pop(_CONTEXT_KEY, None)  # an answer given before the resolver ran leaves it there
