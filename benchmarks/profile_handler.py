@@ -127,6 +127,7 @@ def cold(world: PenguinsWorld, repeats: int, layer_repeats: int = 11) -> None:
 def components(world: PenguinsWorld, n_records: int, repeats: int, batch: int) -> None:
     import pydantic
     from maas_core.edge.http import json_response, resolve, serialized_json_response
+    from maas_core.edge.predict_requests import resolve_monitored
     from maas_core.predictor import PredictResponse, shape_predictions
     from maas_core.schemas import PredictRequest
 
@@ -144,7 +145,8 @@ def components(world: PenguinsWorld, n_records: int, repeats: int, batch: int) -
         model = p.load("penguins", route.version)
         x = model.spec.transform(records)
         outputs = model.run(x)
-        response = p.predict("penguins", records, routing_key="127.0.0.1")
+        outcome = p.predict("penguins", records, routing_key="127.0.0.1")
+        response = outcome.response
         dumped = response.model_dump(mode="json", exclude_none=True)
         request = PredictRequest.model_validate(json.loads(body))
         any_dict = pydantic.TypeAdapter(dict[str, Any])
@@ -152,7 +154,7 @@ def components(world: PenguinsWorld, n_records: int, repeats: int, batch: int) -
 
         pieces: dict[str, Callable[[], Any]] = {
             "whole handler (lambda_handler)": lambda: app.lambda_handler(event, ctx),
-            "  minus logger decorator: monitor().observe(resolve)": lambda: monitor.observe(event, lambda: resolve(app.app, event, ctx)),
+            "  minus logger decorator: resolve_monitored(app)": lambda: resolve_monitored(app.app, event, ctx, monitor),
             "  minus monitoring: maas_core.edge.http.resolve(app)": lambda: resolve(app.app, event, ctx),
             "  json.loads(body)": lambda: json.loads(body),
             "  request validation: PredictRequest.model_validate(json)": lambda: PredictRequest.model_validate(json.loads(body)),
@@ -164,7 +166,7 @@ def components(world: PenguinsWorld, n_records: int, repeats: int, batch: int) -
             "    shape_predictions (a dict per record)": lambda: shape_predictions(model, outputs),
             "    PredictResponse.model_validate (all predictions, one call)": lambda: PredictResponse.model_validate(
                 {"model": "penguins", "version": "1", "predictions": shape_predictions(model, outputs)}),
-            "  monitor().answered (label counts)": lambda: monitor.answered(p, records, response),
+            "  monitor().record (label counts, capture, EMF)": lambda: monitor.record(200, time.perf_counter(), outcome),
             "  serialized_json_response: model_dump_json (what predict does)": lambda: serialized_json_response(response),
             "  before: json_response: model_dump(mode=json)": lambda: json_response(response),
             "  before: Powertools response validation (dict[str, Any])": lambda: any_dict.dump_python(any_dict.validate_python(dumped), mode="json"),

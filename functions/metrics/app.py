@@ -18,7 +18,8 @@ from maas_core.edge.http import (
     ok_response,
     resolve,
 )
-from maas_core.monitoring import MonitoringService, is_publish_event, parse_window
+from maas_core.edge.schedule import is_publish_event
+from maas_core.monitoring import MonitoringService, parse_window
 from maas_core.monitoring.schemas import (
     FeedbackRequest,
     FeedbackResponse,

@@ -13,13 +13,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core import __version__
 from maas_core.edge import coldstart
-from maas_core.edge.http import build_resolver, error_responses, ok_response, resolve, serialized_json_response
+from maas_core.edge.http import build_resolver, error_responses, ok_response
+from maas_core.edge.predict_requests import answer, resolve_monitored
 from maas_core.manifest import VARIANTS
 from maas_core.monitoring import PredictMonitor
 from maas_core.edge.openapi import DOCUMENT_RESPONSE, NAME_SCHEMA, VERSION_SCHEMA, ModelDescription, ModelList, ModelName
 from maas_core.edge.openapi import document as openapi_document
 from maas_core.predictor import Predictor
-from maas_core.preprocess.text import tokens_reused
 from maas_core.schemas import HealthResponse, PredictRequest, PredictResponse
 from maas_core.settings import get_settings
 
@@ -90,15 +90,13 @@ def predict(
                                               description="sticky canary routing key; default: the caller's IP")] = None,
 ) -> Response[str]:  # pre-serialised JSON (PredictResponse, documented above)
     key = routing_key or app.current_event.request_context.identity.source_ip
-    # classifiers answer label + probabilities, regressors a value: the other fields are left out
-    with tokens_reused():  # a text is tokenized once, for the model and for its capture
-        response = predictor().predict(model, request.records, version=version, alias=alias, routing_key=key,
-                                       explain=explain, on_route=monitor().routed, variant=variant)
-        monitor().answered(predictor(), request.records, response)  # label counts, capture; never raises
-    return serialized_json_response(response)
+    # classifiers answer label + probabilities, regressors a value: the other fields are left out; the
+    # prediction's outcome goes to the monitor (maas_core.edge.predict_requests)
+    return answer(app, lambda: predictor().predict(model, request.records, version=version, alias=alias,
+                                                   routing_key=key, explain=explain, variant=variant))
 
 
 # every log line of the request names API Gateway's request id (also in the answer: maas_core.edge.http)
 @logger.inject_lambda_context(clear_state=True, correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return monitor().observe(event, lambda: resolve(app, event, context))
+    return resolve_monitored(app, event, context, monitor())  # each predict request counted, captured

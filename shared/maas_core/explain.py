@@ -41,7 +41,7 @@ import numpy as np
 from maas_core.baseline import baseline_values
 from maas_core.errors import MaasError, UnprocessableError
 from maas_core.model_cache import LoadedModel
-from maas_core.outputs import class_probabilities, nonfinite_rows, refuse_nonfinite
+from maas_core.outputs import PROBABILITY_DIGITS, class_probabilities, nonfinite_rows, refuse_nonfinite
 from maas_core.preprocess import PreprocessSpec
 from maas_core.schemas import Explanation
 
@@ -49,7 +49,7 @@ __all__ = ["baseline_values", "check_explainable", "explain_predictions", "occlu
 
 METHOD = "occlusion"
 BASELINE = "training"
-_DIGITS = 6  # like the probabilities in a prediction
+_DIGITS = PROBABILITY_DIGITS  # like the probabilities in a prediction
 
 
 def check_explainable(model: LoadedModel) -> None:

@@ -1,6 +1,8 @@
 """Prediction logic: resolve a model version, load it (cached), preprocess, run, shape the output.
 
 Records are JSON objects, or for a text model also bare strings; the fitted spec validates them.
+`predict` returns the answer with what made it, a PredictionOutcome (maas_core.outcome), which the predict
+API's monitor takes whole.
 """
 
 from __future__ import annotations
@@ -8,12 +10,10 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from aws_lambda_powertools import Logger
 
 from maas_core import deadline
@@ -21,24 +21,14 @@ from maas_core.errors import IntegrityError, MaasError, ModelLoadError, PayloadT
 from maas_core.ids import new_request_id
 from maas_core.manifest import DEFAULT_VARIANT, VARIANTS
 from maas_core.model_cache import LoadedModel, ModelCache
-from maas_core.outputs import class_probabilities, nonfinite_rows, refuse_nonfinite
+from maas_core.outcome import PredictionOutcome, Route, Timings, note_route
+from maas_core.outputs import nonfinite_rows, refuse_nonfinite, shape_outputs
 from maas_core.registry import AliasTarget, Registry, check_name, check_version
 from maas_core.schemas import PredictResponse, PreprocessResponse
 from maas_core.settings import Settings
 from maas_core.store import BundleStore
 
 logger = Logger(child=True)
-
-
-@dataclass(frozen=True)
-class Route:
-    """Which version answers a request, and why."""
-
-    version: str
-    alias: str | None = None
-    canary: bool = False  # the alias's canary version was chosen for this caller
-    fallback_from: str | None = None  # the alias's version failed to load; its last good version answered
-    variant: str = DEFAULT_VARIANT  # which encoding of the version answers: float or int8 (maas_core.manifest)
 
 
 def canary_share(name: str, alias: str, routing_key: str) -> float:
@@ -78,14 +68,14 @@ class Predictor:
             if self._versions_seen.get((name, version), 0) <= time.monotonic():
                 self.registry.get_version(name, version)  # 404 for unknown model / version
                 self._versions_seen[(name, version)] = time.monotonic() + self.settings.alias_ttl_seconds
-            return Route(version, variant=variant)
+            return Route(name, version, variant=variant)
         alias = alias or self.settings.default_alias
         target = self.alias_target(name, alias)
         if target.canary_version and target.canary_weight > 0:
             share = canary_share(name, alias, routing_key) if routing_key else random.random()
             if share < target.canary_weight:
-                return Route(target.canary_version, alias, canary=True, variant=variant)
-        return Route(target.version, alias, variant=variant)
+                return Route(name, target.canary_version, alias, canary=True, variant=variant)
+        return Route(name, target.version, alias, variant=variant)
 
     def alias_target(self, name: str, alias: str) -> AliasTarget:
         # a short TTL: alias moves reach warm functions within seconds, without a registry read per request
@@ -120,7 +110,7 @@ class Predictor:
                          extra={"model": name, "alias": route.alias, "broken": route.version, "serving": fallback,
                                 "variant": route.variant, "error": getattr(exc, "message", str(exc))})
             return (self.load(name, fallback, route.variant),
-                    Route(fallback, route.alias, fallback_from=route.version, variant=route.variant))
+                    Route(name, fallback, route.alias, fallback_from=route.version, variant=route.variant))
         if route.alias:
             self._last_good[(name, route.alias)] = route.version
         return model, route
@@ -139,20 +129,32 @@ class Predictor:
 
     def predict(self, name: str, records: Sequence[Any], version: str | None = None,
                 alias: str | None = None, routing_key: str | None = None, explain: bool = False,
-                on_route: Callable[[str, Route], None] | None = None, variant: str | None = None) -> PredictResponse:
-        """`on_route(name, route)` is told which version answers as soon as it is loaded, before the records
-        are checked (monitoring counts a rejected request against that version). `variant`: float
-        (default) or int8, the version's quantized model (404 when the version has none)."""
+                variant: str | None = None) -> PredictionOutcome:
+        """The records' predictions by the version the request routes to (`route`), with what made them.
+        `variant`: float (default) or int8, the version's quantized model (404 when the version has none).
+        An error raised once the version is loaded has its route noted on it (maas_core.outcome.failed_route),
+        so a rejected request is counted against that version."""
+        started = time.perf_counter()
         self.check_size(records)
         model, route = self.load_route(name, self.route(name, version, alias, routing_key, variant))
-        if on_route is not None:
-            on_route(name, route)
+        try:
+            return self._predict(model, route, records, explain, started)
+        except Exception as exc:
+            note_route(exc, route)
+            raise
+
+    def _predict(self, model: LoadedModel, route: Route, records: Sequence[Any], explain: bool,
+                 started: float) -> PredictionOutcome:
+        loaded = time.perf_counter()
         if explain:
             self.check_explain_work(model, len(records))
         deadline.check("running the model")
         features = model.spec.transform(records, max_chars=self.settings.max_field_chars)
+        transformed = time.perf_counter()
         if explain:  # the records and all their occlusions in one onnxruntime call (maas_core.explain)
-            from maas_core.explain import explain_predictions  # on first use: not part of a cold start
+            from maas_core.explain import (
+                explain_predictions,  # on first use: not part of a cold start
+            )
 
             outputs, explanations = explain_predictions(model, records)
         else:
@@ -162,9 +164,12 @@ class Predictor:
             prediction["explanation"] = explanation
         # validated in one pydantic-core call from plain dicts, strictly (we made every value with its exact
         # type): ~4x cheaper than a Prediction(...) per record
-        return PredictResponse.model_validate({
-            "model": name, "version": route.version, "variant": route.variant, "alias": route.alias,
+        response = PredictResponse.model_validate({
+            "model": route.model, "version": route.version, "variant": route.variant, "alias": route.alias,
             "canary": route.canary or None, "predictions": predictions}, strict=True)
+        done = time.perf_counter()
+        return PredictionOutcome(route, model.manifest, model.spec, records, response,
+                                 Timings(_ms(loaded - started), _ms(transformed - loaded), _ms(done - transformed)))
 
     def preprocess(self, name: str, records: Sequence[Any], version: str | None = None,
                    alias: str | None = None) -> PreprocessResponse:
@@ -228,11 +233,8 @@ def shape_predictions(model: LoadedModel, outputs: np.ndarray) -> list[dict[str,
     m = model.manifest
     request_id = new_request_id()  # time-ordered: the captures table keys on it (maas_core.ids)
     ids = [f"{request_id}-{i}" for i in range(len(outputs))]
-    if m.task == "regression":
-        values = outputs.reshape(len(outputs), -1)[:, 0].astype(float).tolist()
-        return [{"id": i, "value": v} for i, v in zip(ids, values)]
-    probs = class_probabilities(m.task, outputs)
-    labels = np.asarray(m.labels)
-    best = labels[probs.argmax(axis=1)].tolist()
-    rounded = np.round(probs, 6).tolist()
-    return [{"id": i, "label": b, "probabilities": dict(zip(m.labels, p))} for i, b, p in zip(ids, best, rounded)]
+    return shape_outputs(m.task, m.labels, outputs).outputs(ids)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)

@@ -166,7 +166,7 @@ def test_a_hostile_csv_loses_no_row_and_keeps_every_row_number(world: AwsWorld, 
             assert len(reasons) < 500, "a reason must not echo a giant cell"
     rows = sorted(expected_records)
     api = predictor_for(world, max_records=len(rows) + 1)  # the predict API's answer for the same records
-    truth = api.predict("tiny", [expected_records[i] for i in rows], version="1").predictions
+    truth = api.predict("tiny", [expected_records[i] for i in rows], version="1").response.predictions
     assert [by_row[i]["probabilities"] for i in rows] == [p.probabilities for p in truth], "a row under a wrong number"
     print(f"\n{name}: {result.rows} rows, {result.predicted} predicted, {result.rejected} rejected, "
           f"{result.blank} blank in {seconds:.2f} s")
@@ -208,7 +208,7 @@ def test_hostile_jsonl_lines_are_row_errors_never_a_failed_file(world: AwsWorld)
     for i, (_, want) in enumerate(JSONL_ROWS, start=1):
         if isinstance(want, dict):
             assert i in by_row, (i, errors.get(i))
-            truth = predictor.predict("tiny", [want], version="1").predictions[0]
+            truth = predictor.predict("tiny", [want], version="1").response.predictions[0]
             assert by_row[i]["probabilities"] == truth.probabilities
         elif isinstance(want, tuple):
             assert [e["field"] for e in errors[i]] == [want[0]] and want[1] in errors[i][0]["reason"], errors[i]

@@ -309,6 +309,28 @@ def test_batch_rejects_the_same_row_with_the_same_reason(handler, aws_world) -> 
     assert [r["reason"] for r in rows] == [api["error"]["details"][0]["reason"]]
 
 
+def test_a_batch_chunk_whose_every_row_overflows_is_rows_of_errors_not_a_failed_file(handler, aws_world) -> None:
+    """Given the tiny classifier and a batch file read 2 rows at a time whose second chunk holds only
+    overflowing rows, then the file is done: the good rows predicted, each overflowing row a row error with
+    the API's reason, none of them a crash of the whole file."""
+    from maas_core.batch import run_batch
+    from maas_core.outputs import NON_FINITE_REASON
+    from maas_core.predictor import Predictor
+    from maas_core.settings import Settings
+
+    publish_tiny_model(aws_world.store, aws_world.registry)
+    rows = [GOOD, GOOD, {**GOOD, "x1": 3e38}, {**GOOD, "x1": 3e38}, GOOD]
+    body = "".join(json.dumps(r) + "\n" for r in rows)
+    boto3.client("s3").put_object(Bucket=aws_world.bucket, Key="batch/input/tiny/g.jsonl", Body=body.encode())
+    predictor = Predictor(Settings(model_bucket=aws_world.bucket, registry_table=aws_world.table),
+                          aws_world.registry, aws_world.store)
+    result = run_batch(aws_world.bucket, "batch/input/tiny/g.jsonl", predictor, chunk_rows=2)
+    assert (result.status, result.predicted, result.rejected) == ("done", 3, 2)
+    errors = boto3.client("s3").get_object(Bucket=aws_world.bucket, Key=result.errors_key)["Body"].read().decode()
+    assert [json.loads(line) for line in errors.splitlines()] == [
+        {"row": r, "field": None, "reason": NON_FINITE_REASON} for r in (3, 4)]
+
+
 # --- 3. ONNX external data is refused by maas itself -----------------------------------------------------------
 
 

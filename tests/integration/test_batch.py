@@ -110,7 +110,7 @@ def failed_key(model: str, rest: str) -> str:
 def assert_match_predictor(predictor: Predictor, records: list[dict[str, Any]], lines: list[dict[str, Any]],
                            version: str = "1") -> None:
     """Each output line carries the label/probabilities the predict API gives for the same record."""
-    expected = predictor.predict("tiny", records, version=version).predictions
+    expected = predictor.predict("tiny", records, version=version).response.predictions
     assert len(lines) == len(expected)
     for line, pred in zip(lines, expected):
         assert line["label"] == pred.label
@@ -207,23 +207,28 @@ def test_a_gzip_bomb_is_inflated_step_by_step() -> None:
 
 
 def test_prediction_lines_are_the_json_of_their_dicts_byte_for_byte() -> None:
-    """The shaper formats lines from a template (json.dumps per line was the largest cost of a batch file):
-    for labels and names with %, quotes, backslashes and non-ASCII, classifiers and regressions, each line
-    is exactly the compact JSON of the dict the monitor is given."""
+    """The chunk predictor formats lines from a template (json.dumps per line was the largest cost of a batch
+    file): for labels and names with %, quotes, backslashes and non-ASCII, classifiers and regressions, each
+    line is exactly the compact JSON of its dict: row, id, the outputs as the predict API shapes them, model
+    and version."""
     from types import SimpleNamespace
 
     import numpy as np
-    from maas_core.batch.job import _dumps, _Shaper
+    from maas_core.batch.job import _ChunkPredictor, _dumps
+    from maas_core.outputs import shape_outputs
 
     rng = np.random.default_rng(3)
     cases = [("multiclass", ["a%s", 'b"q', "\u00e9\U0001f642", "x\\y"], rng.random((40, 4))),
              ("binary", ["no", "yes"], rng.random((40, 1))), ("regression", [], rng.standard_normal((40, 1)) * 1e-9)]
+    fid = "0123abcd" * 4
     for task, labels, outputs in cases:
         model = SimpleNamespace(manifest=SimpleNamespace(labels=labels, task=task))
-        shaper = _Shaper(model, 'm%d"l', "7", "0123abcd" * 4, keep_lines=True)  # type: ignore[arg-type]
+        chunks = _ChunkPredictor(model, 'm%d"l', "7", fid)  # type: ignore[arg-type]
         rows = list(range(3, 43))
-        columns = shaper._columns(outputs)
-        assert shaper._text(rows, columns) == "".join(map(_dumps, shaper._shape(rows, columns))), task
+        predictions = shape_outputs(task, labels, outputs)
+        expected = [{"row": r, "id": f"{fid}-{r}", **output, "model": 'm%d"l', "version": "7"}
+                    for r, output in zip(rows, predictions.outputs())]
+        assert chunks.lines(rows, predictions) == "".join(map(_dumps, expected)), task
 
 
 # --- happy paths --------------------------------------------------------------------------------

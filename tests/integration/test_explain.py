@@ -206,10 +206,10 @@ def test_the_predictor_predicts_and_explains_in_one_call(aws_world) -> None:
     publish(aws_world.store, aws_world.registry, manifest("logit", "binary", ["no", "yes"]),
             linear_onnx(LOGISTIC_W, -0.5, sigmoid=True))
     predictor = Predictor(Settings(), aws_world.registry, aws_world.store)
-    plain = predictor.predict("logit", RECORDS)
+    plain = predictor.predict("logit", RECORDS).response
     model = predictor.load("logit", "1")
     model.session = CountingSession(model.session)  # type: ignore[assignment]
-    explained = predictor.predict("logit", RECORDS, explain=True)
+    explained = predictor.predict("logit", RECORDS, explain=True).response
     assert model.session.batches == [len(RECORDS) * (len(FIELDS) + 1) + 1]
     for p, q in zip(plain.predictions, explained.predictions):
         assert p.explanation is None and q.explanation is not None

@@ -4,6 +4,7 @@ drift, scheduled publication, and failure injection."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -16,12 +17,16 @@ import boto3
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
+from maas_core.errors import NotFoundError, UnprocessableError
 from maas_core.ids import new_request_id
 from maas_core.manifest import Manifest, TensorInfo
 from maas_core.monitoring import CaptureStore
 from maas_core.monitoring import capture as capture_module
 from maas_core.edge.awslogs import awslogs_event, awslogs_messages
-from maas_core.monitoring.capture import MASK, capture_lines
+from maas_core.monitoring.capture import MASK, CaptureWriter, capture_lines
+from maas_core.monitoring.metrics import PredictMonitor
+from maas_core.outcome import PredictionOutcome, Route, failed_route
+from maas_core.predictor import canary_share
 from maas_core.registry import Registry
 from maas_core.settings import get_settings
 from maas_core.store import BundleStore
@@ -158,6 +163,89 @@ def test_rejected_requests_count_as_4xx_and_only_resolved_ones_per_model(world, 
             assert dimension_sets(blob) == [["service"]] and "model" not in blob
 
 
+def test_the_predictor_hands_over_its_outcome_and_a_refused_request_its_route(world) -> None:
+    """Given the tiny model as prod,
+    when the predictor answers two records, then it returns one outcome: the answer, the route it took
+    (model, version, alias, variant), the manifest and spec that made it, the records and its timings;
+    when a record is refused after routing (422), the error carries that route; when the model is unknown
+    (404, refused before routing), the error carries none."""
+    publish_tiny_model(world.store, world.registry)
+    predictor = world.predict.predictor()
+    records = [GOOD, {"x1": -3, "colour": "red"}]
+    outcome = predictor.predict("tiny", records)
+    assert isinstance(outcome, PredictionOutcome)
+    assert outcome.route == Route("tiny", "1", "prod", variant="float")
+    assert [p.label for p in outcome.response.predictions] == ["yes", "no"] and outcome.record_count == 2
+    assert (outcome.manifest.name, outcome.manifest.version, outcome.records) == ("tiny", "1", records)
+    assert outcome.spec is predictor.load("tiny", "1").spec  # the loaded model's own
+    assert min(dataclasses.astuple(outcome.timings)) >= 0 and outcome.timings.run_ms > 0
+    with pytest.raises(UnprocessableError) as refused:
+        predictor.predict("tiny", [{"x1": "ten", "colour": "red"}])
+    assert failed_route(refused.value) == Route("tiny", "1", "prod")
+    with pytest.raises(NotFoundError) as unknown:
+        predictor.predict("ghost", [GOOD])
+    assert failed_route(unknown.value) is None
+
+
+def test_the_monitor_counts_a_request_from_what_it_is_handed_alone(world, capsys) -> None:
+    """Given a monitor capturing every prediction, and no Lambda event anywhere,
+    when it is handed an answered outcome, the route of a refused request, and a request refused before
+    routing, then each makes exactly one request blob: the answer under [model, version], [model], [service]
+    with its records, labels and captures; the refusal under the same version with no records; the early
+    refusal under [service] alone."""
+    publish_tiny_model(world.store, world.registry)
+    outcome = world.predict.predictor().predict("tiny", [GOOD, {"x1": -3, "colour": "red"}])
+    monitor = PredictMonitor(1.0, CaptureWriter())
+    capsys.readouterr()
+    with lines_written(forward=False) as written:
+        monitor.record(200, time.perf_counter(), outcome)
+        answered = capsys.readouterr().out
+        monitor.record(422, time.perf_counter(), route=outcome.route)
+        refused = capsys.readouterr().out
+        monitor.record(400, time.perf_counter())
+        early = capsys.readouterr().out
+    [blob] = request_blobs(answered)
+    assert dimension_sets(blob) == [["model", "version"], ["model"], ["service"]] and blob["version"] == "1"
+    assert (blob["RecordCount"], blob["Errors4xx"], blob["Captured"], blob["CaptureFailures"]) == (
+        [2.0], [0.0], [2.0], [0.0])
+    assert {b["label"]: b["PredictedLabel"] for b in emf_blobs(answered) if "PredictedLabel" in b} == {
+        "yes": [1.0], "no": [1.0]}
+    assert [c["id"] for line in written for c in json.loads(line)["captures"]] == [
+        p.id for p in outcome.response.predictions]
+    [blob] = emf_blobs(refused)
+    assert (blob["version"], blob["RecordCount"], blob["Errors4xx"], blob["Captured"]) == ("1", [0.0], [1.0], [0.0])
+    [blob] = emf_blobs(early)
+    assert dimension_sets(blob) == [["service"]] and "model" not in blob and blob["Errors4xx"] == [1.0]
+    assert len(written) == 1  # only the answer was captured
+
+
+def test_a_canary_answer_and_a_canary_refusal_each_count_once_under_the_canary_version(world, capsys) -> None:
+    """Given prod at version 1 with version 2 as its canary, and a caller whose routing key lands on the canary,
+    when that caller predicts (200) and then sends a bad record (422),
+    then each request makes exactly one request blob, both under version 2, the version that answered and
+    the version that refused; only the answer counts records and labels."""
+    publish_tiny_model(world.store, world.registry)
+    publish_tiny_model(world.store, world.registry, alias=None)
+    world.registry.set_canary("tiny", "prod", "2", 0.5)
+    key = next(k for k in (f"caller-{i}" for i in range(100)) if canary_share("tiny", "prod", k) < 0.5)
+    headers = {"Content-Type": "application/json", "X-Maas-Routing-Key": key}
+    capsys.readouterr()
+    status, body = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD]}, headers=headers)
+    assert (status, body["version"], body["canary"]) == (200, "2", True), body
+    out = capsys.readouterr().out
+    [blob] = request_blobs(out)
+    assert (blob["version"], blob["RecordCount"], blob["Errors4xx"]) == ("2", [1.0], [0.0])
+    assert [(b["version"], b["label"]) for b in emf_blobs(out) if "PredictedLabel" in b] == [("2", "yes")]
+    status, body = call(world.predict, "POST", "/v1/models/tiny/predict",
+                        body={"records": [{"x1": "ten", "colour": "red"}]}, headers=headers)
+    assert status == 422, body
+    out = capsys.readouterr().out
+    [blob] = request_blobs(out)
+    assert (blob["version"], blob["RecordCount"], blob["Errors4xx"]) == ("2", [0.0], [1.0])
+    assert dimension_sets(blob) == [["model", "version"], ["model"], ["service"]]
+    assert not [b for b in emf_blobs(out) if "PredictedLabel" in b]
+
+
 def test_a_server_error_counts_as_5xx(world, capsys) -> None:
     publish_tiny_model(world.store, world.registry)
     boto3.client("s3").put_object(Bucket=world.store.bucket, Key="models/tiny/1/model.onnx", Body=b"garbage")
@@ -256,14 +344,14 @@ def test_a_capture_that_is_not_valid_json_is_counted_and_the_others_written(worl
     JSON, so the subscription's filter would never select it),
     then the prediction answers 200, Captured = 2 and CaptureFailures = 1, and the two others are stored."""
     publish_tiny_model(world.store, world.registry)
-    build = world.predict.monitor().answered.__globals__["build_captures"]
+    build = world.predict.monitor().record.__globals__["build_captures"]
 
     def with_nan(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         captures = build(*args, **kwargs)
         captures[0]["latency_ms"] = float("nan")
         return captures
 
-    monkeypatch.setitem(world.predict.monitor().answered.__globals__, "build_captures", with_nan)
+    monkeypatch.setitem(world.predict.monitor().record.__globals__, "build_captures", with_nan)
     capsys.readouterr()
     status, body = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD] * 3})
     assert status == 200

@@ -168,7 +168,7 @@ def test_an_int8_variant_beyond_the_tolerance_is_not_published(world: World) -> 
     assert any(line.startswith("INT8 variant not published: holdout accuracy") for line in lines)
     with pytest.raises(NotFoundError, match="model 'penguins-strict' version '1' has no 'int8' variant"):
         world.predictor().predict("penguins-strict", RECORDS, version="1", variant="int8")
-    assert world.predictor().predict("penguins-strict", RECORDS, version="1").variant == "float"
+    assert world.predictor().predict("penguins-strict", RECORDS, version="1").response.variant == "float"
 
 
 @pytest.mark.training
@@ -179,7 +179,7 @@ def test_a_text_model_gets_a_quantized_lstm_served_on_raw_text(world: World) -> 
     int8_bytes = world.store.load("tickets-q", "1", only=[INT8_MODEL_FILE]).files[INT8_MODEL_FILE]
     assert "DynamicQuantizeLSTM" in {n.op_type for n in onnx.load_from_string(int8_bytes).graph.node}
     answer = world.predictor().predict("tickets-q", ["my card was charged twice", {"text": "¿dónde está mi paquete?"}],
-                                       version="1", variant="int8")
+                                       version="1", variant="int8").response
     assert answer.variant == "int8" and all(p.label in m.labels for p in answer.predictions)
 
 
@@ -282,7 +282,7 @@ def test_a_tampered_int8_file_is_refused_and_not_cached_while_float_keeps_workin
     with pytest.raises(IntegrityError, match=f"{INT8_MODEL_FILE} does not match its manifest SHA-256"):
         p.predict(NAME, RECORDS, version=version, variant="int8")
     assert (NAME, version, "int8") not in p.cache
-    answer = p.predict(NAME, RECORDS, version=version)
+    answer = p.predict(NAME, RECORDS, version=version).response
     assert (answer.version, answer.variant) == (version, "float")
     assert (NAME, version, "float") in p.cache
     with pytest.raises(IntegrityError):  # still refused, not served from a cache
@@ -301,7 +301,8 @@ def test_versions_with_identical_model_bytes_share_one_cached_session(world: Wor
     first_int8, second_int8 = p.load(NAME, "1", "int8"), p.load(NAME, twin, "int8")
     assert first_int8.session is second_int8.session and first_int8.session is not first.session
     assert p.cache.session_count == 2
-    assert p.predict(NAME, RECORDS, version=twin).predictions[0].label == p.predict(NAME, RECORDS, version="1").predictions[0].label
+    twin_label = p.predict(NAME, RECORDS, version=twin).response.predictions[0].label
+    assert twin_label == p.predict(NAME, RECORDS, version="1").response.predictions[0].label
 
 
 @pytest.mark.training

@@ -103,7 +103,7 @@ def test_hand_written_multiclass_model_registers_and_predicts_like_numpy(aws_wor
 
     rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]])
     records = [dict(zip(FEATURES, r)) for r in rows.tolist()]
-    response = predictor(aws_world).predict("iris-ext", records)
+    response = predictor(aws_world).predict("iris-ext", records).response
 
     expected = softmax(rows.astype(np.float32) @ W + B)
     assert response.version == "1" and response.alias == "prod"
@@ -121,7 +121,7 @@ def test_regression_model_with_one_output_column_and_a_double_input(aws_world) -
 
     assert manifest.model_input.dtype == "float64" and manifest.model_output.shape == [None, 1]
     assert [f.required for f in manifest.input_schema] == [True, False]
-    response = predictor(aws_world).predict("reg", [{"a": 1.5, "b": 2.0}, {"a": -1.0}])
+    response = predictor(aws_world).predict("reg", [{"a": 1.5, "b": 2.0}, {"a": -1.0}]).response
     assert [p.value for p in response.predictions] == pytest.approx([1.5, -1.5])  # missing optional b -> 0
 
 
@@ -131,7 +131,7 @@ def test_names_default_to_the_only_input_and_output_and_a_given_spec_is_publishe
     manifest = register_onnx(aws_world.store, aws_world.registry, "iris-ext", linear_graph(), decl, spec=spec)
 
     assert manifest.model_input.name == "input" and [f.name for f in manifest.input_schema] == FEATURES
-    response = predictor(aws_world).predict("iris-ext", [dict.fromkeys(FEATURES, 3.0)], version="1")
+    response = predictor(aws_world).predict("iris-ext", [dict.fromkeys(FEATURES, 3.0)], version="1").response
     expected = softmax(np.full((1, 4), 1.0, np.float32) @ W + B)[0]
     probabilities = response.predictions[0].probabilities
     assert [probabilities[label] for label in LABELS] == pytest.approx(expected.tolist(), abs=1e-5)
@@ -146,7 +146,7 @@ def test_a_binary_model_may_emit_one_probability_column(aws_world) -> None:
                         [numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")])
     decl = ModelDeclaration(task="binary", labels=["no", "yes"], features=[{"name": "u"}, {"name": "v"}])
     register_onnx(aws_world.store, aws_world.registry, "bin", model, decl)
-    pred = predictor(aws_world).predict("bin", [{"u": 2.0, "v": 1.0}], version="1").predictions[0]
+    pred = predictor(aws_world).predict("bin", [{"u": 2.0, "v": 1.0}], version="1").response.predictions[0]
     assert pred.label == "yes" and pred.probabilities["yes"] == pytest.approx(1 / (1 + np.exp(-3.0)), abs=1e-6)
 
 

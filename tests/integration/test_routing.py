@@ -32,36 +32,36 @@ def test_alias_moves_reach_a_warm_predictor_after_the_ttl(aws_world) -> None:
                        aws_world.registry, aws_world.store)
     fresh = Predictor(Settings(model_bucket=aws_world.bucket, registry_table=aws_world.table, alias_ttl_seconds=0),
                       aws_world.registry, aws_world.store)
-    assert cached.predict("tiny", [RECORD]).version == fresh.predict("tiny", [RECORD]).version == "1"
+    assert cached.predict("tiny", [RECORD]).response.version == fresh.predict("tiny", [RECORD]).response.version == "1"
     aws_world.registry.set_alias("tiny", "prod", "2")
-    assert fresh.predict("tiny", [RECORD]).version == "2"  # no redeploy, no restart
-    assert cached.predict("tiny", [RECORD]).version == "1"  # until its TTL runs out
+    assert fresh.predict("tiny", [RECORD]).response.version == "2"  # no redeploy, no restart
+    assert cached.predict("tiny", [RECORD]).response.version == "1"  # until its TTL runs out
 
 
 def test_canary_split_matches_the_weight_and_is_sticky_per_caller(predictor: Predictor, aws_world) -> None:
     aws_world.registry.set_canary("tiny", "prod", "3", 0.2)
     n = 2000
-    answers = {f"caller-{i}": predictor.predict("tiny", [RECORD], routing_key=f"caller-{i}") for i in range(n)}
+    answers = {f"caller-{i}": predictor.predict("tiny", [RECORD], routing_key=f"caller-{i}").response for i in range(n)}
     share = sum(r.version == "3" for r in answers.values()) / n
     # binomial sd at n=2000, p=0.2 is 0.009: 0.03 is over 3 sd
     assert abs(share - 0.2) < 0.03, share
     assert all(bool(r.canary) == (r.version == "3") for r in answers.values())
     for key in list(answers)[:50]:  # the same caller always lands on the same side
-        assert predictor.predict("tiny", [RECORD], routing_key=key).version == answers[key].version
+        assert predictor.predict("tiny", [RECORD], routing_key=key).response.version == answers[key].version
     assert all(canary_share("tiny", "prod", k) < 0.2 for k, r in answers.items() if r.version == "3")
 
 
 def test_without_a_routing_key_the_split_is_random_but_weighted(predictor: Predictor, aws_world) -> None:
     aws_world.registry.set_canary("tiny", "prod", "2", 0.5)
-    versions = [predictor.predict("tiny", [RECORD]).version for _ in range(400)]
+    versions = [predictor.predict("tiny", [RECORD]).response.version for _ in range(400)]
     assert 0.4 < versions.count("2") / 400 < 0.6
 
 
 def test_a_tampered_new_version_is_refused_and_the_alias_keeps_its_last_good_version(predictor: Predictor, aws_world) -> None:
-    assert predictor.predict("tiny", [RECORD]).version == "1"  # version 1 served and known good
+    assert predictor.predict("tiny", [RECORD]).response.version == "1"  # version 1 served and known good
     boto3.client("s3").put_object(Bucket=aws_world.bucket, Key="models/tiny/2/model.onnx", Body=b"tampered")
     aws_world.registry.set_alias("tiny", "prod", "2")
-    answer = predictor.predict("tiny", [RECORD])
+    answer = predictor.predict("tiny", [RECORD]).response
     assert answer.version == "1"
     assert ("tiny", "2") not in predictor.cache
     with pytest.raises(IntegrityError, match="SHA-256"):  # asking for the broken version itself is an error
@@ -71,7 +71,7 @@ def test_a_tampered_new_version_is_refused_and_the_alias_keeps_its_last_good_ver
 def test_a_cold_predictor_falls_back_along_the_alias_history(predictor: Predictor, aws_world) -> None:
     aws_world.registry.set_alias("tiny", "prod", "2")
     boto3.client("s3").put_object(Bucket=aws_world.bucket, Key="models/tiny/2/model.onnx", Body=b"tampered")
-    assert predictor.predict("tiny", [RECORD]).version == "1"  # history: 1 came before 2
+    assert predictor.predict("tiny", [RECORD]).response.version == "1"  # history: 1 came before 2
 
 
 def test_the_predict_api_routes_by_header_and_says_which_version_answered(aws_world, monkeypatch) -> None:
@@ -100,7 +100,7 @@ def test_the_predict_api_routes_by_header_and_says_which_version_answered(aws_wo
 def test_a_deleted_version_stops_answering_after_the_ttl(predictor: Predictor, aws_world) -> None:
     from maas_core.errors import NotFoundError
 
-    assert predictor.predict("tiny", [RECORD], version="3").version == "3"
+    assert predictor.predict("tiny", [RECORD], version="3").response.version == "3"
     aws_world.registry.delete_version("tiny", "3")
     with pytest.raises(NotFoundError, match="no version '3'"):
         predictor.predict("tiny", [RECORD], version="3")

@@ -364,7 +364,7 @@ def test_penguins_bundle_is_published_registered_and_promoted(world: World, trai
 def test_serving_the_trained_bundle_reproduces_the_holdout_accuracy(world: World, trained: Trained) -> None:
     prepared = prepare(trained.config, progress=lambda _: None)
     records = json_records(prepared.test_columns, prepared.spec)
-    response = world.predictor().predict("penguins", records)  # alias prod
+    response = world.predictor().predict("penguins", records).response  # alias prod
     assert (response.version, response.alias) == ("1", "prod")
     labels = [p.label for p in response.predictions]
     assert set(labels) <= set(trained.manifest.labels)
@@ -376,7 +376,7 @@ def test_serving_the_trained_bundle_reproduces_the_holdout_accuracy(world: World
 
     gentoo = {"island": "Biscoe", "bill_length_mm": 47.5, "bill_depth_mm": 14.2, "flipper_length_mm": 217,
               "body_mass_g": 4875}  # no sex: optional
-    assert world.predictor().predict("penguins", [gentoo], version="1").predictions[0].label == "Gentoo"
+    assert world.predictor().predict("penguins", [gentoo], version="1").response.predictions[0].label == "Gentoo"
 
 
 @pytest.mark.training
@@ -413,7 +413,7 @@ def test_a_regression_model_trains_exports_and_serves(world: World) -> None:
     assert "body_mass_g" not in [f.name for f in m.input_schema]
     record = {"species": "Gentoo", "island": "Biscoe", "bill_length_mm": 47.5, "bill_depth_mm": 14.2,
               "flipper_length_mm": 217, "sex": "male"}
-    value = world.predictor().predict("penguin-mass", [record], version=m.version).predictions[0].value
+    value = world.predictor().predict("penguin-mass", [record], version=m.version).response.predictions[0].value
     assert 4000 < value < 7000
 
 
@@ -425,7 +425,7 @@ def test_a_binary_model_trains_exports_and_serves(world: World) -> None:
     assert m.training["onnx_parity_max_abs_diff"] < 1e-4
     record = {"species": "Gentoo", "island": "Biscoe", "bill_length_mm": 50.0, "bill_depth_mm": 16.3,
               "flipper_length_mm": 230, "body_mass_g": 5700}
-    p = world.predictor().predict("penguin-sex", [record], version=m.version).predictions[0]
+    p = world.predictor().predict("penguin-sex", [record], version=m.version).response.predictions[0]
     assert p.label in m.labels and set(p.probabilities) == {"female", "male"}
     assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
 
@@ -539,13 +539,14 @@ def test_text_model_serves_raw_text(world: World, text_trained: Trained) -> None
     prepared = prepare(text_trained.config, progress=lambda _: None)
     texts = prepared.test_columns["text"]
     predictor = world.predictor()
-    as_objects = predictor.predict("support-tickets", [{"text": t} for t in texts])
+    as_objects = predictor.predict("support-tickets", [{"text": t} for t in texts]).response
     labels = [p.label for p in as_objects.predictions]
     accuracy = np.mean([p == t for p, t in zip(labels, prepared.test_columns["label"])])
     assert accuracy == pytest.approx(text_trained.manifest.metrics["accuracy"])
-    as_strings = predictor.predict("support-tickets", texts)  # a text model takes bare strings too
+    as_strings = predictor.predict("support-tickets", texts).response  # a text model takes bare strings too
     assert [p.label for p in as_strings.predictions] == labels
-    one = predictor.predict("support-tickets", [{"text": "I was charged twice for my subscription, please refund"}])
+    one = predictor.predict("support-tickets",
+                            [{"text": "I was charged twice for my subscription, please refund"}]).response
     assert one.predictions[0].label in text_trained.manifest.labels
     assert sum(one.predictions[0].probabilities.values()) == pytest.approx(1.0, abs=1e-5)
 
@@ -590,7 +591,7 @@ def test_a_text_model_with_int64_ids_trains_exports_and_serves(world: World, tmp
     assert m.task == "binary" and (m.model_input.name, m.model_input.dtype) == ("tokens", "int64")
     assert m.training["onnx_parity_max_abs_diff"] < 1e-4
     p = world.predictor().predict("topics64", ["refund the invoice payment", "Lieferung parcel courier"],
-                                  version=m.version).predictions
+                                  version=m.version).response.predictions
     assert [x.label for x in p] == ["billing", "shipping"]
 
 

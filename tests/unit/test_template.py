@@ -669,7 +669,7 @@ def test_metrics_function_publishes_on_a_schedule(cfn: dict[str, Any]) -> None:
     """Given the translated template,
     then an EventBridge rule invokes MetricsFunction every 15 minutes with the publish action the
     handler recognises."""
-    from maas_core.monitoring import is_publish_event
+    from maas_core.edge.schedule import is_publish_event
 
     rules = [r["Properties"] for r in resources_of_type(cfn, "AWS::Events::Rule").values()
              if any(t["Arn"] == {"Fn::GetAtt": ["MetricsFunction", "Arn"]} for t in r["Properties"]["Targets"])]

@@ -56,14 +56,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
@@ -82,7 +82,8 @@ from maas_core.batch.writer import DEFAULT_PART_SIZE, AtomicS3Writer
 from maas_core.errors import MaasError
 from maas_core.manifest import DEFAULT_VARIANT
 from maas_core.model_cache import LoadedModel
-from maas_core.outputs import NON_FINITE_REASON, class_probabilities, nonfinite_rows
+from maas_core.outcome import ChunkOutcome, Route
+from maas_core.outputs import NON_FINITE_REASON, Predictions, nonfinite_rows, shape_outputs
 from maas_core.predictor import Predictor
 from maas_core.preprocess.text import tokens_reused
 from maas_core.registry import check_version
@@ -90,7 +91,7 @@ from maas_core.registry import check_version
 if TYPE_CHECKING:
     from maas_core.monitoring.batch import BatchMonitor
 
-log = logging.getLogger(__name__)
+logger = Logger(child=True)
 
 META_VERSION = "maas-version"  # input metadata: predict with this version
 META_ALIAS = "maas-alias"  # input metadata: predict with the version of this alias
@@ -180,7 +181,7 @@ class _Run:
             obj = self.s3.get_object(Bucket=self.bucket, Key=paths.input_key)
         except ClientError as exc:
             if aws.is_not_found(exc):  # deleted after its event was sent: nothing to do
-                log.warning("batch input %s is gone; nothing to do", self.result.input)
+                logger.warning("batch input is gone; nothing to do", extra={"input": self.result.input})
                 return self._finish("gone")
             raise
         body = obj["Body"]
@@ -201,18 +202,17 @@ class _Run:
             schema = model.manifest.input_schema
             chunks = read_records(body.iter_chunks(READ_SIZE), fmt, required=[f.name for f in schema if f.required],
                                   fields=[f.name for f in schema], chunk_rows=self.chunk_rows, limits=limits)
-            self._predict(chunks, model, etag, version, file_id(self.bucket, paths.input_key, etag,
-                                                                obj.get("LastModified")))
+            self._predict(chunks, model, route, etag, file_id(self.bucket, paths.input_key, etag,
+                                                              obj.get("LastModified")))
         finally:
             body.close()
         self._remove_stale_failure_report()
         return self._finish("done")
 
-    def _predict(self, chunks: Any, model: LoadedModel, etag: str, version: str, fid: str) -> None:
-        paths, name = self.paths, self.paths.model
+    def _predict(self, chunks: Any, model: LoadedModel, route: Route, etag: str, fid: str) -> None:
+        paths, name, version = self.paths, route.model, route.version
         metadata = {OUT_INPUT_ETAG: etag, OUT_MODEL: name, OUT_VERSION: version, OUT_VARIANT: model.variant}
-        shaper = _Shaper(model, name, version, fid, keep_lines=self.monitor is not None,
-                         max_chars=self.predictor.settings.max_field_chars)
+        chunk_predictor = _ChunkPredictor(model, name, version, fid, max_chars=self.predictor.settings.max_field_chars)
         with (AtomicS3Writer(self.s3, self.bucket, paths.predictions_key, part_size=self.part_size,
                              content_type=JSONL, metadata=metadata) as predictions,
               AtomicS3Writer(self.s3, self.bucket, paths.errors_key, part_size=self.part_size,
@@ -221,20 +221,19 @@ class _Run:
                 with tokens_reused():  # a chunk's texts are tokenized once, for the model and its captures
                     self._check_time()
                     started = time.perf_counter()
-                    lines, problems = shaper.predict(chunk)
-                    predictions.write(lines)
-                    if problems:
-                        errors.write("".join(_dumps(p) for p in problems).encode())
-                    rejected = len({p["row"] for p in problems})
+                    done = chunk_predictor.predict(chunk)
+                    predictions.write(done.lines)
+                    if done.problems:
+                        errors.write("".join(_dumps(p) for p in done.problems).encode())
+                    rejected = done.rejected()
                     self.result.rows += chunk.size
-                    self.result.predicted += shaper.last_predicted
+                    self.result.predicted += len(done.rows)
                     self.result.rejected += rejected
                     self.result.blank += chunk.blank
                     if self.monitor is not None and self.observation is not None:
-                        self.monitor.chunk(self.observation, model=name, version=version, loaded=model,
-                                           lines=shaper.last_lines, records=shaper.last_records, rejected=rejected,
-                                           latency_ms=(time.perf_counter() - started) * 1000.0,
-                                           alias=self.result.alias, canary=self.result.canary)
+                        self.monitor.chunk(self.observation, ChunkOutcome(
+                            route, model.manifest, model.spec, fid, done.rows, done.records, done.predictions,
+                            rejected, latency_ms=(time.perf_counter() - started) * 1000.0))
             counts = self._counts()
             predictions.commit(counts)  # first: the errors file, written last, says the run finished
             try:
@@ -272,7 +271,8 @@ class _Run:
             r = self.result  # the counts of the run this repeats (absent from outputs of older runs: 0)
             r.rows, r.predicted, r.rejected, r.blank = (int(meta.get(k) or 0) for k in (
                 OUT_ROWS_READ, OUT_ROWS_PREDICTED, OUT_ROWS_REJECTED, OUT_ROWS_BLANK))
-            log.info("%s was already processed with version %s; skipping", self.result.input, version)
+            logger.info("batch input already processed by this version; skipped",
+                        extra={"input": self.result.input, "version": version, "variant": variant})
             return True
         return False
 
@@ -282,7 +282,8 @@ class _Run:
         try:
             self.s3.delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError):
-            log.warning("could not withdraw s3://%s/%s of a failed run", self.bucket, key, exc_info=True)
+            logger.warning("could not withdraw an output of a failed run",
+                           extra={"output": f"s3://{self.bucket}/{key}"}, exc_info=True)
 
     def _remove_stale_failure_report(self) -> None:
         key = self.paths.failure_key
@@ -293,7 +294,8 @@ class _Run:
         try:
             self.s3.delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError):
-            log.warning("could not remove the stale failure report s3://%s/%s", self.bucket, key, exc_info=True)
+            logger.warning("could not remove the stale failure report", extra={"report": f"s3://{self.bucket}/{key}"},
+                           exc_info=True)
 
     def _check_time(self) -> None:
         if self.time_left is not None and self.time_left() < MIN_TIME_LEFT_SECONDS:
@@ -307,31 +309,40 @@ class _Run:
         return self.result
 
 
-class _Shaper:
-    """One chunk of records -> prediction lines (bytes) and row problems, like the predict API's output.
+@dataclass(frozen=True)
+class ChunkResult:
+    """One chunk predicted: its prediction lines and row problems for the outputs, and the rows predicted."""
 
-    Lines are formatted from a template made once per file (byte for byte what json gives for the line's
-    dict, at a third of the cost: the 5 us a row of json.dumps was the largest cost of a batch file);
-    the dicts themselves are only built when a monitor reads them (`keep_lines`)."""
+    lines: bytes  # JSONL: one line per predicted row, in row order
+    problems: list[dict[str, Any]]  # {"row", "field", "reason"}, by row (a row may have several)
+    rows: list[int]  # the predicted rows
+    records: list[Any]  # their raw records (for capture)
+    predictions: Predictions  # what they got (maas_core.outputs, as the predict API shapes it)
 
-    def __init__(self, model: LoadedModel, name: str, version: str, file_id: str, keep_lines: bool = False,
-                 max_chars: int | None = None) -> None:
-        self.model, self.name, self.version, self.file_id = model, name, version, file_id
+    def rejected(self) -> int:
+        return len({p["row"] for p in self.problems})
+
+
+class _ChunkPredictor:
+    """Predicts the chunks of one file with one model version: a chunk of records -> its ChunkResult.
+
+    Outputs are shaped as the predict API shapes them (maas_core.outputs.shape_outputs); lines are formatted
+    from a template made once per file (byte for byte what json gives for the line's dict, at a third of the
+    cost: the 5 us a row of json.dumps was the largest cost of a batch file)."""
+
+    def __init__(self, model: LoadedModel, name: str, version: str, file_id: str, max_chars: int | None = None) -> None:
+        self.model = model
         self.max_chars = max_chars  # MAAS_MAX_FIELD_CHARS: the reader caps raw values, the spec normalised text
-        self.keep_lines = keep_lines
-        self.labels = np.asarray(model.manifest.labels)
-        self.regression = model.manifest.task == "regression"
-        self.template = _line_template(model.manifest.labels, name, version, file_id, self.regression)
-        self.label_json = [_ENCODER.encode(label) for label in model.manifest.labels]
-        self.last_predicted = 0
-        self.last_lines: list[dict[str, Any]] = []  # the last chunk's prediction lines (keep_lines) ...
-        self.last_records: list[Any] = []  # ... and their raw records, for monitoring
+        m = model.manifest
+        self.none = shape_outputs(m.task, m.labels, np.empty((0, 1), np.float32))  # a chunk with no row predicted
+        self.template = _line_template(m.labels, name, version, file_id, self.none.regression)
+        self.label_json = [_ENCODER.encode(label) for label in m.labels]
 
-    def predict(self, chunk: Chunk) -> tuple[bytes, list[dict[str, Any]]]:
+    def predict(self, chunk: Chunk) -> ChunkResult:
         problems = list(chunk.errors)
-        lines = b""
-        self.last_predicted = 0
-        self.last_lines, self.last_records = [], []
+        rows: list[int] = []
+        records: list[Any] = []
+        predictions = self.none
         if chunk.records:
             matrix, kept, spec_errors = self.model.spec.transform_valid(chunk.records, max_chars=self.max_chars)
             problems += [{"row": chunk.rows[e["index"]], "field": e.get("field"), "reason": e["reason"]}
@@ -347,39 +358,18 @@ class _Shaper:
                     rows = [r for r, ok in zip(rows, finite.tolist()) if ok]
                     records = [rec for rec, ok in zip(records, finite.tolist()) if ok]
                     outputs = outputs[finite]
-                columns = self._columns(outputs)
-                lines = self._text(rows, columns).encode()
-                if self.keep_lines:
-                    self.last_lines, self.last_records = list(self._shape(rows, columns)), records
-                self.last_predicted = len(rows)
+                predictions = shape_outputs(self.model.manifest.task, self.model.manifest.labels, outputs)
         problems.sort(key=lambda p: p["row"])  # stable: a row's problems keep their field order
-        return lines, problems
+        return ChunkResult(self.lines(rows, predictions).encode(), problems, rows, records, predictions)
 
-    def _columns(self, outputs: np.ndarray) -> tuple[list[Any], list[list[float]]]:
-        """(values, []) of a regression; (best label indices, probabilities rounded as the API rounds them)."""
-        if self.regression:
-            return outputs[:, 0].astype(float).tolist(), []
-        probs = class_probabilities(self.model.manifest.task, outputs)
-        return probs.argmax(axis=1).tolist(), np.round(probs, 6).tolist()
-
-    def _text(self, rows: list[int], columns: tuple[list[Any], list[list[float]]]) -> str:
-        firsts, probabilities = columns
+    def lines(self, rows: list[int], predictions: Predictions) -> str:
+        """The prediction lines of `rows` (see the module docstring for their fields)."""
         t = self.template
-        if self.regression:
-            return "".join([t % (r, r, v) for r, v in zip(rows, firsts)])
+        if predictions.regression:
+            return "".join([t % (r, r, v) for r, v in zip(rows, predictions.values)])
         labels = self.label_json
-        return "".join([t % (r, r, labels[b], *p) for r, b, p in zip(rows, firsts, probabilities)])
-
-    def _shape(self, rows: list[int], columns: tuple[list[Any], list[list[float]]]) -> Iterator[dict[str, Any]]:
-        base = {"model": self.name, "version": self.version}
-        fid = self.file_id
-        firsts, probabilities = columns
-        if self.regression:
-            return ({"row": r, "id": f"{fid}-{r}", "value": v, **base} for r, v in zip(rows, firsts))
-        best = self.labels[firsts].tolist() if firsts else []
-        labels = self.model.manifest.labels
-        return ({"row": r, "id": f"{fid}-{r}", "label": b, "probabilities": dict(zip(labels, p)), **base}
-                for r, b, p in zip(rows, best, probabilities))
+        best, probabilities = predictions.best, predictions.probabilities
+        return "".join([t % (r, r, labels[b], *p) for r, b, p in zip(rows, best, probabilities)])
 
 
 def _line_template(labels: list[str], name: str, version: str, file_id: str, regression: bool) -> str:
@@ -450,4 +440,5 @@ def write_failure_report(s3: Any, bucket: str, paths: BatchPaths, failure: Batch
     try:
         s3.put_object(Bucket=bucket, Key=paths.failure_key, Body=body, ContentType="application/json")
     except (ClientError, BotoCoreError):
-        log.exception("could not write the failure report s3://%s/%s", bucket, paths.failure_key)
+        logger.exception("could not write the failure report",
+                         extra={"report": f"s3://{bucket}/{paths.failure_key}", "error": failure.code})

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "CaptureWriter": "capture", "build_captures": "capture", "sampled": "capture",
     "PredictMonitor": "metrics", "BatchMonitor": "batch",
-    "MonitoringService": "report", "Window": "report", "is_publish_event": "report", "parse_window": "report",
+    "MonitoringService": "report", "Window": "report", "parse_window": "report",
     "CaptureStore": "store", "InvalidCapture": "store",
 }
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from maas_core.monitoring.batch import BatchMonitor
     from maas_core.monitoring.capture import CaptureWriter, build_captures, sampled
     from maas_core.monitoring.metrics import PredictMonitor
-    from maas_core.monitoring.report import MonitoringService, Window, is_publish_event, parse_window
+    from maas_core.monitoring.report import MonitoringService, Window, parse_window
     from maas_core.monitoring.store import CaptureStore, InvalidCapture
 
 
@@ -56,7 +56,6 @@ __all__ = [
     "PredictMonitor",
     "Window",
     "build_captures",
-    "is_publish_event",
     "parse_window",
     "sampled",
 ]

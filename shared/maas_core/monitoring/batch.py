@@ -1,5 +1,8 @@
 """Metrics and capture of batch predictions (maas_core.batch.job), with the predict path's code.
 
+The job hands the monitor each chunk it predicted, whole (maas_core.outcome.ChunkOutcome: its route, rows,
+records and their predictions), then the file's end (`finish`).
+
 Per input file, once its model version is resolved, one EMF blob (maas_core.monitoring.emf) with
 dimension sets [model, version], [model] and [source="batch"]:
 
@@ -32,15 +35,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
 from maas_core.monitoring.capture import capture_maker, sampled
 from maas_core.monitoring.emf import dimension_value, emit, model_dimension_sets, write
 from maas_core.monitoring.metrics import PredictMonitor, label_documents
+
+if TYPE_CHECKING:
+    from maas_core.outcome import ChunkOutcome
 
 logger = Logger(child=True)
 
@@ -67,38 +72,38 @@ class BatchMonitor(PredictMonitor):
     def start(self) -> FileObservation:
         return FileObservation()
 
-    def chunk(self, o: FileObservation, *, model: str, version: str, loaded: Any, lines: Sequence[Mapping[str, Any]],
-              records: Sequence[Any], rejected: int, latency_ms: float, alias: str | None = None,
-              canary: bool = False) -> None:
-        """Count one chunk (`lines`: its prediction lines, `records`: their raw rows, in the same order)
-        and capture a sample of it. Never raises."""
+    def chunk(self, o: FileObservation, chunk: ChunkOutcome) -> None:
+        """Count one chunk and capture a sample of its rows. Never raises."""
         try:
-            o.records += len(lines)
-            o.rejected += rejected
-            o.chunk_ms.append(round(float(latency_ms), 3))
-            o.labels.update(str(line["label"]) for line in lines if line.get("label") is not None)
+            o.records += len(chunk.rows)
+            o.rejected += chunk.rejected
+            o.chunk_ms.append(round(float(chunk.latency_ms), 3))
+            predictions = chunk.predictions
+            if not predictions.regression:
+                for best, n in Counter(predictions.best).items():  # in order of first appearance, as the API's
+                    o.labels[predictions.labels[best]] += n
         except Exception:
             logger.warning("could not count a batch chunk", exc_info=True)
-        if not self.capturing or not lines:
+        if not self.capturing or not chunk.rows:
             return
+        route = chunk.route
+        ids = chunk.prediction_ids()
         sent = failed = 0
         try:
-            make = capture_maker(loaded.manifest, model=model, version=version, latency_ms=latency_ms,
-                                 text=loaded.spec.text_feature, alias=alias, canary=canary, source=SOURCE)
+            make = capture_maker(chunk.manifest, model=route.model, version=route.version, latency_ms=chunk.latency_ms,
+                                 text=chunk.spec.text_feature, alias=route.alias, canary=route.canary, source=SOURCE)
             captures = []
-            for line, record in zip(lines, records):
-                if not sampled(str(line["id"]), self.capture_rate):
+            for prediction_id, output, record in zip(ids, chunk.predictions.outputs(), chunk.records):
+                if not sampled(prediction_id, self.capture_rate):
                     continue
-                output = ({"value": line["value"]} if "value" in line
-                          else {"label": line.get("label"), "probabilities": line.get("probabilities")})
-                capture = make(str(line["id"]), output, record)
+                capture = make(prediction_id, output, record)
                 if capture is not None:
                     captures.append(capture)
             result = self.sender.send(captures)  # never raises
             sent, failed = result.sent, result.failed
         except Exception:  # capture never fails a batch file: count what was not queued
-            failed = sum(1 for line in lines if sampled(str(line.get("id")), self.capture_rate)) - sent
-            logger.exception("batch capture failed", extra={"model": model, "version": version,
+            failed = sum(1 for prediction_id in ids if sampled(prediction_id, self.capture_rate)) - sent
+            logger.exception("batch capture failed", extra={"model": route.model, "version": route.version,
                                                             "capture_failures": failed})
         o.captured += sent
         o.capture_failures += max(failed, 0)

@@ -128,12 +128,6 @@ def _instant(field: str, value: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def is_publish_event(event: Any) -> bool:
-    """The EventBridge schedule's event (template: Input {"action": "publish_metrics"}), or a raw one."""
-    return isinstance(event, Mapping) and (event.get("action") == "publish_metrics"
-                                           or event.get("detail-type") == "Scheduled Event")
-
-
 class MonitoringService:
     def __init__(self, settings: Settings, registry: Registry, bundles: BundleStore, captures: CaptureStore) -> None:
         self.settings = settings
