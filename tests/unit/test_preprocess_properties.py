@@ -59,16 +59,17 @@ def column_values(config: ColumnConfig, rows: int) -> st.SearchStrategy[list[Any
 
 
 @st.composite
-def fitted(draw: st.DrawFn) -> tuple[PreprocessSpec, dict[str, list[Any]], list[dict[str, Any]]]:
+def fitted(draw: st.DrawFn, row_norms: tuple[str | None, ...] = (None, "l1", "l2"),
+           ) -> tuple[PreprocessSpec, dict[str, list[Any]], list[dict[str, Any]]]:
     """A spec fitted on a generated dataset, the dataset, and its rows that make valid serving records
-    (required fields present; optional fields omitted when missing)."""
+    (required fields present; optional fields omitted when missing); its row norm one of `row_norms`."""
     rows = draw(st.integers(3, 25))
     names = draw(st.lists(st.sampled_from(list(string.ascii_lowercase[:8])), min_size=1, max_size=4, unique=True))
     configs = {name: draw(column_configs()) for name in names}
     columns = {name: draw(column_values(cfg, rows)) for name, cfg in configs.items()}
     for name, cfg in configs.items():  # fit needs at least one present value per column
         assume(any(v is not None for v in columns[name]))
-    spec = PreprocessSpec.fit(columns, SpecConfig(columns=configs, row_norm=draw(st.sampled_from([None, "l1", "l2"]))))
+    spec = PreprocessSpec.fit(columns, SpecConfig(columns=configs, row_norm=draw(st.sampled_from(row_norms))))
     records = []
     for i in range(rows):
         row = {n: columns[n][i] for n in names}
@@ -117,10 +118,10 @@ def test_training_records_transform_to_a_finite_matrix_row_by_row(case: tuple, r
 
 
 @PROPERTY
-@given(fitted())
+@given(fitted(row_norms=(None,)))  # drawn, not filtered: filtering two specs in three failed a health check
 def test_encodings_stay_inside_their_fitted_ranges(case: tuple) -> None:
     spec, _, records = case
-    assume(records and spec.row_norm is None)
+    assume(records)
     try:
         x = spec.transform(records)
     except UnprocessableError:
