@@ -7,6 +7,11 @@ task, also on a real test run. Only then is a version reserved, the bundle publi
 (maas_core.publishing, the training job's path too), so a refused model leaves no trace and burns no
 version number. It then serves like a trained one.
 
+Explanations (?explain=true) occlude fields with a baseline record, which a trained model takes from its
+training statistics. An external model has none: its declaration may give one (`baseline: {field:
+value}`), or the caller gives background statistics (`maas register --background FILE.csv` computes them
+with the training job's own function); without either, explaining it is a 422 (maas_core.explain).
+
     declaration = ModelDeclaration(task="multiclass", labels=["a", "b", "c"], input_name="input",
                                    output_name="scores", features=[{"name": "x1"}, {"name": "x2"}])
     manifest = register_onnx(store, registry, "my-model", onnx_bytes, declaration, promote="prod")
@@ -24,6 +29,7 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from maas_core.baseline import BACKGROUND, DECLARED
 from maas_core.errors import UnprocessableError
 from maas_core.load_checks import bad as _bad
 from maas_core.load_checks import check_input, check_output_shape, shape_of as _shape
@@ -68,6 +74,9 @@ class ModelDeclaration(BaseModel):
     output_name: str | None = Field(default=None, description="graph output to read; default: the graph's only output")
     description: str = ""
     metrics: dict[str, float] = Field(default_factory=dict, description="holdout metrics measured elsewhere")
+    baseline: dict[str, Any] | None = Field(
+        default=None, description="a baseline record, field -> value (every input field): what explanations "
+                                  "replace each field with; or give background data at registration instead")
 
     @field_validator("metrics")
     @classmethod
@@ -123,14 +132,18 @@ def passthrough_spec(declaration: ModelDeclaration) -> PreprocessSpec:
 
 def register_onnx(store: BundleStore, registry: Registry, name: str, onnx_bytes: bytes,
                   declaration: ModelDeclaration, spec: PreprocessSpec | None = None,
-                  promote: str | None = None) -> Manifest:
+                  promote: str | None = None, background: dict[str, Any] | None = None) -> Manifest:
     """Check an external ONNX model against its declaration, then publish and register it as the next
-    version of `name` (and point `promote` at it). Any problem is a 422 raised before anything is written."""
+    version of `name` (and point `promote` at it). Any problem is a 422 raised before anything is written.
+
+    `background`: baseline statistics of background data (maas_training.evaluate.baseline_statistics over
+    a sample of the model's training data, fields of `serving_spec(declaration, spec)`)."""
     check_name("model", name)
     if promote is not None:
         check_name("alias", promote)
     given_spec = spec is not None
     spec, input_schema = _spec_and_schema(declaration, spec)
+    baseline = _baseline(spec, declaration.baseline, background)
     width = len(spec.feature_names())
     graph = check_graph(onnx_bytes, declaration, width=width,
                         width_source=f"the preprocessing spec produces {width} columns" if given_spec else None)
@@ -147,11 +160,48 @@ def register_onnx(store: BundleStore, registry: Registry, name: str, onnx_bytes:
             model_input=graph.model_input,
             model_output=graph.model_output,
             metrics=declaration.metrics,
+            baseline=baseline,
             frameworks={"source": "external", "onnxruntime": ort.__version__},
             training={"source": "external", "description": declaration.description, "producer": graph.producer},
         ), files
 
     return publish_version(store, registry, name, bundle, promote=promote)
+
+
+def serving_spec(declaration: ModelDeclaration, spec: PreprocessSpec | None = None) -> PreprocessSpec:
+    """The preprocessing spec the model will be served with: `spec`, or the declared fields passed through."""
+    return _spec_and_schema(declaration, spec)[0]
+
+
+def _baseline(spec: PreprocessSpec, record: dict[str, Any] | None,
+              background: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest's baseline (maas_core.baseline): background statistics, a declared record, or none."""
+    names = [f.name for f in spec.features]
+    if record is not None and background is not None:
+        raise _bad("give a baseline record in the declaration or background data, not both", field="baseline")
+    if background is not None:
+        stats = background.get("features") or {}
+        missing = [n for n in names if n not in stats]
+        if missing:
+            raise _bad(f"the background data has no column for input field(s) {', '.join(missing)}",
+                       field="background", missing=missing)
+        return {**background, "source": BACKGROUND}
+    if record is None:
+        return {}
+    missing = [n for n in names if n not in record]
+    unknown = sorted(set(record) - set(names))
+    if missing or unknown:
+        problems = ([f"no value for {', '.join(missing)}"] if missing else []) + (
+            [f"{', '.join(unknown)} " + ("is not an input field" if len(unknown) == 1 else "are not input fields")]
+            if unknown else [])
+        raise _bad(f"the baseline record must give one value per input field: {'; '.join(problems)}",
+                   field="baseline", missing=missing, unknown=unknown)
+    try:
+        spec.transform([record])
+    except UnprocessableError as exc:
+        raise UnprocessableError(f"the baseline record is not a valid input record: {exc.message}",
+                                 exc.details) from None
+    return {"source": DECLARED, "record": record}
 
 
 def _spec_and_schema(declaration: ModelDeclaration,
