@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from maas_core.errors import MaasError, UnprocessableError
-from maas_core.preprocess import BooleanFeature, CategoricalFeature, NumericFeature, PreprocessSpec
+from maas_core.preprocess import BooleanFeature, CategoricalFeature, NumericFeature, PreprocessSpec, StringFeature
 from maas_core.registration import ModelDeclaration
 
 
@@ -87,5 +87,5 @@ def load_background(path: Path, spec: PreprocessSpec) -> dict[str, Any]:
     def named(kind: type) -> list[str]:
         return [f.name for f in spec.features if isinstance(f, kind)]
 
-    return baseline_statistics(columns, named(NumericFeature), named(CategoricalFeature),
+    return baseline_statistics(columns, named(NumericFeature), named(CategoricalFeature) + named(StringFeature),
                                boolean=named(BooleanFeature))

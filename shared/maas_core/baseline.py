@@ -8,6 +8,9 @@ give a finite output of the right shape is refused before it answers anyone.
                          spec's fill value, else its scaler center
     categorical/boolean  the most frequent training value (manifest.baseline frequencies), else
                          the spec's fill value, else the first category / false
+    string               the most frequent value (of the background data), else the fill, else
+                         UNKNOWN_STRING (not missing, so a required field has a value for the smoke run;
+                         explanations never use it: a model without statistics has no baseline)
     text                 the empty text (all padding)
 
 Where the statistics come from is `manifest.baseline["source"]` (BaselineSource): absent for a trained
@@ -26,8 +29,16 @@ from typing import Any, Literal
 import numpy as np
 
 from maas_core.manifest import Manifest
-from maas_core.preprocess import BooleanFeature, CategoricalFeature, NumericFeature, PreprocessSpec, TextFeature
+from maas_core.preprocess import (
+    BooleanFeature,
+    CategoricalFeature,
+    NumericFeature,
+    PreprocessSpec,
+    StringFeature,
+    TextFeature,
+)
 
+UNKNOWN_STRING = "unknown"
 BaselineSource = Literal["training", "declared", "background"]
 DECLARED: BaselineSource = "declared"
 BACKGROUND: BaselineSource = "background"
@@ -61,6 +72,8 @@ def baseline_values(spec: PreprocessSpec, baseline: Mapping[str, Any] | None) ->
         elif isinstance(f, BooleanFeature):
             top = _most_frequent(s.get("frequencies"))
             values[f.name] = (top == "true") if top in ("true", "false") else bool(f.fill)
+        elif isinstance(f, StringFeature):  # an external graph's own encoder reads it
+            values[f.name] = _most_frequent(s.get("frequencies")) or f.fill or UNKNOWN_STRING
         elif isinstance(f, TextFeature):
             values[f.name] = ""
     return values
