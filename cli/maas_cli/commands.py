@@ -11,7 +11,7 @@ from typing import Any
 
 from maas_core.admin import check_leftover_files
 from maas_core.errors import MaasError, NotFoundError
-from maas_core.registration import register_onnx
+from maas_core.registration import register_onnx, serving_spec
 from maas_core.store import BundleStore, bundle_prefix
 from maas_cli import files
 from maas_cli.context import Context
@@ -81,8 +81,10 @@ def register(ctx: Context, args: argparse.Namespace) -> int:
     onnx_bytes = files.read_bytes(Path(args.onnx), "ONNX model")
     declaration = files.load_declaration(Path(args.declaration))
     spec = files.load_spec(Path(args.spec)) if args.spec else None
+    background = (files.load_background(Path(args.background), serving_spec(declaration, spec))
+                  if args.background else None)
     manifest = register_onnx(ctx.store, ctx.registry, args.model, onnx_bytes, declaration, spec=spec,
-                             promote=args.promote)
+                             promote=args.promote, background=background)
     if ctx.as_json:
         emit_json(manifest.model_dump(mode="json"))
         return 0

@@ -1,5 +1,6 @@
-"""Reading the files `maas register` is given: the ONNX model, its declaration (JSON or YAML) and an
-optional preprocessing spec. Every problem is a MaasError naming the file, never a traceback."""
+"""Reading the files `maas register` is given: the ONNX model, its declaration (JSON or YAML), an
+optional preprocessing spec and optional background data. Every problem is a MaasError naming the file,
+never a traceback."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from maas_core.errors import MaasError, UnprocessableError
-from maas_core.preprocess import PreprocessSpec
+from maas_core.preprocess import BooleanFeature, CategoricalFeature, NumericFeature, PreprocessSpec, StringFeature
 from maas_core.registration import ModelDeclaration
 
 
@@ -62,3 +63,29 @@ def load_spec(path: Path) -> PreprocessSpec:
                                  + "; ".join(f"{d['field']}: {d['reason']}" for d in details[:5]), details) from None
     except ValueError as exc:  # e.g. an unsupported format_version
         raise UnprocessableError(f"preprocessing spec {str(path)!r}: {exc}") from None
+
+
+def load_background(path: Path, spec: PreprocessSpec) -> dict[str, Any]:
+    """Baseline statistics of a background CSV (a sample of the model's training data): the training job's
+    own (maas_training.evaluate), over the columns of the spec's fields once the spec accepts every row."""
+    from maas_training.data import load_csv  # the training package, but not TensorFlow: numpy only
+    from maas_training.evaluate import baseline_statistics
+
+    try:
+        columns = load_csv(path)
+    except ValueError as exc:
+        raise UnprocessableError(f"background data: {exc}") from None
+    missing = [f.name for f in spec.features if f.name not in columns]
+    if missing:
+        raise UnprocessableError(f"background data {str(path)!r} has no column for input field(s) "
+                                 f"{', '.join(missing)}", [{"field": "background", "missing": missing}])
+    try:
+        spec.transform_columns(columns, fill_required=True)  # values it cannot read would skew the statistics
+    except UnprocessableError as exc:
+        raise UnprocessableError(f"background data {str(path)!r}: {exc.message}", exc.details) from None
+
+    def named(kind: type) -> list[str]:
+        return [f.name for f in spec.features if isinstance(f, kind)]
+
+    return baseline_statistics(columns, named(NumericFeature), named(CategoricalFeature) + named(StringFeature),
+                               boolean=named(BooleanFeature))

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON or YAML: task, labels, features, input_name, output_name[, description, metrics]")
     p.add_argument("--spec", metavar="FILE", help="preprocess.json to apply before the model "
                                                   "(default: the declared numeric fields, passed through)")
+    p.add_argument("--background", metavar="FILE.csv",
+                   help="a sample of the model's training data (CSV with a header): explanations occlude fields "
+                        "with its statistics (or declare a baseline record; without either, explain is refused)")
     p.add_argument("--promote", metavar="ALIAS", help="point this alias at the new version")
     p = command("promote", "point an alias at a version (ends any canary; the old version is kept for rollback)",
                 commands.promote)

@@ -1,4 +1,4 @@
-"""Per-feature explanations of tabular predictions, by occlusion against the training baseline.
+"""Per-feature explanations of tabular predictions, by occlusion against the model's baseline.
 
 For each record and each raw input field f (a field of the caller's record, not an encoded model
 column: a one-hot categorical is one field), the field is replaced by its *baseline value* and the
@@ -8,7 +8,9 @@ record is predicted again. The attribution of f is how much the model's output d
 
 where the output f(.) is, for a classifier, the probability of the label predicted for x (so a
 positive attribution means "this field's value pushed the model towards its answer"), and for a
-regression, the predicted value. Baseline values come from the training data (maas_core.baseline):
+regression, the predicted value. Baseline values come from the training data (maas_core.baseline; for
+an external model, from the background data or the baseline record it was registered with, and each
+explanation names which: `baseline` is "training", "background" or "declared"):
 
     numeric              the training mean (manifest.baseline features[name].mean), else the
                          spec's fill value, else its scaler center
@@ -27,6 +29,10 @@ records' outputs come from that same call, so the prediction and its explanation
 A record any of whose rows gives a non-finite output is refused (422, maas_core.outputs), as a
 prediction without explanation would be: its attributions would not be numbers.
 
+An external model registered with neither a background CSV nor a baseline record has no baseline
+worth occluding with (the spec's fallbacks are zeros): asking for an explanation of one is a 422 that
+says how to register it with one.
+
 Text models are not supported yet (a word is not a field, and occluding tokens needs its own
 baseline): asking for an explanation of one is a 422.
 """
@@ -38,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from maas_core.baseline import baseline_values
+from maas_core.baseline import BaselineSource, baseline_source, baseline_values
 from maas_core.errors import MaasError, UnprocessableError
 from maas_core.model_cache import LoadedModel
 from maas_core.outputs import PROBABILITY_DIGITS, class_probabilities, nonfinite_rows, refuse_nonfinite
@@ -48,16 +54,25 @@ from maas_core.schemas import Explanation
 __all__ = ["baseline_values", "check_explainable", "explain_predictions", "occlusion_columns"]
 
 METHOD = "occlusion"
-BASELINE = "training"
 _DIGITS = PROBABILITY_DIGITS  # like the probabilities in a prediction
 
 
-def check_explainable(model: LoadedModel) -> None:
+def check_explainable(model: LoadedModel) -> BaselineSource:
+    """The model's baseline source, or a 422 when its predictions cannot be explained."""
+    m = model.manifest
     if model.spec.text_feature is not None:
         raise UnprocessableError(
             "explanations are not supported for text models yet; ask again without ?explain=true",
-            [{"field": "explain", "reason": "text model", "model": model.manifest.name,
-              "version": model.manifest.version}])
+            [{"field": "explain", "reason": "text model", "model": m.name, "version": m.version}])
+    source = baseline_source(m)
+    if source is None:
+        raise UnprocessableError(
+            f"model {m.name!r} version {m.version!r} was registered without a baseline, so there is nothing "
+            "meaningful to occlude its fields with: register it again with a baseline record in the declaration "
+            "(baseline: {field: value, ...}) or with background data (maas register ... --background FILE.csv, "
+            "a sample of the data it was trained on); or ask without ?explain=true",
+            [{"field": "explain", "reason": "no baseline", "model": m.name, "version": m.version}])
+    return source
 
 
 def occlusion_columns(spec: PreprocessSpec, records: Sequence[Mapping[str, Any]],
@@ -82,7 +97,7 @@ def explain_predictions(model: LoadedModel, records: Sequence[Any]) -> tuple[np.
     The records must already have passed `model.spec.transform` (the predictor validates them first,
     so errors name the caller's record indices); tabular records are JSON objects.
     """
-    check_explainable(model)
+    source = check_explainable(model)
     spec, manifest = model.spec, model.manifest
     base = baseline_values(spec, manifest.baseline)
     names = [f.name for f in spec.features]
@@ -90,7 +105,7 @@ def explain_predictions(model: LoadedModel, records: Sequence[Any]) -> tuple[np.
     try:
         features = spec.transform_columns(occlusion_columns(spec, records, base))
     except UnprocessableError as exc:  # the records were valid, so a baseline value was not: our fault
-        raise MaasError(f"the training baseline of model {manifest.name!r} version {manifest.version!r} "
+        raise MaasError(f"the {source} baseline of model {manifest.name!r} version {manifest.version!r} "
                         f"cannot be transformed: {exc.message}", exc.details) from exc
     raw = model.run(features)
     bad = nonfinite_rows(raw)  # record i: any of its rows, or the all-baseline row its baseline_output is from
@@ -108,7 +123,7 @@ def explain_predictions(model: LoadedModel, records: Sequence[Any]) -> tuple[np.
     attributions = block[:, :1] - block[:, 1:]  # f(x) - f(x with field j at baseline)
     explanations = [
         Explanation(
-            method=METHOD, baseline=BASELINE,
+            method=METHOD, baseline=source,
             target=None if targets is None else manifest.labels[targets[i]],
             output=round(float(block[i, 0]), _DIGITS), baseline_output=round(float(base_out[i]), _DIGITS),
             attributions={name: round(float(a), _DIGITS) for name, a in zip(names, attributions[i])},

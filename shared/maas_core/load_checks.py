@@ -8,7 +8,9 @@ good version instead (maas_core.predictor). In order, cheapest first:
 1. the spec's fitted values are finite and its sizes bounded (MAX_* below), before anything is sized by them;
 2. the graph has the manifest's input and output: a (rows, columns) input with a dynamic row count, of
    the manifest's element type and the spec's kind (floats or token ids), as many columns as the spec
-   makes; an output whose shape fits the task and labels;
+   makes (or, an external graph with one input per field, manifest.model_inputs: exactly those inputs,
+   each (rows, 1), a string input for each string field and a numeric one for each other; maas_core.feeds);
+   an output whose shape fits the task and labels;
 3. a smoke run on the training baseline record (maas_core.baseline), one row then two, gives finite
    outputs of that shape.
 
@@ -26,9 +28,10 @@ import numpy as np
 
 from maas_core.baseline import baseline_values
 from maas_core.errors import UnprocessableError
+from maas_core.feeds import STRING
 from maas_core.manifest import Manifest
 from maas_core.outputs import nonfinite_rows
-from maas_core.preprocess import CategoricalFeature, NumericFeature, PreprocessSpec, TextFeature
+from maas_core.preprocess import CategoricalFeature, NumericFeature, PreprocessSpec, StringFeature, TextFeature
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -44,6 +47,8 @@ MAX_CATEGORIES = 100_000  # categories of one categorical feature
 # onnxruntime's element types -> numpy dtypes serving can feed from a spec's matrix
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(int32)": "int32",
               "tensor(int64)": "int64"}
+# ... and, one field per input, also strings (maas_core.feeds)
+FIELD_DTYPES = {**ORT_DTYPES, "tensor(string)": STRING}
 
 
 class UnusableBundle(ValueError):
@@ -54,18 +59,37 @@ def check_model(model: LoadedModel) -> None:
     """Steps 2 and 3 of the module docstring for a loaded version (its spec passed `check_spec`)."""
     m, spec = model.manifest, model.spec
     width = len(spec.feature_names())
-    inp = _named(model.session.get_inputs(), m.model_input.name, "input")
-    check_input(inp, width, f"the preprocessing spec produces {width} columns", dtypes=ORT_DTYPES)
-    graph_dtype = ORT_DTYPES[inp.type]
-    if graph_dtype != m.model_input.dtype or np.dtype(graph_dtype).kind != np.dtype(spec.output_dtype()).kind:
-        raise UnusableBundle(f"graph input {inp.name!r} takes {inp.type}; the manifest says {m.model_input.dtype} "
-                             f"and the preprocessing spec produces {spec.output_dtype()}")
+    if m.model_inputs:
+        _check_field_inputs(model.session.get_inputs(), m, spec)
+    else:
+        inp = _named(model.session.get_inputs(), m.model_input.name, "input")
+        check_input(inp, width, f"the preprocessing spec produces {width} columns", dtypes=ORT_DTYPES)
+        graph_dtype = ORT_DTYPES[inp.type]
+        if graph_dtype != m.model_input.dtype or np.dtype(graph_dtype).kind != np.dtype(spec.output_dtype()).kind:
+            raise UnusableBundle(f"graph input {inp.name!r} takes {inp.type}; the manifest says "
+                                 f"{m.model_input.dtype} and the preprocessing spec produces {spec.output_dtype()}")
     out = _named(model.session.get_outputs(), m.model_output.name, "output")
     check_labels(m)
     shape = shape_of(out.shape)
     if shape is not None:
         check_output_shape(m.task, m.labels, out.name, shape, rows=None)
     smoke_run(model)
+
+
+def _check_field_inputs(graph_inputs: list[ort.NodeArg], m: Manifest, spec: PreprocessSpec) -> None:
+    """One (rows, 1) graph input per spec feature, of the manifest's type, strings for string fields."""
+    if len(spec.features) != len(m.model_inputs) or len(spec.feature_names()) != len(m.model_inputs):
+        raise UnusableBundle(f"the manifest names {len(m.model_inputs)} graph inputs, one per field, but the "
+                             f"preprocessing spec has {len(spec.features)} fields making "
+                             f"{len(spec.feature_names())} columns")
+    extra = sorted({a.name for a in graph_inputs} - {t.name for t in m.model_inputs})
+    if extra:
+        raise UnusableBundle(f"the graph has inputs the manifest does not feed: {', '.join(map(repr, extra))}")
+    for feature, declared in zip(spec.features, m.model_inputs, strict=True):
+        inp = _named(graph_inputs, declared.name, "input")
+        check_field_input(inp, feature.name, isinstance(feature, StringFeature))
+        if FIELD_DTYPES[inp.type] != declared.dtype:
+            raise UnusableBundle(f"graph input {inp.name!r} takes {inp.type}; the manifest says {declared.dtype}")
 
 
 def check_spec(spec: PreprocessSpec) -> None:
@@ -136,6 +160,22 @@ def check_input(inp: Any, width: int, width_source: str, dtypes: dict[str, str])
     if isinstance(in_shape[1], int) and in_shape[1] != width:
         raise bad(f"{width_source} but input {inp.name!r} takes {in_shape[1]} columns "
                   f"(shape {show(inp.shape)})", field="features", declared=width, graph=in_shape[1])
+
+
+def check_field_input(inp: Any, field: str, string: bool) -> None:
+    """A graph input fed by one field: (rows, 1) with a dynamic row count, a string input for a string field
+    and a numeric one for a number."""
+    in_shape = shape_of(inp.shape)
+    if inp.type not in FIELD_DTYPES:
+        raise bad(f"input {inp.name!r} (field {field!r}) has element type {inp.type}; only "
+                  f"{', '.join(FIELD_DTYPES)} inputs are supported", field="features", type=inp.type)
+    if (FIELD_DTYPES[inp.type] == STRING) != string:
+        wanted = "a string field" if FIELD_DTYPES[inp.type] == STRING else "a number field"
+        raise bad(f"input {inp.name!r} takes {inp.type}, so field {field!r} feeding it must be {wanted} "
+                  f"(type: {'string' if 'string' in wanted else 'number'})", field="features", input=inp.name)
+    if in_shape is None or len(in_shape) != 2 or in_shape[1] not in (1, None) or in_shape[0] is not None:
+        raise bad(f"input {inp.name!r} (field {field!r}) has shape {show(inp.shape)}; an input fed by one field "
+                  "must be (rows, 1) with a dynamic number of rows", field="features", shape=show(inp.shape))
 
 
 def check_output_shape(task: str, labels: Sequence[str], name: str, shape: list[int | None], rows: int | None) -> None:

@@ -93,6 +93,9 @@ class Manifest(BaseModel):
     target: str = ""
     input_schema: list[InputField]
     model_input: TensorInfo
+    model_inputs: list[TensorInfo] = Field(
+        default_factory=list, description="an external graph with one input per field: the inputs, in the "
+                                          "spec's column order (each (rows, 1)); empty: model_input takes the matrix")
     model_output: TensorInfo
     files: dict[str, FileEntry] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict, description="holdout metrics")

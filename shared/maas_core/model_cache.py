@@ -23,6 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 from maas_core.errors import MaasError, NotFoundError, unusable_error
+from maas_core.feeds import graph_feeds
 from maas_core.load_checks import UnusableBundle, check_model, check_spec
 from maas_core.manifest import DEFAULT_VARIANT, PREPROCESS_FILE, Manifest
 from maas_core.onnx_external import external_tensors
@@ -65,8 +66,7 @@ class LoadedModel:
         return model
 
     def run(self, features: np.ndarray) -> np.ndarray:
-        inp = self.manifest.model_input
-        out = self.session.run([self.manifest.model_output.name], {inp.name: features.astype(inp.dtype, copy=False)})
+        out = self.session.run([self.manifest.model_output.name], graph_feeds(self.manifest, features))
         return np.asarray(out[0])
 
 

@@ -176,6 +176,11 @@ class Predictor:
         """The feature matrix the model would be given for these records, with its column names."""
         self.check_size(records)
         model, route = self.load_route(name, self.route(name, version, alias))
+        if model.spec.has_strings:  # fed to the graph field by field: the graph's own encoders make its matrix
+            raise UnprocessableError(
+                f"model {name!r} version {route.version!r} takes its string fields as they are (its graph encodes "
+                "them), so there is no feature matrix to show; predict instead",
+                [{"field": "model", "reason": "string inputs", "model": name, "version": route.version}])
         deadline.check("preprocessing the records")
         features = model.spec.transform(records, max_chars=self.settings.max_field_chars)
         return PreprocessResponse(model=name, version=route.version, alias=route.alias,

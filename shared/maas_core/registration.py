@@ -2,10 +2,17 @@
 
 The caller declares what the graph cannot tell us (the task, the class labels, the raw input fields)
 and the graph is checked against that declaration before anything is written: it must load in
-onnxruntime, take one float/double matrix (rows x features) and give an output whose shape fits the
-task, also on a real test run. Only then is a version reserved, the bundle published and registered
+onnxruntime, take one float/double matrix (rows x features), or one (rows, 1) input per declared field
+(skl2onnx's convention for a pipeline over named columns: strings, int64 and floats mixed; each field
+feeds the input of its name or the one its `input` names, maas_core.feeds), and give an output whose
+shape fits the task, also on a real test run. Only then is a version reserved, the bundle published and registered
 (maas_core.publishing, the training job's path too), so a refused model leaves no trace and burns no
 version number. It then serves like a trained one.
+
+Explanations (?explain=true) occlude fields with a baseline record, which a trained model takes from its
+training statistics. An external model has none: its declaration may give one (`baseline: {field:
+value}`), or the caller gives background statistics (`maas register --background FILE.csv` computes them
+with the training job's own function); without either, explaining it is a 422 (maas_core.explain).
 
     declaration = ModelDeclaration(task="multiclass", labels=["a", "b", "c"], input_name="input",
                                    output_name="scores", features=[{"name": "x1"}, {"name": "x2"}])
@@ -17,19 +24,22 @@ Serving-core code: imports onnxruntime, numpy and pydantic only (never the `onnx
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from maas_core.baseline import BACKGROUND, DECLARED, baseline_values
 from maas_core.errors import UnprocessableError
 from maas_core.load_checks import bad as _bad
-from maas_core.load_checks import check_input, check_output_shape, shape_of as _shape
+from maas_core.feeds import feeds
+from maas_core.load_checks import FIELD_DTYPES, check_field_input, check_input, check_output_shape
+from maas_core.load_checks import shape_of as _shape
 from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, InputField, Manifest, Task, TensorInfo
 from maas_core.onnx_external import MalformedModel, external_tensors
-from maas_core.preprocess import NumericFeature, PreprocessSpec
+from maas_core.preprocess import NumericFeature, PreprocessSpec, StringFeature
 from maas_core.publishing import publish_version
 from maas_core.registry import Registry, check_name
 from maas_core.store import BundleStore
@@ -40,12 +50,16 @@ _OUTPUT_DTYPES = _INPUT_DTYPES
 
 
 class DeclaredFeature(BaseModel):
-    """One raw input field, in the order of the model input's columns."""
+    """One raw input field: a column of the model input, or (a graph with one input per field) one input."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
-    type: Literal["number"] = Field(default="number", description="only numeric fields for now")
+    type: Literal["number", "string"] = Field(
+        default="number", description="number, or string (fed as it is to a graph input of type string)")
+    input: str | None = Field(
+        default=None, description="the graph input this field feeds, for a graph with one (rows, 1) input per "
+                                  "field (skl2onnx's convention); default: the input named like the field")
     required: bool = True
     description: str = ""
     sensitive: bool = Field(default=False, description="personal data: masked in captured predictions, never "
@@ -68,6 +82,9 @@ class ModelDeclaration(BaseModel):
     output_name: str | None = Field(default=None, description="graph output to read; default: the graph's only output")
     description: str = ""
     metrics: dict[str, float] = Field(default_factory=dict, description="holdout metrics measured elsewhere")
+    baseline: dict[str, Any] | None = Field(
+        default=None, description="a baseline record, field -> value (every input field): what explanations "
+                                  "replace each field with; or give background data at registration instead")
 
     @field_validator("metrics")
     @classmethod
@@ -110,11 +127,13 @@ class CheckedGraph:
     model_input: TensorInfo
     model_output: TensorInfo
     producer: str
+    model_inputs: list[TensorInfo] = field(default_factory=list)  # one per field (maas_core.feeds)
 
 
 def passthrough_spec(declaration: ModelDeclaration) -> PreprocessSpec:
-    """Numeric pass-through: each declared field becomes one unscaled input column."""
+    """Pass-through: each declared field becomes one input column, numbers unscaled, strings as they are."""
     return PreprocessSpec(features=[
+        StringFeature(name=f.name, required=f.required, sensitive=f.sensitive) if f.type == "string" else
         NumericFeature(name=f.name, required=f.required, sensitive=f.sensitive, fill=None, clip=None, scaler="none",
                        center=0.0, scale=1.0)
         for f in declaration.features
@@ -123,17 +142,22 @@ def passthrough_spec(declaration: ModelDeclaration) -> PreprocessSpec:
 
 def register_onnx(store: BundleStore, registry: Registry, name: str, onnx_bytes: bytes,
                   declaration: ModelDeclaration, spec: PreprocessSpec | None = None,
-                  promote: str | None = None) -> Manifest:
+                  promote: str | None = None, background: dict[str, Any] | None = None) -> Manifest:
     """Check an external ONNX model against its declaration, then publish and register it as the next
-    version of `name` (and point `promote` at it). Any problem is a 422 raised before anything is written."""
+    version of `name` (and point `promote` at it). Any problem is a 422 raised before anything is written.
+
+    `background`: baseline statistics of background data (maas_training.evaluate.baseline_statistics over
+    a sample of the model's training data, fields of `serving_spec(declaration, spec)`)."""
     check_name("model", name)
     if promote is not None:
         check_name("alias", promote)
     given_spec = spec is not None
     spec, input_schema = _spec_and_schema(declaration, spec)
+    baseline = _baseline(spec, declaration.baseline, background)
     width = len(spec.feature_names())
     graph = check_graph(onnx_bytes, declaration, width=width,
-                        width_source=f"the preprocessing spec produces {width} columns" if given_spec else None)
+                        width_source=f"the preprocessing spec produces {width} columns" if given_spec else None,
+                        spec=None if given_spec else spec, baseline=baseline)
 
     files = {MODEL_FILE: onnx_bytes, PREPROCESS_FILE: spec.to_json().encode()}
 
@@ -145,13 +169,51 @@ def register_onnx(store: BundleStore, registry: Registry, name: str, onnx_bytes:
             labels=declaration.labels,
             input_schema=input_schema,
             model_input=graph.model_input,
+            model_inputs=graph.model_inputs,
             model_output=graph.model_output,
             metrics=declaration.metrics,
+            baseline=baseline,
             frameworks={"source": "external", "onnxruntime": ort.__version__},
             training={"source": "external", "description": declaration.description, "producer": graph.producer},
         ), files
 
     return publish_version(store, registry, name, bundle, promote=promote)
+
+
+def serving_spec(declaration: ModelDeclaration, spec: PreprocessSpec | None = None) -> PreprocessSpec:
+    """The preprocessing spec the model will be served with: `spec`, or the declared fields passed through."""
+    return _spec_and_schema(declaration, spec)[0]
+
+
+def _baseline(spec: PreprocessSpec, record: dict[str, Any] | None,
+              background: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest's baseline (maas_core.baseline): background statistics, a declared record, or none."""
+    names = [f.name for f in spec.features]
+    if record is not None and background is not None:
+        raise _bad("give a baseline record in the declaration or background data, not both", field="baseline")
+    if background is not None:
+        stats = background.get("features") or {}
+        missing = [n for n in names if n not in stats]
+        if missing:
+            raise _bad(f"the background data has no column for input field(s) {', '.join(missing)}",
+                       field="background", missing=missing)
+        return {**background, "source": BACKGROUND}
+    if record is None:
+        return {}
+    missing = [n for n in names if n not in record]
+    unknown = sorted(set(record) - set(names))
+    if missing or unknown:
+        problems = ([f"no value for {', '.join(missing)}"] if missing else []) + (
+            [f"{', '.join(unknown)} " + ("is not an input field" if len(unknown) == 1 else "are not input fields")]
+            if unknown else [])
+        raise _bad(f"the baseline record must give one value per input field: {'; '.join(problems)}",
+                   field="baseline", missing=missing, unknown=unknown)
+    try:
+        spec.transform([record])
+    except UnprocessableError as exc:
+        raise UnprocessableError(f"the baseline record is not a valid input record: {exc.message}",
+                                 exc.details) from None
+    return {"source": DECLARED, "record": record}
 
 
 def _spec_and_schema(declaration: ModelDeclaration,
@@ -205,21 +267,94 @@ def _schema_mismatch(from_spec: list[InputField], declared: list[DeclaredFeature
 
 
 def check_graph(onnx_bytes: bytes, declaration: ModelDeclaration, width: int,
-                width_source: str | None = None) -> CheckedGraph:
+                width_source: str | None = None, spec: PreprocessSpec | None = None,
+                baseline: dict[str, Any] | None = None) -> CheckedGraph:
     """Load the graph in onnxruntime and check it against the declaration; `width` is the number of input
     columns the preprocessing spec produces (`width_source` says so in messages; default: the declared
-    features). Raises UnprocessableError (422) on the first problem found."""
+    features). `spec`: the declared fields passed through (None when the caller gave a spec); a graph with
+    one input per field needs it, and is smoke-run on the `baseline` record. Raises UnprocessableError (422)
+    on the first problem found."""
     session = _session(onnx_bytes)
     inputs, outputs = session.get_inputs(), session.get_outputs()
+    if _one_input_per_field(inputs, declaration):
+        return _check_field_graph(session, declaration, spec, baseline)
 
     inp = _pick(inputs, declaration.input_name, "input")
-    if len(inputs) > 1:
-        raise _bad(f"the graph needs {len(inputs)} inputs ({_names(inputs)}); only single-input models "
-                   "(one feature matrix) can be registered", field="input_name", graph_inputs=_names_list(inputs))
     # the checks serving repeats at every load (maas_core.load_checks): a model that registers, loads
     check_input(inp, width, width_source or f"{width} features are declared", dtypes=_INPUT_DTYPES)
     in_shape = _shape(inp.shape)
 
+    out = _check_output(outputs, declaration)
+
+    _smoke_run(session, inp.name, out.name, _INPUT_DTYPES[inp.type], width, declaration)
+    producer = session.get_modelmeta().producer_name or ""
+    assert in_shape is not None  # check_input refused any other
+    return CheckedGraph(
+        model_input=TensorInfo(name=inp.name, dtype=_INPUT_DTYPES[inp.type], shape=in_shape),
+        model_output=TensorInfo(name=out.name, dtype=_OUTPUT_DTYPES[out.type], shape=_shape(out.shape) or []),
+        producer=producer,
+    )
+
+
+def _one_input_per_field(inputs: list[Any], declaration: ModelDeclaration) -> bool:
+    """A graph fed field by field: several inputs, a field mapped to an input, a string field, or one
+    input that is not a float matrix (an int64 or string column)."""
+    return (len(inputs) > 1 or any(f.input is not None or f.type == "string" for f in declaration.features)
+            or (len(inputs) == 1 and inputs[0].type not in _INPUT_DTYPES))
+
+
+def _check_field_graph(session: ort.InferenceSession, declaration: ModelDeclaration, spec: PreprocessSpec | None,
+                       baseline: dict[str, Any] | None) -> CheckedGraph:
+    """Each declared field feeds one (rows, 1) graph input and every input is fed by one field."""
+    inputs = session.get_inputs()
+    if spec is None:
+        raise _bad(f"the graph takes one input per field ({_names(inputs)}): declare the fields (with type and "
+                   "input) instead of giving a preprocessing spec; such a graph does its own preprocessing",
+                   field="spec", graph_inputs=_names_list(inputs))
+    if declaration.input_name is not None:
+        raise _bad("input_name names the one input of a model taking a feature matrix; this graph takes one input "
+                   "per field: map each field to its input with features[].input", field="input_name")
+    by_name = {a.name: a for a in inputs}
+    fed: dict[str, str] = {}
+    model_inputs = []
+    for f in declaration.features:
+        name = f.input or f.name
+        if name not in by_name:
+            raise _bad(f"field {f.name!r} feeds input {name!r}, which is not a graph input; the graph's inputs are "
+                       f"{_names(inputs)} (map the field with input: NAME)", field="features", declared=name,
+                       graph_inputs=_names_list(inputs))
+        if name in fed:
+            raise _bad(f"fields {fed[name]!r} and {f.name!r} both feed input {name!r}; each input takes one field",
+                       field="features", input=name)
+        fed[name] = f.name
+        inp = by_name[name]
+        check_field_input(inp, f.name, f.type == "string")
+        model_inputs.append(TensorInfo(name=name, dtype=FIELD_DTYPES[inp.type], shape=[None, 1]))
+    unfed = [a.name for a in inputs if a.name not in fed]
+    if unfed:
+        raise _bad(f"graph input(s) {', '.join(map(repr, unfed))} are fed by no declared field; declare one field "
+                   "per input (input: NAME when the names differ)", field="features", unfed=unfed)
+    out = _check_output(session.get_outputs(), declaration)
+    record = baseline_values(spec, baseline)
+    for rows in (1, 2):
+        what = "one row" if rows == 1 else f"{rows} rows"
+        try:
+            fed_arrays = feeds(model_inputs[0], model_inputs, spec.transform([record] * rows))
+            result = np.asarray(session.run([out.name], fed_arrays)[0])
+        except Exception as exc:  # onnxruntime's runtime errors (unknown categories, unsupported ops, ...)
+            raise _bad(f"the model failed a test run on {what} of the baseline record {record}: "
+                       f"{_ort_message(exc)}", field="onnx", rows=rows) from None
+        if not np.issubdtype(result.dtype, np.number):
+            raise _bad(f"a test run gave a non-numeric output ({result.dtype})", field="output_name")
+        check_output_shape(declaration.task, declaration.labels, out.name, list(result.shape), rows=rows)
+    return CheckedGraph(
+        model_input=model_inputs[0], model_inputs=model_inputs,
+        model_output=TensorInfo(name=out.name, dtype=_OUTPUT_DTYPES[out.type], shape=_shape(out.shape) or []),
+        producer=session.get_modelmeta().producer_name or "",
+    )
+
+
+def _check_output(outputs: list[Any], declaration: ModelDeclaration) -> Any:
     out = _pick(outputs, declaration.output_name, "output")
     if out.type not in _OUTPUT_DTYPES:
         hint = (" (for skl2onnx classifiers, convert with options={id(model): {'zipmap': False}} and declare the "
@@ -230,15 +365,7 @@ def check_graph(onnx_bytes: bytes, declaration: ModelDeclaration, width: int,
     out_shape = _shape(out.shape)
     if out_shape is not None:
         check_output_shape(declaration.task, declaration.labels, out.name, out_shape, rows=None)
-
-    _smoke_run(session, inp.name, out.name, _INPUT_DTYPES[inp.type], width, declaration)
-    producer = session.get_modelmeta().producer_name or ""
-    assert in_shape is not None  # check_input refused any other
-    return CheckedGraph(
-        model_input=TensorInfo(name=inp.name, dtype=_INPUT_DTYPES[inp.type], shape=in_shape),
-        model_output=TensorInfo(name=out.name, dtype=_OUTPUT_DTYPES[out.type], shape=out_shape or []),
-        producer=producer,
-    )
+    return out
 
 
 def refuse_external_data(onnx_bytes: bytes) -> None:

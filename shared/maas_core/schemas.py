@@ -71,15 +71,18 @@ class PreprocessRequest(RecordsRequest):
 
 
 class Explanation(BaseModel):
-    """Why a tabular model answered what it did: occlusion against the training baseline (maas_core.explain).
+    """Why a tabular model answered what it did: occlusion against its baseline (maas_core.explain).
 
-    attribution[field] = output - (output with that field at its training baseline value). These are
+    attribution[field] = output - (output with that field at its baseline value). These are
     one-at-a-time effects: for a non-linear model they need not sum to output - baseline_output."""
 
     method: Literal["occlusion"] = "occlusion"
-    baseline: Literal["training"] = Field(
-        default="training", description="numeric fields at their training mean, categorical and boolean fields at "
-                                        "their most frequent training value")
+    baseline: Literal["training", "background", "declared"] = Field(
+        default="training", description="where the baseline values come from: `training` (numeric fields at their "
+                                        "training mean, categorical and boolean fields at their most frequent "
+                                        "training value), `background` (the same statistics over the background "
+                                        "data an external model was registered with) or `declared` (the baseline "
+                                        "record its declaration gives)")
     target: str | None = Field(default=None, description="the class explained: the predicted label (classifiers)")
     output: float = Field(description="the model's output for the record: probability of `target`, or the value")
     baseline_output: float = Field(description="the output with every field at its baseline value")

@@ -208,12 +208,17 @@ BAD_CASES = {
     "empty file": (lambda: b"", {}, "not a valid ONNX model: the file is empty"),
     "unknown input name": (linear_graph, {"input_name": "features"},
                            "declared input 'features' is not a graph input; the graph's inputs are 'input'"),
-    "two inputs": (two_input_graph, {"features": [{"name": n} for n in "abc"]},
-                   "the graph needs 2 inputs ('input', 'other'); only single-input models"),
+    "two matrix inputs": (two_input_graph, {"input_name": None, "features": [{"name": "a", "input": "input"},
+                                                                         {"name": "b", "input": "other"}]},
+                          "input 'input' (field 'a') has shape (?, 3); an input fed by one field must be (rows, 1)"),
     "rank 3 input": (lambda: identity_graph(TensorProto.FLOAT, ["N", 4, 1]), {},
                      "input 'input' must be a rank-2 matrix (rows, features), the graph has shape (?, 4, 1)"),
-    "int64 input": (lambda: identity_graph(TensorProto.INT64, ["N", 4]), {},
-                    "input 'input' has element type tensor(int64); only tensor(float) and tensor(double)"),
+    "int64 matrix input": (lambda: identity_graph(TensorProto.INT64, ["N", 4]),
+                           {"input_name": None, "features": [{"name": "a", "input": "input"}]},
+                           "input 'input' (field 'a') has shape (?, 4); an input fed by one field must be (rows, 1)"),
+    "bool input": (lambda: identity_graph(TensorProto.BOOL, ["N", 1]),
+                   {"input_name": None, "features": [{"name": "a", "input": "input"}]},
+                   "input 'input' (field 'a') has element type tensor(bool); only tensor(float), "),
     "fixed batch of one": (lambda: linear_graph(in_shape=[1, 4]), {},
                            "input 'input' fixes the number of rows to 1"),
     "feature count": (linear_graph, {"features": [{"name": "a"}, {"name": "b"}]},
@@ -272,7 +277,7 @@ def test_the_refused_model_burns_no_version_number(aws_world) -> None:
 
 def test_declaration_problems_are_422_with_every_field_named() -> None:
     with pytest.raises(UnprocessableError) as info:
-        ModelDeclaration.parse({"task": "multiclass", "labels": ["a"], "features": [{"name": "x", "type": "string"}]},
+        ModelDeclaration.parse({"task": "multiclass", "labels": ["a"], "features": [{"name": "x", "type": "boolean"}]},
                                source="declaration file d.json")
     assert info.value.message.startswith("declaration file d.json is invalid: ")
     assert "features.0.type" in info.value.message

@@ -10,6 +10,7 @@ from maas_core.preprocess.features import (
     BooleanFeature,
     CategoricalFeature,
     NumericFeature,
+    StringFeature,
     TextFeature,
     outlier_bounds,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "NumericFeature",
     "PreprocessSpec",
     "SpecConfig",
+    "StringFeature",
     "TextFeature",
     "outlier_bounds",
 ]

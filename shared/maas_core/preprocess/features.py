@@ -307,6 +307,38 @@ class BooleanFeature(_Feature):
         return None
 
 
+class StringFeature(_Feature):
+    """A string passed to the model as it is (stripped): for an external graph that encodes it itself (an
+    skl2onnx OneHotEncoder). Its column is a numpy object array of Python strings, so a spec with one
+    makes an object matrix (maas_core.feeds splits it into the graph's inputs)."""
+
+    kind: Literal["string"] = "string"
+    fill: str | None = Field(default=None, description="the value of a missing optional field (default: \"\")")
+
+    def input_field(self) -> InputField:
+        return InputField(name=self.name, type="string", required=self.required)
+
+    def output_names(self) -> list[str]:
+        return [self.name]
+
+    def transform(self, raw: Sequence[Any], errors: Errors, fill_required: bool = False) -> np.ndarray:
+        values, missing, wrong = to_str(raw)
+        for i in map(int, np.flatnonzero(wrong)):
+            errors.add(i, self.name, f"expected a string, got {kind_of(raw[i])} {self._show(raw[i])}")
+        self._missing_errors(missing, errors, fill_required)
+        values[missing] = self.fill or ""
+        return values.reshape(-1, 1)
+
+    def transform_scalar(self, v: Any) -> list[Any] | None:
+        """`transform` of one value; None when it is missing and required, or not a string."""
+        if not isinstance(v, str):
+            return None
+        v = v.strip()
+        if v in MISSING_STRINGS:
+            return None if self.required else [self.fill or ""]
+        return [v]
+
+
 class TextFeature(_Feature):
     kind: Literal["text"] = "text"
     lowercase: bool = True

@@ -19,7 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from maas_core.errors import UnprocessableError
 from maas_core.manifest import InputField
 from maas_core.preprocess.config import SpecConfig
-from maas_core.preprocess.features import BooleanFeature, CategoricalFeature, NumericFeature, TextFeature
+from maas_core.preprocess.features import (
+    BooleanFeature,
+    CategoricalFeature,
+    NumericFeature,
+    StringFeature,
+    TextFeature,
+)
 from maas_core.preprocess.values import Errors, kind_of, long_strings, too_long_reason
 
 SPEC_FORMAT_VERSION = 1
@@ -28,7 +34,8 @@ MAX_REPORTED_ERRORS = 50
 # per-column numpy set-up for one record); results are bit-identical, and anything unusual goes vectorised
 SCALAR_MAX_RECORDS = 8
 
-Feature = Annotated[NumericFeature | CategoricalFeature | BooleanFeature | TextFeature, Field(discriminator="kind")]
+Feature = Annotated[NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | StringFeature,
+                    Field(discriminator="kind")]
 _FEATURE_TYPES = {"numeric": NumericFeature, "categorical": CategoricalFeature, "boolean": BooleanFeature,
                   "text": TextFeature}
 
@@ -44,6 +51,8 @@ class PreprocessSpec(BaseModel):
     def _text_alone(self) -> "PreprocessSpec":
         if self.text_feature and len(self.features) > 1:
             raise ValueError("a text spec has exactly one text feature")
+        if self.row_norm and self.has_strings:
+            raise ValueError("a spec with string features cannot normalise rows")
         return self
 
     # --- (de)serialisation ----------------------------------------------------------------------
@@ -80,9 +89,14 @@ class PreprocessSpec(BaseModel):
     def feature_names(self) -> list[str]:
         return [name for f in self.features for name in f.output_names()]
 
+    @property
+    def has_strings(self) -> bool:
+        """Whether a field reaches the model as a string (an external graph's own encoder reads it)."""
+        return any(isinstance(f, StringFeature) for f in self.features)
+
     def output_dtype(self) -> str:
-        """The model input's dtype: float32, or the text feature's integer type."""
-        return self.text_feature.dtype if self.text_feature else "float32"
+        """The model input's dtype: float32, the text feature's integer type, or object (strings among floats)."""
+        return self.text_feature.dtype if self.text_feature else "object" if self.has_strings else "float32"
 
     # --- fitting (training job) -----------------------------------------------------------------
 
@@ -133,11 +147,11 @@ class PreprocessSpec(BaseModel):
         """A few plain, valid records of a tabular spec -> exactly the matrix `transform` makes; None as soon as
         a record or value needs the vectorised path (not an object, missing and required, a wrong type, an
         unknown category to reject, ...), which then also names every error."""
-        rows: list[list[float]] = []
+        rows: list[list[Any]] = []
         for r in records:
             if type(r) is not dict:
                 return None
-            row: list[float] = []
+            row: list[Any] = []
             for f in self.features:
                 v = r.get(f.name)
                 if max_chars is not None and type(v) is str and len(v) > max_chars:
@@ -147,7 +161,7 @@ class PreprocessSpec(BaseModel):
                     return None
                 row += out
             rows.append(row)
-        return self._finish(np.array(rows, dtype=np.float64))
+        return self._finish(np.array(rows, dtype=object if self.has_strings else np.float64))
 
     def transform_valid(self, records: Sequence[Any], max_chars: int | None = None
                         ) -> tuple[np.ndarray, list[int], list[dict[str, Any]]]:
@@ -216,6 +230,8 @@ class PreprocessSpec(BaseModel):
 
     def _finish(self, matrix: np.ndarray) -> np.ndarray:
         """(n, features) float64 -> the model's float32 input, row-normalised if the spec says so."""
+        if matrix.dtype == object:  # strings among the columns: fed to the graph's inputs one by one
+            return matrix
         if self.row_norm:
             norms = np.abs(matrix).sum(axis=1) if self.row_norm == "l1" else np.sqrt((matrix**2).sum(axis=1))
             matrix = matrix / np.where(norms > 0, norms, 1.0)[:, None]
