@@ -14,7 +14,8 @@ validation split is too noisy to choose by, so the choice is the best mean over 
 train + validation rows (each fold early-stops on, and is scored on, its held-out fold; the matrices come
 from the spec fitted on the training split). Then every model is fitted on the training split (early
 stopping on validation) and scored on the holdout, which only reports: the chosen model must beat the
-trivial baseline there, or the job fails (NoBetterModel) unless `allow_no_better`.
+trivial baseline there and, under `auto`, must not lose to the linear baseline it was chosen over (a choice
+that does not hold on unseen rows), or the job fails (NoBetterModel) unless `allow_no_better`.
 """
 
 from __future__ import annotations
@@ -236,16 +237,27 @@ def choose(p: Prepared, progress: Progress) -> Choice:
     margins = {name: {m: improvement(m, best[m], v) for m, v in result.metrics.items() if m in best}
                for name, result in models.items() if name != chosen}
     beats = margins[TRIVIAL][metric] > 0
+    # under auto the linear baseline was a candidate: a choice it beats on the holdout did not generalise
+    beats_linear = None if len(kinds) == 1 or chosen == baseline else margins[baseline][metric] >= 0
+    useless = not beats or beats_linear is False
     record = Candidates(chosen=chosen, metric=metric, selection=selection, models=models, margins=margins,
-                        beats_trivial=beats, allowed_no_better=not beats and config.allow_no_better)
+                        beats_trivial=beats, beats_linear=beats_linear,
+                        allowed_no_better=useless and config.allow_no_better)
     for line in summary_lines(record):
         progress(line)
-    if not beats and not config.allow_no_better:
-        raise NoBetterModel(
-            f"the chosen model ({chosen}, {describe(chosen, p)}) does not beat the trivial baseline "
-            f"({describe(TRIVIAL, p)}) on the holdout: {metric} {best[metric]:.4g} vs {trivial[metric]:.4g} "
-            f"({'lower' if lower else 'higher'} is better); nothing was published. Use --allow-no-better "
-            f"(allow_no_better: true) to publish it anyway")
+    if useless and not config.allow_no_better:
+        direction = "lower" if lower else "higher"
+        if not beats:
+            reason = (f"does not beat the trivial baseline ({describe(TRIVIAL, p)}) on the holdout: {metric} "
+                      f"{best[metric]:.4g} vs {trivial[metric]:.4g} ({direction} is better)")
+        else:
+            linear = scored[baseline].metrics[metric]
+            reason = (f"(chosen by {selection}) is worse on the holdout than the linear baseline ({baseline}, "
+                      f"{describe(baseline, p)}): {metric} {best[metric]:.4g} vs {linear:.4g} "
+                      f"({direction} is better), so the choice did not hold on unseen rows (outliers or too few rows? "
+                      f"see --outliers, or pin --model {baseline})")
+        raise NoBetterModel(f"the chosen model ({chosen}, {describe(chosen, p)}) {reason}; nothing was published. "
+                            f"--allow-no-better (allow_no_better: true) publishes it anyway")
     return Choice(chosen=scored[chosen], record=record)
 
 
@@ -270,6 +282,6 @@ def summary_lines(record: Candidates) -> list[str]:
     for name, margin in record.margins.items():
         lines.append(f"margin of {record.chosen} over {name}: " + " ".join(f"{k}={v:+.4g}" for k, v in margin.items()))
     if record.allowed_no_better:
-        lines.append(f"{record.chosen} does not beat the trivial baseline on the holdout: published anyway "
-                     "(allow_no_better)")
+        lines.append(f"{record.chosen} does not beat the {'trivial' if not record.beats_trivial else 'linear'} "
+                     "baseline on the holdout: published anyway (allow_no_better)")
     return lines

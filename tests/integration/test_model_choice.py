@@ -1,0 +1,116 @@
+"""Baselines and the choice of model (maas_training.candidates) against moto: every run records the trivial and
+linear baselines on its split, `auto` chooses on validation, and a model that does not beat the trivial
+baseline is not published unless asked.
+
+The messy diabetes case (maas_training.datasets.diabetes) is the one a new user hit: a network that lost to a
+linear regression and was published without a word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maas_core.manifest import Manifest
+from maas_core.registry import Registry
+from maas_core.store import BundleStore
+from maas_training.candidates import NoBetterModel, candidate_kinds, summary_lines
+from maas_training.cli import main
+from maas_training.datasets.diabetes import diabetes_config, write_messy_diabetes
+from maas_training.job import run
+from tests.integration.test_training import moto_model_account
+
+BUCKET = "choice-test-models"
+TABLE = "choice-test-registry"
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[tuple[BundleStore, Registry]]:
+    """Given one moto account for the module, with the model bucket and the registry table."""
+    with moto_model_account(BUCKET, TABLE):
+        yield BundleStore(BUCKET), Registry(TABLE)
+
+
+def noise_csv(path: Path, n: int = 120) -> Path:
+    """A regression target that is pure noise: no model beats the training mean."""
+    rng = np.random.default_rng(1)
+    rows = [f"{a:.4f},{b:.4f},{y:.4f}" for a, b, y in rng.normal(size=(n, 3))]
+    path.write_text("a,b,y\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_candidate_kinds_fit_the_data() -> None:
+    """Given the model settings, When the candidates are listed, Then auto is linear + mlp on features and
+    bow + lstm on text, a named model is alone, and one that does not suit the data is refused."""
+    assert candidate_kinds("auto", is_text=False) == ("linear", "mlp")
+    assert candidate_kinds("auto", is_text=True) == ("bow", "lstm")
+    assert candidate_kinds("mlp", is_text=False) == ("mlp",)
+    with pytest.raises(ValueError, match="model 'lstm' does not suit feature columns; use auto, linear or mlp"):
+        candidate_kinds("lstm", is_text=False)
+
+
+def test_old_manifests_without_candidates_still_load() -> None:
+    """Given a manifest written before candidates existed, When it is loaded, Then candidates is None."""
+    old = {"name": "m", "version": "1", "task": "regression", "input_schema": [],
+           "model_input": {"name": "features", "dtype": "float32", "shape": [None, 2]},
+           "model_output": {"name": "outputs", "dtype": "float32", "shape": [None, 1]}, "metrics": {"rmse": 1.0}}
+    assert Manifest.model_validate(old).candidates is None
+
+
+@pytest.mark.training
+def test_messy_diabetes_with_defaults_publishes_no_worse_than_linear_or_says_why(
+        world: tuple[BundleStore, Registry], tmp_path: Path) -> None:
+    """Given the messy diabetes CSV (blanks, NA, padded numbers, duplicates, outliers, an extra category),
+    When maas-train runs with its defaults, Then the choice is made by 5-fold CV between linear and mlp, and the
+    published model is at least as good as the linear baseline on the holdout (its manifest showing both), or the
+    job fails naming the chosen and linear holdout RMSEs and publishes nothing."""
+    store, registry = world
+    data = write_messy_diabetes(tmp_path / "diabetes.csv")
+    lines: list[str] = []
+    config = diabetes_config(data, bucket=BUCKET, table=TABLE)
+    assert config.model == "auto" and not config.allow_no_better
+    try:
+        manifest = run(config, progress=lines.append)
+    except NoBetterModel as exc:
+        message = str(exc)
+        assert "worse on the holdout than the linear baseline (linear, linear regression): rmse " in message, message
+        assert "--allow-no-better" in message
+        assert "diabetes" not in {m["name"] for m in registry.list_models()}
+        assert any(line.startswith("  linear: rmse ") and "over 5 folds" in line for line in lines), lines
+        assert any(line.startswith("margin of mlp over linear: ") for line in lines), lines
+        return
+    c = manifest.candidates
+    assert c is not None and c.selection == "cross-validation" and c.metric == "rmse"
+    assert {"trivial", "linear", "mlp"} <= set(c.models)
+    assert c.models["linear"].selection["folds"] == 5 and "rmse_std" in c.models["mlp"].selection
+    assert manifest.metrics == c.models[c.chosen].metrics
+    assert c.beats_trivial and (c.chosen == "linear" or c.margins["linear"]["rmse"] >= 0)
+    assert c.margins["trivial"]["rmse"] == pytest.approx(
+        c.models["trivial"].metrics["rmse"] - c.models[c.chosen].metrics["rmse"])
+    assert store.load_manifest("diabetes", manifest.version).candidates == c
+
+
+@pytest.mark.training
+def test_a_model_no_better_than_the_mean_is_refused_then_published_when_allowed(
+        world: tuple[BundleStore, Registry], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Given a target that is pure noise, When maas-train runs, Then it exits 3 naming the chosen and trivial
+    metric values and publishes nothing; with --allow-no-better it publishes and the manifest says so."""
+    store, registry = world
+    argv = ["--data", str(noise_csv(tmp_path / "noise.csv")), "--model-name", "noise", "--target", "y",
+            "--model", "linear", "--epochs", "30", "--no-quantize"]
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert "does not beat the trivial baseline (training mean) on the holdout: rmse " in err, err
+    assert "--allow-no-better" in err and "Traceback" not in err
+    assert "noise" not in {m["name"] for m in registry.list_models()}
+
+    assert main([*argv, "--allow-no-better"]) == 0
+    out = capsys.readouterr().out
+    assert "published anyway (allow_no_better)" in out and "margin over trivial rmse -" in out, out
+    c = store.load_manifest("noise", "1").candidates
+    assert c is not None and c.selection == "fixed" and c.chosen == "linear"
+    assert not c.beats_trivial and c.allowed_no_better and set(c.models) == {"trivial", "linear"}
+    assert any(line.startswith("linear *") for line in summary_lines(c))
