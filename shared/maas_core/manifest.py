@@ -123,6 +123,8 @@ class Candidates(BaseModel):
         default_factory=dict, description="baseline key -> metric -> the chosen model's improvement over it on "
                                           "the holdout (positive: better, in each metric's own direction)")
     beats_trivial: bool
+    beats_linear: bool | None = Field(default=None, description="not worse than the linear baseline on the holdout "
+                                                                "(None: the linear baseline was not a candidate)")
     allowed_no_better: bool = Field(default=False, description="published although it does not beat the trivial "
                                                                "baseline (--allow-no-better)")
 
