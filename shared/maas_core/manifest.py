@@ -126,7 +126,40 @@ class Candidates(BaseModel):
     beats_linear: bool | None = Field(default=None, description="not worse than the linear baseline on the holdout "
                                                                 "(None: the linear baseline was not a candidate)")
     allowed_no_better: bool = Field(default=False, description="published although it does not beat the trivial "
-                                                               "baseline (--allow-no-better)")
+                                                               "(or linear) baseline (--allow-no-better)")
+
+    def lines(self) -> list[str]:
+        """A table of the models compared (holdout metrics, selection score) and the chosen one's margins:
+        the training job's output, and `maas show`'s."""
+        metric = self.metric
+        names = list(self.models)
+        keys = list(next(iter(self.models.values())).metrics)
+        width = max(len(n) for n in names) + 2
+        head = f"{'model':<{width}}" + "".join(f"{k:>12}" for k in keys) + f"{'choice ' + metric:>22}"
+        lines = [f"holdout metrics of the models compared (choice by {self.selection}):", head]
+        for name in names:
+            result = self.models[name]
+            sel = result.selection
+            choice = ""
+            if metric in sel:
+                spread = f" ± {sel[metric + '_std']:.2g}" if metric + "_std" in sel else ""
+                choice = f"{sel[metric]:.4g}{spread}"
+            mark = " *" if name == self.chosen else ""
+            values = "".join(f"{result.metrics.get(k, float('nan')):>12.4g}" for k in keys)
+            lines.append(f"{name + mark:<{width}}{values}{choice:>22}")
+        for name, margin in self.margins.items():
+            gains = " ".join(f"{k}={v:+.4g}" for k, v in margin.items())
+            lines.append(f"margin of {self.chosen} over {name}: {gains}")
+        if self.allowed_no_better:
+            lines.append(f"{self.chosen} does not beat the {'trivial' if not self.beats_trivial else 'linear'} "
+                         "baseline on the holdout: published anyway (allow_no_better)")
+        return lines
+
+    def summary(self) -> dict[str, Any]:
+        """What the registry keeps (`maas versions`): the chosen model and its margin over each baseline."""
+        return {"chosen": self.chosen, "metric": self.metric, "beats_trivial": self.beats_trivial,
+                "allowed_no_better": self.allowed_no_better,
+                "margins": {name: gain[self.metric] for name, gain in self.margins.items() if self.metric in gain}}
 
 
 class Manifest(BaseModel):
@@ -169,4 +202,5 @@ class Manifest(BaseModel):
             "task": self.task,
             "labels": self.labels,
             "metrics": self.metrics,
+            **({"choice": self.candidates.summary()} if self.candidates is not None else {}),
         }

@@ -17,7 +17,7 @@ import pytest
 from maas_core.manifest import Manifest
 from maas_core.registry import Registry
 from maas_core.store import BundleStore
-from maas_training.candidates import NoBetterModel, candidate_kinds, summary_lines
+from maas_training.candidates import NoBetterModel, candidate_kinds
 from maas_training.cli import main
 from maas_training.datasets.diabetes import diabetes_config, write_messy_diabetes
 from maas_training.job import run
@@ -113,4 +113,4 @@ def test_a_model_no_better_than_the_mean_is_refused_then_published_when_allowed(
     c = store.load_manifest("noise", "1").candidates
     assert c is not None and c.selection == "fixed" and c.chosen == "linear"
     assert not c.beats_trivial and c.allowed_no_better and set(c.models) == {"trivial", "linear"}
-    assert any(line.startswith("linear *") for line in summary_lines(c))
+    assert any(line.startswith("linear *") for line in c.lines())

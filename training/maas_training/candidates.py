@@ -243,7 +243,7 @@ def choose(p: Prepared, progress: Progress) -> Choice:
     record = Candidates(chosen=chosen, metric=metric, selection=selection, models=models, margins=margins,
                         beats_trivial=beats, beats_linear=beats_linear,
                         allowed_no_better=useless and config.allow_no_better)
-    for line in summary_lines(record):
+    for line in record.lines():
         progress(line)
     if useless and not config.allow_no_better:
         direction = "lower" if lower else "higher"
@@ -259,29 +259,3 @@ def choose(p: Prepared, progress: Progress) -> Choice:
         raise NoBetterModel(f"the chosen model ({chosen}, {describe(chosen, p)}) {reason}; nothing was published. "
                             f"--allow-no-better (allow_no_better: true) publishes it anyway")
     return Choice(chosen=scored[chosen], record=record)
-
-
-def summary_lines(record: Candidates) -> list[str]:
-    """A table of the models compared (holdout metrics, selection score) and the chosen one's margins:
-    the job's output, and `maas show`."""
-    metric = record.metric
-    names = list(record.models)
-    keys = list(next(iter(record.models.values())).metrics)
-    width = max(len(n) for n in names) + 2
-    head = f"{'model':<{width}}" + "".join(f"{k:>12}" for k in keys) + f"{'choice ' + metric:>22}"
-    lines = [f"holdout metrics of the models compared (choice by {record.selection}):", head]
-    for name in names:
-        result = record.models[name]
-        sel = result.selection
-        choice = ""
-        if metric in sel:
-            choice = f"{sel[metric]:.4g}" + (f" ± {sel[metric + '_std']:.2g}" if metric + "_std" in sel else "")
-        mark = " *" if name == record.chosen else ""
-        lines.append(f"{name + mark:<{width}}" + "".join(f"{result.metrics.get(k, float('nan')):>12.4g}" for k in keys)
-                     + f"{choice:>22}")
-    for name, margin in record.margins.items():
-        lines.append(f"margin of {record.chosen} over {name}: " + " ".join(f"{k}={v:+.4g}" for k, v in margin.items()))
-    if record.allowed_no_better:
-        lines.append(f"{record.chosen} does not beat the {'trivial' if not record.beats_trivial else 'linear'} "
-                     "baseline on the holdout: published anyway (allow_no_better)")
-    return lines
