@@ -8,6 +8,7 @@ linear regression and was published without a word.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,3 +115,43 @@ def test_a_model_no_better_than_the_mean_is_refused_then_published_when_allowed(
     assert c is not None and c.selection == "fixed" and c.chosen == "linear"
     assert not c.beats_trivial and c.allowed_no_better and set(c.models) == {"trivial", "linear"}
     assert any(line.startswith("linear *") for line in c.lines())
+
+
+def test_maas_versions_and_show_print_the_chosen_model_and_its_margins(aws_world, capsys) -> None:
+    """Given a version trained with baselines and an older one without, When `maas versions` and `maas show` run,
+    Then versions shows the chosen model with its margin over each baseline (the older one '-'), and show prints
+    the candidates table on stderr, stdout staying the manifest's JSON."""
+    from maas_cli.main import main as maas
+    from maas_core.manifest import CandidateResult, Candidates
+    from tests.integration.test_cli import SPEC, publish_version
+
+    publish_version(aws_world, "diab", {"rmse": 60.0})
+    version = aws_world.registry.next_version("diab")
+    old = aws_world.store.load_manifest("diab", "1")
+    models = {"trivial": CandidateResult(description="training mean", metrics={"rmse": 77.0, "r2": 0.0}),
+              "linear": CandidateResult(description="linear regression", metrics={"rmse": 55.5, "r2": 0.46},
+                                        selection={"rmse": 54.0, "rmse_std": 2.9, "folds": 5}, train_seconds=1.5),
+              "mlp": CandidateResult(description="MLP [32, 16]", metrics={"rmse": 58.0, "r2": 0.4},
+                                     selection={"rmse": 56.4, "rmse_std": 2.1, "folds": 5}, train_seconds=2.0)}
+    record = Candidates(chosen="linear", metric="rmse", selection="cross-validation", models=models,
+                        margins={"trivial": {"rmse": 21.5, "r2": 0.46}, "mlp": {"rmse": 2.5, "r2": 0.06}},
+                        beats_trivial=True, beats_linear=None)
+    manifest = old.model_copy(update={"version": version, "task": "regression", "labels": [],
+                                      "metrics": models["linear"].metrics, "candidates": record})
+    files = {"model.onnx": b"onnx bytes", "preprocess.json": SPEC.to_json().encode(), "report.json": b"{}"}
+    aws_world.registry.register(aws_world.store.publish(manifest, files))
+    prefix = ["--bucket", aws_world.bucket, "--table", aws_world.table]
+
+    capsys.readouterr()
+    assert maas([*prefix, "versions", "diab"]) == 0
+    out = capsys.readouterr().out
+    assert "MODEL (MARGIN OVER BASELINES)" in out
+    assert "linear rmse +21.5 vs trivial, +2.5 vs mlp" in out
+    assert out.splitlines()[-1].rstrip().endswith("-")  # version 1: trained before baselines
+
+    assert maas([*prefix, "show", "diab"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["candidates"]["chosen"] == "linear"
+    assert "holdout metrics of the models compared (choice by cross-validation):" in err
+    assert any(line.startswith("linear *") and line.rstrip().endswith("54 ± 2.9") for line in err.splitlines()), err
+    assert "margin of linear over trivial: rmse=+21.5 r2=+0.46" in err
