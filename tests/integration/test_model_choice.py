@@ -155,3 +155,44 @@ def test_maas_versions_and_show_print_the_chosen_model_and_its_margins(aws_world
     assert "holdout metrics of the models compared (choice by cross-validation):" in err
     assert any(line.startswith("linear *") and line.rstrip().endswith("54 ± 2.9") for line in err.splitlines()), err
     assert "margin of linear over trivial: rmse=+21.5 r2=+0.46" in err
+
+
+def test_the_report_draws_the_models_compared() -> None:
+    """Given a candidates record as the manifest stores it, When the report pictures are rendered, Then
+    report_candidates.png is one of them, a real PNG."""
+    from maas_training.report_plots import CANDIDATES, render_report_pngs
+
+    record = {"chosen": "mlp", "metric": "log_loss", "selection": "cross-validation", "models": {
+        "trivial": {"metrics": {"log_loss": 0.69}, "selection": {}},
+        "linear": {"metrics": {"log_loss": 0.4}, "selection": {"log_loss": 0.42, "log_loss_std": 0.05}},
+        "mlp": {"metrics": {"log_loss": 0.3}, "selection": {"log_loss": 0.33, "log_loss_std": 0.04}}}}
+    pngs = render_report_pngs("binary", ["no", "yes"], np.array([0, 1, 1]), np.array([[0.2], [0.7], [0.9]]),
+                              candidates=record)
+    assert pngs[CANDIDATES].startswith(b"\x89PNG\r\n\x1a\n") and len(pngs[CANDIDATES]) > 5000
+
+
+@pytest.mark.training
+def test_a_bag_of_words_model_trains_exports_and_serves(world: tuple[BundleStore, Registry],
+                                                        tmp_path: Path) -> None:
+    """Given a small text dataset, When maas-train runs with --model bow, Then the bag-of-words model is
+    exported (parity checked), published with its baselines and answers raw text through the predictor."""
+    from maas_core.predictor import Predictor
+    from maas_core.settings import Settings
+
+    store, registry = world
+    rng = np.random.default_rng(3)
+    words = {"billing": ["invoice", "refund", "charge", "payment"], "shipping": ["parcel", "courier", "delivery"]}
+    lines = ["message,topic"]
+    for i in range(90):
+        topic = ["billing", "shipping"][i % 2]
+        lines.append(f"{' '.join(rng.choice(words[topic], 3))} please help {i},{topic}")
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    m = run(diabetes_config(tmp_path / "t.csv", model_name="topics-bow", target="topic", text=["message"],
+                            model="bow", epochs=15, embed_dim=8, learning_rate=0.05, bucket=BUCKET, table=TABLE,
+                            quantize=False), progress=lambda _: None)
+    assert m.training["model_type"] == "bag-of-words" and m.training["onnx_parity_max_abs_diff"] < 1e-4
+    c = m.candidates
+    assert c is not None and c.selection == "fixed" and set(c.models) == {"trivial", "bow"} and c.beats_trivial
+    answer = Predictor(Settings(model_bucket=BUCKET, registry_table=TABLE), registry, store).predict(
+        "topics-bow", [{"message": "refund my invoice"}, {"message": "where is the courier"}], version="1")
+    assert [p.label for p in answer.predictions] == ["billing", "shipping"]
