@@ -74,7 +74,8 @@ def trained(epochs: int | None) -> dict[str, Any]:
         proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"training failed:\n{proc.stderr[-4000:]}")
-        return json.loads(out.read_text())
+        results: dict[str, Any] = json.loads(out.read_text())
+        return results
 
 
 def rows_for(dataset: str, result: dict[str, Any]) -> list[Row]:

@@ -86,6 +86,7 @@ class Variant(BaseModel):
         return cls(file=file, sha256=sha256_hex(data), size=len(data), metrics=metrics, parity=parity)
 
 
+Selection = Literal["validation", "cross-validation", "fixed"]
 # metrics where a lower value is better; every other holdout metric (accuracy, r2, ...) is better higher
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "log_loss"})
 
@@ -115,7 +116,7 @@ class Candidates(BaseModel):
 
     chosen: str = Field(description="the key in `models` of the published model")
     metric: str = Field(description="the metric the choice and the trivial-baseline check use")
-    selection: Literal["validation", "cross-validation", "fixed"] = Field(
+    selection: Selection = Field(
         description="how the chosen model was picked: best on the validation split, best mean over k folds of "
                     "the train + validation rows, or named by the job's `model` setting")
     models: dict[str, CandidateResult] = Field(description="`trivial`, `linear` / `bow` and every candidate")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from maas_core.manifest import CandidateResult, Candidates, improvement
+from maas_core.manifest import CandidateResult, Candidates, Selection, improvement
 from maas_training.evaluate import classification_metrics, probabilities, regression_metrics
 
 if TYPE_CHECKING:
@@ -110,7 +110,10 @@ def encode_targets(task: str, loss: str, n_labels: int, y_train: np.ndarray,
     if task == "regression":
         mean = float(y_train.mean())
         std = float(y_train.std()) or 1.0
-        scale = lambda y: ((y - mean) / std).astype(np.float32).reshape(-1, 1)
+
+        def scale(y: np.ndarray) -> np.ndarray:
+            return ((y - mean) / std).astype(np.float32).reshape(-1, 1)
+
         return scale(y_train), scale(y_val), {"mean": mean, "std": std}
     if task == "binary":
         return y_train.astype(np.float32).reshape(-1, 1), y_val.astype(np.float32).reshape(-1, 1), None
@@ -204,6 +207,7 @@ def choose(p: Prepared, progress: Progress) -> Choice:
     n_choice = len(p.x_train) + len(p.x_val)
 
     selection_scores: dict[str, dict[str, float]] = {}
+    selection: Selection
     if len(kinds) == 1:
         selection = "fixed"
     elif n_choice < CV_MAX_ROWS or len(p.x_val) == 0:
