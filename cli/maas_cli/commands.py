@@ -50,10 +50,24 @@ def versions(ctx: Context, args: argparse.Namespace) -> int:
     elif not info["versions"]:
         print(f"model {args.model!r} has no registered versions")
     else:
-        emit_table(["VERSION", "CREATED (UTC)", "TASK", "METRICS", "ALIASES"], [
-            [v["version"], when(v.get("created_at")), v.get("task", ""), metrics_summary(v.get("metrics")),
-             ", ".join(v["aliases"]) or "-"] for v in info["versions"]])
+        rows = [[v["version"], when(v.get("created_at")), v.get("task", ""), metrics_summary(v.get("metrics")),
+                 ", ".join(v["aliases"]) or "-"] for v in info["versions"]]
+        headers = ["VERSION", "CREATED (UTC)", "TASK", "METRICS", "ALIASES"]
+        if any(v.get("choice") for v in info["versions"]):  # trained with baselines: the chosen model's margins
+            headers.append("MODEL (MARGIN OVER BASELINES)")
+            for row, v in zip(rows, info["versions"], strict=True):
+                row.append(choice_summary(v.get("choice")))
+        emit_table(headers, rows)
     return 0
+
+
+def choice_summary(choice: dict[str, Any] | None) -> str:
+    """'mlp rmse +5.4 vs trivial, -8.5 vs linear' (positive: better), from the registry's version summary."""
+    if not choice:
+        return "-"
+    margins = ", ".join(f"{float(m):+.4g} vs {name}" for name, m in choice.get("margins", {}).items())
+    flag = " (published anyway)" if choice.get("allowed_no_better") else ""
+    return f"{choice.get('chosen')} {choice.get('metric')} {margins}{flag}"
 
 
 def show(ctx: Context, args: argparse.Namespace) -> int:
@@ -74,6 +88,8 @@ def show(ctx: Context, args: argparse.Namespace) -> int:
             [name, v.file, f"{v.size / 1024:.1f} KB", metrics_summary(v.metrics, limit=2),
              " ".join(f"{k}={x:.4g}" for k, x in (v.parity or {}).items()) or "-"]
             for name, v in manifest.variants.items()], out=sys.stderr)
+    if not ctx.as_json and manifest.candidates is not None:  # the baselines and candidates, on stderr too
+        print("\n".join(manifest.candidates.lines()), file=sys.stderr)
     return 0
 
 

@@ -7,6 +7,11 @@ Variants: the same model in other encodings, e.g. `int8` (dynamically quantized,
 beside `float` (`model.onnx`). Each is recorded under `variants` with its file, size, SHA-256,
 holdout metrics and (int8) its parity against float. A manifest without `variants` (written before
 they existed) still loads and serves `float` from `model.onnx`.
+
+Candidates: the models a training job compared on the same split, the trivial baseline (majority class /
+training mean) and the linear one among them, each with its holdout metrics, the choice (made on the
+validation split or by cross-validation, never on the holdout) and the chosen model's margin over each.
+A manifest without `candidates` (written before they existed, or by `maas register`) loads with None.
 """
 
 from __future__ import annotations
@@ -81,6 +86,83 @@ class Variant(BaseModel):
         return cls(file=file, sha256=sha256_hex(data), size=len(data), metrics=metrics, parity=parity)
 
 
+Selection = Literal["validation", "cross-validation", "fixed"]
+# metrics where a lower value is better; every other holdout metric (accuracy, r2, ...) is better higher
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "log_loss"})
+
+
+def improvement(metric: str, value: float, reference: float) -> float:
+    """How much better `value` is than `reference` in `metric`'s own direction (negative: worse)."""
+    return reference - value if metric in LOWER_IS_BETTER else value - reference
+
+
+class CandidateResult(BaseModel):
+    """One model trained on the job's split: what it is, its holdout metrics and its selection score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str
+    metrics: dict[str, float] = Field(description="holdout metrics")
+    selection: dict[str, float] = Field(
+        default_factory=dict, description="the choice's score: `<metric>` (mean over the folds under "
+                                          "cross-validation), `<metric>_std` and `folds`; empty: not a candidate")
+    train_seconds: float = Field(default=0.0, ge=0)
+
+
+class Candidates(BaseModel):
+    """The baselines and candidates of a trained version, and why the published one was chosen."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chosen: str = Field(description="the key in `models` of the published model")
+    metric: str = Field(description="the metric the choice and the trivial-baseline check use")
+    selection: Selection = Field(
+        description="how the chosen model was picked: best on the validation split, best mean over k folds of "
+                    "the train + validation rows, or named by the job's `model` setting")
+    models: dict[str, CandidateResult] = Field(description="`trivial`, `linear` / `bow` and every candidate")
+    margins: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="baseline key -> metric -> the chosen model's improvement over it on "
+                                          "the holdout (positive: better, in each metric's own direction)")
+    beats_trivial: bool
+    beats_linear: bool | None = Field(default=None, description="not worse than the linear baseline on the holdout "
+                                                                "(None: the linear baseline was not a candidate)")
+    allowed_no_better: bool = Field(default=False, description="published although it does not beat the trivial "
+                                                               "(or linear) baseline (--allow-no-better)")
+
+    def lines(self) -> list[str]:
+        """A table of the models compared (holdout metrics, selection score) and the chosen one's margins:
+        the training job's output, and `maas show`'s."""
+        metric = self.metric
+        names = list(self.models)
+        keys = list(next(iter(self.models.values())).metrics)
+        width = max(len(n) for n in names) + 2
+        head = f"{'model':<{width}}" + "".join(f"{k:>12}" for k in keys) + f"{'choice ' + metric:>22}"
+        lines = [f"holdout metrics of the models compared (choice by {self.selection}):", head]
+        for name in names:
+            result = self.models[name]
+            sel = result.selection
+            choice = ""
+            if metric in sel:
+                spread = f" ± {sel[metric + '_std']:.2g}" if metric + "_std" in sel else ""
+                choice = f"{sel[metric]:.4g}{spread}"
+            mark = " *" if name == self.chosen else ""
+            values = "".join(f"{result.metrics.get(k, float('nan')):>12.4g}" for k in keys)
+            lines.append(f"{name + mark:<{width}}{values}{choice:>22}")
+        for name, margin in self.margins.items():
+            gains = " ".join(f"{k}={v:+.4g}" for k, v in margin.items())
+            lines.append(f"margin of {self.chosen} over {name}: {gains}")
+        if self.allowed_no_better:
+            lines.append(f"{self.chosen} does not beat the {'trivial' if not self.beats_trivial else 'linear'} "
+                         "baseline on the holdout: published anyway (allow_no_better)")
+        return lines
+
+    def summary(self) -> dict[str, Any]:
+        """What the registry keeps (`maas versions`): the chosen model and its margin over each baseline."""
+        return {"chosen": self.chosen, "metric": self.metric, "beats_trivial": self.beats_trivial,
+                "allowed_no_better": self.allowed_no_better,
+                "margins": {name: gain[self.metric] for name, gain in self.margins.items() if self.metric in gain}}
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -104,6 +186,7 @@ class Manifest(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict, description="hyper-parameters and data summary")
     variants: dict[str, Variant] = Field(default_factory=dict,
                                          description="servable encodings by name (float, int8); empty: float only")
+    candidates: Candidates | None = Field(default=None, description="baselines and candidates on the same split")
 
     def variant_names(self) -> list[str]:
         """The variants this version can be served as: float always, and each recorded one."""
@@ -123,4 +206,5 @@ class Manifest(BaseModel):
             "task": self.task,
             "labels": self.labels,
             "metrics": self.metrics,
+            **({"choice": self.candidates.summary()} if self.candidates is not None else {}),
         }

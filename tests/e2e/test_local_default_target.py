@@ -110,7 +110,8 @@ def test_maas_train_local_publishes_into_the_local_stack(
     # Given the running local stack, and a shell whose AWS settings point elsewhere
     os.environ.update(AWS_ENDPOINT_URL="http://127.0.0.1:1", AWS_PROFILE="production")
     # When maas-train runs with --local URL (a short real training run)
-    code = maas_train(["--local", local_stack.endpoint_url, "--data", PENGUINS, "--model-name", "local-penguins",
+    code = maas_train(["--local", local_stack.endpoint_url, "--model", "mlp", "--data", PENGUINS,
+                       "--model-name", "local-penguins",
                        "--target", "species", "--exclude", "year", "--optional", "sex", "--epochs", "3",
                        "--no-quantize", "--bucket", local_stack.names["ModelBucket"],
                        "--table", local_stack.names["RegistryTable"], "--promote", "prod"])

@@ -137,7 +137,7 @@ def test_penguins_csv_ships_inside_the_package() -> None:
 
 
 def tiny_config(path: Path, **overrides: Any) -> TrainingConfig:
-    return TrainingConfig(**{"data": path, "model_name": "tiny", "target": "y", **overrides})
+    return TrainingConfig(**{"data": path, "model_name": "tiny", "target": "y", "model": "mlp", **overrides})
 
 
 def test_csv_missing_values_and_feature_inference() -> None:
@@ -586,7 +586,7 @@ def test_a_text_model_with_int64_ids_trains_exports_and_serves(world: World, tmp
     (tmp_path / "t.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     config = TrainingConfig(data=tmp_path / "t.csv", model_name="topics64", target="topic", bucket=world.bucket,
                             table=world.table, columns={"message": ColumnConfig(kind="text", dtype="int64")},
-                            embed_dim=8, lstm_units=8, epochs=8, learning_rate=0.02)
+                            embed_dim=8, lstm_units=8, epochs=8, learning_rate=0.02, model="lstm")
     m = run(config, progress=lambda _: None)
     assert m.task == "binary" and (m.model_input.name, m.model_input.dtype) == ("tokens", "int64")
     assert m.training["onnx_parity_max_abs_diff"] < 1e-4
@@ -712,7 +712,7 @@ def test_cli_trains_publishes_and_promotes_against_moto(world: World, capsys: py
     config = tmp_path / "penguins.yaml"
     config.write_text(f"data: {PENGUINS}\nmodel_name: penguins-cli\ntarget: species\nexclude: [year]\n"
                       "optional: [sex]\nepochs: 200\noptimizer: sgd\nscaler: robust\n")
-    code = main(["--config", str(config), "--hidden-units", "16,8", "--epochs", "15",
+    code = main(["--config", str(config), "--model", "mlp", "--hidden-units", "16,8", "--epochs", "15",
                  "--batch-size", "16", "--optimizer", "rmsprop", "--l2", "0.0001", "--dropout", "0.1",
                  "--early-stopping", "5", "--seed", "3", "--promote", "staging"])  # bucket/table from MAAS_* env
     out = capsys.readouterr().out

@@ -39,7 +39,7 @@ from tests.lambda_events import FakeLambdaContext, load_function
 
 BUCKET = "jobs-models"
 TABLE = "jobs-registry"
-PENGUINS_CONFIG = {"target": "species", "exclude": ["year"], "optional": ["sex"], "epochs": 3}
+PENGUINS_CONFIG = {"target": "species", "exclude": ["year"], "optional": ["sex"], "epochs": 3, "model": "mlp"}
 
 
 @dataclass

@@ -21,7 +21,8 @@ run; a .jsonl dataset (one JSON object per line) is read as CSV (maas_training.s
 AWS comes from the usual boto3 settings; AWS_ENDPOINT_URL points it at a local moto server. `--local`, or
 a machine with no AWS credentials (and no --bucket), publishes to the local stack `make demo` keeps serving
 on 127.0.0.1:4566 (maas_core.aws_target).
-Exit codes: 0 published, 1 the job failed (message on stderr), 2 bad arguments.
+Exit codes: 0 published, 1 the job failed (message on stderr), 2 bad arguments, 3 the chosen model does not
+beat the trivial baseline on the holdout (nothing published; --allow-no-better publishes it anyway).
 """
 
 from __future__ import annotations
@@ -117,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--row-norm", choices=["l1", "l2"], help="scale each feature row to unit norm (default off)")
 
     net = parser.add_argument_group("network")
+    net.add_argument("--model", choices=["auto", "linear", "mlp", "lstm", "bow"],
+                     help="the model to train; auto (the default) trains the candidates that fit the data "
+                          "(linear and mlp on feature columns, bow and lstm on a text column) and keeps the best "
+                          "on the validation split (cross-validated under 2,000 rows)")
+    net.add_argument("--allow-no-better", action="store_true", default=None,
+                     help="publish even when the chosen model does not beat the trivial baseline (majority class / "
+                          "training mean) on the holdout; the manifest records it")
     net.add_argument("--hidden-units", type=_units, metavar="N,N", help="MLP hidden layer sizes" + _default("hidden_units"))
     net.add_argument("--embed-dim", type=int, help="text model embedding size" + _default("embed_dim"))
     net.add_argument("--lstm-units", type=int, help="text model LSTM units" + _default("lstm_units"))
@@ -220,10 +228,14 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except ConfigError as exc:
         parser.error(str(exc))
 
+    from maas_training.candidates import NoBetterModel
     from maas_training.job import run  # TensorFlow and boto3 load only for a real run
 
     try:
         manifest = run(config, progress=lambda line: print(line, flush=True))
+    except NoBetterModel as exc:
+        print(f"maas-train: error: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("maas-train: interrupted; nothing was published", file=sys.stderr)
         return 130
@@ -236,6 +248,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     for name, variant in manifest.variants.items():  # float, and int8 when it passed its checks
         scores = " ".join(f"{k}={v:.4g}" for k, v in variant.metrics.items())
         print(f"  variant {name}: {variant.file} {variant.size / 1024:.1f} KB {scores}")
+    if manifest.candidates is not None:
+        c = manifest.candidates
+        margins = ", ".join(f"{name} {c.metric} {margin[c.metric]:+.4g}" for name, margin in c.margins.items())
+        print(f"  chosen {c.chosen} ({c.selection}); margin over {margins}")
     return 0
 
 

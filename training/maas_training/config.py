@@ -36,6 +36,7 @@ from maas_core.registry import NAME_PATTERN
 Task = Literal["binary", "multiclass", "regression"]
 Optimizer = Literal["adam", "sgd", "momentum", "rmsprop"]
 Loss = Literal["crossentropy", "focal", "mse", "mae", "huber"]
+ModelKind = Literal["auto", "linear", "mlp", "lstm", "bow"]
 
 KINDS: tuple[Kind, ...] = ("numeric", "categorical", "boolean", "text")
 CLASSIFICATION_LOSSES = ("crossentropy", "focal")
@@ -112,6 +113,13 @@ class TrainingConfig(BaseModel):
     row_norm: Literal["l1", "l2"] | None = Field(default=None, description="scale each feature row to unit norm")
 
     # --- the network --------------------------------------------------------------------------
+    model: ModelKind = Field(
+        default="auto", description="auto: train the candidates that fit the data (feature columns: linear, mlp; "
+                                    "a text column: bow, lstm) and keep the best on the validation split "
+                                    "(maas_training.candidates)")
+    allow_no_better: bool = Field(
+        default=False, description="publish even when the chosen model does not beat the trivial baseline "
+                                   "(majority class / training mean) on the holdout; the manifest says so")
     hidden_units: list[int] = Field(default_factory=lambda: [32, 16], description="MLP hidden layers")
     embed_dim: int = Field(default=32, ge=1, le=4096, description="text model: embedding size")
     lstm_units: int = Field(default=32, ge=1, le=4096, description="text model: LSTM units")

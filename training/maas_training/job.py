@@ -1,11 +1,12 @@
 """The training batch job: CSV -> cleaned, split columns -> fitted spec -> Keras model -> ONNX -> bundle.
 
     load -> resolve columns -> clean -> split -> PreprocessSpec.fit (train rows only) -> transform_columns
-    -> train (an MLP on feature rows, or Embedding -> LSTM on a text column's token ids)
+    -> train the baselines and candidates (maas_training.candidates: linear / MLP on feature rows, bag of words /
+       Embedding -> LSTM on a text column's token ids), choose on validation, check against the trivial baseline
     -> evaluate on the test rows -> export + ONNX parity -> reserve a version -> publish -> register
     -> (optionally) promote an alias
 
-`run` walks that line in named steps: prepare, _train, _evaluate, _export, then
+`run` walks that line in named steps: prepare, candidates.choose, _evaluate, _export, then
 maas_core.publishing.publish_version (the one path of `maas register` too), with _bundle building
 the manifest and files of the version it reserves.
 
@@ -33,15 +34,17 @@ from maas_core.publishing import publish_version
 from maas_core.registry import Registry
 from maas_core.store import BundleStore
 from maas_training import data as ds
+from maas_training.candidates import TEXT, Choice, Fit, choose, encode_targets
 from maas_training.config import TrainingConfig, check_loss, default_loss
-from maas_training.evaluate import baseline_statistics, classification_metrics, probabilities, regression_metrics
+from maas_training.evaluate import baseline_statistics, probabilities
 from maas_training.report_plots import report_pngs_or_none
 
 if TYPE_CHECKING:
     from maas_training.export import ExportResult
-    from maas_training.model import History
 
 Progress = Callable[[str], None]
+# the manifest's training.model_type of each model kind
+MODEL_TYPES = {"linear": "linear", "mlp": "mlp", "bow": "bag-of-words", "lstm": "embedding-lstm"}
 
 
 @dataclass
@@ -151,22 +154,14 @@ def run(
 
     p = prepare(config, progress)
     nn.configure_tensorflow()
-    trained = _train(p, progress)
-    holdout = _evaluate(trained.net, p, progress)
+    choice = choose(p, progress)  # baselines and candidates; NoBetterModel when the choice is useless
+    trained = choice.chosen.fit
+    holdout = _evaluate(choice, p, progress)
     checked = _export(trained.net, p, holdout, progress)
     # only now, with a model that passed every check, is a version number reserved (maas_core.publishing)
     return publish_version(store, registry, config.model_name,
-                           lambda version: _bundle(version, p, trained, holdout, checked, started, progress),
+                           lambda version: _bundle(version, p, choice, holdout, checked, started, progress),
                            promote=config.promote, progress=progress)
-
-
-@dataclass
-class Trained:
-    """The fitted network (for a regression, with the target scaling undone in its output) and its history."""
-
-    net: Any  # a keras.Model
-    history: History
-    target_scale: dict[str, float] | None  # a regression's train-row mean/std
 
 
 @dataclass
@@ -188,43 +183,13 @@ class Checked:
     quantization: dict[str, Any]  # what became of each candidate variant, for the manifest's `training`
 
 
-def _train(p: Prepared, progress: Progress) -> Trained:
-    """Build the network for the task (an MLP, or Embedding -> LSTM for a text column) and fit it."""
-    from maas_training import model as nn
-
-    config = p.config
-    y_train, y_val, target_scale = _training_targets(p)
-    text = p.spec.text_feature
-    if text is not None:
-        net = nn.build_text_model(text.vocabulary_size, text.max_length, text.dtype, p.task, len(p.labels), config,
-                                  loss=p.loss)
-        shape = f"Embedding({text.vocabulary_size}, {config.embed_dim}) -> LSTM({config.lstm_units})"
-    else:
-        net = nn.build_model(p.x_train.shape[1], p.task, len(p.labels), config, loss=p.loss)
-        shape = f"MLP {config.hidden_units}"
-    progress(f"training {shape} ({p.loss} loss, {config.optimizer}, lr {config.learning_rate:g}) "
-             f"for up to {config.epochs} epochs")
-    history = nn.train(net, p.x_train, y_train, p.x_val if len(p.x_val) else None,
-                       y_val if len(p.x_val) else None, config, progress)
-    progress(f"trained {history.epochs_run} epochs, keeping the weights of epoch {history.best_epoch}")
-    if target_scale is not None:
-        net = nn.with_output_scale(net, scale=target_scale["std"], offset=target_scale["mean"])
-    return Trained(net=net, history=history, target_scale=target_scale)
-
-
-def _evaluate(net: Any, p: Prepared, progress: Progress) -> Holdout:
-    """The metrics of the task on the test rows (and the confusion matrix of a classifier)."""
-    from maas_training import model as nn
-
-    outputs = nn.predict(net, p.x_test)
-    if p.task == "regression":
-        metrics = regression_metrics(p.y_test, outputs[:, 0])
-        confusion = None
-    else:
-        probs = probabilities(p.task, outputs)
-        metrics = classification_metrics(p.y_test, probs)
-        confusion = _confusion(p.y_test, probs.argmax(axis=1), len(p.labels))
-    progress("holdout: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+def _evaluate(choice: Choice, p: Prepared, progress: Progress) -> Holdout:
+    """The chosen model's metrics on the test rows (and the confusion matrix of a classifier)."""
+    outputs, metrics = choice.chosen.outputs, choice.chosen.metrics
+    confusion = None
+    if p.task != "regression":
+        confusion = _confusion(p.y_test, probabilities(p.task, outputs).argmax(axis=1), len(p.labels))
+    progress(f"holdout ({choice.record.chosen}): " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return Holdout(outputs=outputs, metrics=metrics, confusion=confusion)
 
 
@@ -242,11 +207,12 @@ def _export(net: Any, p: Prepared, holdout: Holdout, progress: Progress) -> Chec
     return Checked(exported=exported, variants=variants, variant_files=variant_files, quantization=quantization)
 
 
-def _bundle(version: str, p: Prepared, trained: Trained, holdout: Holdout, checked: Checked, started: float,
+def _bundle(version: str, p: Prepared, choice: Choice, holdout: Holdout, checked: Checked, started: float,
             progress: Progress) -> tuple[Manifest, dict[str, bytes]]:
     """The manifest and files of the reserved `version`: the model (and its variants), the spec, the report
     and its plots."""
-    config, exported, history = p.config, checked.exported, trained.history
+    config, exported, trained = p.config, checked.exported, choice.chosen.fit
+    history = trained.history
     training = _training_record(p, trained, checked, started)
     manifest = Manifest(
         name=config.model_name,
@@ -264,12 +230,14 @@ def _bundle(version: str, p: Prepared, trained: Trained, holdout: Holdout, check
         frameworks=framework_versions(),
         training=training,
         variants=checked.variants,
+        candidates=choice.record,
     )
     report = {
         "name": config.model_name, "version": version, "task": p.task, "target": config.target, "labels": p.labels,
         "metrics": holdout.metrics, "confusion_matrix": holdout.confusion, "rows": p.rows(),
         "cleaning": p.cleaning.as_dict(), "history": history.as_dict(),
         "onnx_parity_max_abs_diff": exported.max_abs_diff,
+        "candidates": choice.record.model_dump(mode="json"),
     }
     files = {
         MODEL_FILE: exported.onnx_bytes,
@@ -277,20 +245,21 @@ def _bundle(version: str, p: Prepared, trained: Trained, holdout: Holdout, check
         PREPROCESS_FILE: p.spec.to_json().encode(),
         REPORT_FILE: json.dumps(report, indent=2).encode(),
         # report_confusion_matrix / report_roc_curve / report_residuals / report_training_curves .png
-        **report_pngs_or_none(p.task, p.labels, p.y_test, holdout.outputs, history.as_dict(), progress),
+        **report_pngs_or_none(p.task, p.labels, p.y_test, holdout.outputs, history.as_dict(), progress,
+                              candidates=choice.record.model_dump(mode="json")),
     }
     return manifest, files
 
 
-def _training_record(p: Prepared, trained: Trained, checked: Checked, started: float) -> dict[str, Any]:
+def _training_record(p: Prepared, trained: Fit, checked: Checked, started: float) -> dict[str, Any]:
     """The manifest's `training`: how the model was made, from which data, and how its export compares."""
     from maas_training.export import OPSET
 
     config, exported = p.config, checked.exported
     record: dict[str, Any] = {
         "data": config.data.name,
-        "model_type": "embedding-lstm" if p.is_text else "mlp",
-        "hyperparameters": {**config.hyperparameters(text=p.is_text), "loss": p.loss},
+        "model_type": MODEL_TYPES[trained.kind],
+        "hyperparameters": {**config.hyperparameters(text=trained.kind in TEXT), "loss": p.loss},
         "task_inferred": p.task_inferred,
         "features": {**p.features.as_dict(), "encoded": p.spec.feature_names()},
         "preprocessing": p.features.spec_config(config.row_norm).model_dump(mode="json"),
@@ -304,25 +273,16 @@ def _training_record(p: Prepared, trained: Trained, checked: Checked, started: f
         "quantization": checked.quantization,
         "duration_seconds": round(time.monotonic() - started, 2),
     }
+    if trained.kind == "linear":  # the MLP builder with no hidden layer
+        record["hyperparameters"]["hidden_units"] = []
     if trained.target_scale is not None:
         record["target_scale"] = trained.target_scale
     return record
 
 
 def _training_targets(p: Prepared) -> tuple[np.ndarray, np.ndarray, dict[str, float] | None]:
-    """Targets in the shape each loss wants. A regression trains on a standardised target (train-row
-    mean/std); the exported model undoes the scaling, so it outputs values in the target's units."""
-    if p.task == "regression":
-        mean = float(p.y_train.mean())
-        std = float(p.y_train.std()) or 1.0
-        scale = lambda y: ((y - mean) / std).astype(np.float32).reshape(-1, 1)  # noqa: E731
-        return scale(p.y_train), scale(p.y_val), {"mean": mean, "std": std}
-    if p.task == "binary":
-        return (p.y_train.astype(np.float32).reshape(-1, 1), p.y_val.astype(np.float32).reshape(-1, 1), None)
-    if p.task == "multiclass" and p.loss == "focal":  # Keras has no sparse focal loss: one-hot targets
-        eye = np.eye(len(p.labels), dtype=np.float32)
-        return eye[p.y_train], eye[p.y_val], None
-    return p.y_train, p.y_val, None
+    """The split's targets in the shape the loss wants (maas_training.candidates.encode_targets)."""
+    return encode_targets(p.task, p.loss, len(p.labels), p.y_train, p.y_val)
 
 
 def _confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> list[list[int]]:

@@ -1,5 +1,6 @@
-"""The networks: a Keras 3 MLP for feature rows, an Embedding -> LSTM classifier for token ids, both
-sized by the config and trained with early stopping on the validation loss.
+"""The networks: a Keras 3 MLP for feature rows (with no hidden layer, the linear / logistic baseline), an
+Embedding -> LSTM model for token ids and its bag-of-words baseline, all sized by the config and trained with
+early stopping on the validation loss. maas_training.candidates decides which of them a job trains.
 
 TensorFlow is imported inside the functions, so importing this module (e.g. for `maas-train --help`)
 stays fast.
@@ -39,21 +40,24 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)  # python, numpy and tensorflow/keras generators
 
 
-def build_model(n_features: int, task: str, n_classes: int, config: TrainingConfig, loss: str | None = None) -> Any:
-    """An MLP: Dense+relu layers (L2 kernel regularizer, optional dropout) and a task-shaped output layer."""
+def build_model(n_features: int, task: str, n_classes: int, config: TrainingConfig, loss: str | None = None,
+                hidden_units: list[int] | None = None) -> Any:
+    """An MLP: Dense+relu layers (L2 kernel regularizer, optional dropout) and a task-shaped output layer.
+    `hidden_units=[]` leaves the output layer alone: a linear (regression) or logistic (classifier) model."""
     import keras
 
+    hidden_units = config.hidden_units if hidden_units is None else hidden_units
     keras.backend.clear_session()  # a job may train several models in one process: start from a clean slate
     seed_everything(config.seed)
     reg = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
     inputs = keras.Input(shape=(n_features,), name="features")
     x = inputs
-    for i, units in enumerate(config.hidden_units):
+    for i, units in enumerate(hidden_units):
         x = keras.layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"dense_{i}")(x)
         if config.dropout > 0:
             x = keras.layers.Dropout(config.dropout, seed=config.seed + i, name=f"dropout_{i}")(x)
     outputs = _output_layer(task, n_classes, reg)(x)
-    model = keras.Model(inputs, outputs, name="maas_mlp")
+    model = keras.Model(inputs, outputs, name="maas_mlp" if hidden_units else "maas_linear")
     model.compile(optimizer=make_optimizer(config), loss=make_loss(task, loss or config.loss))
     return model
 
@@ -80,6 +84,28 @@ def build_text_model(vocabulary_size: int, max_length: int, dtype: str, task: st
         x = keras.layers.Dropout(config.dropout, seed=config.seed, name="dropout")(x)
     outputs = _output_layer(task, n_classes, reg)(x)
     model = keras.Model(inputs, outputs, name="maas_text_lstm")
+    model.compile(optimizer=make_optimizer(config), loss=make_loss(task, loss or config.loss))
+    return model
+
+
+def build_bow_model(vocabulary_size: int, max_length: int, dtype: str, task: str, n_classes: int,
+                    config: TrainingConfig, loss: str | None = None) -> Any:
+    """Bag of words: the mean of the token ids' embeddings, then the task-shaped output layer.
+
+    Both steps are linear, so this is a (rank embed_dim) logistic / linear model on the text's word
+    frequencies; the padding id 0 counts as a word, which tells the model the text's length. It exports to
+    ONNX Gather + ReduceMean + MatMul: no recurrence, cheap to train and to serve.
+    """
+    import keras
+
+    keras.backend.clear_session()
+    seed_everything(config.seed)
+    reg = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
+    inputs = keras.Input(shape=(max_length,), dtype=dtype, name="tokens")
+    x = keras.layers.Embedding(vocabulary_size, config.embed_dim, name="embedding")(inputs)
+    x = keras.layers.GlobalAveragePooling1D(name="bag_of_words")(x)
+    outputs = _output_layer(task, n_classes, reg)(x)
+    model = keras.Model(inputs, outputs, name="maas_text_bow")
     model.compile(optimizer=make_optimizer(config), loss=make_loss(task, loss or config.loss))
     return model
 

@@ -5,6 +5,9 @@
     regression   report_residuals.png          predicted vs actual, and predicted vs residual (actual - predicted)
     all          report_training_curves.png    loss / val_loss per epoch (and any other per-epoch metric),
                                                the kept epoch marked
+                 report_candidates.png         the models compared (trivial and linear baselines, candidates):
+                                               holdout metric of each, the chosen one marked, the selection
+                                               score (mean ± std under cross-validation) beside it
 
 Rendered with matplotlib's Agg canvas straight from a `Figure` (no pyplot, no display, no global
 state), imported only when a picture is drawn. Everything is computed from the holdout arrays the
@@ -23,19 +26,22 @@ CONFUSION_MATRIX = "report_confusion_matrix.png"
 ROC_CURVE = "report_roc_curve.png"
 RESIDUALS = "report_residuals.png"
 TRAINING_CURVES = "report_training_curves.png"
+CANDIDATES = "report_candidates.png"
 _DPI = 100
 _MAX_ANNOTATED_CLASSES = 20  # above this the confusion matrix cells carry colour only
 _MAX_POINTS = 5000  # scatter plots sample beyond this many rows
 
 
 def render_report_pngs(task: str, labels: Sequence[str], y_true: np.ndarray, outputs: np.ndarray,
-                       history: Mapping[str, Any] | None = None) -> dict[str, bytes]:
+                       history: Mapping[str, Any] | None = None,
+                       candidates: Mapping[str, Any] | None = None) -> dict[str, bytes]:
     """File name -> PNG bytes for a trained model's holdout results.
 
     `y_true`: class indices into `labels` (classifiers) or target values (regression). `outputs`: the
     model's outputs on the same rows (probabilities, or one sigmoid column for a binary model; the
     predicted value for a regression). `history`: per-epoch lists such as loss / val_loss (other
-    entries, e.g. best_epoch, are used to mark the kept epoch); no curves without it.
+    entries, e.g. best_epoch, are used to mark the kept epoch); no curves without it. `candidates`: the
+    manifest's `candidates` record as JSON (maas_core.manifest.Candidates); no comparison without it.
     """
     y_true = np.asarray(y_true)
     out = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
@@ -53,15 +59,18 @@ def render_report_pngs(task: str, labels: Sequence[str], y_true: np.ndarray, out
         pngs[ROC_CURVE] = roc_plot(list(labels), y, probs)
     if history and _curves(history):
         pngs[TRAINING_CURVES] = training_curves_plot(history)
+    if candidates and candidates.get("models"):
+        pngs[CANDIDATES] = candidates_plot(candidates)
     return pngs
 
 
 def report_pngs_or_none(task: str, labels: Sequence[str], y_true: np.ndarray, outputs: np.ndarray,
-                        history: Mapping[str, Any] | None, progress: Callable[[str], None] = print) -> dict[str, bytes]:
+                        history: Mapping[str, Any] | None, progress: Callable[[str], None] = print,
+                        candidates: Mapping[str, Any] | None = None) -> dict[str, bytes]:
     """render_report_pngs for the training job: a picture that fails to draw is reported and left out,
     never the reason a trained, checked model is not published."""
     try:
-        pngs = render_report_pngs(task, labels, y_true, outputs, history)
+        pngs = render_report_pngs(task, labels, y_true, outputs, history, candidates)
     except Exception as exc:  # noqa: BLE001 - pictures are a nicety; the model is the product
         progress(f"report pictures skipped: {type(exc).__name__}: {exc}")
         return {}
@@ -193,6 +202,33 @@ def training_curves_plot(history: Mapping[str, Any]) -> bytes:
         ax.set(xlabel="epoch", ylabel=f"{what} (log scale)" if log else what, title=f"Training curves ({what})")
         ax.grid(alpha=0.3)
         ax.legend()
+    return _png(fig)
+
+
+def candidates_plot(candidates: Mapping[str, Any]) -> bytes:
+    """Bars of the choice metric on the holdout per model, the chosen one in colour, the selection score
+    (validation, or the cross-validation mean with its std as an error bar) as a point beside each."""
+    metric, chosen = str(candidates["metric"]), candidates.get("chosen")
+    models: Mapping[str, Any] = candidates["models"]
+    names = list(models)
+    holdout = [float(models[n]["metrics"].get(metric, np.nan)) for n in names]
+    fig, ax = _figure(7.5, 1.2 + 0.6 * len(names))
+    rows = np.arange(len(names))
+    colors = ["tab:blue" if n == chosen else "lightgrey" for n in names]
+    ax.barh(rows, holdout, color=colors, height=0.6, label=f"holdout {metric}")
+    chosen_sel = [(i, models[n].get("selection") or {}) for i, n in enumerate(names)]
+    picked = [(i, sel) for i, sel in chosen_sel if metric in sel]
+    if picked:
+        ax.errorbar([sel[metric] for _, sel in picked], [i for i, _ in picked],
+                    xerr=[sel.get(f"{metric}_std", 0.0) for _, sel in picked], fmt="o", color="tab:orange",
+                    capsize=4, label=f"choice {metric} ({candidates.get('selection', '')})")
+    for i, value in enumerate(holdout):
+        ax.annotate(f"{value:.4g}", (value, i), xytext=(4, 0), textcoords="offset points", va="center")
+    ax.set_yticks(rows, [f"{_short(n)}{' (chosen)' if n == chosen else ''}" for n in names])
+    ax.invert_yaxis()
+    ax.set(xlabel=metric, title=f"Models compared on the same split ({metric})")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right")
     return _png(fig)
 
 
