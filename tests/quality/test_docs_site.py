@@ -121,3 +121,15 @@ def test_the_readmes_links_resolve() -> None:
     assert any(link.startswith("docs/") for link in links), "the README links into docs/"
     broken = [link for link in links if not (readme.parent / link.split("#", 1)[0]).exists()]
     assert not broken, f"README links to missing files: {broken}"
+
+
+def test_the_architecture_page_names_every_core_module() -> None:
+    """Given the architecture page and the core's modules (maas_core and maas_core/edge),
+    then every module and package is named on the page: a module added or moved without the page is caught."""
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    core = ROOT / "shared" / "maas_core"
+    names = [p.name for p in core.glob("*.py") if p.name != "__init__.py"]
+    names += [f"{p.name}/" for p in core.iterdir() if p.is_dir() and (p / "__init__.py").exists() and p.name != "edge"]
+    names += [p.name for p in (core / "edge").glob("*.py") if p.name != "__init__.py"]
+    missing = [n for n in names if f"`{n}`" not in page]
+    assert not missing, f"core modules the architecture page does not name: {missing}"
