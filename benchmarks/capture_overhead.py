@@ -35,6 +35,7 @@ from benchmarks.common import (
     print_table,
 )
 
+
 def _load_predict(rate: str) -> Any:
     import os
 

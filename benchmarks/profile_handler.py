@@ -126,11 +126,11 @@ def cold(world: PenguinsWorld, repeats: int, layer_repeats: int = 11) -> None:
 
 def components(world: PenguinsWorld, n_records: int, repeats: int, batch: int) -> None:
     import pydantic
+
     from maas_core.edge.http import json_response, resolve, serialized_json_response
     from maas_core.edge.predict_requests import resolve_monitored
     from maas_core.predictor import PredictResponse, shape_predictions
     from maas_core.schemas import PredictRequest
-
     from maas_local.lambda_context import FakeLambdaContext
 
     app = load_predict_handler()

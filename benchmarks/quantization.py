@@ -41,8 +41,8 @@ def train_into(out: Path) -> None:
     from moto import mock_aws
 
     from maas_core.store import BundleStore
-    from maas_training.datasets import penguins_config, support_tickets_config
     from maas_local.testing.registry_table import create_registry_table
+    from maas_training.datasets import penguins_config, support_tickets_config
     from maas_training.job import run
 
     bucket, table = "bench-quant-models", "bench-quant-registry"

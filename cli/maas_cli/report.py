@@ -21,13 +21,13 @@ import html
 import io
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maas_core.errors import MaasError, UnprocessableError
 from maas_cli.context import Context, stack_outputs
 from maas_cli.output import emit_json
+from maas_core.errors import MaasError, UnprocessableError
 
 CAPTURES_OUTPUT = "CapturesTableName"
 CHARTS = ("quality", "volume", "latency", "drift")
@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    end = _instant("until", args.until) if args.until else datetime.now(timezone.utc)
+    end = _instant("until", args.until) if args.until else datetime.now(UTC)
     if args.since:
         start = _instant("since", args.since)
     else:
@@ -100,7 +100,7 @@ def _instant(name: str, text: str) -> datetime:
         t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise UnprocessableError(f"--{name} is not an ISO 8601 time: {text!r}", [{"field": name, "value": text}]) from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _captures_table(args: argparse.Namespace) -> str:

@@ -23,8 +23,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from maas_core.monitoring import CaptureStore
+
 from maas_core.edge.awslogs import awslogs_messages
+from maas_core.monitoring import CaptureStore
 from maas_core.settings import get_settings
 
 logger = Logger()

@@ -6,19 +6,26 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core import __version__
 from maas_core.edge import coldstart
 from maas_core.edge.http import build_resolver, error_responses, ok_response
+from maas_core.edge.openapi import (
+    DOCUMENT_RESPONSE,
+    NAME_SCHEMA,
+    VERSION_SCHEMA,
+    ModelDescription,
+    ModelList,
+    ModelName,
+)
+from maas_core.edge.openapi import document as openapi_document
 from maas_core.edge.predict_requests import answer, resolve_monitored
 from maas_core.manifest import VARIANTS
 from maas_core.monitoring import PredictMonitor
-from maas_core.edge.openapi import DOCUMENT_RESPONSE, NAME_SCHEMA, VERSION_SCHEMA, ModelDescription, ModelList, ModelName
-from maas_core.edge.openapi import document as openapi_document
 from maas_core.predictor import Predictor
 from maas_core.schemas import HealthResponse, PredictRequest, PredictResponse
 from maas_core.settings import get_settings

@@ -17,8 +17,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from maas_core.errors import MaasError
 from maas_core.edge.s3_events import s3_objects
+from maas_core.errors import MaasError
 from maas_core.training_jobs import TrainingRequestError, TrainingSettings, request_for_upload, start_training
 
 logger = Logger()

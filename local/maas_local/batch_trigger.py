@@ -157,7 +157,7 @@ class BatchTrigger(PollingThread):
                                     counting_down=True, region=LOCAL_REGION, account_id=LOCAL_ACCOUNT_ID)
         try:
             self.processed.append(self.handler(event, context))
-        except Exception as exc:  # noqa: BLE001 - the run's error is the message's fate, not ours
+        except Exception as exc:
             attempts = self._attempts.get(message["MessageId"], 0) + 1
             self._attempts[message["MessageId"]] = attempts
             if attempts < self.max_attempts:

@@ -29,10 +29,10 @@ from typing import Any
 from maas_core.aws_target import FAKE_CREDENTIALS, LOCAL_ENDPOINT
 from maas_local.batch_trigger import BatchTrigger
 from maas_local.gateway import LOCAL_API_KEY, cors_note, key_values
-from maas_local.train_trigger import TrainTrigger, penguins_training_config
 from maas_local.stack import LocalStack, PortInUseError, check_port_free
 from maas_local.static import PLAYGROUND_PREFIX, StaticSite
 from maas_local.template import LOCAL_REGION
+from maas_local.train_trigger import TrainTrigger, penguins_training_config
 
 MODEL = "penguins"
 TEXT_MODEL = "support-tickets"

@@ -115,7 +115,7 @@ def load_template(path: str | Path) -> dict[str, Any]:
     """template.yaml -> dict, short intrinsic tags in their long (JSON) form."""
     path = Path(path)
     with path.open(encoding="utf-8") as fh:
-        data = yaml.load(fh, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader subclass
+        data = yaml.load(fh, Loader=CfnLoader)
     if not isinstance(data, dict) or "Resources" not in data:
         raise TemplateError(f"{path}: not a CloudFormation/SAM template (no Resources section)")
     return data

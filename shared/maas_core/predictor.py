@@ -50,7 +50,7 @@ class Predictor:
         self._broken: dict[tuple[str, str, str], tuple[float, MaasError]] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Predictor":
+    def from_settings(cls, settings: Settings) -> Predictor:
         return cls(settings, Registry(settings.registry_table), BundleStore(settings.model_bucket))
 
     def route(self, name: str, version: str | None = None, alias: str | None = None,

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from maas_core.errors import UnprocessableError
 from maas_core.load_checks import bad as _bad
-from maas_core.load_checks import check_input, check_output_shape, shape_of as _shape
+from maas_core.load_checks import check_input, check_output_shape
+from maas_core.load_checks import shape_of as _shape
 from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, InputField, Manifest, Task, TensorInfo
 from maas_core.onnx_external import MalformedModel, external_tensors
 from maas_core.preprocess import NumericFeature, PreprocessSpec
@@ -78,7 +79,7 @@ class ModelDeclaration(BaseModel):
         return metrics
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ModelDeclaration":
+    def _consistent(self) -> ModelDeclaration:
         if self.task == "regression" and self.labels:
             raise ValueError("a regression model has no labels")
         if self.task == "binary" and len(self.labels) != 2:
@@ -92,7 +93,7 @@ class ModelDeclaration(BaseModel):
         return self
 
     @classmethod
-    def parse(cls, data: Any, source: str = "the declaration") -> "ModelDeclaration":
+    def parse(cls, data: Any, source: str = "the declaration") -> ModelDeclaration:
         """Validate raw data (e.g. a parsed JSON/YAML file) into a declaration, or a 422 naming each problem."""
         try:
             return cls.model_validate(data)

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from decimal import Decimal
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -110,7 +110,7 @@ def _plain(value: Any) -> Any:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ class Registry:
                                 "promote or roll back the alias first", [{"alias": a} for a in pointing])
 
     def _move_alias(self, name: str, alias: str, expected_version: str | None,
-                    change: Callable[[AliasTarget | None], "_AliasState"], must_exist: bool = False) -> AliasTarget:
+                    change: Callable[[AliasTarget | None], _AliasState], must_exist: bool = False) -> AliasTarget:
         check_name("alias", alias)
         if expected_version is not None:
             check_version(expected_version, "expected_version")
@@ -257,7 +257,7 @@ class Registry:
                     raise ConflictError(f"alias {alias!r} of model {name!r} was changed concurrently; reload and retry")
         raise AssertionError("unreachable")
 
-    def _write_alias(self, name: str, alias: str, current: AliasTarget | None, state: "_AliasState") -> AliasTarget:
+    def _write_alias(self, name: str, alias: str, current: AliasTarget | None, state: _AliasState) -> AliasTarget:
         revision = (current.revision if current else 0) + 1
         item = {"pk": _pk(name), "sk": f"ALIAS#{alias}", "kind": "alias", "alias": alias, "version": state.version,
                 "revision": revision, "history": list(state.history), "updated_at": _now()}

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-
-from maas_core import aws
 from pydantic import ValidationError
 
+from maas_core import aws
 from maas_core.errors import (
     ConflictError,
     IntegrityError,

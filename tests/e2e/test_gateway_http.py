@@ -8,8 +8,8 @@ import errno
 import json
 import socket
 import textwrap
-from http.client import HTTPConnection
 from collections.abc import Iterator
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from maas_local import gateway as gateway_module
-from maas_local.gateway import MAX_BODY_BYTES, Gateway
 from maas_core.manifest import Manifest
 from maas_core.registry import Registry
 from maas_core.store import BundleStore
+from maas_local import gateway as gateway_module
+from maas_local.gateway import MAX_BODY_BYTES, Gateway
 from maas_local.stack import LocalStack
 from maas_local.testing import text_model
 from maas_local.testing.tiny_model import SPEC, expected_probabilities

@@ -18,16 +18,16 @@ import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from moto import mock_aws
+
 from maas_core import aws
 from maas_core.registry import Registry
 from maas_core.settings import get_settings
 from maas_core.store import BundleStore
-from moto import mock_aws
-
-from tests.conftest import create_registry_table
-from tests.lambda_events import FakeLambdaContext, load_function, rest_event
 from maas_local.testing.text_model import publish_text_model
 from maas_local.testing.tiny_model import publish_tiny_model
+from tests.conftest import create_registry_table
+from tests.lambda_events import FakeLambdaContext, load_function, rest_event
 
 pytestmark = pytest.mark.fuzz
 

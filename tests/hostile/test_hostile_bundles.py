@@ -28,9 +28,9 @@ from maas_core.preprocess import NumericFeature, PreprocessSpec
 from maas_core.registration import ModelDeclaration, register_onnx
 from maas_core.settings import get_settings
 from maas_local.testing import text_model, tiny_model
-from tests.lambda_events import assert_error, call, load_function
 from maas_local.testing.bundles import publish
 from maas_local.testing.tiny_model import LABELS, SPEC, WEIGHTS, publish_tiny_model
+from tests.lambda_events import assert_error, call, load_function
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 PREDICT = "/v1/models/tiny/predict"

@@ -14,7 +14,6 @@ import tracemalloc
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -22,9 +21,9 @@ from maas_core.manifest import TensorInfo
 from maas_core.preprocess import CategoricalFeature, NumericFeature, PreprocessSpec
 from maas_core.settings import get_settings
 from maas_local.testing import text_model
-from tests.lambda_events import FakeLambdaContext, assert_error, call, load_function, rest_event
 from maas_local.testing.bundles import publish
 from maas_local.testing.tiny_model import publish_tiny_model
+from tests.lambda_events import FakeLambdaContext, assert_error, call, load_function, rest_event
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 PREDICT = "/v1/models/tiny/predict"

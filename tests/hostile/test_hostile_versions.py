@@ -23,8 +23,8 @@ from maas_core.predictor import Predictor
 from maas_core.registry import check_version
 from maas_core.settings import Settings, get_settings
 from maas_core.store import bundle_prefix
-from tests.lambda_events import assert_error, call, load_function
 from maas_local.testing.tiny_model import publish_tiny_model
+from tests.lambda_events import assert_error, call, load_function
 
 HOSTILE = ["01", "00", "0", "-1", "1.0", " 1", "1 ", "1\n", "+1", "\uff11", "\u0663", "1e3", "0x1", "1_0",
            "1" * 100, "1" + "0" * 18, ""]

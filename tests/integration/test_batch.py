@@ -25,6 +25,7 @@ from urllib.parse import quote_plus
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
 from maas_core import aws
 from maas_core.batch import BatchFileError, run_batch
 from maas_core.batch.reader import (
@@ -40,10 +41,9 @@ from maas_core.predictor import Predictor, canary_share
 from maas_core.registry import Registry
 from maas_core.settings import Settings, get_settings
 from maas_core.store import BundleStore
-
+from maas_local.testing.tiny_model import publish_tiny_model
 from tests.conftest import AwsWorld, create_registry_table
 from tests.lambda_events import FakeLambdaContext, load_function
-from maas_local.testing.tiny_model import publish_tiny_model
 
 FIELDS = ["x1", "x2", "colour"]
 
@@ -214,6 +214,7 @@ def test_prediction_lines_are_the_json_of_their_dicts_byte_for_byte() -> None:
     from types import SimpleNamespace
 
     import numpy as np
+
     from maas_core.batch.job import _ChunkPredictor, _dumps
     from maas_core.outputs import shape_outputs
 

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from maas_core.batch import BatchFileError, run_batch
 from maas_core.manifest import Manifest, TensorInfo
 from maas_core.monitoring import CaptureStore, CaptureWriter, sampled
@@ -23,14 +24,13 @@ from maas_core.monitoring.store import StoredCapture
 from maas_core.predictor import Predictor
 from maas_core.settings import Settings, get_settings
 from maas_local.log_subscription import LogSubscription
-from maas_training.evaluate import baseline_statistics
-
 from maas_local.testing import text_model
+from maas_local.testing.tiny_model import publish_tiny_model
+from maas_training.evaluate import baseline_statistics
 from tests.conftest import AwsWorld, create_registry_table
 from tests.integration.test_batch import make_records, out_key, put, read_jsonl, s3_event, to_csv, to_jsonl
 from tests.integration.test_monitoring import broken_stdout, dimension_sets, emf_blobs
 from tests.lambda_events import FakeLambdaContext, call, load_function
-from maas_local.testing.tiny_model import publish_tiny_model
 
 CAPTURES = "test-captures"
 CONTEXT = FakeLambdaContext(remaining_ms=900_000)

@@ -57,10 +57,10 @@ from maas_core.batch import BatchFileError, run_batch
 from maas_core.edge.awslogs import awslogs_event
 from maas_core.predictor import Predictor
 from maas_core.settings import Settings, get_settings
+from maas_local.testing.tiny_model import publish_tiny_model
 from tests.integration.test_monitoring import CAPTURES, World, lines_written
 from tests.integration.test_monitoring import world as monitoring_world  # noqa: F401 - a fixture
-from tests.lambda_events import assert_error, load_function, rest_event, FakeLambdaContext
-from maas_local.testing.tiny_model import publish_tiny_model
+from tests.lambda_events import FakeLambdaContext, assert_error, load_function, rest_event
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 SECRET_ARN = "arn:aws:iam::123456789012:role/secret-role-name"  # in AWS's message; never in ours

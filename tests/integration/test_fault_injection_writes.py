@@ -23,6 +23,7 @@ from maas_core.batch import BatchFileError, run_batch
 from maas_core.errors import DependencyAccessDeniedError, ServiceUnavailableError
 from maas_core.predictor import Predictor
 from maas_core.settings import Settings, get_settings
+from maas_local.testing.tiny_model import publish_tiny_model
 from tests.integration.test_fault_injection import (
     FAULTS,
     GOOD,
@@ -42,7 +43,7 @@ from tests.integration.test_monitoring import world as monitoring_world  # noqa:
 from tests.integration.test_training_jobs import PENGUINS_CONFIG, BatchWorld, s3_event
 from tests.integration.test_training_jobs import world as training_world  # noqa: F401 - a fixture
 from tests.lambda_events import FakeLambdaContext, load_function, rest_event
-from maas_local.testing.tiny_model import publish_tiny_model
+
 
 @pytest.fixture
 def faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[Faults]:

@@ -17,12 +17,13 @@ import boto3
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
+
+from maas_core.edge.awslogs import awslogs_event, awslogs_messages
 from maas_core.errors import NotFoundError, UnprocessableError
 from maas_core.ids import new_request_id
 from maas_core.manifest import Manifest, TensorInfo
 from maas_core.monitoring import CaptureStore
 from maas_core.monitoring import capture as capture_module
-from maas_core.edge.awslogs import awslogs_event, awslogs_messages
 from maas_core.monitoring.capture import MASK, CaptureWriter, capture_lines
 from maas_core.monitoring.metrics import PredictMonitor
 from maas_core.outcome import PredictionOutcome, Route, failed_route
@@ -31,9 +32,6 @@ from maas_core.registry import Registry
 from maas_core.settings import get_settings
 from maas_core.store import BundleStore
 from maas_local.log_subscription import LogSubscription
-
-from tests.conftest import create_registry_table
-from tests.lambda_events import FakeLambdaContext, assert_error, call, load_function
 from maas_local.testing.bundles import publish
 from maas_local.testing.tiny_model import (
     LABELS,
@@ -43,6 +41,8 @@ from maas_local.testing.tiny_model import (
     publish_sensitive_tiny_model,
     publish_tiny_model,
 )
+from tests.conftest import create_registry_table
+from tests.lambda_events import FakeLambdaContext, assert_error, call, load_function
 from tests.unit.test_monitoring_formulas import (
     EXPECTED,
     EXPECTED_MATRIX,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from maas_core.settings import get_settings
-from tests.lambda_events import assert_error, call, load_function
 from maas_local.testing import text_model
 from maas_local.testing.tiny_model import SPEC, expected_probabilities, publish_tiny_model
+from tests.lambda_events import assert_error, call, load_function
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 

@@ -10,8 +10,8 @@ import pytest
 
 from maas_core.settings import get_settings
 from maas_local.testing import text_model
-from tests.lambda_events import assert_error, call, load_function
 from maas_local.testing.tiny_model import SPEC, publish_tiny_model
+from tests.lambda_events import assert_error, call, load_function
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 PATH = "/v1/models/tiny/preprocess"

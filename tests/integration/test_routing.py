@@ -10,8 +10,8 @@ import pytest
 from maas_core.errors import IntegrityError
 from maas_core.predictor import Predictor, canary_share
 from maas_core.settings import Settings
-from tests.lambda_events import FakeLambdaContext, load_function, rest_event
 from maas_local.testing.tiny_model import publish_tiny_model
+from tests.lambda_events import FakeLambdaContext, load_function, rest_event
 
 RECORD = {"x1": 1.0, "colour": "red"}
 

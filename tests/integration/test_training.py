@@ -7,11 +7,10 @@ shared. Everything runs offline in a moto account.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import json
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

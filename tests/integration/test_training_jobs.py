@@ -33,7 +33,6 @@ from maas_core.training_jobs import (
 )
 from maas_training.cli import main as train_main
 from maas_training.datasets import PENGUINS
-
 from tests.conftest import create_registry_table
 from tests.lambda_events import FakeLambdaContext, load_function
 

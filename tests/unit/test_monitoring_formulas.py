@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+
+from maas_core.edge.awslogs import awslogs_event, awslogs_messages
 from maas_core.errors import UnprocessableError
 from maas_core.ids import id_time_ms, new_request_id, time_prefix
 from maas_core.manifest import InputField, Manifest, TensorInfo
-from maas_core.edge.awslogs import awslogs_event, awslogs_messages
 from maas_core.monitoring.capture import (
     MARKER,
     MASK,
@@ -181,7 +182,7 @@ def test_drift_handles_missing_values_sensitive_fields_and_no_baseline() -> None
 # --- windows ----------------------------------------------------------------------------------------
 
 
-NOW = datetime(2026, 1, 2, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
 
 
 def test_windows_by_length_or_by_since_until() -> None:

@@ -11,10 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from maas_core.admin import AliasUpdate
+from maas_core.edge.openapi import DOCUMENT_FILE, NAME_SCHEMA, VERSION_SCHEMA, WINDOW_SCHEMA, document, stored_document
 from maas_core.errors import BadRequestError, UnprocessableError
 from maas_core.monitoring import parse_window
 from maas_core.monitoring.schemas import FeedbackItem
-from maas_core.edge.openapi import NAME_SCHEMA, VERSION_SCHEMA, WINDOW_SCHEMA, DOCUMENT_FILE, document, stored_document
 from maas_core.registry import check_name, check_version
 from maas_local.openapi_doc import build_document, render
 from maas_local.template import api_routes, load_template, local_resource_names

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
-from PIL import Image  # noqa: E402  (matplotlib depends on pillow)
+from PIL import Image
 
-from maas_training.report_plots import (  # noqa: E402
+from maas_training.report_plots import (
     CONFUSION_MATRIX,
     RESIDUALS,
     ROC_CURVE,

@@ -315,7 +315,7 @@ def _training_targets(p: Prepared) -> tuple[np.ndarray, np.ndarray, dict[str, fl
     if p.task == "regression":
         mean = float(p.y_train.mean())
         std = float(p.y_train.std()) or 1.0
-        scale = lambda y: ((y - mean) / std).astype(np.float32).reshape(-1, 1)  # noqa: E731
+        scale = lambda y: ((y - mean) / std).astype(np.float32).reshape(-1, 1)
         return scale(p.y_train), scale(p.y_val), {"mean": mean, "std": std}
     if p.task == "binary":
         return (p.y_train.astype(np.float32).reshape(-1, 1), p.y_val.astype(np.float32).reshape(-1, 1), None)

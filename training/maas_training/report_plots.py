@@ -62,7 +62,7 @@ def report_pngs_or_none(task: str, labels: Sequence[str], y_true: np.ndarray, ou
     never the reason a trained, checked model is not published."""
     try:
         pngs = render_report_pngs(task, labels, y_true, outputs, history)
-    except Exception as exc:  # noqa: BLE001 - pictures are a nicety; the model is the product
+    except Exception as exc:
         progress(f"report pictures skipped: {type(exc).__name__}: {exc}")
         return {}
     progress(f"report pictures: {', '.join(sorted(pngs))}")

@@ -23,7 +23,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-
 from pydantic import BaseModel
 
 from maas_core import deadline

@@ -45,17 +45,14 @@ dead-letter queue (the template's alarm watches it); the lines also stay in the 
 
 from __future__ import annotations
 
-import base64
-import gzip
 import hashlib
 import json
 import math
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
-from datetime import datetime, timezone
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -199,7 +196,7 @@ def build_captures(response: PredictResponse, records: Sequence[Any], manifest: 
 @lru_cache(maxsize=64)
 def _iso_time(time_ms: int) -> str:
     # the predictions of one request share their id's time: formatted once, not per record
-    return datetime.fromtimestamp(time_ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(time_ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def capture_json(capture: dict[str, Any]) -> bytes | None:

@@ -86,7 +86,7 @@ class StoredCapture:
     source: str = "api"  # "batch": a row of a batch file
 
     @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> "StoredCapture":
+    def from_item(cls, item: Mapping[str, Any]) -> StoredCapture:
         data = json.loads(item["data"]["S"]) if "data" in item else {}
         truth = json.loads(item["truth"]["S"]) if "truth" in item else None
         return cls(id=item["sk"]["S"], model=item["model"]["S"], version=item["version"]["S"],

@@ -47,7 +47,7 @@ class ColumnConfig(BaseModel):
     dtype: Literal["int32", "int64"] = Field(default="int32", description="the ONNX input's integer type")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ColumnConfig":
+    def _consistent(self) -> ColumnConfig:
         if self.missing == "constant" and self.fill_value is None:
             raise ValueError("missing='constant' needs fill_value")
         numeric_only = self.missing in ("mean", "median") or self.outliers != "none"
@@ -71,7 +71,7 @@ class SpecConfig(BaseModel):
 
     @classmethod
     def simple(cls, numeric: list[str] = (), categorical: list[str] = (), optional: list[str] = (),  # type: ignore[assignment]
-               boolean: list[str] = (), text: list[str] = ()) -> "SpecConfig":  # type: ignore[assignment]
+               boolean: list[str] = (), text: list[str] = ()) -> SpecConfig:  # type: ignore[assignment]
         """Defaults for every column, by kind; `optional` columns may be missing at serving time."""
         cols: dict[str, ColumnConfig] = {}
         for kind, names in (("numeric", numeric), ("categorical", categorical), ("boolean", boolean), ("text", text)):
@@ -80,7 +80,7 @@ class SpecConfig(BaseModel):
         return cls(columns=cols)
 
     @model_validator(mode="after")
-    def _one_text_input(self) -> "SpecConfig":
+    def _one_text_input(self) -> SpecConfig:
         kinds = [c.kind for c in self.columns.values()]
         if "text" in kinds and len(kinds) > 1:
             raise ValueError("a text model takes exactly one text column and nothing else")

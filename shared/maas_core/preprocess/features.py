@@ -83,7 +83,7 @@ class NumericFeature(_Feature):
     scale: float = 1.0
 
     @classmethod
-    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> "NumericFeature":
+    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> NumericFeature:
         values, bad = to_float(raw)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
@@ -177,7 +177,7 @@ class CategoricalFeature(_Feature):
         return hit if hit is not None else min(bisect_left(self.categories, value), len(self.categories) - 1)
 
     @classmethod
-    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> "CategoricalFeature":
+    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> CategoricalFeature:
         values, missing, wrong = to_str([None if v is None else str(v) for v in raw])
         present = values[~missing].tolist()
         if not present:
@@ -264,7 +264,7 @@ class BooleanFeature(_Feature):
     fill: bool | None = None
 
     @classmethod
-    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> "BooleanFeature":
+    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> BooleanFeature:
         values, missing, bad = to_bool(raw)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
@@ -319,7 +319,7 @@ class TextFeature(_Feature):
     _ids: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @classmethod
-    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> "TextFeature":
+    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> TextFeature:
         texts = [v for v in raw if isinstance(v, str) and v.strip()]
         if not texts:
             raise ValueError(f"column {name!r} has no text to fit")

@@ -9,8 +9,8 @@ Every problem is reported as (record index, field, reason); nothing is dropped s
 from __future__ import annotations
 
 import json
-from itertools import repeat
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -41,7 +41,7 @@ class PreprocessSpec(BaseModel):
     row_norm: Literal["l1", "l2"] | None = None
 
     @model_validator(mode="after")
-    def _text_alone(self) -> "PreprocessSpec":
+    def _text_alone(self) -> PreprocessSpec:
         if self.text_feature and len(self.features) > 1:
             raise ValueError("a text spec has exactly one text feature")
         return self
@@ -52,7 +52,7 @@ class PreprocessSpec(BaseModel):
         return self.model_dump_json(indent=2)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "PreprocessSpec":
+    def from_json(cls, text: str | bytes) -> PreprocessSpec:
         data = json.loads(text)
         version = data.get("format_version") if isinstance(data, dict) else None
         if version != SPEC_FORMAT_VERSION:
@@ -70,7 +70,7 @@ class PreprocessSpec(BaseModel):
     def input_schema(self) -> list[InputField]:
         return [f.input_field().model_copy(update={"sensitive": f.sensitive}) for f in self.features]
 
-    def with_sensitive(self, names: set[str] | frozenset[str]) -> "PreprocessSpec":
+    def with_sensitive(self, names: set[str] | frozenset[str]) -> PreprocessSpec:
         """This spec with the named fields (also) marked sensitive, e.g. from a manifest's input schema."""
         if not any(f.name in names and not f.sensitive for f in self.features):
             return self
@@ -87,7 +87,7 @@ class PreprocessSpec(BaseModel):
     # --- fitting (training job) -----------------------------------------------------------------
 
     @classmethod
-    def fit(cls, columns: Mapping[str, Sequence[Any]], config: SpecConfig) -> "PreprocessSpec":
+    def fit(cls, columns: Mapping[str, Sequence[Any]], config: SpecConfig) -> PreprocessSpec:
         """Fit every configured column on the training rows (missing values are ignored when fitting)."""
         unknown = [name for name in config.columns if name not in columns]
         if unknown:
