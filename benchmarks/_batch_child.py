@@ -48,7 +48,7 @@ def make_columns(n: int, seed: int = 7) -> dict[str, Any]:
 
 def csv_bytes(columns: dict[str, Any]) -> bytes:
     cols = [columns[f] for f in FIELDS]
-    lines = [",".join(FIELDS)] + [",".join(row) for row in zip(*(c.tolist() for c in cols))]
+    lines = [",".join(FIELDS)] + [",".join(row) for row in zip(*(c.tolist() for c in cols), strict=True)]
     return ("\n".join(lines) + "\n").encode()
 
 

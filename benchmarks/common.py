@@ -105,7 +105,7 @@ def print_table(rows: list[Row]) -> None:
     cells = [headers] + [(r.benchmark, r.measured, r.baseline, r.ratio_text, r.target, r.met) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(headers))]
     for n, c in enumerate(cells):
-        print("  ".join(v.ljust(w) for v, w in zip(c, widths)))
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
         if n == 0:
             print("  ".join("-" * w for w in widths))
 

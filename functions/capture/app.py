@@ -60,7 +60,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     written = duplicates = 0
     failed: list[str] = []
     with ThreadPoolExecutor(max_workers=min(WRITERS, max(1, len(log_events)))) as pool:
-        for log_event, outcome in zip(log_events, pool.map(write_line, log_events)):
+        for log_event, outcome in zip(log_events, pool.map(write_line, log_events), strict=True):
             if outcome is None:
                 failed.append(str(log_event.get("id")))
             else:

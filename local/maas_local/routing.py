@@ -43,7 +43,7 @@ class CompiledRoute:
         m = self.regex.match(path)
         if m is None:
             return None
-        return {name: unquote(value) for name, value in zip(self.params, m.groups())}
+        return {name: unquote(value) for name, value in zip(self.params, m.groups(), strict=True)}
 
 
 class Router:

@@ -111,7 +111,7 @@ def explain_predictions(model: LoadedModel, records: Sequence[Any]) -> tuple[np.
             method=METHOD, baseline=BASELINE,
             target=None if targets is None else manifest.labels[targets[i]],
             output=round(float(block[i, 0]), _DIGITS), baseline_output=round(float(base_out[i]), _DIGITS),
-            attributions={name: round(float(a), _DIGITS) for name, a in zip(names, attributions[i])},
+            attributions={name: round(float(a), _DIGITS) for name, a in zip(names, attributions[i], strict=True)},
         )
         for i in range(n)
     ]

@@ -77,7 +77,7 @@ def test_predict_returns_labels_probabilities_ids_and_version(http: Any, gateway
     preds = body["predictions"]
     assert [p["label"] for p in preds] == ["yes", "no"]
     expected = expected_probabilities(SPEC.transform(records))
-    for p, row in zip(preds, expected):
+    for p, row in zip(preds, expected, strict=True):
         assert [p["probabilities"]["no"], p["probabilities"]["yes"]] == pytest.approx(row.tolist(), abs=1e-5)
     ids = [p["id"] for p in preds]
     assert all(ids) and len(set(ids)) == 2

@@ -112,7 +112,7 @@ def assert_match_predictor(predictor: Predictor, records: list[dict[str, Any]], 
     """Each output line carries the label/probabilities the predict API gives for the same record."""
     expected = predictor.predict("tiny", records, version=version).response.predictions
     assert len(lines) == len(expected)
-    for line, pred in zip(lines, expected):
+    for line, pred in zip(lines, expected, strict=True):
         assert line["label"] == pred.label
         assert line["probabilities"] == pred.probabilities
         assert line["model"] == "tiny" and line["version"] == version
@@ -228,7 +228,7 @@ def test_prediction_lines_are_the_json_of_their_dicts_byte_for_byte() -> None:
         rows = list(range(3, 43))
         predictions = shape_outputs(task, labels, outputs)
         expected = [{"row": r, "id": f"{fid}-{r}", **output, "model": 'm%d"l', "version": "7"}
-                    for r, output in zip(rows, predictions.outputs())]
+                    for r, output in zip(rows, predictions.outputs(), strict=True)]
         assert chunks.lines(rows, predictions) == "".join(map(_dumps, expected)), task
 
 

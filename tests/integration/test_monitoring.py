@@ -588,7 +588,7 @@ def test_metrics_match_hand_computed_values(world) -> None:
           for i, p in enumerate(PREDICTED + ["a", "b"])]
     old = capture("iris", "1", at_ms=now - 2 * 3600_000, latency=500.0, label="a", labels=labels)
     ids = stored(world, *v1, capture("iris", "2", at_ms=now - 1000, latency=3.0, label="c", labels=labels), old)
-    status, fb = feedback(world, {"feedback": [{"prediction_id": i, "label": t} for i, t in zip(ids, TRUTH)]}, "iris")
+    status, fb = feedback(world, {"feedback": [{"prediction_id": i, "label": t} for i, t in zip(ids, TRUTH, strict=True)]}, "iris")
     assert status == 200 and fb["recorded"] == 10
 
     status, body = call(world.metrics, "GET", "/v1/models/iris/metrics", query={"window": "1h"})
@@ -622,7 +622,7 @@ def test_regression_metrics_match_hand_computed_values(world) -> None:
             model_input=TensorInfo(name="features", dtype="float32", shape=[None, 4]),
             model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]))
     ids = stored(world, *[capture("house", label=None, value=v, task="regression") for v in (3, 5, 2.5, 7)])
-    assert feedback(world, {"feedback": [{"prediction_id": i, "value": t} for i, t in zip(ids, (2, 5, 4, 4))]},
+    assert feedback(world, {"feedback": [{"prediction_id": i, "value": t} for i, t in zip(ids, (2, 5, 4, 4), strict=True)]},
                     "house")[0] == 200
     status, body = call(world.metrics, "GET", "/v1/models/house/metrics")
     assert status == 200
@@ -678,7 +678,7 @@ def test_scheduled_publication_emits_quality_from_enough_feedback(world, capsys)
             model_input=TensorInfo(name="features", dtype="float32", shape=[None, 4]),
             model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]))
     ids = stored(world, *[capture("iris", label=p, labels=labels) for p in PREDICTED])
-    feedback(world, {"feedback": [{"prediction_id": i, "label": t} for i, t in zip(ids, TRUTH)]}, "iris")
+    feedback(world, {"feedback": [{"prediction_id": i, "label": t} for i, t in zip(ids, TRUTH, strict=True)]}, "iris")
     capsys.readouterr()
     world.metrics.lambda_handler({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events"},
                                  FakeLambdaContext())
@@ -719,7 +719,7 @@ def test_predict_capture_feedback_metrics_end_to_end(world) -> None:
     world.drain()
     truth = ["yes", "no", "no", "no"]  # the model says yes, no, yes, no: 3 of 4 right
     status, fb = feedback(world, {"feedback": [{"prediction_id": p["id"], "label": t}
-                                               for p, t in zip(body["predictions"], truth)]})
+                                               for p, t in zip(body["predictions"], truth, strict=True)]})
     assert status == 200 and fb["recorded"] == 4
     _, report = call(world.metrics, "GET", "/v1/models/tiny/metrics", query={"window": "5m"})
     [v] = report["versions"]

@@ -140,7 +140,7 @@ def serving_records(rng: np.random.Generator, n: int, shift: float, colours: lis
     x1 = rng.normal(shift, 1.0, n)
     colour = rng.choice(colours, n, p=p)
     flag = rng.random(n) < p_true
-    return [{"x1": float(a), "colour": str(c), "flag": bool(f), "note": "hi"} for a, c, f in zip(x1, colour, flag)]
+    return [{"x1": float(a), "colour": str(c), "flag": bool(f), "note": "hi"} for a, c, f in zip(x1, colour, flag, strict=True)]
 
 
 def test_unshifted_inputs_stay_below_0_1_and_shifted_inputs_rise_above_0_2() -> None:

@@ -178,7 +178,7 @@ def training_curves_plot(history: Mapping[str, Any]) -> bytes:
     fig, axes = _figure(6.5 * len(panels), 4.8, ncols=len(panels))
     axes = axes if len(panels) > 1 else [axes]
     best = history.get("best_epoch")
-    for ax, panel, what in zip(axes, panels, ("loss" if losses else "metric", "metric")):
+    for ax, panel, what in zip(axes, panels, ("loss" if losses else "metric", "metric"), strict=False):
         for name, values in panel.items():
             epochs = np.arange(1, len(values) + 1)
             ax.plot(epochs, values, marker="o" if len(values) <= 30 else None, markersize=3, linewidth=1.6,

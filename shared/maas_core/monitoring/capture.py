@@ -182,7 +182,7 @@ def build_captures(response: PredictResponse, records: Sequence[Any], manifest: 
                          text=text, alias=response.alias, canary=response.canary)
     regression = manifest.task == "regression"
     captures: list[dict[str, Any]] = []
-    for prediction, record in zip(response.predictions, records):
+    for prediction, record in zip(response.predictions, records, strict=True):
         if rate < 1.0 and not sampled(prediction.id, rate):
             continue
         output: dict[str, Any] = ({"value": prediction.value} if regression

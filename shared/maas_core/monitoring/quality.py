@@ -94,7 +94,7 @@ def classification_quality(truth: Sequence[str], predicted: Sequence[str],
     order = list(dict.fromkeys(labels)) + sorted(seen - set(labels))
     index = {lbl: i for i, lbl in enumerate(order)}
     matrix = np.zeros((len(order), len(order)), np.int64)
-    for t, p in zip(truth, predicted):
+    for t, p in zip(truth, predicted, strict=True):
         matrix[index[t], index[p]] += 1
     per_class: dict[str, dict[str, float | int]] = {}
     present: list[str] = []
