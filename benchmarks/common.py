@@ -73,7 +73,8 @@ class Row:
 
 
 def machine() -> str:
-    return f"{platform.python_implementation()} {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, {platform.machine()}"
+    return (f"{platform.python_implementation()} {platform.python_version()}, numpy {np.__version__}, "
+            f"{os.cpu_count()} CPUs, {platform.machine()}")
 
 
 def versions() -> dict[str, str]:
@@ -280,7 +281,7 @@ def load_predict_handler() -> Any:
 
 @contextlib.contextmanager
 def handler_stdout() -> Iterator[None]:
-    """While handlers run in this process: their stdout (log lines, EMF metrics, capture lines; CloudWatch Logs on Lambda)
-    goes to /dev/null, still written, so it is paid for, but it stays out of the benchmark's output."""
+    """While handlers run in this process: their stdout (log lines, EMF metrics, capture lines; CloudWatch Logs on
+    Lambda) goes to /dev/null, still written, so it is paid for, but it stays out of the benchmark's output."""
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         yield

@@ -155,7 +155,7 @@ def run(model_dir: str | Path | None = None, calls: int = 2000, batches: int = 4
         folder = Path(model_dir) if model_dir else Path(tmp)
         trained = ensure_models(folder)
         if verbose:
-            print(f"demo models {'trained in %.0f s' % trained if trained else f'reused from {folder}'}")
+            print(f"demo models {f'trained in {trained:.0f} s' if trained else f'reused from {folder}'}")
         rows: list[Row] = []
         for name in MODELS:
             m = measure(folder / name, calls, batches, rounds)
