@@ -34,7 +34,7 @@ baseline): asking for an explanation of one is a 422.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -47,8 +47,8 @@ from maas_core.schemas import Explanation
 
 __all__ = ["baseline_values", "check_explainable", "explain_predictions", "occlusion_columns"]
 
-METHOD = "occlusion"
-BASELINE = "training"
+METHOD: Literal["occlusion"] = "occlusion"
+BASELINE: Literal["training"] = "training"
 _DIGITS = PROBABILITY_DIGITS  # like the probabilities in a prediction
 
 

@@ -98,7 +98,7 @@ class ModelDeclaration(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            details = [{"field": ".".join(str(p) for p in e["loc"]) or None,
+            details: list[dict[str, Any]] = [{"field": ".".join(str(p) for p in e["loc"]) or None,
                         "reason": e["msg"].removeprefix("Value error, ")} for e in exc.errors()]
             summary = "; ".join(f"{d['field']}: {d['reason']}" if d["field"] else d["reason"] for d in details)
             raise UnprocessableError(f"{source} is invalid: {summary}", details) from None

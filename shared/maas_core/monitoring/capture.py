@@ -179,7 +179,7 @@ def build_captures(response: PredictResponse, records: Sequence[Any], manifest: 
                    rate: float, text: TextFeature | None = None) -> list[dict[str, Any]]:
     """The captures of one answered request (the sampled share of its predictions)."""
     make = capture_maker(manifest, model=response.model, version=response.version, latency_ms=latency_ms,
-                         text=text, alias=response.alias, canary=response.canary)
+                         text=text, alias=response.alias, canary=bool(response.canary))
     regression = manifest.task == "regression"
     captures: list[dict[str, Any]] = []
     for prediction, record in zip(response.predictions, records, strict=True):
@@ -234,7 +234,7 @@ def capture_lines(captures: Sequence[dict[str, Any]]) -> tuple[list[str], int]:
     room = MAX_LINE_BYTES - len(_LINE_HEAD) - 2
     for capture in captures:
         data: bytes | None = to_json(capture, fallback=str)  # the common case inline: ~1 us less a capture
-        if b"NaN" in data or b"Infinity" in data or len(data) > MAX_CAPTURE_BYTES:  # type: ignore[operator]
+        if data is not None and (b"NaN" in data or b"Infinity" in data or len(data) > MAX_CAPTURE_BYTES):
             data = capture_json(capture)
         if data is None or len(data) > room:
             continue

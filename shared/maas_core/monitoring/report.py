@@ -291,14 +291,14 @@ class MonitoringService:
 def quality_of(labelled: Sequence[StoredCapture], manifest: Manifest | None) -> dict[str, Any] | None:
     if not labelled:
         return None
-    classified = [(c.truth["label"], c.output.get("label")) for c in labelled
+    classified = [(str(c.truth["label"]), str(c.output["label"])) for c in labelled
                   if c.truth and "label" in c.truth and isinstance(c.output.get("label"), str)]
     valued = [(float(c.truth["value"]), float(c.output["value"])) for c in labelled
               if c.truth and "value" in c.truth and isinstance(c.output.get("value"), (int, float))]
     if classified and len(classified) >= len(valued):
         labels = manifest.labels if manifest else []
-        return {"task": manifest.task if manifest else labelled[0].task, **classification_quality([t for t, _ in classified],
-                                                                  [p for _, p in classified], labels)}
+        quality = classification_quality([t for t, _ in classified], [p for _, p in classified], labels)
+        return {"task": manifest.task if manifest else labelled[0].task, **quality}
     if valued:
         return {"task": "regression", **regression_quality([t for t, _ in valued], [p for _, p in valued])}
     return None

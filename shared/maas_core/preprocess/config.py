@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -13,7 +14,8 @@ MissingStrategy = Literal["drop", "mean", "median", "most_frequent", "constant"]
 class ColumnConfig(BaseModel):
     """Options for one input column. Defaults give a sensible tabular pipeline."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)  # training-only: no schema build on a serving cold start
+    # training-only: no schema build on a serving cold start
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     kind: Kind
     required: bool = Field(default=True, description="callers must send it; a missing value is a 422 at serving time")
@@ -70,11 +72,13 @@ class SpecConfig(BaseModel):
     row_norm: Literal["l1", "l2"] | None = Field(default=None, description="scale each feature row to unit norm")
 
     @classmethod
-    def simple(cls, numeric: list[str] = (), categorical: list[str] = (), optional: list[str] = (),  # type: ignore[assignment]
-               boolean: list[str] = (), text: list[str] = ()) -> SpecConfig:  # type: ignore[assignment]
+    def simple(cls, numeric: Sequence[str] = (), categorical: Sequence[str] = (), optional: Sequence[str] = (),
+               boolean: Sequence[str] = (), text: Sequence[str] = ()) -> SpecConfig:
         """Defaults for every column, by kind; `optional` columns may be missing at serving time."""
         cols: dict[str, ColumnConfig] = {}
-        for kind, names in (("numeric", numeric), ("categorical", categorical), ("boolean", boolean), ("text", text)):
+        by_kind: tuple[tuple[Kind, Sequence[str]], ...] = (
+            ("numeric", numeric), ("categorical", categorical), ("boolean", boolean), ("text", text))
+        for kind, names in by_kind:
             for name in names:
                 cols[name] = ColumnConfig(kind=kind, required=name not in optional)
         return cls(columns=cols)

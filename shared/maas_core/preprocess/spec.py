@@ -29,8 +29,8 @@ MAX_REPORTED_ERRORS = 50
 SCALAR_MAX_RECORDS = 8
 
 Feature = Annotated[NumericFeature | CategoricalFeature | BooleanFeature | TextFeature, Field(discriminator="kind")]
-_FEATURE_TYPES = {"numeric": NumericFeature, "categorical": CategoricalFeature, "boolean": BooleanFeature,
-                  "text": TextFeature}
+_FEATURE_TYPES: dict[str, type[NumericFeature | CategoricalFeature | BooleanFeature | TextFeature]] = {
+    "numeric": NumericFeature, "categorical": CategoricalFeature, "boolean": BooleanFeature, "text": TextFeature}
 
 
 class PreprocessSpec(BaseModel):
@@ -80,7 +80,7 @@ class PreprocessSpec(BaseModel):
     def feature_names(self) -> list[str]:
         return [name for f in self.features for name in f.output_names()]
 
-    def output_dtype(self) -> str:
+    def output_dtype(self) -> Literal["float32", "int32", "int64"]:
         """The model input's dtype: float32, or the text feature's integer type."""
         return self.text_feature.dtype if self.text_feature else "float32"
 
@@ -92,8 +92,8 @@ class PreprocessSpec(BaseModel):
         unknown = [name for name in config.columns if name not in columns]
         if unknown:
             raise ValueError(f"configured columns not in the data: {', '.join(unknown)}")
-        features = [_FEATURE_TYPES[cfg.kind].fit(name, columns[name], cfg).model_copy(update={"sensitive": cfg.sensitive})
-                    for name, cfg in config.columns.items()]
+        features = [_FEATURE_TYPES[cfg.kind].fit(name, columns[name], cfg)
+                    .model_copy(update={"sensitive": cfg.sensitive}) for name, cfg in config.columns.items()]
         return cls(features=features, row_norm=config.row_norm)
 
     # --- transforming (training and serving) ----------------------------------------------------
@@ -142,7 +142,7 @@ class PreprocessSpec(BaseModel):
                 v = r.get(f.name)
                 if max_chars is not None and type(v) is str and len(v) > max_chars:
                     return None
-                out = f.transform_scalar(v)  # type: ignore[union-attr]  (not a text spec)
+                out = f.transform_scalar(v)  # type: ignore[union-attr]  # a text spec never comes here
                 if out is None:
                     return None
                 row += out
