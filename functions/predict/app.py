@@ -91,10 +91,10 @@ def predict(
     variant: Annotated[str | None, Query(description="which of the version's models answers: float (default) or "
                                                      "int8, its dynamically quantized model (404 if it has none)",
                                          json_schema_extra={"enum": list(VARIANTS)})] = None,
-    explain: Annotated[bool, Query(description="add per-field attributions to each prediction: occlusion against "
-                                               "the training baseline (tabular models; a text model answers 422)")] = False,
-    routing_key: Annotated[str | None, Header(alias="x-maas-routing-key",
-                                              description="sticky canary routing key; default: the caller's IP")] = None,
+    explain: Annotated[bool, Query(description="add per-field attributions to each prediction: occlusion against the "
+                                               "training baseline (tabular models; a text model answers 422)")] = False,
+    routing_key: Annotated[str | None, Header(
+        alias="x-maas-routing-key", description="sticky canary routing key; default: the caller's IP")] = None,
 ) -> Response[str]:  # pre-serialised JSON (PredictResponse, documented above)
     key = routing_key or app.current_event.request_context.identity.source_ip
     # classifiers answer label + probabilities, regressors a value: the other fields are left out; the

@@ -40,7 +40,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 continue
             job = start_training(request, settings)
         except TrainingRequestError as err:
-            logger.error("upload cannot start a training job", extra={"bucket": bucket, "key": key, "error": err.message})
+            logger.error("upload cannot start a training job",
+                         extra={"bucket": bucket, "key": key, "error": err.message})
             rejected.append({"key": key, **err.to_body()["error"]})
             continue
         except MaasError as err:  # S3 or Batch unavailable (503), or refusing this role (500: IAM / key policy)

@@ -145,7 +145,8 @@ class BatchTrigger(PollingThread):
         attrs = self.client("sqs").get_queue_attributes(
             QueueUrl=self.queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) == 0 and int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0
+        return (int(attrs["ApproximateNumberOfMessages"]) == 0
+                and int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0)
 
     def _deliver(self, sqs: Any, message: dict[str, Any]) -> None:
         record = {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],

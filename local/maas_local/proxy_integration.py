@@ -38,7 +38,8 @@ def build_event(
         except UnicodeDecodeError:  # binary payloads arrive base64 encoded, as with binaryMediaTypes
             body_text, is_b64 = base64.b64encode(body).decode("ascii"), True
     now = datetime.now(UTC)
-    host = single_headers.get("Host") or next((v for k, v in single_headers.items() if k.lower() == "host"), "localhost")
+    host = single_headers.get("Host") or next((v for k, v in single_headers.items() if k.lower() == "host"),
+                                              "localhost")
     return {
         "resource": route.path,
         "path": path,
