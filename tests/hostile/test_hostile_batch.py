@@ -17,7 +17,6 @@ import gzip
 import json
 import time
 import tracemalloc
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,9 +102,9 @@ HOSTILE: dict[str, Case] = {
 
 
 @pytest.fixture
-def world(aws_world: AwsWorld) -> Iterator[AwsWorld]:
+def world(aws_world: AwsWorld) -> AwsWorld:
     publish_tiny_model(aws_world.store, aws_world.registry)
-    yield aws_world
+    return aws_world
 
 
 def predictor_for(w: AwsWorld, **settings: Any) -> Predictor:

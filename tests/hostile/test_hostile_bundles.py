@@ -101,7 +101,8 @@ def logs(caplog):
 
 def log_lines(logs) -> list[dict[str, Any]]:
     """Each record since the last call, as the JSON line Powertools writes: message and extra keys."""
-    lines = [{k: v for k, v in vars(r).items() if isinstance(v, (str, int, float, type(None)))} | {"message": r.getMessage()}
+    lines = [{k: v for k, v in vars(r).items() if isinstance(v, (str, int, float, type(None)))}
+             | {"message": r.getMessage()}
              for r in logs.records]
     logs.clear()
     return lines
@@ -167,7 +168,8 @@ def integer_input(world) -> None:
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     publish(world.store, world.registry, "tiny", SPEC, model.SerializeToString(), LABELS, alias=None,
-            model_input=TensorInfo(name="features", dtype="int64", shape=[None, 4]), model_output=TINY_IO["model_output"])
+            model_input=TensorInfo(name="features", dtype="int64", shape=[None, 4]),
+            model_output=TINY_IO["model_output"])
 
 
 def nan_weights(world) -> None:

@@ -257,7 +257,8 @@ def test_a_batch_file_asking_for_version_01_fails_with_a_report(world) -> None:
     with pytest.raises(BatchFileError) as err:
         run_batch(world.bucket, key, Predictor(Settings(), world.registry, world.store))
     assert err.value.code == "invalid_version"
-    report = json.loads(s3.get_object(Bucket=world.bucket, Key="batch/failed/tiny/pinned.jsonl.error.json")["Body"].read())
+    report = json.loads(s3.get_object(Bucket=world.bucket,
+                                      Key="batch/failed/tiny/pinned.jsonl.error.json")["Body"].read())
     assert report["error"] == "invalid_version" and EXPECTED_FORM in report["message"]
     assert s3.list_objects_v2(Bucket=world.bucket, Prefix="batch/output/").get("KeyCount", 0) == 0
 

@@ -119,10 +119,10 @@ def assert_match_predictor(predictor: Predictor, records: list[dict[str, Any]], 
 
 
 @pytest.fixture
-def world(aws_world: AwsWorld) -> Iterator[tuple[AwsWorld, Predictor]]:
+def world(aws_world: AwsWorld) -> tuple[AwsWorld, Predictor]:
     """The tiny model's version 1 published with alias prod, and a Predictor over the moto account."""
     publish_tiny_model(aws_world.store, aws_world.registry)
-    yield aws_world, Predictor(Settings(), aws_world.registry, aws_world.store)
+    return aws_world, Predictor(Settings(), aws_world.registry, aws_world.store)
 
 
 # --- reader (no AWS) ----------------------------------------------------------------------------
@@ -580,9 +580,14 @@ def test_writer_uses_one_put_below_a_part_and_multipart_above(aws_world: AwsWorl
     assert out.parts == 3 and get_bytes(aws_world.bucket, "big") == b"y" * 200_000
     head = client.head_object(Bucket=aws_world.bucket, Key="big")
     assert head["ETag"].strip('"').endswith("-3") and head["Metadata"] == {"k": "v"}
-    with pytest.raises(RuntimeError), AtomicS3Writer(client, aws_world.bucket, "broken", part_size=small_parts) as out:
-        out.write(b"z" * 200_000)
-        raise RuntimeError("boom")
+
+    def fail_midway() -> None:
+        with AtomicS3Writer(client, aws_world.bucket, "broken", part_size=small_parts) as out:
+            out.write(b"z" * 200_000)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_midway()
     assert not exists(aws_world.bucket, "broken")
     assert client.list_multipart_uploads(Bucket=aws_world.bucket).get("Uploads", []) == []
 
@@ -628,7 +633,8 @@ def test_a_large_file_streams_in_bounded_memory_through_a_multipart_upload(moto_
     """Given a 30,000-row CSV (about 6.4 MB, with a wide note column the model ignores),
     when the job runs with 500-row chunks and 256 KiB parts,
     then the predictions file (about 4.5 MB) is a completed multipart upload with every row once and the
-    run's counts in its metadata (copied in after the upload), no upload is left open, and the job's peak traced memory is a small fraction of the input and output
+    run's counts in its metadata (copied in after the upload), no upload is left open, and the job's peak
+    traced memory is a small fraction of the input and output
     (measured: ~1 MB, the same for 10,000 rows as for 30,000: it depends on the part and chunk size)."""
     bucket, table = "big-models", "big-registry"
     boto3.client("s3").create_bucket(Bucket=bucket)
@@ -708,7 +714,8 @@ def test_handler_accepts_sqs_wrapped_events_and_ignores_test_events(world: Any, 
     assert batch_app.lambda_handler(test_event, FakeLambdaContext(remaining_ms=900_000)) == {"processed": []}
     wrapped = {"Records": [
         {"messageId": "1", "eventSource": "aws:sqs", "body": json.dumps(test_event)},
-        {"messageId": "2", "eventSource": "aws:sqs", "body": json.dumps(s3_event(w.bucket, "batch/input/tiny/q.jsonl"))},
+        {"messageId": "2", "eventSource": "aws:sqs",
+         "body": json.dumps(s3_event(w.bucket, "batch/input/tiny/q.jsonl"))},
         {"messageId": "3", "eventSource": "aws:sqs", "body": json.dumps(s3_event(w.bucket, "models/tiny/1/x.csv"))},
         {"messageId": "4", "eventSource": "aws:sqs", "body": json.dumps(s3_event(w.bucket, "batch/input/tiny/"))},
     ]}

@@ -17,7 +17,8 @@ from maas_core.preprocess.spec import PreprocessSpec
 from maas_core.registration import ModelDeclaration, passthrough_spec
 from maas_local.testing.tiny_model import publish_sensitive_tiny_model
 
-# the monitoring tests' `world` fixture (moto + captures table + the capture log subscription), registered under its name
+# the monitoring tests' `world` fixture (moto + captures table + the capture log subscription), registered under
+# its name
 from tests.integration.test_monitoring import CAPTURES, World, lines_written
 from tests.integration.test_monitoring import world as monitoring_world  # noqa: F401 - a fixture
 from tests.lambda_events import assert_error, call

@@ -233,7 +233,8 @@ def test_predict_serves_float_by_default_and_int8_on_request(handler: Any, train
     diff = np.abs(probabilities(int8) - probabilities(default)).max()
     assert 0 < diff <= trained.manifest.variants["int8"].parity["max_abs_diff"] + 0.05  # a different model answered
     _, explicit_float = call(handler, "POST", path, body={"records": RECORDS}, query={"variant": "float"})
-    assert explicit_float["variant"] == "float" and probabilities(explicit_float) == pytest.approx(probabilities(default))
+    assert explicit_float["variant"] == "float"
+    assert probabilities(explicit_float) == pytest.approx(probabilities(default))
 
 
 @pytest.mark.training

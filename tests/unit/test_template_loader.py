@@ -279,7 +279,7 @@ CONDITIONAL = """
 """
 
 
-@pytest.mark.parametrize("parameters, expected", [
+@pytest.mark.parametrize(("parameters", "expected"), [
     ({}, {"mode": "a", "b": False, "both": False, "either": True, "list": ["x"], "headers": {}}),
     ({"Mode": "B", "Origin": "https://app"}, {"mode": "b", "b": True, "both": False, "either": True,
                                                "list": ["x", "https://app"], "headers": {"Origin": "https://app"}}),
