@@ -162,8 +162,9 @@ class Predictor:
         else:
             outputs, explanations = model.run(features), []
         predictions = shape_predictions(model, outputs)
-        for prediction, explanation in zip(predictions, explanations, strict=True):
-            prediction["explanation"] = explanation
+        if explain:
+            for prediction, explanation in zip(predictions, explanations, strict=True):
+                prediction["explanation"] = explanation
         # validated in one pydantic-core call from plain dicts, strictly (we made every value with its exact
         # type): ~4x cheaper than a Prediction(...) per record
         response = PredictResponse.model_validate({
