@@ -4,9 +4,9 @@ Trains the penguins model once (the real training job, published to a moto serve
 runs, each against its own baseline measured in the same run, in the template's default configuration
 (EMF metrics and prediction capture on): cold start (vs TensorFlow, vs the onnxruntime floor), warm
 latency (vs Keras, vs session.run), capture's own cost (on vs off, 1 to 1,000 records), throughput (vs
-json + spec + session.run), the preprocessing spec (vs a Python loop), INT8 vs float demo models (size, session.run latency,
-holdout metrics; unless --skip-quantization) and, unless --skip-size (it needs PyPI for `sam build`),
-the package size and handler import time of the `sam build` output.
+json + spec + session.run), the preprocessing spec (vs a Python loop), INT8 vs float demo models (size,
+session.run latency, holdout metrics; unless --skip-quantization) and, unless --skip-size (it needs PyPI for
+`sam build`), the package size and handler import time of the `sam build` output.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from benchmarks.common import (
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--skip-size", action="store_true", help="skip the sam build package size benchmark (needs PyPI)")
+    parser.add_argument("--skip-size", action="store_true",
+                        help="skip the sam build package size benchmark (needs PyPI)")
     parser.add_argument("--skip-quantization", action="store_true",
                         help="skip INT8 vs float (it trains the two demo models: about a minute)")
     parser.add_argument("--model-dir", help="cache of the trained bundle: reused if it holds one, else trained into")

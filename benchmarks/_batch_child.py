@@ -48,7 +48,7 @@ def make_columns(n: int, seed: int = 7) -> dict[str, Any]:
 
 def csv_bytes(columns: dict[str, Any]) -> bytes:
     cols = [columns[f] for f in FIELDS]
-    lines = [",".join(FIELDS)] + [",".join(row) for row in zip(*(c.tolist() for c in cols))]
+    lines = [",".join(FIELDS)] + [",".join(row) for row in zip(*(c.tolist() for c in cols), strict=True)]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -91,7 +91,8 @@ def floor(args: argparse.Namespace) -> dict[str, Any]:
     spec = PreprocessSpec.from_json((Path(args.model_dir) / "preprocess.json").read_bytes())
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(Path(args.model_dir) / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(Path(args.model_dir) / "model.onnx"), options,
+                                   providers=["CPUExecutionProvider"])
     inp, out = session.get_inputs()[0].name, session.get_outputs()[0].name
     rss_imports = _rss_mb()
     columns = make_columns(args.rows)  # the rows already in memory: not timed

@@ -73,7 +73,8 @@ def run(world: PenguinsWorld, rows: int = 1_000_000, verbose: bool = True) -> li
         print(f"  handler  {h['seconds']:7.1f} s  {h_rate:10,.0f} rows/s  peak RSS {h['peak_rss_mb']:6.0f} MB "
               f"({h['rss_after_imports_mb']:.0f} MB after imports); {out_mb:.0f} MB of predictions written")
         print(f"  floor    {f['seconds']:7.1f} s  {f_rate:10,.0f} rows/s  peak RSS {f['peak_rss_mb']:6.0f} MB "
-              f"({f['rss_after_imports_mb']:.0f} MB after imports)  spec.transform_columns + session.run, rows in memory")
+              f"({f['rss_after_imports_mb']:.0f} MB after imports)  "
+              "spec.transform_columns + session.run, rows in memory")
         print(f"  session.run alone on the ready features: {f['seconds_session_run']:.1f} s, {run_rate:,.0f} rows/s")
     label = f"batch file, {rows:,} CSV rows (S3 on moto)"
     return [

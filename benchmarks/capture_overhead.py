@@ -35,6 +35,7 @@ from benchmarks.common import (
     print_table,
 )
 
+
 def _load_predict(rate: str) -> Any:
     import os
 
@@ -62,7 +63,8 @@ def _timed_calls(app: Any, event: dict[str, Any], calls: int) -> list[float]:
     return times
 
 
-def run(world: PenguinsWorld, calls: int = 300, rounds: int = 3, records: tuple[int, ...] = (1, 100, 1000)) -> list[Row]:
+def run(world: PenguinsWorld, calls: int = 300, rounds: int = 3,
+        records: tuple[int, ...] = (1, 100, 1000)) -> list[Row]:
     import os
 
     from maas_core.settings import get_settings

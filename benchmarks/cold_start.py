@@ -62,7 +62,8 @@ class ColdStart:
             return base + ["handler", "--function-dir", str(ROOT / "functions" / "predict"), "--event", str(self.event),
                            "--out", str(self.out)]
         if variant == "tensorflow":
-            return base + ["keras", "--model", str(self.world.keras_path), "--row", str(self.row), "--out", str(self.out)]
+            return base + ["keras", "--model", str(self.world.keras_path), "--row", str(self.row),
+                           "--out", str(self.out)]
         return base + ["floor", "--model", str(self.world.onnx_path), "--row", str(self.row), "--out", str(self.out)]
 
     def once(self, variant: str, python_flags: tuple[str, ...] = ()) -> tuple[dict, str]:
@@ -129,7 +130,8 @@ def run(world: PenguinsWorld, repeats: int = 7, importtime: bool = True, verbose
     vs_floor = total["handler"] / total["floor"]
     return [
         Row(benchmark="cold start: fresh process -> first predict (S3 model)",
-            measured=f"handler {fmt_time(total['handler'])}", baseline=f"tensorflow+keras {fmt_time(total['tensorflow'])}",
+            measured=f"handler {fmt_time(total['handler'])}",
+            baseline=f"tensorflow+keras {fmt_time(total['tensorflow'])}",
             ratio=vs_tf, target=f">= {TARGET_VS_TF:g}x faster", passed=vs_tf >= TARGET_VS_TF,
             ratio_format="{:.1f}x faster"),
         Row(benchmark="cold start vs the onnxruntime floor",

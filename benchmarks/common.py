@@ -73,7 +73,8 @@ class Row:
 
 
 def machine() -> str:
-    return f"{platform.python_implementation()} {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, {platform.machine()}"
+    return (f"{platform.python_implementation()} {platform.python_version()}, numpy {np.__version__}, "
+            f"{os.cpu_count()} CPUs, {platform.machine()}")
 
 
 def versions() -> dict[str, str]:
@@ -105,7 +106,7 @@ def print_table(rows: list[Row]) -> None:
     cells = [headers] + [(r.benchmark, r.measured, r.baseline, r.ratio_text, r.target, r.met) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(headers))]
     for n, c in enumerate(cells):
-        print("  ".join(v.ljust(w) for v, w in zip(c, widths)))
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
         if n == 0:
             print("  ".join("-" * w for w in widths))
 
@@ -280,7 +281,7 @@ def load_predict_handler() -> Any:
 
 @contextlib.contextmanager
 def handler_stdout() -> Iterator[None]:
-    """While handlers run in this process: their stdout (log lines, EMF metrics, capture lines; CloudWatch Logs on Lambda)
-    goes to /dev/null, still written, so it is paid for, but it stays out of the benchmark's output."""
+    """While handlers run in this process: their stdout (log lines, EMF metrics, capture lines; CloudWatch Logs on
+    Lambda) goes to /dev/null, still written, so it is paid for, but it stays out of the benchmark's output."""
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         yield

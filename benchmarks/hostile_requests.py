@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         widths = [max(len(r[i]) for r in table) for i in range(len(head))]
         for r in table:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
 if __name__ == "__main__":

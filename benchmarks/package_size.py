@@ -77,9 +77,11 @@ def sam_build(work: Path, sam: str | None) -> tuple[Path, float]:
     if sam:
         env["SAM"] = sam
     start = time.perf_counter()
-    proc = subprocess.run(["bash", "scripts/sam-build.sh"], cwd=repo, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(["bash", "scripts/sam-build.sh"], cwd=repo, env=env, capture_output=True, text=True,
+                          check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"scripts/sam-build.sh failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"scripts/sam-build.sh failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                           f"{proc.stderr[-3000:]}")
     return build, time.perf_counter() - start
 
 
@@ -236,9 +238,11 @@ def run(build_dir: str | None = None, boto3_dir: str | None = None, sam: str | N
                 print(f"  {name:<20} {mb(sizes[name]):>10}  {fmt_time(med(('no .pyc', name))):>17} "
                       f"{fmt_time(med(('as built', name))):>14}  {' + '.join(d.name for d in dirs)}")
             floor = "floor: numpy + onnxruntime"
-            print(f"  {floor:<20} {'':>10}  {fmt_time(med(('no .pyc', floor))):>17} {fmt_time(med(('as built', floor))):>14}")
+            print(f"  {floor:<20} {'':>10}  {fmt_time(med(('no .pyc', floor))):>17} "
+                  f"{fmt_time(med(('as built', floor))):>14}")
+            predict_plain = sum(tree_size(d) for d in fns_plain["PredictFunction"])
             print(f"  the .pyc files add {mb(tree_size(build) - tree_size(plain))} over all build dirs "
-                  f"(predict: {mb(sizes['PredictFunction'] - sum(tree_size(d) for d in fns_plain['PredictFunction']))})")
+                  f"(predict: {mb(sizes['PredictFunction'] - predict_plain)})")
             print("  largest parts of the predict package: "
                   + ", ".join(f"{name} {mb(size)}" for name, size in largest_parts(predict_dirs)))
             print("  never imported when serving (could be stripped): "
@@ -267,7 +271,8 @@ def run(build_dir: str | None = None, boto3_dir: str | None = None, sam: str | N
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build-dir", help="an existing sam build dir to measure instead of building")
-    parser.add_argument("--boto3-dir", help="boto3 installed with pip --target (installed into a temp dir if not given)")
+    parser.add_argument("--boto3-dir",
+                        help="boto3 installed with pip --target (installed into a temp dir if not given)")
     parser.add_argument("--sam", help="the sam executable (default: $SAM, sam on PATH, .venv-sam/bin/sam)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)

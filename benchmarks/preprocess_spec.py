@@ -39,8 +39,8 @@ def make_records(n: int, seed: int = 0) -> list[dict]:
     islands = rng.choice(["Biscoe", "Dream", "Torgersen"], n)
     sexes = rng.choice(["male", "female", None], n, p=[0.48, 0.48, 0.04])
     records = []
-    for row, island, sex in zip(numbers.tolist(), islands.tolist(), sexes.tolist()):
-        r = dict(zip(NUMERIC, row), island=island)
+    for row, island, sex in zip(numbers.tolist(), islands.tolist(), sexes.tolist(), strict=True):
+        r = dict(zip(NUMERIC, row, strict=True), island=island)
         if sex is not None:
             r["sex"] = sex
         records.append(r)

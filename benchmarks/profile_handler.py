@@ -80,9 +80,11 @@ IMPORT_LAYERS = [
     ("+ boto3", "import boto3"),
     ("+ Powertools Logger, REST resolver", ("from aws_lambda_powertools import Logger\n"
                                             "from aws_lambda_powertools.event_handler import APIGatewayRestResolver")),
-    ("+ pydantic, Powertools OpenAPI validation", "import pydantic\nfrom aws_lambda_powertools.event_handler.openapi.params import Query"),
+    ("+ pydantic, Powertools OpenAPI validation",
+     "import pydantic\nfrom aws_lambda_powertools.event_handler.openapi.params import Query"),
     ("+ pydantic-settings", "import pydantic_settings"),
-    ("+ Powertools metrics (EMF)", "from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider"),
+    ("+ Powertools metrics (EMF)", ("from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch "
+                                    "import AmazonCloudWatchEMFProvider")),
     ("+ the rest of app (maas_core, routes)", "import app"),
 ]
 
@@ -96,7 +98,8 @@ def cold(world: PenguinsWorld, repeats: int, layer_repeats: int = 11) -> None:
         layer_times: dict[str, list[float]] = {name: [] for name, _ in IMPORT_LAYERS}
         for _ in range(repeats + 1):
             start = time.time()
-            proc = subprocess.run([sys.executable, "-c", COLD_PHASES + "\nprint('END', time.time())", str(fdir), str(event)],
+            proc = subprocess.run([sys.executable, "-c", COLD_PHASES + "\nprint('END', time.time())", str(fdir),
+                                   str(event)],
                                   env=child_env(), cwd=tmp, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise RuntimeError(proc.stderr[-3000:])
@@ -109,8 +112,10 @@ def cold(world: PenguinsWorld, repeats: int, layer_repeats: int = 11) -> None:
         for _ in range(layer_repeats + 1):
             for n in range(len(IMPORT_LAYERS)):  # cumulative layers: each process imports layers 0..n
                 code = "\n".join(c for _, c in IMPORT_LAYERS[:n + 1])
-                prog = f"import sys, time\nsys.path.insert(0, {str(fdir)!r})\nt = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
-                out = subprocess.run([sys.executable, "-c", prog], env=child_env(), cwd=tmp, capture_output=True, text=True, check=False)
+                prog = (f"import sys, time\nsys.path.insert(0, {str(fdir)!r})\nt = time.perf_counter()\n{code}\n"
+                        "print(time.perf_counter() - t)")
+                out = subprocess.run([sys.executable, "-c", prog], env=child_env(), cwd=tmp, capture_output=True,
+                                     text=True, check=False)
                 layer_times[IMPORT_LAYERS[n][0]].append(float(out.stdout.strip().splitlines()[-1]))
     print(f"cold start of the predict handler, medians of {repeats} fresh processes:")
     for key in runs[0]:
@@ -126,11 +131,11 @@ def cold(world: PenguinsWorld, repeats: int, layer_repeats: int = 11) -> None:
 
 def components(world: PenguinsWorld, n_records: int, repeats: int, batch: int) -> None:
     import pydantic
+
     from maas_core.edge.http import json_response, resolve, serialized_json_response
     from maas_core.edge.predict_requests import resolve_monitored
     from maas_core.predictor import PredictResponse, shape_predictions
     from maas_core.schemas import PredictRequest
-
     from maas_local.lambda_context import FakeLambdaContext
 
     app = load_predict_handler()
@@ -157,19 +162,24 @@ def components(world: PenguinsWorld, n_records: int, repeats: int, batch: int) -
             "  minus logger decorator: resolve_monitored(app)": lambda: resolve_monitored(app.app, event, ctx, monitor),
             "  minus monitoring: maas_core.edge.http.resolve(app)": lambda: resolve(app.app, event, ctx),
             "  json.loads(body)": lambda: json.loads(body),
-            "  request validation: PredictRequest.model_validate(json)": lambda: PredictRequest.model_validate(json.loads(body)),
+            "  request validation: PredictRequest.model_validate(json)": lambda: PredictRequest.model_validate(
+                json.loads(body)),
             "  repr(request) (Powertools debug f-string)": lambda: repr(request),
-            "  predictor.predict (route, transform, run, shape)": lambda: p.predict("penguins", records, routing_key="127.0.0.1"),
+            "  predictor.predict (route, transform, run, shape)": lambda: p.predict("penguins", records,
+                                                                                     routing_key="127.0.0.1"),
             "    route (alias, TTL cached)": lambda: p.route("penguins", None, None, "127.0.0.1"),
             "    spec.transform": lambda: model.spec.transform(records),
             "    session.run": lambda: model.run(x),
             "    shape_predictions (a dict per record)": lambda: shape_predictions(model, outputs),
             "    PredictResponse.model_validate (all predictions, one call)": lambda: PredictResponse.model_validate(
                 {"model": "penguins", "version": "1", "predictions": shape_predictions(model, outputs)}),
-            "  monitor().record (label counts, capture, EMF)": lambda: monitor.record(200, time.perf_counter(), outcome),
-            "  serialized_json_response: model_dump_json (what predict does)": lambda: serialized_json_response(response),
+            "  monitor().record (label counts, capture, EMF)": lambda: monitor.record(200, time.perf_counter(),
+                                                                                   outcome),
+            "  serialized_json_response: model_dump_json (what predict does)": lambda: serialized_json_response(
+                response),
             "  before: json_response: model_dump(mode=json)": lambda: json_response(response),
-            "  before: Powertools response validation (dict[str, Any])": lambda: any_dict.dump_python(any_dict.validate_python(dumped), mode="json"),
+            "  before: Powertools response validation (dict[str, Any])": lambda: any_dict.dump_python(
+                any_dict.validate_python(dumped), mode="json"),
             "  before: json.dumps(response dict)": lambda: json.dumps(dumped, separators=(",", ":")),
             "  alternative: PredictResponse.model_construct": lambda: PredictResponse.model_construct(**dict(response)),
         }

@@ -41,8 +41,8 @@ def train_into(out: Path) -> None:
     from moto import mock_aws
 
     from maas_core.store import BundleStore
-    from maas_training.datasets import penguins_config, support_tickets_config
     from maas_local.testing.registry_table import create_registry_table
+    from maas_training.datasets import penguins_config, support_tickets_config
     from maas_training.job import run
 
     bucket, table = "bench-quant-models", "bench-quant-registry"
@@ -155,7 +155,7 @@ def run(model_dir: str | Path | None = None, calls: int = 2000, batches: int = 4
         folder = Path(model_dir) if model_dir else Path(tmp)
         trained = ensure_models(folder)
         if verbose:
-            print(f"demo models {'trained in %.0f s' % trained if trained else f'reused from {folder}'}")
+            print(f"demo models {f'trained in {trained:.0f} s' if trained else f'reused from {folder}'}")
         rows: list[Row] = []
         for name in MODELS:
             m = measure(folder / name, calls, batches, rounds)

@@ -74,10 +74,12 @@ def run(world: PenguinsWorld, n_records: int = 1000, blocks: int = 10, block_siz
     h, f = statistics.median(t_handler), statistics.median(t_floor)
     share = f / h  # = handler rec/s / floor rec/s
     if verbose:
-        print(f"throughput, {n_records} records per request, medians of {blocks} alternating blocks of {block_size} calls:")
-        print(f"  handler  {h * 1e3:7.2f} ms/request  {n_records / h:10,.0f} records/s  (body {len(body) / 1e3:.0f} KB in, "
-              f"{len(json.dumps(answer)) / 1e3:.0f} KB out)")
-        print(f"  floor    {f * 1e3:7.2f} ms/request  {n_records / f:10,.0f} records/s  (json.loads + spec.transform + session.run)")
+        print(f"throughput, {n_records} records per request, medians of {blocks} alternating blocks of "
+              f"{block_size} calls:")
+        print(f"  handler  {h * 1e3:7.2f} ms/request  {n_records / h:10,.0f} records/s  "
+              f"(body {len(body) / 1e3:.0f} KB in, {len(json.dumps(answer)) / 1e3:.0f} KB out)")
+        print(f"  floor    {f * 1e3:7.2f} ms/request  {n_records / f:10,.0f} records/s  "
+              "(json.loads + spec.transform + session.run)")
     return [Row(benchmark=f"throughput, {n_records:,} records/request", measured=f"handler {n_records / h:,.0f} rec/s",
                 baseline=f"floor {n_records / f:,.0f} rec/s", ratio=share, target=f">= {TARGET_SHARE:.0%} of floor",
                 passed=share >= TARGET_SHARE, ratio_format="{:.0%} of floor")]

@@ -135,16 +135,19 @@ def run(world: PenguinsWorld, calls: int = 2000, rounds: int = 3, keras_calls: i
         print(f"  handler            p50 {fmt_time(p50)}  p99 {fmt_time(p99)}")
         print(f"  onnxruntime run    p50 {fmt_time(med(ort_p50))}  p99 {fmt_time(med(ort_p99))}")
         print(f"  keras predict      p50 {fmt_time(med(keras_p50))}  p99 {fmt_time(med(keras_p99))}")
-        print(f"  keras model(x)     p50 {fmt_time(med(call_p50))}  (reference: {med(call_p50) / p50:.0f}x the handler)")
+        print(f"  keras model(x)     p50 {fmt_time(med(call_p50))}  "
+              f"(reference: {med(call_p50) / p50:.0f}x the handler)")
     if profile:
         profile_handler(handler, events)
     vs_keras = med(keras_p50) / p50
     return [
-        Row(benchmark="warm latency, 1 record, full handler (p50)", measured=f"p50 {fmt_time(p50)}, p99 {fmt_time(p99)}",
+        Row(benchmark="warm latency, 1 record, full handler (p50)",
+            measured=f"p50 {fmt_time(p50)}, p99 {fmt_time(p99)}",
             baseline="target 1 ms", ratio=p50 / TARGET_P50, target="p50 < 1 ms", passed=p50 < TARGET_P50,
             ratio_format="{:.2f}x target"),
         Row(benchmark="warm latency vs Keras model.predict (p50)", measured=f"handler {fmt_time(p50)}",
-            baseline=f"keras predict {fmt_time(med(keras_p50))}", ratio=vs_keras, target=f">= {TARGET_VS_KERAS:g}x faster",
+            baseline=f"keras predict {fmt_time(med(keras_p50))}", ratio=vs_keras,
+            target=f">= {TARGET_VS_KERAS:g}x faster",
             passed=vs_keras >= TARGET_VS_KERAS, ratio_format="{:.0f}x faster"),
         Row(benchmark="warm latency vs bare session.run (p50)", measured=f"handler {fmt_time(p50)}",
             baseline=f"session.run {fmt_time(med(ort_p50))}", ratio=p50 / med(ort_p50), target="(overhead, no target)",

@@ -29,7 +29,7 @@ def parameter_values(sam: Mapping[str, Any], overrides: Mapping[str, Any] | None
         else:
             continue
         if decl.get("Type") == "CommaDelimitedList":
-            values[name] = raw if isinstance(raw, list) else [p for p in str(raw).split(",")] if raw != "" else [""]
+            values[name] = raw if isinstance(raw, list) else str(raw).split(",") if raw != "" else [""]
         else:
             values[name] = str(raw).lower() if isinstance(raw, bool) else str(raw)
     return values

@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from maas_cli import files
+from maas_cli.context import Context
+from maas_cli.output import alias_json, alias_line, emit_json, emit_table, metrics_summary, percent, when
 from maas_core.admin import check_leftover_files
 from maas_core.errors import MaasError, NotFoundError
 from maas_core.registration import register_onnx, serving_spec
 from maas_core.store import BundleStore, bundle_prefix
-from maas_cli import files
-from maas_cli.context import Context
-from maas_cli.output import alias_json, alias_line, emit_json, emit_table, metrics_summary, percent, when
 
 
 class UsageError(Exception):

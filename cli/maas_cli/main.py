@@ -24,11 +24,10 @@ from collections.abc import Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from maas_core.aws_target import LOCAL_ENDPOINT, NoTargetError, choose_target
-from maas_core.errors import MaasError, ServiceUnavailableError
 from maas_cli import commands, report
 from maas_cli.context import Context, resolve
-
+from maas_core.aws_target import LOCAL_ENDPOINT, NoTargetError, choose_target
+from maas_core.errors import MaasError, ServiceUnavailableError
 
 VERSION_HELP = "a whole number without leading zeros, e.g. 3"
 

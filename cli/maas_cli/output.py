@@ -17,7 +17,7 @@ def emit_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextI
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out or sys.stdout)
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out or sys.stdout)
 
 
 def when(iso: str | None) -> str:

@@ -28,11 +28,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from maas_cli.context import Context, stack_outputs
 from maas_core import aws
 from maas_core.errors import MaasError
-from maas_core.training_jobs import (DATASETS_PREFIX, find_job, follow_job, job_name, object_version,
-                                     parse_dataset_key)
-from maas_cli.context import Context, stack_outputs
+from maas_core.training_jobs import DATASETS_PREFIX, find_job, follow_job, job_name, object_version, parse_dataset_key
 
 QUEUE_OUTPUT = "TrainingJobQueueArn"
 CONFIG_NAME = "training.json"

@@ -21,13 +21,13 @@ import html
 import io
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maas_core.errors import MaasError, UnprocessableError
 from maas_cli.context import Context, stack_outputs
 from maas_cli.output import emit_json
+from maas_core.errors import MaasError, UnprocessableError
 
 CAPTURES_OUTPUT = "CapturesTableName"
 CHARTS = ("quality", "volume", "latency", "drift")
@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    end = _instant("until", args.until) if args.until else datetime.now(timezone.utc)
+    end = _instant("until", args.until) if args.until else datetime.now(UTC)
     if args.since:
         start = _instant("since", args.since)
     else:
@@ -72,8 +72,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     rows = metrics_history(service, args.model, start, end, step, args.version)
     if not any(r.predictions for r in rows):
         what = f"version {args.version} of model" if args.version else "model"
-        raise MaasError(f"no captured predictions of {what} {args.model!r} between {start.isoformat(timespec='minutes')}"
-                        f" and {end.isoformat(timespec='minutes')} in captures table {table!r}: nothing to report "
+        raise MaasError(f"no captured predictions of {what} {args.model!r} between "
+                        f"{start.isoformat(timespec='minutes')} and {end.isoformat(timespec='minutes')} "
+                        f"in captures table {table!r}: nothing to report "
                         "(is capture on, MAAS_CAPTURE_RATE > 0, and the right --captures-table given?)")
     out = Path(args.out)
     charts = render_charts(rows)
@@ -99,8 +100,9 @@ def _instant(name: str, text: str) -> datetime:
     try:
         t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise UnprocessableError(f"--{name} is not an ISO 8601 time: {text!r}", [{"field": name, "value": text}]) from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+        raise UnprocessableError(f"--{name} is not an ISO 8601 time: {text!r}",
+                                 [{"field": name, "value": text}]) from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _captures_table(args: argparse.Namespace) -> str:

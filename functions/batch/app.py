@@ -21,9 +21,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core.batch import BatchFileError, is_batch_input, run_batch
+from maas_core.edge.s3_events import s3_objects
 from maas_core.monitoring.batch import BatchMonitor
 from maas_core.predictor import Predictor
-from maas_core.edge.s3_events import s3_objects
 from maas_core.settings import get_settings
 
 logger = Logger()

@@ -23,8 +23,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from maas_core.monitoring import CaptureStore
+
 from maas_core.edge.awslogs import awslogs_messages
+from maas_core.monitoring import CaptureStore
 from maas_core.settings import get_settings
 
 logger = Logger()
@@ -59,7 +60,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     written = duplicates = 0
     failed: list[str] = []
     with ThreadPoolExecutor(max_workers=min(WRITERS, max(1, len(log_events)))) as pool:
-        for log_event, outcome in zip(log_events, pool.map(write_line, log_events)):
+        for log_event, outcome in zip(log_events, pool.map(write_line, log_events), strict=True):
             if outcome is None:
                 failed.append(str(log_event.get("id")))
             else:

@@ -7,10 +7,11 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from maas_core.edge.http import (
     build_resolver,
     error_responses,
@@ -18,6 +19,7 @@ from maas_core.edge.http import (
     ok_response,
     resolve,
 )
+from maas_core.edge.openapi import INSTANT_SCHEMA, VERSION_SCHEMA, WINDOW_SCHEMA, ModelName
 from maas_core.edge.schedule import is_publish_event
 from maas_core.monitoring import MonitoringService, parse_window
 from maas_core.monitoring.schemas import (
@@ -25,7 +27,6 @@ from maas_core.monitoring.schemas import (
     FeedbackResponse,
     MetricsResponse,
 )
-from maas_core.edge.openapi import INSTANT_SCHEMA, VERSION_SCHEMA, WINDOW_SCHEMA, ModelName
 from maas_core.settings import get_settings
 
 logger = Logger()

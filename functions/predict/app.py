@@ -6,19 +6,26 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core import __version__
 from maas_core.edge import coldstart
 from maas_core.edge.http import build_resolver, error_responses, ok_response
+from maas_core.edge.openapi import (
+    DOCUMENT_RESPONSE,
+    NAME_SCHEMA,
+    VERSION_SCHEMA,
+    ModelDescription,
+    ModelList,
+    ModelName,
+)
+from maas_core.edge.openapi import document as openapi_document
 from maas_core.edge.predict_requests import answer, resolve_monitored
 from maas_core.manifest import VARIANTS
 from maas_core.monitoring import PredictMonitor
-from maas_core.edge.openapi import DOCUMENT_RESPONSE, NAME_SCHEMA, VERSION_SCHEMA, ModelDescription, ModelList, ModelName
-from maas_core.edge.openapi import document as openapi_document
 from maas_core.predictor import Predictor
 from maas_core.schemas import HealthResponse, PredictRequest, PredictResponse
 from maas_core.settings import get_settings
@@ -84,10 +91,10 @@ def predict(
     variant: Annotated[str | None, Query(description="which of the version's models answers: float (default) or "
                                                      "int8, its dynamically quantized model (404 if it has none)",
                                          json_schema_extra={"enum": list(VARIANTS)})] = None,
-    explain: Annotated[bool, Query(description="add per-field attributions to each prediction: occlusion against "
-                                               "the training baseline (tabular models; a text model answers 422)")] = False,
-    routing_key: Annotated[str | None, Header(alias="x-maas-routing-key",
-                                              description="sticky canary routing key; default: the caller's IP")] = None,
+    explain: Annotated[bool, Query(description="add per-field attributions to each prediction: occlusion against the "
+                                               "training baseline (tabular models; a text model answers 422)")] = False,
+    routing_key: Annotated[str | None, Header(
+        alias="x-maas-routing-key", description="sticky canary routing key; default: the caller's IP")] = None,
 ) -> Response[str]:  # pre-serialised JSON (PredictResponse, documented above)
     key = routing_key or app.current_event.request_context.identity.source_ip
     # classifiers answer label + probabilities, regressors a value: the other fields are left out; the

@@ -17,8 +17,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from maas_core.errors import MaasError
 from maas_core.edge.s3_events import s3_objects
+from maas_core.errors import MaasError
 from maas_core.training_jobs import TrainingRequestError, TrainingSettings, request_for_upload, start_training
 
 logger = Logger()
@@ -40,7 +40,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 continue
             job = start_training(request, settings)
         except TrainingRequestError as err:
-            logger.error("upload cannot start a training job", extra={"bucket": bucket, "key": key, "error": err.message})
+            logger.error("upload cannot start a training job",
+                         extra={"bucket": bucket, "key": key, "error": err.message})
             rejected.append({"key": key, **err.to_body()["error"]})
             continue
         except MaasError as err:  # S3 or Batch unavailable (503), or refusing this role (500: IAM / key policy)

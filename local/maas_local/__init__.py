@@ -1,1 +1,2 @@
-"""Local development only (never shipped to Lambda): moto-backed stack, a gateway that serves template.yaml, the demo."""
+"""Local development only (never shipped to Lambda): moto-backed stack, a gateway that
+serves template.yaml, the demo."""

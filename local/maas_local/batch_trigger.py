@@ -145,7 +145,8 @@ class BatchTrigger(PollingThread):
         attrs = self.client("sqs").get_queue_attributes(
             QueueUrl=self.queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) == 0 and int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0
+        return (int(attrs["ApproximateNumberOfMessages"]) == 0
+                and int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0)
 
     def _deliver(self, sqs: Any, message: dict[str, Any]) -> None:
         record = {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
@@ -157,7 +158,7 @@ class BatchTrigger(PollingThread):
                                     counting_down=True, region=LOCAL_REGION, account_id=LOCAL_ACCOUNT_ID)
         try:
             self.processed.append(self.handler(event, context))
-        except Exception as exc:  # noqa: BLE001 - the run's error is the message's fate, not ours
+        except Exception as exc:
             attempts = self._attempts.get(message["MessageId"], 0) + 1
             self._attempts[message["MessageId"]] = attempts
             if attempts < self.max_attempts:

@@ -29,10 +29,10 @@ from typing import Any
 from maas_core.aws_target import FAKE_CREDENTIALS, LOCAL_ENDPOINT
 from maas_local.batch_trigger import BatchTrigger
 from maas_local.gateway import LOCAL_API_KEY, cors_note, key_values
-from maas_local.train_trigger import TrainTrigger, penguins_training_config
 from maas_local.stack import LocalStack, PortInUseError, check_port_free
 from maas_local.static import PLAYGROUND_PREFIX, StaticSite
 from maas_local.template import LOCAL_REGION
+from maas_local.train_trigger import TrainTrigger, penguins_training_config
 
 MODEL = "penguins"
 TEXT_MODEL = "support-tickets"
@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
 
     template = Path(args.template) if args.template else None
     try:
-        with stop_signals_as_keyboard_interrupt(), LocalStack(template, port=args.moto_port, host=host, verbose=args.verbose) as stack:
+        with stop_signals_as_keyboard_interrupt(), LocalStack(template, port=args.moto_port, host=host,
+                                                              verbose=args.verbose) as stack:
             print(f"moto server (S3, DynamoDB) on {stack.endpoint_url}: bucket {stack.names['ModelBucket']}, "
                   f"table {stack.names['RegistryTable']}", flush=True)
 
@@ -213,7 +214,8 @@ def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve:
         print(f"training: drop a dataset under datasets/<model>/ (s3://{bucket}/datasets/{MODEL}/training.json is "
               "already there) and a new version is trained and promoted, e.g.", flush=True)
         print(f"  aws s3 cp training/maas_training/datasets/penguins.csv s3://{bucket}/datasets/{MODEL}/penguins.csv")
-        print(f"  aws dynamodb scan --table-name {stack.names['RegistryTable']}   # a new version; or: maas versions {MODEL}")
+        print(f"  aws dynamodb scan --table-name {stack.names['RegistryTable']}   "
+              f"# a new version; or: maas versions {MODEL}")
         local = "--local" if stack.endpoint_url == LOCAL_ENDPOINT else f"--local {stack.endpoint_url}"
         print(f"or train from another terminal (--local: publish to this stack):\n  .venv/bin/maas-train {local} "
               f"--data training/maas_training/datasets/penguins.csv --model-name {MODEL} --target species "

@@ -84,8 +84,8 @@ from maas_local.template import (
     Route,
     RouteAuth,
     api_routes,
-    gateway_response_headers,
     default_template_path,
+    gateway_response_headers,
     load_template,
     local_resource_names,
     log_subscribers,
@@ -112,9 +112,9 @@ LOCAL_API_KEY = "maas-local-key"  # what maas-demo and maas-gateway accept as x-
 class _RequestHandler(BaseHTTPRequestHandler):
     server_version = "maas-local-gateway"
     protocol_version = "HTTP/1.1"
-    gateway: "Gateway"  # set on the subclass each Gateway creates
+    gateway: Gateway  # set on the subclass each Gateway creates
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.gateway.handle(self)
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
@@ -126,7 +126,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return self.do_GET
         raise AttributeError(name)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
 
 
@@ -221,7 +221,7 @@ class Gateway:
         self._functions.clear()
         self._restore_environment()
 
-    def __enter__(self) -> "Gateway":
+    def __enter__(self) -> Gateway:
         self.start()
         return self
 
@@ -371,7 +371,7 @@ class Gateway:
                     "internal_error", "Internal server error: the function's answer is over Lambda's "
                     f"{LAMBDA_RESPONSE_BYTES} byte limit; see the gateway log"), True
             return *decode_response(result), False
-        except Exception as exc:  # noqa: BLE001 - a Lambda error: API Gateway answers 502
+        except Exception as exc:
             log.exception("%s failed on %s %s (request %s)", route.route.function, method, path, request_id)
             kind = "returned a malformed response" if isinstance(exc, BadFunctionResponse) else "raised an error"
             return 502, json_ct, error_body(

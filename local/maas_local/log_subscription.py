@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import Any, Self
 
 import boto3
+
 import maas_core.monitoring.capture as capture
 from maas_core.edge.awslogs import awslogs_event
 
@@ -145,7 +146,7 @@ class LogSubscription:
                 self.invoke(event)
                 self.lines += len(lines)
                 return
-            except Exception as exc:  # noqa: BLE001 - the invocation's failure is the event's fate, not ours
+            except Exception as exc:
                 error = exc
                 log.warning("%s failed on %d capture lines (attempt %d): %s", self.function_name, len(lines),
                             attempt + 1, exc)

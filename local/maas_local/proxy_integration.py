@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -37,8 +37,9 @@ def build_event(
             body_text = body.decode("utf-8")
         except UnicodeDecodeError:  # binary payloads arrive base64 encoded, as with binaryMediaTypes
             body_text, is_b64 = base64.b64encode(body).decode("ascii"), True
-    now = datetime.now(timezone.utc)
-    host = single_headers.get("Host") or next((v for k, v in single_headers.items() if k.lower() == "host"), "localhost")
+    now = datetime.now(UTC)
+    host = single_headers.get("Host") or next((v for k, v in single_headers.items() if k.lower() == "host"),
+                                              "localhost")
     return {
         "resource": route.path,
         "path": path,

@@ -165,6 +165,7 @@ class QueuePoller(PollingThread):
     def _empty(self) -> bool:
         attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=[
             "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) == 0 and int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0
+        return (int(attrs["ApproximateNumberOfMessages"]) == 0
+                and int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0)
 
 

@@ -19,7 +19,7 @@ class CompiledRoute:
     rank: tuple[int, ...]  # per segment: 0 literal, 1 {param}, 2 {greedy+}; lower sorts first
 
     @classmethod
-    def compile(cls, route: Route) -> "CompiledRoute":
+    def compile(cls, route: Route) -> CompiledRoute:
         parts: list[str] = []
         params: list[str] = []
         rank: list[int] = []
@@ -43,7 +43,7 @@ class CompiledRoute:
         m = self.regex.match(path)
         if m is None:
             return None
-        return {name: unquote(value) for name, value in zip(self.params, m.groups())}
+        return {name: unquote(value) for name, value in zip(self.params, m.groups(), strict=True)}
 
 
 class Router:

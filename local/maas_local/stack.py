@@ -72,7 +72,7 @@ class _MotoServer(ThreadedMotoServer):
     def _server_entry(self) -> None:
         try:
             super()._server_entry()
-        except BaseException as exc:  # noqa: BLE001 - handed to start()
+        except BaseException as exc:
             self._start_error = exc
             self._server_ready_event.set()
 
@@ -106,7 +106,7 @@ class LocalStack:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         self.start()
         return self
 
@@ -114,7 +114,7 @@ class LocalStack:
                  tb: TracebackType | None) -> None:
         self.stop()
 
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         check_port_free(self.host, self.port)
         if not self.verbose:
             werkzeug_log = logging.getLogger("werkzeug")

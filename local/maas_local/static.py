@@ -13,9 +13,9 @@ and asks for the URL and key.
 from __future__ import annotations
 
 import json
-from pathlib import PurePosixPath
 from collections.abc import Mapping
 from importlib.resources import files
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote
 
@@ -47,7 +47,7 @@ class StaticSite:
         self.prefix = prefix
 
     @classmethod
-    def playground(cls, api_key: str | None) -> "StaticSite":
+    def playground(cls, api_key: str | None) -> StaticSite:
         """The playground, starting on this origin's API with `api_key` (None: the routes ask for none)."""
         config = {"apiBase": "", "authKind": "x-api-key", "credential": api_key or ""}
         return cls({**playground_files(), CONFIG_FILE: json.dumps(config).encode()})

@@ -115,7 +115,7 @@ def load_template(path: str | Path) -> dict[str, Any]:
     """template.yaml -> dict, short intrinsic tags in their long (JSON) form."""
     path = Path(path)
     with path.open(encoding="utf-8") as fh:
-        data = yaml.load(fh, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader subclass
+        data = yaml.load(fh, Loader=CfnLoader)
     if not isinstance(data, dict) or "Resources" not in data:
         raise TemplateError(f"{path}: not a CloudFormation/SAM template (no Resources section)")
     return data
@@ -401,7 +401,8 @@ def api_routes(
         if not isinstance(res, dict) or res.get("Type") != SERVERLESS_FUNCTION:
             continue
         props = res.get("Properties") or {}
-        events = {n: e for n, e in (props.get("Events") or {}).items() if isinstance(e, dict) and e.get("Type") == "Api"}
+        events = {n: e for n, e in (props.get("Events") or {}).items()
+                  if isinstance(e, dict) and e.get("Type") == "Api"}
         if not events:
             continue
         fn = _function(template, logical_id, names, parameters, base_dir)
@@ -671,7 +672,8 @@ def log_subscribers(
         props = res.get("Properties") or {}
         target, group = props.get("DestinationArn"), props.get("LogGroupName")
         fn = target.get("Fn::GetAtt") if isinstance(target, dict) else None
-        if not (isinstance(fn, list) and fn[1:] == ["Arn"] and resources.get(fn[0], {}).get("Type") == SERVERLESS_FUNCTION):
+        if not (isinstance(fn, list) and fn[1:] == ["Arn"]
+                and resources.get(fn[0], {}).get("Type") == SERVERLESS_FUNCTION):
             continue  # not a function of this template (e.g. Kinesis, Firehose)
         group_id = group.get("Ref") if isinstance(group, dict) else str(group)
         found.setdefault(fn[0], []).append((str(group_id), str(props.get("FilterPattern", ""))))

@@ -40,7 +40,7 @@ class AliasUpdate(BaseModel):
         json_schema_extra=VERSION_SCHEMA)
 
     @model_validator(mode="after")
-    def _fields_for_action(self) -> "AliasUpdate":
+    def _fields_for_action(self) -> AliasUpdate:
         # None, not falsy: an empty version is a version the registry refuses by name (400 invalid_version)
         if self.action in ("promote", "canary") and self.version is None:
             raise ValueError(f"action {self.action!r} needs a version")
@@ -61,7 +61,7 @@ class AliasState(BaseModel):
     history: list[str] = Field(default_factory=list, description="earlier versions, newest last")
 
     @classmethod
-    def of(cls, model: str, t: AliasTarget) -> "AliasState":
+    def of(cls, model: str, t: AliasTarget) -> AliasState:
         return cls(model=model, alias=t.alias, version=t.version, revision=t.revision, canary_version=t.canary_version,
                    canary_weight=t.canary_weight, history=list(t.history))
 

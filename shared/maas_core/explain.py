@@ -40,7 +40,7 @@ baseline): asking for an explanation of one is a 422.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -53,7 +53,7 @@ from maas_core.schemas import Explanation
 
 __all__ = ["baseline_values", "check_explainable", "explain_predictions", "occlusion_columns"]
 
-METHOD = "occlusion"
+METHOD: Literal["occlusion"] = "occlusion"
 _DIGITS = PROBABILITY_DIGITS  # like the probabilities in a prediction
 
 
@@ -126,7 +126,7 @@ def explain_predictions(model: LoadedModel, records: Sequence[Any]) -> tuple[np.
             method=METHOD, baseline=source,
             target=None if targets is None else manifest.labels[targets[i]],
             output=round(float(block[i, 0]), _DIGITS), baseline_output=round(float(base_out[i]), _DIGITS),
-            attributions={name: round(float(a), _DIGITS) for name, a in zip(names, attributions[i])},
+            attributions={name: round(float(a), _DIGITS) for name, a in zip(names, attributions[i], strict=True)},
         )
         for i in range(n)
     ]

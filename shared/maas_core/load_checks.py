@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -109,7 +110,7 @@ def check_spec(spec: PreprocessSpec) -> None:
                 raise UnusableBundle(f"{where}: its clip bounds {list(f.clip)} are reversed")
         elif isinstance(f, CategoricalFeature):
             _bounded(where, "categories", len(f.categories), MAX_CATEGORIES, low=1)
-            if any(a >= b for a, b in zip(f.categories, f.categories[1:])):  # transform binary-searches them
+            if any(a >= b for a, b in pairwise(f.categories)):  # transform binary-searches them
                 raise UnusableBundle(f"{where}: its categories are not sorted and unique")
         elif isinstance(f, TextFeature):
             _bounded(where, "max_length", f.max_length, MAX_TEXT_LENGTH, low=1)

@@ -17,7 +17,7 @@ A manifest without `candidates` (written before they existed, or by `maas regist
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,7 +82,7 @@ class Variant(BaseModel):
 
     @classmethod
     def of(cls, file: str, data: bytes, metrics: dict[str, float],
-           parity: dict[str, float] | None = None) -> "Variant":
+           parity: dict[str, float] | None = None) -> Variant:
         return cls(file=file, sha256=sha256_hex(data), size=len(data), metrics=metrics, parity=parity)
 
 
@@ -169,7 +169,7 @@ class Manifest(BaseModel):
     format_version: int = MANIFEST_FORMAT_VERSION
     name: str
     version: str
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     task: Task
     labels: list[str] = Field(default_factory=list, description="class labels in output order; empty for regression")
     target: str = ""

@@ -46,7 +46,7 @@ class LoadedModel:
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, variant: str = DEFAULT_VARIANT,
-                    session: ort.InferenceSession | None = None) -> "LoadedModel":
+                    session: ort.InferenceSession | None = None) -> LoadedModel:
         """`session`: an already loaded session for the variant's (hash-identical) model file."""
         m = bundle.manifest
         file = variant_file(m, variant)

@@ -42,12 +42,12 @@ class Predictions:
         if ids is None:
             if self.regression:
                 return [{"value": v} for v in self.values]
-            return [{"label": labels[b], "probabilities": dict(zip(labels, p))}
-                    for b, p in zip(self.best, self.probabilities)]
+            return [{"label": labels[b], "probabilities": dict(zip(labels, p, strict=True))}
+                    for b, p in zip(self.best, self.probabilities, strict=True)]
         if self.regression:
-            return [{"id": i, "value": v} for i, v in zip(ids, self.values)]
-        return [{"id": i, "label": labels[b], "probabilities": dict(zip(labels, p))}
-                for i, b, p in zip(ids, self.best, self.probabilities)]
+            return [{"id": i, "value": v} for i, v in zip(ids, self.values, strict=True)]
+        return [{"id": i, "label": labels[b], "probabilities": dict(zip(labels, p, strict=True))}
+                for i, b, p in zip(ids, self.best, self.probabilities, strict=True)]
 
 
 def shape_outputs(task: str, labels: Sequence[str], outputs: np.ndarray) -> Predictions:

@@ -38,7 +38,8 @@ def canary_share(name: str, alias: str, routing_key: str) -> float:
 
 
 class Predictor:
-    def __init__(self, settings: Settings, registry: Registry, store: BundleStore, cache: ModelCache | None = None) -> None:
+    def __init__(self, settings: Settings, registry: Registry, store: BundleStore,
+                 cache: ModelCache | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.store = store
@@ -50,7 +51,7 @@ class Predictor:
         self._broken: dict[tuple[str, str, str], tuple[float, MaasError]] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Predictor":
+    def from_settings(cls, settings: Settings) -> Predictor:
         return cls(settings, Registry(settings.registry_table), BundleStore(settings.model_bucket))
 
     def route(self, name: str, version: str | None = None, alias: str | None = None,
@@ -102,7 +103,8 @@ class Predictor:
                 raise broken[1]  # failed moments ago: don't fetch and hash it again on every request
             model = self.load(name, route.version, route.variant)
         except (IntegrityError, ModelLoadError) as exc:
-            self._broken[(name, route.version, route.variant)] = (time.monotonic() + self.settings.alias_ttl_seconds, exc)
+            retry_at = time.monotonic() + self.settings.alias_ttl_seconds
+            self._broken[(name, route.version, route.variant)] = (retry_at, exc)
             fallback = self._fallback_version(name, route)
             if fallback is None:
                 raise
@@ -160,8 +162,9 @@ class Predictor:
         else:
             outputs, explanations = model.run(features), []
         predictions = shape_predictions(model, outputs)
-        for prediction, explanation in zip(predictions, explanations):
-            prediction["explanation"] = explanation
+        if explain:
+            for prediction, explanation in zip(predictions, explanations, strict=True):
+                prediction["explanation"] = explanation
         # validated in one pydantic-core call from plain dicts, strictly (we made every value with its exact
         # type): ~4x cheaper than a Prediction(...) per record
         response = PredictResponse.model_validate({
@@ -183,8 +186,10 @@ class Predictor:
                 [{"field": "model", "reason": "string inputs", "model": name, "version": route.version}])
         deadline.check("preprocessing the records")
         features = model.spec.transform(records, max_chars=self.settings.max_field_chars)
+        dtype = model.spec.output_dtype()
+        assert dtype != "object"  # string fields were refused above
         return PreprocessResponse(model=name, version=route.version, alias=route.alias,
-                                  feature_names=model.spec.feature_names(), dtype=model.spec.output_dtype(),
+                                  feature_names=model.spec.feature_names(), dtype=dtype,
                                   features=matrix_to_json(features))
 
     def check_size(self, records: Sequence[Any]) -> None:
@@ -221,13 +226,14 @@ def matrix_to_json(features: np.ndarray) -> list[list[int]] | list[list[float]]:
     """A feature matrix as JSON rows. Integers stay integers; each float32 becomes the shortest decimal
     that reads back as the same float32 (0.1, not 0.10000000149011612), so a caller that parses the
     numbers into float32 gets exactly the matrix the model sees."""
+    rows: list[list[int]] | list[list[float]]
     if np.issubdtype(features.dtype, np.integer):
-        return features.tolist()
+        rows = features.tolist()
+        return rows
     if not np.isfinite(features).all():  # the spec rejects non-finite input; a broken spec must not emit NaN
         raise ModelLoadError("the preprocessing spec produced non-finite features")
-    if features.dtype == np.float32:
-        return features.astype(str).astype(np.float64).tolist()
-    return features.astype(np.float64).tolist()
+    rows = (features.astype(str) if features.dtype == np.float32 else features).astype(np.float64).tolist()
+    return rows
 
 
 def shape_predictions(model: LoadedModel, outputs: np.ndarray) -> list[dict[str, Any]]:

@@ -33,9 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from maas_core.baseline import BACKGROUND, DECLARED, baseline_values
 from maas_core.errors import UnprocessableError
-from maas_core.load_checks import bad as _bad
 from maas_core.feeds import feeds
 from maas_core.load_checks import FIELD_DTYPES, check_field_input, check_input, check_output_shape
+from maas_core.load_checks import bad as _bad
 from maas_core.load_checks import shape_of as _shape
 from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, InputField, Manifest, Task, TensorInfo
 from maas_core.onnx_external import MalformedModel, external_tensors
@@ -95,7 +95,7 @@ class ModelDeclaration(BaseModel):
         return metrics
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ModelDeclaration":
+    def _consistent(self) -> ModelDeclaration:
         if self.task == "regression" and self.labels:
             raise ValueError("a regression model has no labels")
         if self.task == "binary" and len(self.labels) != 2:
@@ -109,12 +109,12 @@ class ModelDeclaration(BaseModel):
         return self
 
     @classmethod
-    def parse(cls, data: Any, source: str = "the declaration") -> "ModelDeclaration":
+    def parse(cls, data: Any, source: str = "the declaration") -> ModelDeclaration:
         """Validate raw data (e.g. a parsed JSON/YAML file) into a declaration, or a 422 naming each problem."""
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            details = [{"field": ".".join(str(p) for p in e["loc"]) or None,
+            details: list[dict[str, Any]] = [{"field": ".".join(str(p) for p in e["loc"]) or None,
                         "reason": e["msg"].removeprefix("Value error, ")} for e in exc.errors()]
             summary = "; ".join(f"{d['field']}: {d['reason']}" if d["field"] else d["reason"] for d in details)
             raise UnprocessableError(f"{source} is invalid: {summary}", details) from None

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from decimal import Decimal
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,6 +27,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from maas_core import aws
 from maas_core.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
 from maas_core.manifest import Manifest
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import PutTypeDef, TransactWriteItemTypeDef
 
 MAX_NAME_CHARS = 64
 NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_NAME_CHARS - 1}}}$")
@@ -110,7 +114,7 @@ def _plain(value: Any) -> Any:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,7 @@ class Registry:
         self._ddb = dynamodb
 
     @property
-    def ddb(self) -> Any:
+    def ddb(self) -> DynamoDBClient:
         return self._ddb or aws.client("dynamodb")
 
     # --- writes (training job, admin) ---------------------------------------------------------
@@ -146,7 +150,8 @@ class Registry:
             self.ddb.update_item,
             TableName=self.table,
             Key=_to_item({"pk": _pk(name), "sk": "META"}),
-            UpdateExpression="ADD latest_version :one SET #n = :name, updated_at = :now, created_at = if_not_exists(created_at, :now)",
+            UpdateExpression=("ADD latest_version :one "
+                              "SET #n = :name, updated_at = :now, created_at = if_not_exists(created_at, :now)"),
             ExpressionAttributeNames={"#n": "name"},
             ExpressionAttributeValues=_to_item({":one": 1, ":name": name, ":now": now}),
             ReturnValues="UPDATED_NEW",
@@ -183,10 +188,11 @@ class Registry:
                    expected_version: str | None = None) -> AliasTarget:
         """Send `weight` (0 < weight < 1) of the alias's traffic to `version`; weight 0 removes the canary."""
         if not 0 <= weight < 1:
-            raise UnprocessableError(f"canary weight must be in [0, 1), got {weight}", [{"field": "weight", "value": weight}])
+            raise UnprocessableError(f"canary weight must be in [0, 1), got {weight}",
+                                     [{"field": "weight", "value": weight}])
         check_version(version)
         return self._move_alias(name, alias, expected_version, lambda cur: _AliasState(
-            version=_require_alias(cur, name, alias).version, history=cur.history,
+            version=(target := _require_alias(cur, name, alias)).version, history=target.history,
             canary_version=version if weight > 0 else None, canary_weight=weight if weight > 0 else 0.0,
         ), must_exist=True)
 
@@ -208,7 +214,8 @@ class Registry:
         self.check_unaliased(name, version)
         # an alias write since we looked would have touched the version: then refuse and let the caller look again
         seen = item.get("alias_writes")
-        condition: dict[str, Any] = {"ConditionExpression": "attribute_exists(sk) AND attribute_not_exists(alias_writes)"}
+        condition: dict[str, Any] = {
+            "ConditionExpression": "attribute_exists(sk) AND attribute_not_exists(alias_writes)"}
         if seen is not None:
             condition = {"ConditionExpression": "attribute_exists(sk) AND alias_writes = :seen",
                          "ExpressionAttributeValues": _to_item({":seen": seen})}
@@ -234,7 +241,7 @@ class Registry:
                                 "promote or roll back the alias first", [{"alias": a} for a in pointing])
 
     def _move_alias(self, name: str, alias: str, expected_version: str | None,
-                    change: Callable[[AliasTarget | None], "_AliasState"], must_exist: bool = False) -> AliasTarget:
+                    change: Callable[[AliasTarget | None], _AliasState], must_exist: bool = False) -> AliasTarget:
         check_name("alias", alias)
         if expected_version is not None:
             check_version(expected_version, "expected_version")
@@ -248,32 +255,33 @@ class Registry:
                     f"alias {alias!r} of model {name!r} points at version {now_at!r}, not {expected_version!r}; "
                     "reload and retry", [{"field": "expected_version", "expected": expected_version, "actual": now_at}])
             state = change(current)
-            for v in {state.version, state.canary_version} - {None}:
+            for v in state.versions():
                 self.get_version(name, v)  # a clear 404 before writing anything
             try:
                 return self._write_alias(name, alias, current, state)
-            except _AliasRaced:
+            except _AliasRaced as exc:
                 if expected_version is not None or attempt == 2:
-                    raise ConflictError(f"alias {alias!r} of model {name!r} was changed concurrently; reload and retry")
+                    raise ConflictError(
+                        f"alias {alias!r} of model {name!r} was changed concurrently; reload and retry") from exc
         raise AssertionError("unreachable")
 
-    def _write_alias(self, name: str, alias: str, current: AliasTarget | None, state: "_AliasState") -> AliasTarget:
+    def _write_alias(self, name: str, alias: str, current: AliasTarget | None, state: _AliasState) -> AliasTarget:
         revision = (current.revision if current else 0) + 1
         item = {"pk": _pk(name), "sk": f"ALIAS#{alias}", "kind": "alias", "alias": alias, "version": state.version,
                 "revision": revision, "history": list(state.history), "updated_at": _now()}
         if state.canary_version:
             item |= {"canary_version": state.canary_version, "canary_weight": state.canary_weight}
-        put: dict[str, Any] = {"TableName": self.table, "Item": _to_item(item)}
+        put: PutTypeDef = {"TableName": self.table, "Item": _to_item(item)}
         if current is None:
             put["ConditionExpression"] = "attribute_not_exists(sk)"
         else:
             put["ConditionExpression"] = "revision = :rev"
             put["ExpressionAttributeValues"] = _to_item({":rev": current.revision})
-        touches = [{"Update": {
+        touches: list[TransactWriteItemTypeDef] = [{"Update": {
             "TableName": self.table, "Key": _to_item({"pk": _pk(name), "sk": _version_sk(v)}),
             "UpdateExpression": "ADD alias_writes :one", "ConditionExpression": "attribute_exists(sk)",
             "ExpressionAttributeValues": _to_item({":one": 1}),
-        }} for v in sorted({state.version, state.canary_version} - {None})]
+        }} for v in state.versions()]
         try:
             self.ddb.transact_write_items(TransactItems=[{"Put": put}, *touches])
         except ClientError as exc:
@@ -283,7 +291,8 @@ class Registry:
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise _AliasRaced() from exc
             if "ConditionalCheckFailed" in reasons[1:]:
-                raise NotFoundError(f"a version named by alias {alias!r} of model {name!r} was deleted meanwhile") from exc
+                raise NotFoundError(
+                    f"a version named by alias {alias!r} of model {name!r} was deleted meanwhile") from exc
             raise aws.unavailable("the model registry", exc) from exc
         except BotoCoreError as exc:
             raise aws.unavailable("the model registry", exc) from exc
@@ -413,6 +422,10 @@ class _AliasState:
     history: tuple[str, ...] = ()
     canary_version: str | None = None
     canary_weight: float = 0.0
+
+    def versions(self) -> list[str]:
+        """The versions the alias points at (stable, and the canary if any), sorted."""
+        return sorted({self.version} | ({self.canary_version} if self.canary_version else set()))
 
 
 class _AliasRaced(Exception):

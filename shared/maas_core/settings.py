@@ -48,15 +48,15 @@ class Settings(BaseSettings):
     max_records: int = Field(default=1000, ge=1, description="records accepted in one predict or preprocess request")
     # hostile-input limits (docs/security.md): each is checked before the work it bounds
     max_field_chars: int = Field(default=20_000, ge=1,
-                                 description="characters in one string value of a record, before and after "
-                                             "Unicode normalisation (a 422 naming record and field; in batch a row error)")
-    max_explain_cells: int = Field(default=20_000, ge=1,
-                                   description="records x input fields one ?explain=true request may occlude (413 above)")
+                                 description="characters in one string value of a record, before and after Unicode "
+                                             "normalisation (a 422 naming record and field; in batch a row error)")
+    max_explain_cells: int = Field(
+        default=20_000, ge=1, description="records x input fields one ?explain=true request may occlude (413 above)")
     batch_max_decompressed_bytes: int = Field(default=2 * 1024**3, ge=1,
                                               description="bytes of text one batch file may inflate to (gzip)")
     batch_max_rows: int = Field(default=10_000_000, ge=1, description="data rows one batch file may hold")
-    batch_max_compression_ratio: float = Field(default=200.0, ge=1,
-                                               description="times a gzip batch file may inflate (judged after its first 256 KiB)")
+    batch_max_compression_ratio: float = Field(
+        default=200.0, ge=1, description="times a gzip batch file may inflate (judged after its first 256 KiB)")
     alias_ttl_seconds: float = Field(default=5.0, ge=0, description="how long a warm function trusts a resolved alias")
     model_cache_size: int = Field(default=8, ge=1, description="model versions kept loaded per process")
     # monitoring (maas_core.monitoring): prediction capture, feedback, quality and drift metrics
@@ -67,8 +67,8 @@ class Settings(BaseSettings):
     metrics_window: str = Field(default="1h", description="window the scheduled publisher computes metrics over")
     metrics_max_captures: int = Field(default=100_000, ge=1,
                                       description="captures read per model and window when computing metrics")
-    metrics_min_samples: int = Field(default=20, ge=1,
-                                     description="fewest labelled / captured values before quality or drift is published")
+    metrics_min_samples: int = Field(
+        default=20, ge=1, description="fewest labelled / captured values before quality or drift is published")
     # the HTTP edge (maas_core.edge) and the time budget (maas_core.deadline)
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated web origins (or *) whose pages may call the API: CORS "

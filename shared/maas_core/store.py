@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-
-from maas_core import aws
 from pydantic import ValidationError
 
+from maas_core import aws
 from maas_core.errors import (
     ConflictError,
     IntegrityError,
@@ -31,6 +30,10 @@ from maas_core.manifest import (
     sha256_hex,
 )
 from maas_core.registry import check_version
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 
 def bundle_prefix(name: str, version: str) -> str:
@@ -49,7 +52,7 @@ class BundleStore:
         self._s3 = s3
 
     @property
-    def s3(self) -> Any:
+    def s3(self) -> S3Client:
         return self._s3 or aws.client("s3")
 
     def publish(self, manifest: Manifest, files: dict[str, bytes]) -> Manifest:
@@ -103,10 +106,10 @@ class BundleStore:
             files[fname] = data
         return Bundle(manifest=manifest, files=files)
 
-    def bundle_objects(self, name: str, version: str) -> list[dict[str, str]]:
+    def bundle_objects(self, name: str, version: str) -> list[ObjectIdentifierTypeDef]:
         """Every stored object version (and delete marker) under the bundle's prefix, as delete_objects wants them.
         list_object_versions also lists an unversioned bucket (VersionId "null")."""
-        found: list[dict[str, str]] = []
+        found: list[ObjectIdentifierTypeDef] = []
         try:
             pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket,
                                                                            Prefix=bundle_prefix(name, version))
@@ -125,7 +128,8 @@ class BundleStore:
         try:
             for start in range(0, len(objects), 1000):  # delete_objects takes at most 1000 keys
                 batch = objects[start:start + 1000]
-                errors = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}).get("Errors")
+                errors = self.s3.delete_objects(Bucket=self.bucket,
+                                                Delete={"Objects": batch, "Quiet": True}).get("Errors")
                 if errors:
                     raise ServiceUnavailableError(
                         f"S3 refused to delete {len(errors)} file(s) of model {name!r} version {version!r}",

@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -45,6 +45,9 @@ from maas_core import aws
 from maas_core.errors import UnprocessableError
 from maas_core.registry import NAME_PATTERN
 from maas_core.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_batch.type_defs import KeyValuePairTypeDef
 
 DATASETS_PREFIX = "datasets/"
 DATASET_SUFFIXES = (".csv", ".jsonl")
@@ -145,7 +148,8 @@ def is_config_key(key: str) -> bool:
 def parse_dataset_key(key: str) -> tuple[str, str]:
     """datasets/{model}/{rest} -> (model, rest) for a dataset file; TrainingRequestError otherwise."""
     if not key.startswith(DATASETS_PREFIX):
-        raise TrainingRequestError(f"{key!r} is not under {DATASETS_PREFIX} (expected {DATASETS_PREFIX}{{model}}/FILE.csv)",
+        raise TrainingRequestError(f"{key!r} is not under {DATASETS_PREFIX} "
+                                   f"(expected {DATASETS_PREFIX}{{model}}/FILE.csv)",
                                    [{"key": key, "reason": "outside datasets/"}])
     model, sep, rest = key[len(DATASETS_PREFIX):].partition("/")
     if not sep or not model or not rest:
@@ -264,7 +268,8 @@ def submit_training_job(request: TrainingRequest, *, job_queue: str, job_definit
                          "and job definition")
     batch = batch or aws.client("batch")
     submitter = submit_client or aws.new_client("batch", _SUBMIT_ONCE)
-    env = [{"name": "MAAS_MODEL_BUCKET", "value": request.bucket}, {"name": "MAAS_REGISTRY_TABLE", "value": table}]
+    env: list[KeyValuePairTypeDef] = [{"name": "MAAS_MODEL_BUCKET", "value": request.bucket},
+                                      {"name": "MAAS_REGISTRY_TABLE", "value": table}]
     details = {"job_queue": job_queue, "dataset": request.dataset_uri, "config": request.config_uri}
     failure: Exception | None = None
     for attempt in range(SUBMIT_ATTEMPTS):
@@ -274,7 +279,8 @@ def submit_training_job(request: TrainingRequest, *, job_queue: str, job_definit
             raise aws.unavailable("AWS Batch", exc) from exc
         if existing is not None:
             return SubmittedJob(job_id=existing["jobId"], job_name=existing["jobName"], runner="batch",
-                                status=existing.get("status", "SUBMITTED"), details={**details, "already_submitted": True})
+                                status=existing.get("status", "SUBMITTED"),
+                                details={**details, "already_submitted": True})
         try:
             resp = submitter.submit_job(jobName=request.job_name, jobQueue=job_queue, jobDefinition=job_definition,
                                         containerOverrides={"command": request.command(table), "environment": env})

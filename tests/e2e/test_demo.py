@@ -89,7 +89,7 @@ def test_demo_serves_until_ctrl_c() -> None:
         assert "Ctrl-C to stop" in out, out
         commands = parse_curls(out)  # the printed commands work while the demo serves
         assert len(commands) == 2
-        for (url, payload, headers), model in zip(commands, ["penguins", "support-tickets"]):
+        for (url, payload, headers), model in zip(commands, ["penguins", "support-tickets"], strict=True):
             req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST", headers=headers)
             with urllib.request.urlopen(req, timeout=30) as resp:
                 assert resp.status == 200 and json.loads(resp.read())["model"] == model

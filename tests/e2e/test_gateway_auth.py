@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from maas_core.manifest import Manifest
-from maas_local.gateway import Gateway, main as gateway_main
+from maas_local.gateway import Gateway
+from maas_local.gateway import main as gateway_main
 from maas_local.stack import LocalStack
 from tests.e2e.conftest import TEMPLATE
 from tests.e2e.test_gateway_http import assert_error_shape

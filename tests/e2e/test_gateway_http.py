@@ -8,8 +8,8 @@ import errno
 import json
 import socket
 import textwrap
-from http.client import HTTPConnection
 from collections.abc import Iterator
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from maas_local import gateway as gateway_module
-from maas_local.gateway import MAX_BODY_BYTES, Gateway
 from maas_core.manifest import Manifest
 from maas_core.registry import Registry
 from maas_core.store import BundleStore
+from maas_local import gateway as gateway_module
+from maas_local.gateway import MAX_BODY_BYTES, Gateway
 from maas_local.stack import LocalStack
 from maas_local.testing import text_model
 from maas_local.testing.tiny_model import SPEC, expected_probabilities
@@ -77,7 +77,7 @@ def test_predict_returns_labels_probabilities_ids_and_version(http: Any, gateway
     preds = body["predictions"]
     assert [p["label"] for p in preds] == ["yes", "no"]
     expected = expected_probabilities(SPEC.transform(records))
-    for p, row in zip(preds, expected):
+    for p, row in zip(preds, expected, strict=True):
         assert [p["probabilities"]["no"], p["probabilities"]["yes"]] == pytest.approx(row.tolist(), abs=1e-5)
     ids = [p["id"] for p in preds]
     assert all(ids) and len(set(ids)) == 2

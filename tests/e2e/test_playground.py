@@ -17,10 +17,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from http.client import HTTPConnection
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from pathlib import Path
-from http.client import HTTPConnection
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,9 +32,9 @@ from maas_core.store import BundleStore
 from maas_local.gateway import Gateway
 from maas_local.stack import LocalStack
 from maas_local.static import CSP, PLAYGROUND_PREFIX, StaticSite
+from maas_local.testing.text_model import publish_text_model
 from tests.e2e.conftest import REPO, TEMPLATE
 from tests.e2e.test_browser_cors import browser  # noqa: F401 - the module's Chromium, a fixture
-from maas_local.testing.text_model import publish_text_model
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,7 @@ PLAYGROUND_DIR = Path(str(files("maas_local") / "playground"))
 
 
 class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -78,7 +78,7 @@ def api(local_stack: LocalStack, tiny_model: Manifest, text_model: Manifest, sta
         gw.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def page(browser: Any, api: str) -> Iterator[Any]:  # noqa: F811 - browser is the imported fixture
     """A fresh browser context (empty localStorage) and page; the console's errors and every URL it requested.
     An exception thrown by the page's scripts fails the test."""

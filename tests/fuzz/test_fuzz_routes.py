@@ -18,16 +18,16 @@ import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from moto import mock_aws
+
 from maas_core import aws
 from maas_core.registry import Registry
 from maas_core.settings import get_settings
 from maas_core.store import BundleStore
-from moto import mock_aws
-
-from tests.conftest import create_registry_table
-from tests.lambda_events import FakeLambdaContext, load_function, rest_event
 from maas_local.testing.text_model import publish_text_model
 from maas_local.testing.tiny_model import publish_tiny_model
+from tests.conftest import create_registry_table
+from tests.lambda_events import FakeLambdaContext, load_function, rest_event
 
 pytestmark = pytest.mark.fuzz
 
@@ -106,7 +106,8 @@ def send(group: str, fn: ModuleType, method: str, path: str, *, resource: str, p
     if not 200 <= status < 300:
         assert isinstance(payload, dict) and set(payload) == {"error"}, f"{status}: {payload!r}\nrequest: {request}"
         err = payload["error"]
-        assert isinstance(err, dict) and set(err) - {"details_total"} == {"code", "message", "details", "request_id"}, f"{payload!r}\nrequest: {request}"
+        assert isinstance(err, dict) and set(err) - {"details_total"} == {"code", "message", "details", "request_id"}, (
+            f"{payload!r}\nrequest: {request}")
         assert isinstance(err["code"], str) and err["code"], f"{payload!r}\nrequest: {request}"
         assert isinstance(err["message"], str) and err["message"].strip(), f"{payload!r}\nrequest: {request}"
         assert isinstance(err["details"], list), f"{payload!r}\nrequest: {request}"
@@ -163,7 +164,8 @@ def header_sets(draw: st.DrawFn, json_weighted: bool = True) -> dict[str, str]:
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-(10**400), 10**400),
                          st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30))
-json_values = st.recursive(json_scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+json_values = st.recursive(json_scalars,
+                           lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
                            max_leaves=12)
 nan_like = st.sampled_from(["NaN", "nan", "Infinity", "-Infinity", "inf", "1e999", "-1e999", "1e-999", "0x10", "1_000",
                             " 1.5 ", "", "null", "None", "true", "\u0661\u0662", "\u00bd", "1,5"])
@@ -222,8 +224,9 @@ def encode(value: Any) -> str:
 def body_texts(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[str | None]:
     """A valid body (JSON of `valid`), or empty, non-JSON bytes, JSON of every top-level type, ..."""
     return mostly(valid.map(encode), st.one_of(
-        st.sampled_from([None, "", " ", "{", "}", "[]", "{}", "null", "true", "0", "\"records\"", "NaN", "{\"records\": }",
-                         "records=1&x=2", "\ufeff{}", "{\"records\": [{}]}garbage", "\x00", "{'records': []}"]),
+        st.sampled_from([None, "", " ", "{", "}", "[]", "{}", "null", "true", "0", "\"records\"", "NaN",
+                         "{\"records\": }", "records=1&x=2", "\ufeff{}", "{\"records\": [{}]}garbage", "\x00",
+                         "{'records': []}"]),
         json_values.map(encode),                                             # every top-level type
         st.binary(max_size=200).map(lambda b: b.decode("latin-1")),          # non-JSON bytes
         st.text(max_size=200),
@@ -239,7 +242,8 @@ READ_ROUTES = [("/v1/health", None), ("/v1/openapi.json", None), ("/v1/models", 
 
 
 @fuzz_settings(700)
-@given(route=st.sampled_from(READ_ROUTES + [("/v1/models/{model}", "model")] * 3), model=model_names("tiny", "sentiment"),
+@given(route=st.sampled_from(READ_ROUTES + [("/v1/models/{model}", "model")] * 3),
+       model=model_names("tiny", "sentiment"),
        query=st.none() | st.dictionaries(odd_text, odd_text, max_size=3), headers=header_sets(json_weighted=False),
        body=st.none() | body_texts(json_values))
 def test_read_routes(fns, route, model, query, headers, body) -> None:
@@ -286,10 +290,12 @@ def test_preprocess(fns, req) -> None:
          body=body)
 
 
-prediction_ids = st.one_of(st.just("0190f3c2a1b24c6d8e9fa0b1c2d3e4f5-0"), st.from_regex(r"[0-9a-f]{32}-[0-9]{1,2}", fullmatch=True),
+prediction_ids = st.one_of(st.just("0190f3c2a1b24c6d8e9fa0b1c2d3e4f5-0"),
+                           st.from_regex(r"[0-9a-f]{32}-[0-9]{1,2}", fullmatch=True),
                            odd_text, st.integers(60, 200).map(lambda n: "p" * n), st.just(""))
 feedback_items = st.one_of(
-    st.fixed_dictionaries({"prediction_id": prediction_ids, "label": st.sampled_from(["no", "yes", "positive", "negative"])}),
+    st.fixed_dictionaries({"prediction_id": prediction_ids,
+                           "label": st.sampled_from(["no", "yes", "positive", "negative"])}),
     st.fixed_dictionaries({"prediction_id": prediction_ids, "value": st.floats(-1e6, 1e6) | huge}),
     st.fixed_dictionaries({"prediction_id": prediction_ids},
                           optional={"label": field_values, "value": field_values, "extra": json_values}),
@@ -343,7 +349,8 @@ FUNCTION_ROUTES = {
 @fuzz_settings(300)
 @given(fn=st.sampled_from(sorted(FUNCTION_ROUTES)), data=st.data(),
        method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "get", "TRACE"]),
-       suffix=st.sampled_from(["", "/", "/x", "//", "?", "/../predict"]) | odd_text, body=st.none() | body_texts(json_values))
+       suffix=st.sampled_from(["", "/", "/x", "//", "?", "/../predict"]) | odd_text,
+       body=st.none() | body_texts(json_values))
 def test_wrong_method_or_path(fns, fn, data, method, suffix, body) -> None:
     """A method or path a function does not serve (API Gateway would not send it, but nothing may break)."""
     path = data.draw(st.sampled_from(FUNCTION_ROUTES[fn] + ["/", "", "/v2/models", "/v1/models/tiny/explain"])) + suffix
@@ -358,7 +365,8 @@ alias_updates = st.one_of(
                            "weight": st.floats(0, 0.999) | huge | st.sampled_from([0, 1, -0.1, 0.5])},
                           optional={"expected_version": segment_strings("1", "2")}),
     st.fixed_dictionaries({"action": st.just("rollback")}, optional={"expected_version": segment_strings("1", "2")}),
-    st.fixed_dictionaries({}, optional={"action": st.sampled_from(["promote", "canary", "rollback", "PROMOTE", "delete", ""])
+    st.fixed_dictionaries({}, optional={"action": st.sampled_from(["promote", "canary", "rollback", "PROMOTE",
+                                                                   "delete", ""])
                                         | field_values, "version": field_values, "weight": field_values,
                                         "expected_version": field_values, "extra": json_values}),
 )

@@ -17,19 +17,18 @@ import gzip
 import json
 import time
 import tracemalloc
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from maas_core.batch import BatchFileError, run_batch
 from maas_core.batch.reader import DEFAULT_MAX_LINE_CHARS
 from maas_core.predictor import Predictor
 from maas_core.settings import Settings
-
+from maas_local.testing.tiny_model import publish_tiny_model
 from tests.conftest import AwsWorld
 from tests.integration.test_batch import exists, failed_key, get_bytes, out_key, put, read_jsonl, s3
-from maas_local.testing.tiny_model import publish_tiny_model
 
 HEADER = "x1,x2,colour,note"
 COUNTS = ("maas-rows-read", "maas-rows-predicted", "maas-rows-rejected", "maas-rows-blank")
@@ -103,9 +102,9 @@ HOSTILE: dict[str, Case] = {
 
 
 @pytest.fixture
-def world(aws_world: AwsWorld) -> Iterator[AwsWorld]:
+def world(aws_world: AwsWorld) -> AwsWorld:
     publish_tiny_model(aws_world.store, aws_world.registry)
-    yield aws_world
+    return aws_world
 
 
 def predictor_for(w: AwsWorld, **settings: Any) -> Predictor:

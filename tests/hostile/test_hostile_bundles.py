@@ -28,9 +28,9 @@ from maas_core.preprocess import NumericFeature, PreprocessSpec
 from maas_core.registration import ModelDeclaration, register_onnx
 from maas_core.settings import get_settings
 from maas_local.testing import text_model, tiny_model
-from tests.lambda_events import assert_error, call, load_function
 from maas_local.testing.bundles import publish
 from maas_local.testing.tiny_model import LABELS, SPEC, WEIGHTS, publish_tiny_model
+from tests.lambda_events import assert_error, call, load_function
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 PREDICT = "/v1/models/tiny/predict"
@@ -101,7 +101,8 @@ def logs(caplog):
 
 def log_lines(logs) -> list[dict[str, Any]]:
     """Each record since the last call, as the JSON line Powertools writes: message and extra keys."""
-    lines = [{k: v for k, v in vars(r).items() if isinstance(v, (str, int, float, type(None)))} | {"message": r.getMessage()}
+    lines = [{k: v for k, v in vars(r).items() if isinstance(v, (str, int, float, type(None)))}
+             | {"message": r.getMessage()}
              for r in logs.records]
     logs.clear()
     return lines
@@ -167,7 +168,8 @@ def integer_input(world) -> None:
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     publish(world.store, world.registry, "tiny", SPEC, model.SerializeToString(), LABELS, alias=None,
-            model_input=TensorInfo(name="features", dtype="int64", shape=[None, 4]), model_output=TINY_IO["model_output"])
+            model_input=TensorInfo(name="features", dtype="int64", shape=[None, 4]),
+            model_output=TINY_IO["model_output"])
 
 
 def nan_weights(world) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.lambda_events import assert_error, call, load_function
 from maas_local.testing.tiny_model import publish_tiny_model
+from tests.lambda_events import assert_error, call, load_function
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import tracemalloc
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -22,9 +21,9 @@ from maas_core.manifest import TensorInfo
 from maas_core.preprocess import CategoricalFeature, NumericFeature, PreprocessSpec
 from maas_core.settings import get_settings
 from maas_local.testing import text_model
-from tests.lambda_events import FakeLambdaContext, assert_error, call, load_function, rest_event
 from maas_local.testing.bundles import publish
 from maas_local.testing.tiny_model import publish_tiny_model
+from tests.lambda_events import FakeLambdaContext, assert_error, call, load_function, rest_event
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 PREDICT = "/v1/models/tiny/predict"
@@ -91,7 +90,7 @@ def test_one_long_value_costs_memory_in_proportion_to_the_body(world, monkeypatc
 
 
 @pytest.mark.parametrize("route", [PREDICT, PREPROCESS])
-@pytest.mark.parametrize("field, value", [("colour", "x" * 20_001), ("x1", "1" * 30_000), ("x2", " " * 25_000)])
+@pytest.mark.parametrize(("field", "value"), [("colour", "x" * 20_001), ("x1", "1" * 30_000), ("x2", " " * 25_000)])
 def test_a_value_over_the_field_cap_is_a_422_naming_record_and_field(world, route, field, value) -> None:
     """Given the default cap of 20,000 characters per value,
     when record 3 of 5 carries a longer one (a category, a numeric string, blanks),
@@ -174,8 +173,8 @@ JSON_ROUTES = [
 ]
 
 
-@pytest.mark.parametrize("function, method, path, template", JSON_ROUTES)
-@pytest.mark.parametrize("value, words", [(DEEP, "nested too deeply"), ("9" * 5_000, "cannot be read")])
+@pytest.mark.parametrize(("function", "method", "path", "template"), JSON_ROUTES)
+@pytest.mark.parametrize(("value", "words"), [(DEEP, "nested too deeply"), ("9" * 5_000, "cannot be read")])
 def test_json_the_parser_cannot_take_is_a_400_on_every_route(world, function, method, path, template, value,
                                                             words) -> None:
     """Given any route that reads a JSON body, when the body nests 100,000 deep or holds a 5,000-digit
@@ -201,7 +200,7 @@ def test_too_many_records_are_counted_before_any_is_validated(world, records) ->
     arrive (a small body), then a 413 with a short body (was a 422 listing each, 9.7 MB and 98 MB)."""
     for function, path in (("predict", PREDICT), ("preprocess", PREPROCESS)):
         status, body, resp = raw_call(load_function(function), "POST", path,
-                                      '{"records": [%s]}' % ",".join(["1"] * records))
+                                      '{"records": [' + ",".join(["1"] * records) + "]}")
         assert status == 413, body
         assert_error(body, "payload_too_large", f"{records} records", "limit is 1000")
         assert len(resp["body"]) < 1_000
@@ -210,7 +209,7 @@ def test_too_many_records_are_counted_before_any_is_validated(world, records) ->
 def test_feedback_items_are_counted_before_any_is_validated(world) -> None:
     """Given the feedback route, when 100,000 feedback items that are not objects arrive, then a short 422."""
     status, body, resp = raw_call(load_function("metrics"), "POST", "/v1/models/tiny/feedback",
-                                  '{"feedback": [%s]}' % ",".join(["1"] * 100_000))
+                                  '{"feedback": [' + ",".join(["1"] * 100_000) + "]}")
     assert 400 <= status < 500, body
     assert len(resp["body"]) < 10_000, len(resp["body"])
 

@@ -23,8 +23,8 @@ from maas_core.predictor import Predictor
 from maas_core.registry import check_version
 from maas_core.settings import Settings, get_settings
 from maas_core.store import bundle_prefix
-from tests.lambda_events import assert_error, call, load_function
 from maas_local.testing.tiny_model import publish_tiny_model
+from tests.lambda_events import assert_error, call, load_function
 
 HOSTILE = ["01", "00", "0", "-1", "1.0", " 1", "1 ", "1\n", "+1", "\uff11", "\u0663", "1e3", "0x1", "1_0",
            "1" * 100, "1" + "0" * 18, ""]
@@ -257,7 +257,8 @@ def test_a_batch_file_asking_for_version_01_fails_with_a_report(world) -> None:
     with pytest.raises(BatchFileError) as err:
         run_batch(world.bucket, key, Predictor(Settings(), world.registry, world.store))
     assert err.value.code == "invalid_version"
-    report = json.loads(s3.get_object(Bucket=world.bucket, Key="batch/failed/tiny/pinned.jsonl.error.json")["Body"].read())
+    report = json.loads(s3.get_object(Bucket=world.bucket,
+                                      Key="batch/failed/tiny/pinned.jsonl.error.json")["Body"].read())
     assert report["error"] == "invalid_version" and EXPECTED_FORM in report["message"]
     assert s3.list_objects_v2(Bucket=world.bucket, Prefix="batch/output/").get("KeyCount", 0) == 0
 

@@ -9,8 +9,8 @@ import boto3
 import pytest
 
 from maas_core.settings import get_settings
-from tests.lambda_events import FakeLambdaContext, load_function, rest_event
 from maas_local.testing.tiny_model import publish_tiny_model, upload_tiny_model
+from tests.lambda_events import FakeLambdaContext, load_function, rest_event
 
 
 @pytest.fixture

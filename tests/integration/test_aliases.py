@@ -22,7 +22,8 @@ def reg(aws_world) -> Registry:
 
 
 def alias_item(reg: Registry, alias: str = "prod") -> dict:
-    return boto3.client("dynamodb").get_item(TableName=reg.table, Key={"pk": {"S": "MODEL#iris"}, "sk": {"S": f"ALIAS#{alias}"}}).get("Item", {})
+    key = {"pk": {"S": "MODEL#iris"}, "sk": {"S": f"ALIAS#{alias}"}}
+    return boto3.client("dynamodb").get_item(TableName=reg.table, Key=key).get("Item", {})
 
 
 def test_promotions_keep_history_and_rollback_walks_it_back(reg: Registry) -> None:

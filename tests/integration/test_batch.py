@@ -25,6 +25,7 @@ from urllib.parse import quote_plus
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
 from maas_core import aws
 from maas_core.batch import BatchFileError, run_batch
 from maas_core.batch.reader import (
@@ -40,10 +41,9 @@ from maas_core.predictor import Predictor, canary_share
 from maas_core.registry import Registry
 from maas_core.settings import Settings, get_settings
 from maas_core.store import BundleStore
-
+from maas_local.testing.tiny_model import publish_tiny_model
 from tests.conftest import AwsWorld, create_registry_table
 from tests.lambda_events import FakeLambdaContext, load_function
-from maas_local.testing.tiny_model import publish_tiny_model
 
 FIELDS = ["x1", "x2", "colour"]
 
@@ -112,17 +112,17 @@ def assert_match_predictor(predictor: Predictor, records: list[dict[str, Any]], 
     """Each output line carries the label/probabilities the predict API gives for the same record."""
     expected = predictor.predict("tiny", records, version=version).response.predictions
     assert len(lines) == len(expected)
-    for line, pred in zip(lines, expected):
+    for line, pred in zip(lines, expected, strict=True):
         assert line["label"] == pred.label
         assert line["probabilities"] == pred.probabilities
         assert line["model"] == "tiny" and line["version"] == version
 
 
 @pytest.fixture
-def world(aws_world: AwsWorld) -> Iterator[tuple[AwsWorld, Predictor]]:
+def world(aws_world: AwsWorld) -> tuple[AwsWorld, Predictor]:
     """The tiny model's version 1 published with alias prod, and a Predictor over the moto account."""
     publish_tiny_model(aws_world.store, aws_world.registry)
-    yield aws_world, Predictor(Settings(), aws_world.registry, aws_world.store)
+    return aws_world, Predictor(Settings(), aws_world.registry, aws_world.store)
 
 
 # --- reader (no AWS) ----------------------------------------------------------------------------
@@ -214,6 +214,7 @@ def test_prediction_lines_are_the_json_of_their_dicts_byte_for_byte() -> None:
     from types import SimpleNamespace
 
     import numpy as np
+
     from maas_core.batch.job import _ChunkPredictor, _dumps
     from maas_core.outputs import shape_outputs
 
@@ -227,7 +228,7 @@ def test_prediction_lines_are_the_json_of_their_dicts_byte_for_byte() -> None:
         rows = list(range(3, 43))
         predictions = shape_outputs(task, labels, outputs)
         expected = [{"row": r, "id": f"{fid}-{r}", **output, "model": 'm%d"l', "version": "7"}
-                    for r, output in zip(rows, predictions.outputs())]
+                    for r, output in zip(rows, predictions.outputs(), strict=True)]
         assert chunks.lines(rows, predictions) == "".join(map(_dumps, expected)), task
 
 
@@ -579,9 +580,14 @@ def test_writer_uses_one_put_below_a_part_and_multipart_above(aws_world: AwsWorl
     assert out.parts == 3 and get_bytes(aws_world.bucket, "big") == b"y" * 200_000
     head = client.head_object(Bucket=aws_world.bucket, Key="big")
     assert head["ETag"].strip('"').endswith("-3") and head["Metadata"] == {"k": "v"}
-    with pytest.raises(RuntimeError), AtomicS3Writer(client, aws_world.bucket, "broken", part_size=small_parts) as out:
-        out.write(b"z" * 200_000)
-        raise RuntimeError("boom")
+
+    def fail_midway() -> None:
+        with AtomicS3Writer(client, aws_world.bucket, "broken", part_size=small_parts) as out:
+            out.write(b"z" * 200_000)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_midway()
     assert not exists(aws_world.bucket, "broken")
     assert client.list_multipart_uploads(Bucket=aws_world.bucket).get("Uploads", []) == []
 
@@ -627,7 +633,8 @@ def test_a_large_file_streams_in_bounded_memory_through_a_multipart_upload(moto_
     """Given a 30,000-row CSV (about 6.4 MB, with a wide note column the model ignores),
     when the job runs with 500-row chunks and 256 KiB parts,
     then the predictions file (about 4.5 MB) is a completed multipart upload with every row once and the
-    run's counts in its metadata (copied in after the upload), no upload is left open, and the job's peak traced memory is a small fraction of the input and output
+    run's counts in its metadata (copied in after the upload), no upload is left open, and the job's peak
+    traced memory is a small fraction of the input and output
     (measured: ~1 MB, the same for 10,000 rows as for 30,000: it depends on the part and chunk size)."""
     bucket, table = "big-models", "big-registry"
     boto3.client("s3").create_bucket(Bucket=bucket)
@@ -707,7 +714,8 @@ def test_handler_accepts_sqs_wrapped_events_and_ignores_test_events(world: Any, 
     assert batch_app.lambda_handler(test_event, FakeLambdaContext(remaining_ms=900_000)) == {"processed": []}
     wrapped = {"Records": [
         {"messageId": "1", "eventSource": "aws:sqs", "body": json.dumps(test_event)},
-        {"messageId": "2", "eventSource": "aws:sqs", "body": json.dumps(s3_event(w.bucket, "batch/input/tiny/q.jsonl"))},
+        {"messageId": "2", "eventSource": "aws:sqs",
+         "body": json.dumps(s3_event(w.bucket, "batch/input/tiny/q.jsonl"))},
         {"messageId": "3", "eventSource": "aws:sqs", "body": json.dumps(s3_event(w.bucket, "models/tiny/1/x.csv"))},
         {"messageId": "4", "eventSource": "aws:sqs", "body": json.dumps(s3_event(w.bucket, "batch/input/tiny/"))},
     ]}

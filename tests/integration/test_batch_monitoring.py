@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from maas_core.batch import BatchFileError, run_batch
 from maas_core.manifest import Manifest, TensorInfo
 from maas_core.monitoring import CaptureStore, CaptureWriter, sampled
@@ -23,14 +24,13 @@ from maas_core.monitoring.store import StoredCapture
 from maas_core.predictor import Predictor
 from maas_core.settings import Settings, get_settings
 from maas_local.log_subscription import LogSubscription
-from maas_training.evaluate import baseline_statistics
-
 from maas_local.testing import text_model
+from maas_local.testing.tiny_model import publish_tiny_model
+from maas_training.evaluate import baseline_statistics
 from tests.conftest import AwsWorld, create_registry_table
 from tests.integration.test_batch import make_records, out_key, put, read_jsonl, s3_event, to_csv, to_jsonl
 from tests.integration.test_monitoring import broken_stdout, dimension_sets, emf_blobs
 from tests.lambda_events import FakeLambdaContext, call, load_function
-from maas_local.testing.tiny_model import publish_tiny_model
 
 CAPTURES = "test-captures"
 CONTEXT = FakeLambdaContext(remaining_ms=900_000)
@@ -110,16 +110,19 @@ def test_batch_files_emit_metrics_per_version_and_are_captured_with_source_batch
     one, two = file_blobs(out)
     assert dimension_sets(one) == [["model", "version"], ["model"], ["source"]]
     assert (one["model"], one["version"], one["source"], two["version"]) == ("tiny", "1", "batch", "2")
-    assert (one["RequestCount"], one["RecordCount"], one["RejectedRecords"], one["FailedFiles"]) == ([1.0], [6.0], [2.0], [0.0])
-    assert (two["RequestCount"], two["RecordCount"], two["RejectedRecords"], two["FailedFiles"]) == ([1.0], [3.0], [0.0], [0.0])
+    counts = ("RequestCount", "RecordCount", "RejectedRecords", "FailedFiles")
+    assert tuple(one[c] for c in counts) == ([1.0], [6.0], [2.0], [0.0])
+    assert tuple(two[c] for c in counts) == ([1.0], [3.0], [0.0], [0.0])
     assert len(one["Latency"]) == 1 and one["Latency"][0] > 0  # one chunk
     lines = {"1": read_jsonl(world.bucket, out_key("tiny", "a.csv", "predictions")),
              "2": read_jsonl(world.bucket, out_key("tiny", "b.jsonl", "predictions"))}
     for version, predicted in lines.items():
-        mix = {b["label"]: b["PredictedLabel"][0] for b in emf_blobs(out) if "PredictedLabel" in b and b["version"] == version}
+        mix = {b["label"]: b["PredictedLabel"][0] for b in emf_blobs(out)
+               if "PredictedLabel" in b and b["version"] == version}
         assert mix == dict(Counter(line["label"] for line in predicted)), version
     captured = capture_blobs(out)
-    assert [(b["version"], b["Captured"], b["CaptureFailures"]) for b in captured] == [("1", [6.0], [0.0]), ("2", [3.0], [0.0])]
+    assert [(b["version"], b["Captured"], b["CaptureFailures"]) for b in captured] == [("1", [6.0], [0.0]),
+                                                                                      ("2", [3.0], [0.0])]
     assert dimension_sets(captured[0]) == [["model", "version"], ["model"], ["service"]]
 
     world.drain()
@@ -258,8 +261,8 @@ def test_text_drift_of_batch_rows_against_the_training_baseline(world: World) ->
 
 def test_a_text_model_without_a_text_baseline_reports_its_drift_as_unavailable(world: World) -> None:
     """Given text models published before text baselines: one with no baseline at all, one whose baseline
-    entry for the text field has neither token-count bins nor a validation OOV rate, when a batch is predicted, then GET /metrics answers 200 and lists the text field
-    as unavailable with why, not an error."""
+    entry for the text field has neither token-count bins nor a validation OOV rate, when a batch is predicted,
+    then GET /metrics answers 200 and lists the text field as unavailable with why, not an error."""
     column = text_model.TEXT_FIELD
     publish_text(world, {}, name="old-text")
     publish_text(world, {"rows": 60, "bins": 10, "features": {column: {"kind": "text", "count": 60, "missing": 0,

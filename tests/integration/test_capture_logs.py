@@ -16,11 +16,11 @@ from maas_core.batch import run_batch
 from maas_core.monitoring.batch import BatchMonitor
 from maas_core.predictor import Predictor
 from maas_core.settings import Settings, get_settings
+from maas_local.testing.tiny_model import publish_tiny_model
 from tests.conftest import create_registry_table
-from tests.integration.test_batch import make_records, put, read_jsonl, out_key, to_csv
+from tests.integration.test_batch import make_records, out_key, put, read_jsonl, to_csv
 from tests.integration.test_monitoring import lines_written
 from tests.lambda_events import call, load_function
-from maas_local.testing.tiny_model import publish_tiny_model
 
 CAPTURES = "test-captures"
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}

@@ -13,8 +13,8 @@ import pytest
 from maas_core import deadline
 from maas_core.edge import deadline as invocation_deadline
 from maas_core.settings import get_settings
-from tests.lambda_events import FakeLambdaContext, assert_error, load_function, rest_event
 from maas_local.testing.tiny_model import publish_tiny_model
+from tests.lambda_events import FakeLambdaContext, assert_error, load_function, rest_event
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 PREDICT = "/v1/models/tiny/predict"

@@ -143,7 +143,7 @@ def test_attributions_are_differences_of_the_predicted_class_probability(logisti
         return 1.0 / (1.0 + np.exp(-z[:, 0]))
 
     np.testing.assert_allclose(outputs[:, 0], p_yes(RECORDS), atol=1e-6)  # the records' own outputs
-    for record, e in zip(RECORDS, explanations):
+    for record, e in zip(RECORDS, explanations, strict=True):
         sign = 1.0 if e.target == "yes" else -1.0  # P(no) = 1 - P(yes)
         for field in FIELDS:
             occluded = {**record, field: base[field]}
@@ -211,7 +211,7 @@ def test_the_predictor_predicts_and_explains_in_one_call(aws_world) -> None:
     model.session = CountingSession(model.session)  # type: ignore[assignment]
     explained = predictor.predict("logit", RECORDS, explain=True).response
     assert model.session.batches == [len(RECORDS) * (len(FIELDS) + 1) + 1]
-    for p, q in zip(plain.predictions, explained.predictions):
+    for p, q in zip(plain.predictions, explained.predictions, strict=True):
         assert p.explanation is None and q.explanation is not None
         assert (q.label, q.probabilities) == (p.label, p.probabilities)
         assert q.explanation.target == q.label

@@ -28,11 +28,11 @@ to zero), the others once. What callers get:
     missing model object (NoSuchKey)           -> 404 not_found
     missing table (ResourceNotFoundException)  -> 503 (the stack is being deployed or was deleted)
 and nothing accepted is lost: a failed feedback write leaves the capture without truth (retry is safe),
-a failed capture write fails the capture function's invocation (Lambda retries it, then dead-letters it), a failed alias move leaves the
-alias where it was, a failed batch file gets its failure report and no partial output and fails the
-invocation (Lambda redelivers it; the redelivery writes everything once), a failed version delete is
-completed by the same DELETE again, a failed train trigger fails its invocation (logged; the retry
-submits one job, never two), and a failed scheduled publication either fails (no model list) or
+a failed capture write fails the capture function's invocation (Lambda retries it, then dead-letters it), a
+failed alias move leaves the alias where it was, a failed batch file gets its failure report and no partial
+output and fails the invocation (Lambda redelivers it; the redelivery writes everything once), a failed
+version delete is completed by the same DELETE again, a failed train trigger fails its invocation (logged;
+the retry submits one job, never two), and a failed scheduled publication either fails (no model list) or
 reports the one model it could not compute.
 """
 
@@ -57,10 +57,10 @@ from maas_core.batch import BatchFileError, run_batch
 from maas_core.edge.awslogs import awslogs_event
 from maas_core.predictor import Predictor
 from maas_core.settings import Settings, get_settings
+from maas_local.testing.tiny_model import publish_tiny_model
 from tests.integration.test_monitoring import CAPTURES, World, lines_written
 from tests.integration.test_monitoring import world as monitoring_world  # noqa: F401 - a fixture
-from tests.lambda_events import assert_error, load_function, rest_event, FakeLambdaContext
-from maas_local.testing.tiny_model import publish_tiny_model
+from tests.lambda_events import FakeLambdaContext, assert_error, load_function, rest_event
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 SECRET_ARN = "arn:aws:iam::123456789012:role/secret-role-name"  # in AWS's message; never in ours
@@ -320,7 +320,8 @@ def _is_key(prefix: str) -> Callable[[Any], bool]:
 
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize(("operation", "prefix"), [("s3.GetObject", "batch/input/"), ("s3.GetObject", "models/"),
-                                                    ("s3.HeadObject", "batch/output/"), ("s3.PutObject", "batch/output/")])
+                                                    ("s3.HeadObject", "batch/output/"),
+                                                    ("s3.PutObject", "batch/output/")])
 def test_a_batch_file_hit_by_a_fault_gets_a_failure_report_and_no_output(
         world: World, faults: Faults, monkeypatch: pytest.MonkeyPatch, operation: str, prefix: str,
         fault: str) -> None:
@@ -345,7 +346,8 @@ def test_a_batch_file_hit_by_a_fault_gets_a_failure_report_and_no_output(
     faults.clear()
     assert faults.attempts[operation], f"the run failed before reaching the fault: {err.value.report()}"
     assert_attempts(faults, operation, fault)
-    report = json.loads(s3.get_object(Bucket=world.store.bucket, Key="batch/failed/tiny/rows.csv.error.json")["Body"].read())
+    report = json.loads(s3.get_object(Bucket=world.store.bucket,
+                                      Key="batch/failed/tiny/rows.csv.error.json")["Body"].read())
     assert report["input"] == f"s3://{world.store.bucket}/{key}" and report["error"] == err.value.code
     expected = {"denied": {"dependency_access_denied", "service_unavailable"}}.get(fault, {"service_unavailable"})
     assert err.value.code in expected, (err.value.code, report)

@@ -23,6 +23,7 @@ from maas_core.batch import BatchFileError, run_batch
 from maas_core.errors import DependencyAccessDeniedError, ServiceUnavailableError
 from maas_core.predictor import Predictor
 from maas_core.settings import Settings, get_settings
+from maas_local.testing.tiny_model import publish_tiny_model
 from tests.integration.test_fault_injection import (
     FAULTS,
     GOOD,
@@ -42,7 +43,7 @@ from tests.integration.test_monitoring import world as monitoring_world  # noqa:
 from tests.integration.test_training_jobs import PENGUINS_CONFIG, BatchWorld, s3_event
 from tests.integration.test_training_jobs import world as training_world  # noqa: F401 - a fixture
 from tests.lambda_events import FakeLambdaContext, load_function, rest_event
-from maas_local.testing.tiny_model import publish_tiny_model
+
 
 @pytest.fixture
 def faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[Faults]:
@@ -234,9 +235,9 @@ def _registered(world: World) -> list[str]:
 def test_a_failed_delete_is_answered_and_the_same_delete_again_completes_it(
         world: World, faults: Faults, operation: str, fault: str) -> None:
     """Given version 2 (no alias) and the registry (GetItem, Query of the aliases, the conditional
-    TransactWriteItems deleting it and recording the deletion) or the bucket (ListObjectVersions, DeleteObjects) failing,
-    when an admin deletes version 2, then the answer is 503/500 naming the registry or the bucket; a
-    registry fault leaves the version registered with all its files, a bucket fault (after the version was
+    TransactWriteItems deleting it and recording the deletion) or the bucket (ListObjectVersions,
+    DeleteObjects) failing, when an admin deletes version 2, then the answer is 503/500 naming the registry or
+    the bucket; a registry fault leaves the version registered with all its files, a bucket fault (after the version was
     unregistered) leaves its files; and the same DELETE again, once AWS is back, deletes the files and
     answers 200; a third one is 404."""
     publish_tiny_model(world.store, world.registry, alias=None)
@@ -275,14 +276,14 @@ def test_deleting_an_unknown_version_with_no_files_is_still_404(world: World, fa
 
 
 @pytest.fixture
-def trainer(request: pytest.FixtureRequest, faults: Faults, monkeypatch: pytest.MonkeyPatch) -> Iterator[BatchWorld]:
+def trainer(request: pytest.FixtureRequest, faults: Faults, monkeypatch: pytest.MonkeyPatch) -> BatchWorld:
     """The moto Batch world with a config and a dataset uploaded, the injector installed, no backoff sleeps."""
     monkeypatch.setattr(training_jobs, "SUBMIT_BACKOFF_SECONDS", 0.0)
     w: BatchWorld = request.getfixturevalue("training_world")
     w.put("datasets/penguins/training.json", json.dumps(PENGUINS_CONFIG))
     w.put("datasets/penguins/p.csv", "species,bill\nAdelie,1\n")
     install(faults)
-    yield w
+    return w
 
 
 DATASET = "datasets/penguins/p.csv"
@@ -411,7 +412,8 @@ def test_early_answers_carry_the_same_cors_headers_as_the_resolvers(monkeypatch:
     resolver = send(ORIGIN, body={"rows": []})  # answered by the resolver (its request validation)
     assert resolver["statusCode"] == 422
     expected = _cors(resolver)
-    assert expected["Access-Control-Allow-Origin"] == [ORIGIN] and "Retry-After" in expected["Access-Control-Expose-Headers"][0]
+    assert expected["Access-Control-Allow-Origin"] == [ORIGIN]
+    assert "Retry-After" in expected["Access-Control-Expose-Headers"][0]
     early = {
         415: send(ORIGIN, raw_body="a=1", headers={"Content-Type": "application/x-www-form-urlencoded"}),
         400: send(ORIGIN, raw_body="//79", extra={"isBase64Encoded": True}),

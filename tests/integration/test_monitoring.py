@@ -17,12 +17,13 @@ import boto3
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
+
+from maas_core.edge.awslogs import awslogs_event, awslogs_messages
 from maas_core.errors import NotFoundError, UnprocessableError
 from maas_core.ids import new_request_id
 from maas_core.manifest import Manifest, TensorInfo
 from maas_core.monitoring import CaptureStore
 from maas_core.monitoring import capture as capture_module
-from maas_core.edge.awslogs import awslogs_event, awslogs_messages
 from maas_core.monitoring.capture import MASK, CaptureWriter, capture_lines
 from maas_core.monitoring.metrics import PredictMonitor
 from maas_core.outcome import PredictionOutcome, Route, failed_route
@@ -31,9 +32,6 @@ from maas_core.registry import Registry
 from maas_core.settings import get_settings
 from maas_core.store import BundleStore
 from maas_local.log_subscription import LogSubscription
-
-from tests.conftest import create_registry_table
-from tests.lambda_events import FakeLambdaContext, assert_error, call, load_function
 from maas_local.testing.bundles import publish
 from maas_local.testing.tiny_model import (
     LABELS,
@@ -43,6 +41,8 @@ from maas_local.testing.tiny_model import (
     publish_sensitive_tiny_model,
     publish_tiny_model,
 )
+from tests.conftest import create_registry_table
+from tests.lambda_events import FakeLambdaContext, assert_error, call, load_function
 from tests.unit.test_monitoring_formulas import (
     EXPECTED,
     EXPECTED_MATRIX,
@@ -130,7 +130,8 @@ def test_predict_emits_request_metrics_per_model_version(world, capsys) -> None:
     assert blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "maas"
     assert dimension_sets(blob) == [["model", "version"], ["model"], ["service"]]
     assert (blob["model"], blob["version"], blob["service"]) == ("tiny", "1", "maas")
-    assert (blob["RequestCount"], blob["RecordCount"], blob["Errors4xx"], blob["Errors5xx"]) == ([1.0], [2.0], [0.0], [0.0])
+    assert (blob["RequestCount"], blob["RecordCount"], blob["Errors4xx"], blob["Errors5xx"]) == (
+        [1.0], [2.0], [0.0], [0.0])
     assert (blob["Captured"], blob["CaptureFailures"]) == ([2.0], [0.0])
     assert blob["Latency"][0] > 0
     labels = {b["label"]: b["PredictedLabel"] for b in emf_blobs(out) if "PredictedLabel" in b}
@@ -270,7 +271,8 @@ def test_captured_predictions_reach_the_captures_table(world) -> None:
     then each prediction is stored under its id with model, version, time, latency, its output, its
     raw record (colour masked) and a 30-day TTL; nothing is dead-lettered."""
     publish_sensitive_tiny_model(world.store, world.registry, {"colour"})
-    status, body = call(world.predict, "POST", "/v1/models/tiny/predict", body={"records": [GOOD, {"x1": -3, "colour": "red"}]})
+    status, body = call(world.predict, "POST", "/v1/models/tiny/predict",
+                        body={"records": [GOOD, {"x1": -3, "colour": "red"}]})
     assert status == 200
     subscription = world.drain()
     assert (subscription.lines, subscription.invocations, subscription.failures) == (1, 1, [])  # one line
@@ -380,7 +382,8 @@ def capture(model: str = "tiny", version: str = "1", *, at_ms: int | None = None
             labels: list[str] = LABELS, task: str = "binary") -> dict[str, Any]:
     """A capture as the predict function writes it."""
     pid = f"{new_request_id(at_ms if at_ms is not None else int(time.time() * 1000))}-0"
-    output = {"value": value} if value is not None else {"label": label, "probabilities": {lbl: round(1 / len(labels), 6) for lbl in labels}}
+    output = ({"value": value} if value is not None
+              else {"label": label, "probabilities": {lbl: round(1 / len(labels), 6) for lbl in labels}})
     return {"id": pid, "model": model, "version": version, "time_ms": int(pid[:12], 16), "time": "",
             "latency_ms": latency, "task": task, "features": features or {}, "output": output}
 
@@ -542,10 +545,12 @@ BAD_FEEDBACK = [  # (request, status, code, words the error must contain)
         ({}, 422, "invalid_request", ["body"]),
         ({"body": {"feedback": []}}, 422, "invalid_request", ["feedback"]),
         ({"body": {"feedback": [{"prediction_id": "x"}]}}, 422, "invalid_request", ["exactly one of label"]),
-        ({"body": {"feedback": [{"prediction_id": "x", "label": "a", "value": 1}]}}, 422, "invalid_request", ["exactly one"]),
+        ({"body": {"feedback": [{"prediction_id": "x", "label": "a", "value": 1}]}}, 422, "invalid_request",
+         ["exactly one"]),
         ({"body": {"feedback": [{"prediction_id": "x", "label": "a", "extra": 1}]}}, 422, "invalid_request", ["extra"]),
         ({"body": {"feedback": [{"prediction_id": "x", "label": "a"}] * 1001}}, 422, "invalid_request", ["feedback"]),
-        ({"body": {"prediction_id": "x", "label": "yes"}, "path": "/v1/models/ghost/feedback"}, 404, "not_found", ["ghost"]),
+        ({"body": {"prediction_id": "x", "label": "yes"}, "path": "/v1/models/ghost/feedback"}, 404, "not_found",
+         ["ghost"]),
         ({"body": {"prediction_id": "x", "label": "yes"}, "path": "/v1/models/bad%20name/feedback"}, 400, "bad_request",
          ["invalid model"]),
         ({"body": {"prediction_id": "x", "label": "yes"}}, 422, "unprocessable", ["not a prediction id"]),
@@ -588,7 +593,8 @@ def test_metrics_match_hand_computed_values(world) -> None:
           for i, p in enumerate(PREDICTED + ["a", "b"])]
     old = capture("iris", "1", at_ms=now - 2 * 3600_000, latency=500.0, label="a", labels=labels)
     ids = stored(world, *v1, capture("iris", "2", at_ms=now - 1000, latency=3.0, label="c", labels=labels), old)
-    status, fb = feedback(world, {"feedback": [{"prediction_id": i, "label": t} for i, t in zip(ids, TRUTH)]}, "iris")
+    status, fb = feedback(world, {"feedback": [{"prediction_id": i, "label": t}
+                                               for i, t in zip(ids, TRUTH, strict=True)]}, "iris")
     assert status == 200 and fb["recorded"] == 10
 
     status, body = call(world.metrics, "GET", "/v1/models/iris/metrics", query={"window": "1h"})
@@ -622,7 +628,8 @@ def test_regression_metrics_match_hand_computed_values(world) -> None:
             model_input=TensorInfo(name="features", dtype="float32", shape=[None, 4]),
             model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]))
     ids = stored(world, *[capture("house", label=None, value=v, task="regression") for v in (3, 5, 2.5, 7)])
-    assert feedback(world, {"feedback": [{"prediction_id": i, "value": t} for i, t in zip(ids, (2, 5, 4, 4))]},
+    assert feedback(world, {"feedback": [{"prediction_id": i, "value": t}
+                                         for i, t in zip(ids, (2, 5, 4, 4), strict=True)]},
                     "house")[0] == 200
     status, body = call(world.metrics, "GET", "/v1/models/house/metrics")
     assert status == 200
@@ -678,7 +685,7 @@ def test_scheduled_publication_emits_quality_from_enough_feedback(world, capsys)
             model_input=TensorInfo(name="features", dtype="float32", shape=[None, 4]),
             model_output=TensorInfo(name="probabilities", dtype="float32", shape=[None, 2]))
     ids = stored(world, *[capture("iris", label=p, labels=labels) for p in PREDICTED])
-    feedback(world, {"feedback": [{"prediction_id": i, "label": t} for i, t in zip(ids, TRUTH)]}, "iris")
+    feedback(world, {"feedback": [{"prediction_id": i, "label": t} for i, t in zip(ids, TRUTH, strict=True)]}, "iris")
     capsys.readouterr()
     world.metrics.lambda_handler({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events"},
                                  FakeLambdaContext())
@@ -693,7 +700,8 @@ BAD_METRICS = [  # (path, query, status, code, words)
         ("/v1/models/tiny/metrics", {"version": "9"}, 404, "not_found", ["no version '9'"]),
         ("/v1/models/tiny/metrics", {"window": "soon"}, 422, "unprocessable", ["invalid window", "window"]),
         ("/v1/models/tiny/metrics", {"window": "90d"}, 422, "unprocessable", ["30 days"]),
-        ("/v1/models/tiny/metrics", {"window": "1h", "since": "2026-01-01T00:00:00Z"}, 422, "unprocessable", ["either"]),
+        ("/v1/models/tiny/metrics", {"window": "1h", "since": "2026-01-01T00:00:00Z"}, 422, "unprocessable",
+         ["either"]),
         ("/v1/models/tiny/metrics", {"since": "last week"}, 422, "unprocessable", ["ISO 8601"]),
         ("/v1/models/tiny/metrics", {"until": "2026-01-01T00:00:00Z"}, 422, "unprocessable", ["since"]),
         ("/v1/models/bad%20name/metrics", None, 400, "bad_request", ["invalid model"]),
@@ -719,7 +727,7 @@ def test_predict_capture_feedback_metrics_end_to_end(world) -> None:
     world.drain()
     truth = ["yes", "no", "no", "no"]  # the model says yes, no, yes, no: 3 of 4 right
     status, fb = feedback(world, {"feedback": [{"prediction_id": p["id"], "label": t}
-                                               for p, t in zip(body["predictions"], truth)]})
+                                               for p, t in zip(body["predictions"], truth, strict=True)]})
     assert status == 200 and fb["recorded"] == 4
     _, report = call(world.metrics, "GET", "/v1/models/tiny/metrics", query={"window": "5m"})
     [v] = report["versions"]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from maas_core.settings import get_settings
-from tests.lambda_events import assert_error, call, load_function
 from maas_local.testing import text_model
 from maas_local.testing.tiny_model import SPEC, expected_probabilities, publish_tiny_model
+from tests.lambda_events import assert_error, call, load_function
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 
@@ -71,19 +71,23 @@ def test_models_are_listed_and_described_with_their_manifest(handler, aws_world)
         ({}, 422, "invalid_request", ["body"]),
         ({"body": {"records": []}}, 422, "invalid_request", ["records"]),
         ({"body": {"rows": [GOOD]}}, 422, "invalid_request", ["records"]),
-        ({"body": {"records": [GOOD, 7]}}, 422, "invalid_request", ["records.1", "JSON object or a string, got a number"]),
+        ({"body": {"records": [GOOD, 7]}}, 422, "invalid_request",
+         ["records.1", "JSON object or a string, got a number"]),
         ({"body": {"records": [[1, 2]]}}, 422, "invalid_request", ["records.0", "got a list"]),
         ({"body": {"records": [None]}}, 422, "invalid_request", ["records.0", "got null"]),
         ({"body": {"records": "x1=1"}}, 422, "invalid_request", ["records"]),
         ({"body": {"records": [GOOD, "a raw text"]}}, 422, "unprocessable",
          ['"index": 1', "record must be a JSON object, got a string"]),
         ({"body": [GOOD]}, 422, "invalid_request", ["body"]),
-        ({"body": {"records": [{"x2": 1, "colour": "red"}]}}, 422, "unprocessable", ["x1", "required field is missing"]),
-        ({"body": {"records": [GOOD, {"x1": "ten", "colour": "red"}]}}, 422, "unprocessable", ["x1", "expected a number", '"index": 1']),
+        ({"body": {"records": [{"x2": 1, "colour": "red"}]}}, 422, "unprocessable",
+         ["x1", "required field is missing"]),
+        ({"body": {"records": [GOOD, {"x1": "ten", "colour": "red"}]}}, 422, "unprocessable",
+         ["x1", "expected a number", '"index": 1']),
         ({"body": {"records": [{"x1": 1, "colour": 3}]}}, 422, "unprocessable", ["colour", "expected a string"]),
         ({"body": {"records": [GOOD] * 6}}, 413, "payload_too_large", ["6 records", "limit is 5"]),
         ({"body": {"records": [GOOD]}, "query": {"version": "1", "alias": "prod"}}, 422, "unprocessable", ["either"]),
-        ({"body": {"records": [GOOD]}, "headers": {"Content-Type": "text/plain"}}, 415, "unsupported_media_type", ["text/plain"]),
+        ({"body": {"records": [GOOD]}, "headers": {"Content-Type": "text/plain"}}, 415, "unsupported_media_type",
+         ["text/plain"]),
         ({"body": {"records": [GOOD]}, "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415,
          "unsupported_media_type", ["application/json"]),
     ],

@@ -10,8 +10,8 @@ import pytest
 
 from maas_core.settings import get_settings
 from maas_local.testing import text_model
-from tests.lambda_events import assert_error, call, load_function
 from maas_local.testing.tiny_model import SPEC, publish_tiny_model
+from tests.lambda_events import assert_error, call, load_function
 
 GOOD = {"x1": 1.5, "x2": -2, "colour": "blue"}
 PATH = "/v1/models/tiny/preprocess"
@@ -105,7 +105,8 @@ def test_preprocess_and_predict_agree(handler, aws_world) -> None:
         ({"body": {"records": [[1.5, -2, "blue"]]}}, 422, "invalid_request", ["records.0", "got a list"]),
         ({"body": {"records": [GOOD, "x1=1.5, colour=blue"]}}, 422, "unprocessable",
          ['"index": 1', "record must be a JSON object, got a string"]),
-        ({"body": {"records": [{"x2": 1, "colour": "red"}]}}, 422, "unprocessable", ["x1", "required field is missing"]),
+        ({"body": {"records": [{"x2": 1, "colour": "red"}]}}, 422, "unprocessable",
+         ["x1", "required field is missing"]),
         ({"body": {"records": [GOOD, {"x1": "ten", "colour": "red"}]}}, 422, "unprocessable",
          ["x1", "expected a number", '"index": 1']),
         ({"body": {"records": [{"x1": 1, "colour": 3}]}}, 422, "unprocessable", ["colour", "expected a string"]),

@@ -15,11 +15,13 @@ from maas_core.preprocess import SpecConfig
 from maas_core.preprocess.config import ColumnConfig
 from maas_core.preprocess.spec import PreprocessSpec
 from maas_core.registration import ModelDeclaration, passthrough_spec
-# the monitoring tests' `world` fixture (moto + captures table + the capture log subscription), registered under its name
+from maas_local.testing.tiny_model import publish_sensitive_tiny_model
+
+# the monitoring tests' `world` fixture (moto + captures table + the capture log subscription), registered under
+# its name
 from tests.integration.test_monitoring import CAPTURES, World, lines_written
 from tests.integration.test_monitoring import world as monitoring_world  # noqa: F401 - a fixture
 from tests.lambda_events import assert_error, call
-from maas_local.testing.tiny_model import publish_sensitive_tiny_model
 
 SECRET_COLOUR = "colour-secret-7f3a91"  # an unseen category: predicted with (unseen: ignore), never stored
 SECRET_X1 = "x1-secret-52c0de"  # not a number: rejected, never echoed

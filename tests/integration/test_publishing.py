@@ -11,9 +11,9 @@ from maas_core.errors import BadRequestError, ConflictError, MaasError
 from maas_core.manifest import MANIFEST_FILE, Manifest, TensorInfo
 from maas_core.publishing import publish_version
 from maas_core.store import bundle_prefix
+from maas_local.testing.tiny_model import LABELS, SPEC, WEIGHTS, onnx_bytes
 from tests.conftest import AwsWorld
 from tests.integration.test_fault_injection import Faults, install, new_injector
-from maas_local.testing.tiny_model import LABELS, SPEC, WEIGHTS, onnx_bytes
 
 MODEL_INPUT = TensorInfo(name="features", dtype="float32", shape=[None, len(WEIGHTS)])
 MODEL_OUTPUT = TensorInfo(name="probabilities", dtype="float32", shape=[None, 2])

@@ -27,12 +27,12 @@ from maas_core.predictor import Predictor
 from maas_core.registry import Registry
 from maas_core.settings import Settings, get_settings
 from maas_core.store import BundleStore
+from maas_local.testing import tiny_model
 from maas_training import quantize as q
 from maas_training.cli import build_parser, config_from_args
 from maas_training.config import TrainingConfig
 from maas_training.datasets import penguins_config, support_tickets_config
 from maas_training.job import run
-from maas_local.testing import tiny_model
 from tests.integration.test_training import moto_model_account
 from tests.lambda_events import assert_error, call, load_function
 
@@ -233,7 +233,8 @@ def test_predict_serves_float_by_default_and_int8_on_request(handler: Any, train
     diff = np.abs(probabilities(int8) - probabilities(default)).max()
     assert 0 < diff <= trained.manifest.variants["int8"].parity["max_abs_diff"] + 0.05  # a different model answered
     _, explicit_float = call(handler, "POST", path, body={"records": RECORDS}, query={"variant": "float"})
-    assert explicit_float["variant"] == "float" and probabilities(explicit_float) == pytest.approx(probabilities(default))
+    assert explicit_float["variant"] == "float"
+    assert probabilities(explicit_float) == pytest.approx(probabilities(default))
 
 
 @pytest.mark.training

@@ -102,12 +102,12 @@ def test_hand_written_multiclass_model_registers_and_predicts_like_numpy(aws_wor
     assert all(f.scaler == "none" and f.center == 0 and f.scale == 1 and f.fill is None for f in spec.features)
 
     rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]])
-    records = [dict(zip(FEATURES, r)) for r in rows.tolist()]
+    records = [dict(zip(FEATURES, r, strict=True)) for r in rows.tolist()]
     response = predictor(aws_world).predict("iris-ext", records).response
 
     expected = softmax(rows.astype(np.float32) @ W + B)
     assert response.version == "1" and response.alias == "prod"
-    for pred, probs in zip(response.predictions, expected):
+    for pred, probs in zip(response.predictions, expected, strict=True):
         assert pred.label == LABELS[int(probs.argmax())]
         assert [pred.probabilities[label] for label in LABELS] == pytest.approx(probs.tolist(), abs=1e-5)
 

@@ -7,22 +7,22 @@ import base64
 import json
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+
 from maas_cli.main import main
 from maas_core.manifest import Manifest, TensorInfo
 from maas_core.monitoring import CaptureStore
 from maas_core.monitoring.quality import EPSILON
-
+from maas_local.testing.tiny_model import LABELS, SPEC, WEIGHTS, onnx_bytes
 from tests.conftest import AwsWorld, create_registry_table
 from tests.integration.test_monitoring import capture
-from maas_local.testing.tiny_model import LABELS, SPEC, WEIGHTS, onnx_bytes
 
 CAPTURES = "test-captures"
-T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, tzinfo=UTC)
 DAY_MS = 86_400_000
 PNG = b"\x89PNG\r\n\x1a\n"
 # x1 in two training bins [0, 1) and [1, 2] with half the rows each; colour half blue, half red

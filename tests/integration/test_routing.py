@@ -10,8 +10,8 @@ import pytest
 from maas_core.errors import IntegrityError
 from maas_core.predictor import Predictor, canary_share
 from maas_core.settings import Settings
-from tests.lambda_events import FakeLambdaContext, load_function, rest_event
 from maas_local.testing.tiny_model import publish_tiny_model
+from tests.lambda_events import FakeLambdaContext, load_function, rest_event
 
 RECORD = {"x1": 1.0, "colour": "red"}
 
@@ -57,7 +57,8 @@ def test_without_a_routing_key_the_split_is_random_but_weighted(predictor: Predi
     assert 0.4 < versions.count("2") / 400 < 0.6
 
 
-def test_a_tampered_new_version_is_refused_and_the_alias_keeps_its_last_good_version(predictor: Predictor, aws_world) -> None:
+def test_a_tampered_new_version_is_refused_and_the_alias_keeps_its_last_good_version(predictor: Predictor,
+                                                                                     aws_world) -> None:
     assert predictor.predict("tiny", [RECORD]).response.version == "1"  # version 1 served and known good
     boto3.client("s3").put_object(Bucket=aws_world.bucket, Key="models/tiny/2/model.onnx", Body=b"tampered")
     aws_world.registry.set_alias("tiny", "prod", "2")
@@ -85,7 +86,8 @@ def test_the_predict_api_routes_by_header_and_says_which_version_answered(aws_wo
     seen = {}
     for i in range(40):
         key = f"user-{i}"
-        event = rest_event("POST", "/v1/models/tiny/predict", body={"records": [RECORD]}, headers={"X-Maas-Routing-Key": key})
+        event = rest_event("POST", "/v1/models/tiny/predict", body={"records": [RECORD]},
+                           headers={"X-Maas-Routing-Key": key})
 
 
         body = json.loads(app.lambda_handler(event, FakeLambdaContext())["body"])

@@ -7,11 +7,10 @@ shared. Everything runs offline in a moto account.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import json
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,7 +235,7 @@ def test_split_is_seeded_disjoint_and_stratified(seed: int, test_size: float, va
     a = ds.split_indices(len(classes), test_size, val_size, seed=seed, classes=classes)
     b = ds.split_indices(len(classes), test_size, val_size, seed=seed, classes=classes)
     c = ds.split_indices(len(classes), test_size, val_size, seed=seed + 1, classes=classes)
-    assert all(np.array_equal(x, y) for x, y in zip((a.train, a.val, a.test), (b.train, b.val, b.test)))
+    assert all(np.array_equal(x, y) for x, y in zip((a.train, a.val, a.test), (b.train, b.val, b.test), strict=True))
     assert not np.array_equal(a.test, c.test) and not np.array_equal(a.train, c.train)
     everything = np.concatenate([a.train, a.val, a.test])
     assert np.array_equal(np.sort(everything), np.arange(len(classes)))  # disjoint and complete
@@ -369,7 +368,7 @@ def test_serving_the_trained_bundle_reproduces_the_holdout_accuracy(world: World
     labels = [p.label for p in response.predictions]
     assert set(labels) <= set(trained.manifest.labels)
     truth = prepared.test_columns["species"]
-    accuracy = np.mean([p == t for p, t in zip(labels, truth)])
+    accuracy = np.mean([p == t for p, t in zip(labels, truth, strict=True)])
     assert accuracy == pytest.approx(trained.manifest.metrics["accuracy"])
     for p in response.predictions:
         assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
@@ -541,7 +540,7 @@ def test_text_model_serves_raw_text(world: World, text_trained: Trained) -> None
     predictor = world.predictor()
     as_objects = predictor.predict("support-tickets", [{"text": t} for t in texts]).response
     labels = [p.label for p in as_objects.predictions]
-    accuracy = np.mean([p == t for p, t in zip(labels, prepared.test_columns["label"])])
+    accuracy = np.mean([p == t for p, t in zip(labels, prepared.test_columns["label"], strict=True)])
     assert accuracy == pytest.approx(text_trained.manifest.metrics["accuracy"])
     as_strings = predictor.predict("support-tickets", texts).response  # a text model takes bare strings too
     assert [p.label for p in as_strings.predictions] == labels

@@ -33,7 +33,6 @@ from maas_core.training_jobs import (
 )
 from maas_training.cli import main as train_main
 from maas_training.datasets import PENGUINS
-
 from tests.conftest import create_registry_table
 from tests.lambda_events import FakeLambdaContext, load_function
 
@@ -87,7 +86,8 @@ def create_batch_queue() -> tuple[str, str]:
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="maas-training", Description="training", VpcId=vpc)["GroupId"]
     iam = boto3.client("iam")
-    role = iam.create_role(RoleName="maas-batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]  # moto wants one
+    # the compute environment's service role: moto wants one
+    role = iam.create_role(RoleName="maas-batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     job_role = iam.create_role(RoleName="maas-training-job", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     batch = boto3.client("batch")
     env = batch.create_compute_environment(
@@ -99,7 +99,8 @@ def create_batch_queue() -> tuple[str, str]:
         jobDefinitionName="maas-training", type="container", platformCapabilities=["FARGATE"],
         containerProperties={"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/maas-training:1",
                              "command": ["--help"], "jobRoleArn": job_role, "executionRoleArn": job_role,
-                             "resourceRequirements": [{"type": "VCPU", "value": "2"}, {"type": "MEMORY", "value": "4096"}],
+                             "resourceRequirements": [{"type": "VCPU", "value": "2"},
+                                                      {"type": "MEMORY", "value": "4096"}],
                              "networkConfiguration": {"assignPublicIp": "ENABLED"}})
     return queue["jobQueueArn"], definition["jobDefinitionArn"]
 
@@ -159,7 +160,8 @@ def test_job_names_are_deterministic_sanitised_and_fit_batch_limits() -> None:
         assert name == job_name(model, key, "v1")
         assert name != job_name(model, key, "v2")
     assert job_name("penguins", keys[0], "v1").startswith("maas-train-penguins-penguins-")
-    assert job_name("m", "datasets/m/" + "x" * 300 + ".jsonl", "v") != job_name("m", "datasets/m/" + "x" * 299 + "y.jsonl", "v")
+    assert (job_name("m", "datasets/m/" + "x" * 300 + ".jsonl", "v")
+            != job_name("m", "datasets/m/" + "x" * 299 + "y.jsonl", "v"))
 
 
 # --- the trigger submitting to Batch ---------------------------------------------------------------
@@ -223,7 +225,8 @@ def test_uploading_a_config_alone_starts_nothing(world: BatchWorld) -> None:
 def test_maas_target_metadata_stands_in_for_a_config(world: BatchWorld) -> None:
     """Given a JSONL dataset with no config beside it but maas-target / maas-promote metadata,
     then the job gets --target and --promote and no --config."""
-    world.put("datasets/tiny/rows.jsonl", '{"x": 1, "y": "a"}\n', Metadata={"maas-target": "y", "maas-promote": "staging"})
+    world.put("datasets/tiny/rows.jsonl", '{"x": 1, "y": "a"}\n',
+              Metadata={"maas-target": "y", "maas-promote": "staging"})
     started = world.trigger("datasets/tiny/rows.jsonl")["started"]
     assert len(started) == 1 and started[0]["config"] is None
     command = world.jobs()[0]["container"]["command"]
@@ -444,5 +447,6 @@ def test_the_local_runner_trains_and_registers_the_uploaded_dataset_in_process(w
     registry = Registry(TABLE)
     assert registry.resolve_alias("penguins", "prod").version == "1"
     listed = world.s3().list_objects_v2(Bucket=BUCKET, Prefix="models/penguins/1/")
-    assert {o["Key"].rsplit("/", 1)[-1] for o in listed["Contents"]} >= {"model.onnx", "preprocess.json", "manifest.json"}
+    assert {o["Key"].rsplit("/", 1)[-1] for o in listed["Contents"]} >= {"model.onnx", "preprocess.json",
+                                                                         "manifest.json"}
     assert world.jobs() == []

@@ -27,7 +27,7 @@ SKIPPED_DIRS = {"site", "build", "dist", "artifacts", "node_modules", "__pycache
 PACKAGE_ROOTS = {"maas_core": "shared", "maas_training": "training", "maas_local": "local", "maas_cli": "cli"}
 TOP_LEVEL = ("functions", "shared", "training", "local", "cli", "tests", "benchmarks", "scripts", "layers", "docs",
              r"\.ci", *PACKAGE_ROOTS)
-CITED_PATH = re.compile(r"(?<![\w./$-])((?:%s)/[\w./-]*)" % "|".join(TOP_LEVEL))
+CITED_PATH = re.compile(rf"(?<![\w./$-])((?:{'|'.join(TOP_LEVEL)})/[\w./-]*)")
 # a citation names a file (by its extension) or a folder (by a trailing slash); `training/serving` is prose
 CITED_EXTENSIONS = {".py", ".md", ".json", ".yaml", ".yml", ".toml", ".sh", ".txt", ".js", ".html", ".css", ".csv"}
 # the design brief the project started from lives outside the repository; its content is in docs/ now

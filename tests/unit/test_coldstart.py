@@ -23,7 +23,8 @@ def created(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 @pytest.mark.parametrize("init_type", [None, "on-demand"])
-def test_on_demand_init_creates_nothing(monkeypatch: pytest.MonkeyPatch, created: list[str], init_type: str | None) -> None:
+def test_on_demand_init_creates_nothing(monkeypatch: pytest.MonkeyPatch, created: list[str],
+                                        init_type: str | None) -> None:
     """Given an on-demand environment (or none), init stays as small as it is: the caller waits for it."""
     if init_type is None:
         monkeypatch.delenv("AWS_LAMBDA_INITIALIZATION_TYPE", raising=False)

@@ -55,7 +55,8 @@ def test_more_than_100_values_make_further_documents_and_bad_input_is_refused(ca
 
 @pytest.mark.parametrize(("env", "printed"), [({}, True), ({"POWERTOOLS_METRICS_DISABLED": "true"}, False),
                                               ({"POWERTOOLS_DEV": "true"}, False),
-                                              ({"POWERTOOLS_DEV": "true", "POWERTOOLS_METRICS_DISABLED": "false"}, True)])
+                                              ({"POWERTOOLS_DEV": "true", "POWERTOOLS_METRICS_DISABLED": "false"},
+                                               True)])
 def test_powertools_switches_turn_the_lines_off_as_they_do_its_own_metrics(
         env: dict, printed: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     for key in ("POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_DEV"):

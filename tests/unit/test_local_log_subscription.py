@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from maas_core.monitoring import capture
 from maas_core.edge.awslogs import awslogs_messages
+from maas_core.monitoring import capture
 from maas_core.monitoring.capture import CaptureWriter, capture_lines
 from maas_local.log_subscription import LogSubscription
 

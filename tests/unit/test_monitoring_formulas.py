@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+
+from maas_core.edge.awslogs import awslogs_event, awslogs_messages
 from maas_core.errors import UnprocessableError
 from maas_core.ids import id_time_ms, new_request_id, time_prefix
 from maas_core.manifest import InputField, Manifest, TensorInfo
-from maas_core.edge.awslogs import awslogs_event, awslogs_messages
 from maas_core.monitoring.capture import (
     MARKER,
     MASK,
@@ -114,7 +115,8 @@ def test_psi_formula_and_thresholds() -> None:
     < 0.1 stable, 0.1..0.2 moderate, > 0.2 significant."""
     assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
     assert psi([0.5, 0.5], [0.8, 0.2]) == pytest.approx(0.3 * math.log(0.8 / 0.5) - 0.3 * math.log(0.2 / 0.5))
-    assert psi([0.5, 0.5], [1.0, 0.0]) == pytest.approx(0.5 * math.log(1 / 0.5) + (EPSILON - 0.5) * math.log(EPSILON / 0.5))
+    assert psi([0.5, 0.5], [1.0, 0.0]) == pytest.approx(0.5 * math.log(1 / 0.5)
+                                                        + (EPSILON - 0.5) * math.log(EPSILON / 0.5))
     assert [drift_status(v) for v in (0.05, 0.1, 0.2, 0.21)] == ["stable", "moderate", "moderate", "significant"]
 
 
@@ -139,7 +141,8 @@ def serving_records(rng: np.random.Generator, n: int, shift: float, colours: lis
     x1 = rng.normal(shift, 1.0, n)
     colour = rng.choice(colours, n, p=p)
     flag = rng.random(n) < p_true
-    return [{"x1": float(a), "colour": str(c), "flag": bool(f), "note": "hi"} for a, c, f in zip(x1, colour, flag)]
+    return [{"x1": float(a), "colour": str(c), "flag": bool(f), "note": "hi"}
+            for a, c, f in zip(x1, colour, flag, strict=True)]
 
 
 def test_unshifted_inputs_stay_below_0_1_and_shifted_inputs_rise_above_0_2() -> None:
@@ -172,7 +175,8 @@ def test_drift_handles_missing_values_sensitive_fields_and_no_baseline() -> None
     baseline = training_baseline(np.random.default_rng(1))
     records = [{"x1": None, "colour": MASK}, {"x1": "NA"}, {"x1": "oops"}, {"x1": 0.5, "colour": MASK}]
     out = feature_drift(baseline, records, sensitive={"colour"})
-    assert (out["features"]["x1"]["count"], out["features"]["x1"]["missing"], out["features"]["x1"]["invalid"]) == (1, 2, 1)
+    x1 = out["features"]["x1"]
+    assert (x1["count"], x1["missing"], x1["invalid"]) == (1, 2, 1)
     assert "sensitive" in out["features"]["colour"]["skipped"]
     assert feature_drift({}, records) == {"skipped": "the model's manifest has no training baseline"}
     assert feature_drift(None, records)["skipped"]
@@ -181,7 +185,7 @@ def test_drift_handles_missing_values_sensitive_fields_and_no_baseline() -> None
 # --- windows ----------------------------------------------------------------------------------------
 
 
-NOW = datetime(2026, 1, 2, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
 
 
 def test_windows_by_length_or_by_since_until() -> None:
@@ -276,7 +280,8 @@ def test_a_capture_that_is_not_json_or_too_big_for_a_line_is_left_out_for_the_ca
 
 
 def test_a_capture_over_the_size_limit_keeps_its_output_and_text_numbers_but_not_its_record() -> None:
-    big = {"id": "b", "output": {"label": "yes"}, "features": {"text": "x" * 9000, "_text": {"text": {"tokens": 1, "oov": 0}}}}
+    big = {"id": "b", "output": {"label": "yes"},
+           "features": {"text": "x" * 9000, "_text": {"text": {"tokens": 1, "oov": 0}}}}
     [line], held = capture_lines([big, {"id": "c", "features": {"note": "NaN is a word here"}}])
     first, second = json.loads(line)["captures"]
     assert held == 2 and first["output"] == {"label": "yes"}

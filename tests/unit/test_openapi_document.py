@@ -11,10 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from maas_core.admin import AliasUpdate
+from maas_core.edge.openapi import DOCUMENT_FILE, NAME_SCHEMA, VERSION_SCHEMA, WINDOW_SCHEMA, document, stored_document
 from maas_core.errors import BadRequestError, UnprocessableError
 from maas_core.monitoring import parse_window
 from maas_core.monitoring.schemas import FeedbackItem
-from maas_core.edge.openapi import NAME_SCHEMA, VERSION_SCHEMA, WINDOW_SCHEMA, DOCUMENT_FILE, document, stored_document
 from maas_core.registry import check_name, check_version
 from maas_local.openapi_doc import build_document, render
 from maas_local.template import api_routes, load_template, local_resource_names
@@ -39,7 +39,8 @@ def template_routes() -> set[tuple[str, str]]:
 def test_the_stored_document_is_the_generated_one(fresh) -> None:
     """Given every function's routes as they are now, when the document is generated, then it is the one
     the core layer ships (else: python -m maas_local.openapi_doc --write)."""
-    assert DOCUMENT_FILE.read_text(encoding="utf-8") == render(fresh), "stale: run python -m maas_local.openapi_doc --write"
+    assert DOCUMENT_FILE.read_text(encoding="utf-8") == render(fresh), (
+        "stale: run python -m maas_local.openapi_doc --write")
 
 
 def test_every_api_route_of_the_template_is_documented_with_its_method(fresh) -> None:
@@ -155,7 +156,7 @@ def test_the_window_pattern_is_what_parse_window_takes() -> None:
 def test_query_values_that_cannot_be_empty_say_so(fresh) -> None:
     """`?since=` and the like are refused: each query string parameter has a minimum length, a pattern that
     needs a character or an enum (a boolean's values are its own)."""
-    for m, p, op in operations(fresh):
+    for _, p, op in operations(fresh):
         for param in op.get("parameters", []):
             schema = param["schema"]
             if param["in"] == "query" and schema.get("type") != "boolean":

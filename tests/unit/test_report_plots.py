@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
-from PIL import Image  # noqa: E402  (matplotlib depends on pillow)
+from PIL import Image
 
-from maas_training.report_plots import (  # noqa: E402
+from maas_training.report_plots import (
     CONFUSION_MATRIX,
     RESIDUALS,
     ROC_CURVE,
@@ -54,7 +54,8 @@ def assert_png(data: bytes, min_bytes: int = 10_000) -> tuple[int, int]:
     ("task", "labels", "case", "files"),
     [
         ("binary", ["no", "yes"], binary_case, {CONFUSION_MATRIX, ROC_CURVE, TRAINING_CURVES}),
-        ("multiclass", ["Adelie", "Chinstrap", "Gentoo"], multiclass_case, {CONFUSION_MATRIX, ROC_CURVE, TRAINING_CURVES}),
+        ("multiclass", ["Adelie", "Chinstrap", "Gentoo"], multiclass_case,
+         {CONFUSION_MATRIX, ROC_CURVE, TRAINING_CURVES}),
         ("regression", [], lambda: (lambda y: (y, (y + RNG.normal(0, 30, len(y))).reshape(-1, 1)))(
             RNG.normal(4000, 600, 250)), {RESIDUALS, TRAINING_CURVES}),
     ],

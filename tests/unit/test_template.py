@@ -498,7 +498,8 @@ def test_batch_function_retries_once_then_sends_the_event_to_an_encrypted_dlq(cf
                if c["Properties"]["FunctionName"] == {"Ref": "BatchFunction"}]
     assert len(configs) == 1
     assert configs[0]["MaximumRetryAttempts"] == 1
-    assert configs[0]["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["BatchDeadLetterQueue", "Arn"]}
+    assert configs[0]["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["BatchDeadLetterQueue", "Arn"]}
     queue = cfn["Resources"]["BatchDeadLetterQueue"]
     assert queue["Type"] == "AWS::SQS::Queue"
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
@@ -605,7 +606,7 @@ def test_predict_and_batch_capture_logs_reach_the_capture_function_by_subscripti
                for name, f in resources_of_type(cfn, "AWS::Logs::SubscriptionFilter").items()}
     assert set(filters) == {"PredictLogGroup", "BatchLogGroup"}
     permissions = resources_of_type(cfn, "AWS::Lambda::Permission")
-    for group, (name, f) in filters.items():
+    for group, (_, f) in filters.items():
         props = f["Properties"]
         assert props["FilterPattern"] == f"{{ $.{MARKER} = 1 }}"
         assert props["DestinationArn"] == {"Fn::GetAtt": ["CaptureFunction", "Arn"]}
@@ -857,7 +858,8 @@ def test_training_job_role_reads_datasets_and_writes_models_only(cfn: dict[str, 
     use the model key to decrypt/encrypt, and write the registry table; nothing else, no wildcard actions, and
     it names the bucket by its fixed name (the trigger's job definition references it: no cycle)."""
     role = cfn["Resources"]["TrainingJobRole"]
-    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    principal = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+    assert principal == {"Service": "ecs-tasks.amazonaws.com"}
     assert "ModelBucket" not in json.dumps(role).replace("ModelBucketPolicy", "")
     services: set[str] = set()
     for actions, resources, statement in _role_allows(cfn, "TrainingJobRole"):
@@ -886,7 +888,8 @@ def test_only_the_training_job_role_may_write_models(cfn: dict[str, Any]) -> Non
     for role in resources_of_type(cfn, "AWS::IAM::Role"):
         for actions, resources, statement in _role_allows(cfn, role):
             assert not {"s3:*", "s3:put*", "*"} & actions, (role, statement)
-            if "s3:putobject" in actions and any("/models/" in r or "}/*" in r or r.endswith("/*\"") for r in resources):
+            if "s3:putobject" in actions and any("/models/" in r or "}/*" in r or r.endswith("/*\"")
+                                                 for r in resources):
                 writers.append(role)
     assert writers == ["TrainingJobRole"], writers
 
@@ -948,7 +951,8 @@ def test_training_runs_as_a_fargate_batch_job_only_when_configured(cfn: dict[str
     assert ce["ComputeResources"]["Subnets"] == {"Ref": "TrainingSubnetIds"}
     assert ce["ComputeResources"]["SecurityGroupIds"] == {"Ref": "TrainingSecurityGroupIds"}
     queue = res["TrainingJobQueue"]["Properties"]
-    assert queue["ComputeEnvironmentOrder"] == [{"Order": 1, "ComputeEnvironment": {"Ref": "TrainingComputeEnvironment"}}]
+    assert queue["ComputeEnvironmentOrder"] == [{"Order": 1,
+                                                 "ComputeEnvironment": {"Ref": "TrainingComputeEnvironment"}}]
     jd = res["TrainingJobDefinition"]["Properties"]
     assert jd["PlatformCapabilities"] == ["FARGATE"] and jd["Type"] == "container"
     c = jd["ContainerProperties"]
@@ -994,7 +998,8 @@ def test_train_trigger_may_only_submit_to_the_training_queue(cfn: dict[str, Any]
         assert not [a for a in actions if "*" in a], statement
         assert {a.split(":")[0] for a in actions} <= {"batch", "s3", "sqs"}, statement
         if any(a.startswith("sqs:") for a in actions):  # its on-failure destination, nothing else
-            assert actions == {"sqs:sendmessage"} and statement["Resource"] == {"Fn::GetAtt": ["BatchDeadLetterQueue", "Arn"]}, statement
+            assert actions == {"sqs:sendmessage"}, statement
+            assert statement["Resource"] == {"Fn::GetAtt": ["BatchDeadLetterQueue", "Arn"]}, statement
         if "s3:getobject" in actions:
             assert actions == {"s3:getobject"}
             assert resources == ["arn:${AWS::Partition}:s3:::maas-models-${StackUuid}/datasets/*"]
@@ -1017,7 +1022,8 @@ def test_batch_dead_letter_queue_depth_raises_an_alarm(cfn: dict[str, Any]) -> N
     alarms = [a["Properties"] for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()
               if a["Properties"].get("Namespace") == "AWS/SQS"]
     batch = [a for a in alarms
-             if a["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["BatchDeadLetterQueue", "QueueName"]}}]]
+             if a["Dimensions"] == [{"Name": "QueueName",
+                                     "Value": {"Fn::GetAtt": ["BatchDeadLetterQueue", "QueueName"]}}]]
     assert len(batch) == 1
     assert batch[0]["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert (batch[0]["Threshold"], batch[0]["ComparisonOperator"]) == (0, "GreaterThanThreshold")
@@ -1047,7 +1053,8 @@ def test_cold_start_mode_sets_alias_provisioned_concurrency_or_snapstart(sam: di
     assert alias["Name"] == "live"
     assert f"${{{alias_id}}}" in uri and permissions and all(p == {"Ref": alias_id} for p in permissions)
     if mode == "ProvisionedConcurrency":
-        assert alias["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": {"Ref": "ProvisionedConcurrency"}}
+        assert alias["ProvisionedConcurrencyConfig"] == {
+            "ProvisionedConcurrentExecutions": {"Ref": "ProvisionedConcurrency"}}
         assert "SnapStart" not in fn
     else:
         assert fn["SnapStart"] == {"ApplyOn": "PublishedVersions"} and "ProvisionedConcurrencyConfig" not in alias
@@ -1104,10 +1111,12 @@ def test_serving_functions_read_model_bundles_only(cfn: dict[str, Any], function
         if "s3:listbucket" in {a.lower() for a in _as_list(s["Action"])}:
             assert [_bucket_pattern(r) for r in _as_list(s["Resource"])] == ["arn:s3:::BUCKET"], s
             assert s.get("Condition") == {"StringLike": {"s3:prefix": "models/*"}}, s
-    kms = [s for s in _role_statements(cfn, function) if any(a.lower().startswith("kms:") for a in _as_list(s["Action"]))]
+    kms = [s for s in _role_statements(cfn, function)
+           if any(a.lower().startswith("kms:") for a in _as_list(s["Action"]))]
     assert {a.lower() for s in kms for a in _as_list(s["Action"])} == {"kms:decrypt"}
     assert all("ModelKey" in json.dumps(s["Resource"]) for s in kms), kms
-    ddb = [s for s in _role_statements(cfn, function) if any(a.lower().startswith("dynamodb:") for a in _as_list(s["Action"]))]
+    ddb = [s for s in _role_statements(cfn, function)
+           if any(a.lower().startswith("dynamodb:") for a in _as_list(s["Action"]))]
     assert ddb and all("RegistryTable" in json.dumps(s["Resource"]) for s in ddb), ddb
 
 
@@ -1124,7 +1133,8 @@ def test_read_scope_check_sees_a_bucket_wide_read(sam: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("reserved", [None, "0", "40"], ids=["default", "unreserved", "40"])
-def test_batch_reserved_concurrency_caps_batch_and_leaves_predict_room(sam: dict[str, Any], reserved: str | None) -> None:
+def test_batch_reserved_concurrency_caps_batch_and_leaves_predict_room(sam: dict[str, Any],
+                                                                       reserved: str | None) -> None:
     """Given BatchReservedConcurrency (default, 0 or 40),
     then the batch function's concurrency is reserved and capped at the parameter (an upload burst cannot take
     the account's pool from predict; throttled S3 events are retried by Lambda for up to 6 hours), or left
@@ -1348,7 +1358,8 @@ def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(cfn: dict[str, A
     assert cloudwatch[0]["Effect"] == "Allow"
     assert sorted(_as_list(cloudwatch[0]["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey*"]
     assert cloudwatch[0]["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
-    admins = [s for s in statements if s["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}]
+    account_root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    admins = [s for s in statements if s["Principal"] == account_root]
     assert len(admins) == 1 and len(statements) == 2
 
 
@@ -1419,5 +1430,6 @@ def test_every_maas_variable_the_template_sets_is_read_and_every_setting_is_set(
     assert not unread, f"the template sets variables no Settings field reads: {sorted(unread)}"
     unset = {name for name in Settings.model_fields
              if f"{ENV_PREFIX}{name.upper()}" not in variables and name not in CODE_DEFAULT_FIELDS}
-    assert not unset, f"Settings fields the template does not set (set them, or list them in CODE_DEFAULT_FIELDS): {sorted(unset)}"
+    assert not unset, ("Settings fields the template does not set (set them, or list them in CODE_DEFAULT_FIELDS): "
+                       f"{sorted(unset)}")
     assert not set(CODE_DEFAULT_FIELDS) - set(Settings.model_fields), "CODE_DEFAULT_FIELDS names a field that is gone"

@@ -30,7 +30,7 @@ NAMES |= MONITORING_NAMES
 
 
 def parse(text: str) -> object:
-    return yaml.load(textwrap.dedent(text), Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(textwrap.dedent(text), Loader=CfnLoader)
 
 
 def test_short_tags_become_long_form() -> None:
@@ -279,7 +279,7 @@ CONDITIONAL = """
 """
 
 
-@pytest.mark.parametrize("parameters, expected", [
+@pytest.mark.parametrize(("parameters", "expected"), [
     ({}, {"mode": "a", "b": False, "both": False, "either": True, "list": ["x"], "headers": {}}),
     ({"Mode": "B", "Origin": "https://app"}, {"mode": "b", "b": True, "both": False, "either": True,
                                                "list": ["x", "https://app"], "headers": {"Origin": "https://app"}}),

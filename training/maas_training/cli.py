@@ -239,7 +239,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("maas-train: interrupted; nothing was published", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI reports the failure, not a traceback
+    except Exception as exc:
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         print(f"maas-train: error: {message}", file=sys.stderr)
         return 1

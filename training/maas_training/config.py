@@ -147,7 +147,7 @@ class TrainingConfig(BaseModel):
                                      description="the INT8 variant; true / false turns it on / off with the defaults")
 
     @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> "TrainingConfig":
+    def from_file(cls, path: str | Path, **overrides: Any) -> TrainingConfig:
         """A JSON (.json) or YAML (.yaml / .yml) file of field values, then `overrides` on top.
         A relative `data` path in the file is relative to the file's folder."""
         return cls(**{**read_config_file(path), **overrides})
@@ -188,7 +188,7 @@ class TrainingConfig(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _check_consistency(self) -> "TrainingConfig":
+    def _check_consistency(self) -> TrainingConfig:
         if self.test_size + self.val_size >= 0.9:
             raise ValueError(f"test_size + val_size = {self.test_size + self.val_size:g} leaves too few rows to train on (keep it below 0.9)")
         for kind in (*KINDS, "optional"):

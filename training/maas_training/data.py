@@ -57,7 +57,7 @@ def load_csv(path: str | Path) -> Columns:
                     raise ValueError(
                         f"{path.name} line {reader.line_num}: {len(row)} fields, but the header has {len(header)}"
                     )
-                for col, cell in zip(cols, row):
+                for col, cell in zip(cols, row, strict=True):
                     cell = cell.strip()
                     col.append(None if cell in MISSING_VALUES else cell)
     except UnicodeDecodeError as exc:

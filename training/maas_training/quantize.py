@@ -96,7 +96,7 @@ def quantize(float_bytes: bytes) -> bytes:
         try:
             quantize_dynamic(onnx.load_from_string(float_bytes), out, op_types_to_quantize=list(OP_TYPES),
                              weight_type=QuantType.QInt8)
-        except Exception as exc:  # noqa: BLE001 - any failure means no variant, never a failed job
+        except Exception as exc:
             raise QuantizationError(f"quantize_dynamic failed: {type(exc).__name__}: {exc}") from exc
         finally:
             logging.getLogger().removeFilter(hint)
@@ -158,7 +158,7 @@ def quantize_variant(float_bytes: bytes, x_test: np.ndarray, y_test: np.ndarray,
         int8_session = ort.InferenceSession(int8_bytes, providers=["CPUExecutionProvider"])
     except QuantizationError as exc:
         return QuantizeOutcome(None, len(float_bytes), reason=str(exc))
-    except Exception as exc:  # noqa: BLE001 - loaded in the child, refused here: still no variant
+    except Exception as exc:
         return QuantizeOutcome(None, len(float_bytes), reason=f"onnxruntime refused the quantized model: {exc}")
     float_session = ort.InferenceSession(float_bytes, providers=["CPUExecutionProvider"])
     float_out, int8_out = run_session(float_session, x), run_session(int8_session, x)

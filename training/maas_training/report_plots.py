@@ -71,7 +71,7 @@ def report_pngs_or_none(task: str, labels: Sequence[str], y_true: np.ndarray, ou
     never the reason a trained, checked model is not published."""
     try:
         pngs = render_report_pngs(task, labels, y_true, outputs, history, candidates)
-    except Exception as exc:  # noqa: BLE001 - pictures are a nicety; the model is the product
+    except Exception as exc:  # pictures are a nicety; the model is the product
         progress(f"report pictures skipped: {type(exc).__name__}: {exc}")
         return {}
     progress(f"report pictures: {', '.join(sorted(pngs))}")
@@ -187,7 +187,7 @@ def training_curves_plot(history: Mapping[str, Any]) -> bytes:
     fig, axes = _figure(6.5 * len(panels), 4.8, ncols=len(panels))
     axes = axes if len(panels) > 1 else [axes]
     best = history.get("best_epoch")
-    for ax, panel, what in zip(axes, panels, ("loss" if losses else "metric", "metric")):
+    for ax, panel, what in zip(axes, panels, ("loss" if losses else "metric", "metric"), strict=False):
         for name, values in panel.items():
             epochs = np.arange(1, len(values) + 1)
             ax.plot(epochs, values, marker="o" if len(values) <= 30 else None, markersize=3, linewidth=1.6,

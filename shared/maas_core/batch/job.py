@@ -354,9 +354,9 @@ class _ChunkPredictor:
                 finite = ~nonfinite_rows(outputs)  # the predict API refuses the same records (422), in the same words
                 if not finite.all():
                     problems += [{"row": r, "field": None, "reason": NON_FINITE_REASON}
-                                 for r, ok in zip(rows, finite.tolist()) if not ok]
-                    rows = [r for r, ok in zip(rows, finite.tolist()) if ok]
-                    records = [rec for rec, ok in zip(records, finite.tolist()) if ok]
+                                 for r, ok in zip(rows, finite.tolist(), strict=True) if not ok]
+                    rows = [r for r, ok in zip(rows, finite.tolist(), strict=True) if ok]
+                    records = [rec for rec, ok in zip(records, finite.tolist(), strict=True) if ok]
                     outputs = outputs[finite]
                 predictions = shape_outputs(self.model.manifest.task, self.model.manifest.labels, outputs)
         problems.sort(key=lambda p: p["row"])  # stable: a row's problems keep their field order
@@ -366,10 +366,10 @@ class _ChunkPredictor:
         """The prediction lines of `rows` (see the module docstring for their fields)."""
         t = self.template
         if predictions.regression:
-            return "".join([t % (r, r, v) for r, v in zip(rows, predictions.values)])
+            return "".join([t % (r, r, v) for r, v in zip(rows, predictions.values, strict=True)])
         labels = self.label_json
         best, probabilities = predictions.best, predictions.probabilities
-        return "".join([t % (r, r, labels[b], *p) for r, b, p in zip(rows, best, probabilities)])
+        return "".join([t % (r, r, labels[b], *p) for r, b, p in zip(rows, best, probabilities, strict=True)])
 
 
 def _line_template(labels: list[str], name: str, version: str, file_id: str, regression: bool) -> str:

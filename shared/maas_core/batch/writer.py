@@ -17,7 +17,7 @@ large the object grows.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -82,7 +82,7 @@ class AtomicS3Writer:
         self._done = True
         if self._upload_id is not None and final != self.metadata:
             self._replace_metadata(final)
-        return resp
+        return cast("dict[str, Any]", resp)
 
     def _replace_metadata(self, metadata: dict[str, str]) -> None:
         """Copy the completed object onto itself with `metadata` (boto3's managed copy: multipart past 8 MB,

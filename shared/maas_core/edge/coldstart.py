@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import os
 import random
+from typing import Literal
 
 PRIMED_INIT_TYPES = frozenset({"provisioned-concurrency", "snap-start"})
 
 
-def prime(services: tuple[str, ...] = ("dynamodb", "s3")) -> bool:
+def prime(services: tuple[Literal["dynamodb", "s3"], ...] = ("dynamodb", "s3")) -> bool:
     """Create the clients now if init is off the request path; True if it did."""
     # Lambda's runtime sets this variable, not the stack (no MAAS_ prefix): it is not a setting, so not in Settings
     if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") not in PRIMED_INIT_TYPES:
@@ -30,7 +31,7 @@ def prime(services: tuple[str, ...] = ("dynamodb", "s3")) -> bool:
     for service in services:
         aws.client(service)
     try:  # the Lambda Python runtime's SnapStart hooks (python3.12+); absent elsewhere
-        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
+        from snapshot_restore_py import register_after_restore
     except ImportError:
         return True
     register_after_restore(reseed)

@@ -23,7 +23,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-
 from pydantic import BaseModel
 
 from maas_core import deadline
@@ -52,7 +51,7 @@ def error_responses(*statuses: int) -> dict[int, dict[str, Any]]:
             for s in statuses}
 
 
-def json_response(body: BaseModel) -> Response:
+def json_response(body: BaseModel) -> Response[dict[str, Any]]:
     """200 with a pydantic body, leaving out fields that do not apply (None)."""
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
                     body=body.model_dump(mode="json", exclude_none=True))
@@ -86,7 +85,7 @@ def error_body(code: str, message: str, details: list[dict[str, Any]] | None = N
 
 
 def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
-                   retry_after: int | None = None, details_total: int | None = None) -> Response:
+                   retry_after: int | None = None, details_total: int | None = None) -> Response[dict[str, Any]]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -143,7 +142,8 @@ def non_json_body(event: dict[str, Any]) -> dict[str, Any] | None:
     """
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     content_type = str(headers.get("content-type", "")).split(";")[0].strip().lower()
-    if not event.get("body") or not content_type or content_type == "application/json" or content_type.endswith("+json"):
+    json_type = content_type == "application/json" or content_type.endswith("+json")
+    if not event.get("body") or not content_type or json_type:
         return None
     body = error_body("unsupported_media_type",
                       f"Content-Type {content_type!r} is not supported: send JSON with Content-Type: application/json",
@@ -218,7 +218,8 @@ def with_cors(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]
     if cors is None:
         return response
     headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
-    origin = cors.allowed_origin(headers.get("origin"))
+    sent = headers.get("origin")
+    origin = None if sent is None else cors.allowed_origin(str(sent))
     if origin is not None:
         response["multiValueHeaders"].update({k: [v] for k, v in cors.to_dict(origin).items()})
     return response
@@ -261,7 +262,7 @@ def build_resolver() -> APIGatewayRestResolver:
     app = _WholePathResolver(enable_validation=True, cors=cors_config(), json_body_deserializer=parse_json_body)
 
     @app.exception_handler(MaasError)
-    def _maas_error(exc: MaasError) -> Response:
+    def _maas_error(exc: MaasError) -> Response[dict[str, Any]]:
         if exc.status >= 500:
             # the AWS error behind it (code, operation, resource) is for the log, never for the caller
             logger.error("request failed", extra={"code": exc.code, "error": exc.message,
@@ -272,22 +273,22 @@ def build_resolver() -> APIGatewayRestResolver:
                               details_total=exc.details_total)
 
     @app.exception_handler(RequestValidationError)
-    def _invalid(exc: RequestValidationError) -> Response:
+    def _invalid(exc: RequestValidationError) -> Response[dict[str, Any]]:
         status, message, details = validation_details(exc)
         code = {400: "bad_request", 413: "payload_too_large"}.get(status, "invalid_request")
         return error_response(status, code, message, details)
 
     @app.exception_handler(RequestUnsupportedContentType)
-    def _unsupported(exc: RequestUnsupportedContentType) -> Response:
+    def _unsupported(exc: RequestUnsupportedContentType) -> Response[dict[str, Any]]:
         return error_response(415, "unsupported_media_type", "send JSON with Content-Type: application/json")
 
     @app.not_found
-    def _no_route(exc: RouteNotFound) -> Response:
+    def _no_route(exc: RouteNotFound) -> Response[dict[str, Any]]:
         ev = app.current_event
         return error_response(404, "route_not_found", f"no route for {ev.http_method} {ev.path}")
 
     @app.exception_handler(Exception)
-    def _unexpected(exc: Exception) -> Response:
+    def _unexpected(exc: Exception) -> Response[dict[str, Any]]:
         logger.exception("unhandled error")
         return error_response(500, "internal_error", "internal error; it has been logged")
 

@@ -102,7 +102,8 @@ class VersionDeleted(BaseModel):
 
 @lru_cache(maxsize=1)
 def stored_document() -> dict[str, Any]:
-    return json.loads(DOCUMENT_FILE.read_text(encoding="utf-8"))
+    document: dict[str, Any] = json.loads(DOCUMENT_FILE.read_text(encoding="utf-8"))
+    return document
 
 
 def document(auth_mode: str | None = None) -> dict[str, Any]:

@@ -31,7 +31,8 @@ def s3_objects(event: dict[str, Any]) -> Iterator[tuple[str, str]]:
             try:
                 inner = json.loads(record["body"])
             except (TypeError, ValueError):
-                logger.warning("ignoring an SQS message that is not JSON", extra={"message_id": record.get("messageId")})
+                logger.warning("ignoring an SQS message that is not JSON",
+                               extra={"message_id": record.get("messageId")})
                 continue
             if isinstance(inner, dict):
                 yield from s3_objects(inner)

@@ -93,7 +93,7 @@ class BatchMonitor(PredictMonitor):
             make = capture_maker(chunk.manifest, model=route.model, version=route.version, latency_ms=chunk.latency_ms,
                                  text=chunk.spec.text_feature, alias=route.alias, canary=route.canary, source=SOURCE)
             captures = []
-            for prediction_id, output, record in zip(ids, chunk.predictions.outputs(), chunk.records):
+            for prediction_id, output, record in zip(ids, chunk.predictions.outputs(), chunk.records, strict=True):
                 if not sampled(prediction_id, self.capture_rate):
                     continue
                 capture = make(prediction_id, output, record)

@@ -45,17 +45,14 @@ dead-letter queue (the template's alarm watches it); the lines also stay in the 
 
 from __future__ import annotations
 
-import base64
-import gzip
 import hashlib
 import json
 import math
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
-from datetime import datetime, timezone
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -182,10 +179,10 @@ def build_captures(response: PredictResponse, records: Sequence[Any], manifest: 
                    rate: float, text: TextFeature | None = None) -> list[dict[str, Any]]:
     """The captures of one answered request (the sampled share of its predictions)."""
     make = capture_maker(manifest, model=response.model, version=response.version, latency_ms=latency_ms,
-                         text=text, alias=response.alias, canary=response.canary)
+                         text=text, alias=response.alias, canary=bool(response.canary))
     regression = manifest.task == "regression"
     captures: list[dict[str, Any]] = []
-    for prediction, record in zip(response.predictions, records):
+    for prediction, record in zip(response.predictions, records, strict=True):
         if rate < 1.0 and not sampled(prediction.id, rate):
             continue
         output: dict[str, Any] = ({"value": prediction.value} if regression
@@ -199,7 +196,7 @@ def build_captures(response: PredictResponse, records: Sequence[Any], manifest: 
 @lru_cache(maxsize=64)
 def _iso_time(time_ms: int) -> str:
     # the predictions of one request share their id's time: formatted once, not per record
-    return datetime.fromtimestamp(time_ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(time_ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def capture_json(capture: dict[str, Any]) -> bytes | None:
@@ -237,7 +234,7 @@ def capture_lines(captures: Sequence[dict[str, Any]]) -> tuple[list[str], int]:
     room = MAX_LINE_BYTES - len(_LINE_HEAD) - 2
     for capture in captures:
         data: bytes | None = to_json(capture, fallback=str)  # the common case inline: ~1 us less a capture
-        if b"NaN" in data or b"Infinity" in data or len(data) > MAX_CAPTURE_BYTES:  # type: ignore[operator]
+        if data is not None and (b"NaN" in data or b"Infinity" in data or len(data) > MAX_CAPTURE_BYTES):
             data = capture_json(capture)
         if data is None or len(data) > room:
             continue

@@ -70,7 +70,8 @@ def document(metrics: Mapping[str, tuple[str, Values]], dimension_sets: Iterable
         if not name or unit not in _UNITS:
             raise ValueError(f"metric {name!r}: invalid unit {unit!r}")
         # a non-finite value would make the line invalid JSON: dropped (Powertools would print NaN)
-        series[name] = (unit, [f for f in map(float, values if isinstance(values, list) else [values]) if math.isfinite(f)])
+        numbers = map(float, values if isinstance(values, list) else [values])
+        series[name] = (unit, [f for f in numbers if math.isfinite(f)])
     ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
     dimensions = [list(s) for s in sets]
     docs = []

@@ -60,7 +60,7 @@ class PredictMonitor:
         self.sender = sender if sender is not None else CaptureWriter()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "PredictMonitor":
+    def from_settings(cls, settings: Settings) -> PredictMonitor:
         """Capture is on when MAAS_CAPTURE_RATE > 0 (log lines: nothing else to configure)."""
         return cls(settings.capture_rate)
 

@@ -56,7 +56,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -94,7 +94,7 @@ def classification_quality(truth: Sequence[str], predicted: Sequence[str],
     order = list(dict.fromkeys(labels)) + sorted(seen - set(labels))
     index = {lbl: i for i, lbl in enumerate(order)}
     matrix = np.zeros((len(order), len(order)), np.int64)
-    for t, p in zip(truth, predicted):
+    for t, p in zip(truth, predicted, strict=True):
         matrix[index[t], index[p]] += 1
     per_class: dict[str, dict[str, float | int]] = {}
     present: list[str] = []
@@ -138,7 +138,7 @@ def regression_quality(truth: Sequence[float], predicted: Sequence[float]) -> di
 # --- drift -----------------------------------------------------------------------------------------
 
 
-def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
+def psi(expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
     """Population stability index of two share vectors over the same buckets (floored at EPSILON)."""
     e = np.maximum(np.asarray(expected, np.float64), EPSILON)
     a = np.maximum(np.asarray(actual, np.float64), EPSILON)
@@ -247,7 +247,7 @@ def _text_stats(records: Sequence[Mapping[str, Any]], name: str) -> tuple[np.nda
     return np.asarray(tokens, np.float64), np.asarray(oov, np.float64)
 
 
-def _is_count(v: Any) -> bool:
+def _is_count(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
@@ -257,7 +257,7 @@ def text_drift(stats: Mapping[str, Any] | None, records: Sequence[Mapping[str, A
     token_stats: Mapping[str, Any] = stats.get("tokens") or {}
     edges, expected = token_stats.get("bin_edges") or [], token_stats.get("proportions") or []
     has_tokens = len(edges) >= 2 and len(expected) == len(edges) - 1
-    oov_base = stats.get("oov") if isinstance(stats.get("oov"), Mapping) else {}
+    oov_base: Mapping[str, Any] = stats["oov"] if isinstance(stats.get("oov"), Mapping) else {}
     base_rate = oov_base.get("rate") if isinstance(oov_base.get("rate"), (int, float)) else None
     if not has_tokens and base_rate is None:
         return {"kind": "text", "psi": None, "status": "unavailable",

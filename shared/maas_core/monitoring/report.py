@@ -33,7 +33,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -93,7 +93,7 @@ class Window:
 def parse_window(window: str | None = None, since: str | None = None, until: str | None = None,
                  now: datetime | None = None, default: str = "1h") -> Window:
     """?window=, or ?since= (+ ?until=): 422 naming the parameter for anything else."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if window is not None and (since is not None or until is not None):
         raise UnprocessableError("give either ?window= or ?since= / ?until=, not both",
                                  [{"field": "window"}, {"field": "since"}])
@@ -125,7 +125,7 @@ def _instant(field: str, value: str) -> datetime:
     except ValueError:
         raise UnprocessableError(f"?{field}= is not an ISO 8601 time: {value!r}",
                                  [{"field": field, "value": value}]) from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 class MonitoringService:
@@ -137,7 +137,7 @@ class MonitoringService:
         self._manifests: OrderedDict[tuple[str, str], Manifest | None] = OrderedDict()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "MonitoringService":
+    def from_settings(cls, settings: Settings) -> MonitoringService:
         return cls(settings, Registry(settings.registry_table), BundleStore(settings.model_bucket),
                    CaptureStore(settings.captures_table, settings.capture_ttl_days))
 
@@ -163,7 +163,7 @@ class MonitoringService:
     def feedback(self, model: str, request: FeedbackRequest, now: datetime | None = None) -> FeedbackResponse:
         check_name("model", model)
         self.registry.describe(model)  # 404 for an unknown model
-        now_iso = (now or datetime.now(timezone.utc)).isoformat()
+        now_iso = (now or datetime.now(UTC)).isoformat()
         valid_ids = [i.prediction_id for i in request.feedback if PREDICTION_ID.match(i.prediction_id)]
         items = self.captures.get_many(model, valid_ids) if valid_ids else {}
         results: list[FeedbackResult] = []
@@ -291,14 +291,14 @@ class MonitoringService:
 def quality_of(labelled: Sequence[StoredCapture], manifest: Manifest | None) -> dict[str, Any] | None:
     if not labelled:
         return None
-    classified = [(c.truth["label"], c.output.get("label")) for c in labelled
+    classified = [(str(c.truth["label"]), str(c.output["label"])) for c in labelled
                   if c.truth and "label" in c.truth and isinstance(c.output.get("label"), str)]
     valued = [(float(c.truth["value"]), float(c.output["value"])) for c in labelled
               if c.truth and "value" in c.truth and isinstance(c.output.get("value"), (int, float))]
     if classified and len(classified) >= len(valued):
         labels = manifest.labels if manifest else []
-        return {"task": manifest.task if manifest else labelled[0].task, **classification_quality([t for t, _ in classified],
-                                                                  [p for _, p in classified], labels)}
+        quality = classification_quality([t for t, _ in classified], [p for _, p in classified], labels)
+        return {"task": manifest.task if manifest else labelled[0].task, **quality}
     if valued:
         return {"task": "regression", **regression_quality([t for t, _ in valued], [p for _, p in valued])}
     return None

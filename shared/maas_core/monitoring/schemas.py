@@ -29,7 +29,7 @@ class FeedbackItem(BaseModel):
     value: float | None = Field(default=None, allow_inf_nan=False, description="the true value (regression)")
 
     @model_validator(mode="after")
-    def _label_or_value(self) -> "FeedbackItem":
+    def _label_or_value(self) -> FeedbackItem:
         if (self.label is None) == (self.value is None):
             raise ValueError("give exactly one of label (classifiers) or value (regression)")
         return self

@@ -9,14 +9,16 @@ Key design (one item per captured prediction):
                               and feedback, which only knows the id, finds the item by key
 
     attributes: model, version, time_ms, latency_ms, task, label (classifiers), data (JSON: features,
-    output, alias, canary, source: "batch" for batch files), truth (JSON: {"label"} or {"value"}, once fed back), feedback_at,
+    output, alias, canary, source: "batch" for batch files), truth (JSON: {"label"} or {"value"}, once fed back),
+    feedback_at,
     expires_at (TTL, epoch seconds: MAAS_CAPTURE_TTL_DAYS after the prediction)
 
 Raw values and outputs are stored as JSON strings: a record may hold numbers DynamoDB's Number type
 cannot (1e300), and nothing queries inside them.
 
 Writes are idempotent: a capture is put only if absent (Lambda retries a failed invocation of the capture
-function, a dead-lettered event may be redriven, and a re-put must not erase feedback), and feedback is set only where none is.
+function, a dead-lettered event may be redriven, and a re-put must not erase feedback), and feedback is set only
+where none is.
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
 from maas_core.ids import PREDICTION_ID, time_prefix
 from maas_core.registry import NAME_PATTERN
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 SHARDS = 4
 _GET_BATCH = 100  # BatchGetItem limit
@@ -86,7 +91,7 @@ class StoredCapture:
     source: str = "api"  # "batch": a row of a batch file
 
     @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> "StoredCapture":
+    def from_item(cls, item: Mapping[str, Any]) -> StoredCapture:
         data = json.loads(item["data"]["S"]) if "data" in item else {}
         truth = json.loads(item["truth"]["S"]) if "truth" in item else None
         return cls(id=item["sk"]["S"], model=item["model"]["S"], version=item["version"]["S"],
@@ -102,7 +107,7 @@ class CaptureStore:
         self._ddb = dynamodb
 
     @property
-    def ddb(self) -> Any:
+    def ddb(self) -> DynamoDBClient:
         return self._ddb or aws.client("dynamodb")
 
     # --- writes: the capture function ----------------------------------------------------------
@@ -154,7 +159,8 @@ class CaptureStore:
 
     # --- reads: the metrics function -----------------------------------------------------------
 
-    def query(self, model: str, start_ms: int, end_ms: int, limit: int | None = None) -> tuple[list[StoredCapture], bool]:
+    def query(self, model: str, start_ms: int, end_ms: int,
+              limit: int | None = None) -> tuple[list[StoredCapture], bool]:
         """Captures of `model` made in [start_ms, end_ms), oldest first, at most `limit` (newest kept);
         returns (captures, truncated)."""
         low, high = time_prefix(start_ms), time_prefix(max(end_ms - 1, start_ms)) + "~"  # '~' sorts after '-', digits
@@ -211,7 +217,8 @@ class CaptureStore:
                 raise aws.unavailable("the captures table", RuntimeError("unprocessed keys after retries"))
         return found
 
-    def set_truth(self, model: str, prediction_id: str, truth: Mapping[str, Any], now_iso: str) -> dict[str, Any] | None:
+    def set_truth(self, model: str, prediction_id: str, truth: Mapping[str, Any],
+                  now_iso: str) -> dict[str, Any] | None:
         """Record ground truth unless some is recorded already. None if recorded; else the item as it is
         ({} if it does not exist)."""
         try:
@@ -225,7 +232,8 @@ class CaptureStore:
             return None
         except ClientError as exc:
             if aws.error_code(exc) == "ConditionalCheckFailedException":
-                return exc.response.get("Item") or {}
+                item: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]  # ALL_OLD
+                return item
             raise
 
     def _call(self, fn: Any, raise_conditional: bool = False, **kwargs: Any) -> Any:

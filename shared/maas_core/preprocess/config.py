@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -13,7 +14,8 @@ MissingStrategy = Literal["drop", "mean", "median", "most_frequent", "constant"]
 class ColumnConfig(BaseModel):
     """Options for one input column. Defaults give a sensible tabular pipeline."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)  # training-only: no schema build on a serving cold start
+    # training-only: no schema build on a serving cold start
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     kind: Kind
     required: bool = Field(default=True, description="callers must send it; a missing value is a 422 at serving time")
@@ -47,7 +49,7 @@ class ColumnConfig(BaseModel):
     dtype: Literal["int32", "int64"] = Field(default="int32", description="the ONNX input's integer type")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ColumnConfig":
+    def _consistent(self) -> ColumnConfig:
         if self.missing == "constant" and self.fill_value is None:
             raise ValueError("missing='constant' needs fill_value")
         numeric_only = self.missing in ("mean", "median") or self.outliers != "none"
@@ -70,17 +72,19 @@ class SpecConfig(BaseModel):
     row_norm: Literal["l1", "l2"] | None = Field(default=None, description="scale each feature row to unit norm")
 
     @classmethod
-    def simple(cls, numeric: list[str] = (), categorical: list[str] = (), optional: list[str] = (),  # type: ignore[assignment]
-               boolean: list[str] = (), text: list[str] = ()) -> "SpecConfig":  # type: ignore[assignment]
+    def simple(cls, numeric: Sequence[str] = (), categorical: Sequence[str] = (), optional: Sequence[str] = (),
+               boolean: Sequence[str] = (), text: Sequence[str] = ()) -> SpecConfig:
         """Defaults for every column, by kind; `optional` columns may be missing at serving time."""
         cols: dict[str, ColumnConfig] = {}
-        for kind, names in (("numeric", numeric), ("categorical", categorical), ("boolean", boolean), ("text", text)):
+        by_kind: tuple[tuple[Kind, Sequence[str]], ...] = (
+            ("numeric", numeric), ("categorical", categorical), ("boolean", boolean), ("text", text))
+        for kind, names in by_kind:
             for name in names:
                 cols[name] = ColumnConfig(kind=kind, required=name not in optional)
         return cls(columns=cols)
 
     @model_validator(mode="after")
-    def _one_text_input(self) -> "SpecConfig":
+    def _one_text_input(self) -> SpecConfig:
         kinds = [c.kind for c in self.columns.values()]
         if "text" in kinds and len(kinds) > 1:
             raise ValueError("a text model takes exactly one text column and nothing else")

@@ -7,7 +7,7 @@ import math
 import numbers
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat
 from typing import Any, Literal
 
@@ -83,7 +83,7 @@ class NumericFeature(_Feature):
     scale: float = 1.0
 
     @classmethod
-    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> "NumericFeature":
+    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> NumericFeature:
         values, bad = to_float(raw)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
@@ -95,13 +95,14 @@ class NumericFeature(_Feature):
         clip = outlier_bounds(values, cfg.outliers, cfg.outlier_threshold) if cfg.outlier_action == "clip" else None
         if clip:
             present = np.clip(present, *clip)
-        fill = {
+        fills: dict[str, Callable[[], float | None]] = {
             "mean": lambda: float(present.mean()),
             "median": lambda: float(np.median(present)),
             "most_frequent": lambda: float(_most_frequent(present.tolist())),
             "constant": lambda: float(cfg.fill_value),  # type: ignore[arg-type]
             "drop": lambda: None,
-        }[cfg.missing_strategy()]()
+        }
+        fill = fills[cfg.missing_strategy()]()
         if cfg.scaler == "standard":
             center, scale = float(present.mean()), float(present.std())
         elif cfg.scaler == "minmax":
@@ -123,7 +124,7 @@ class NumericFeature(_Feature):
     def transform(self, raw: Sequence[Any], errors: Errors, fill_required: bool = False) -> np.ndarray:
         values, bad = to_float(raw)
         for i in np.flatnonzero(bad):
-            errors.add(int(i), self.name, f"expected a number, got {kind_of(raw[i])} {self._show(raw[i])}")
+            errors.add(int(i), self.name, f"expected a number, got {kind_of(raw[int(i)])} {self._show(raw[int(i)])}")
         missing = np.isnan(values) & ~bad
         self._missing_errors(missing, errors, fill_required)
         values = np.where(missing, self.fill if self.fill is not None else 0.0, values)
@@ -131,7 +132,7 @@ class NumericFeature(_Feature):
             values = np.clip(values, *self.clip)
         scaled = (values - self.center) / self.scale
         for i in np.flatnonzero(~bad & (np.abs(scaled) > _FLOAT32_MAX)):  # would become inf in float32
-            errors.add(int(i), self.name, f"value {self._show(raw[i])} is out of range")
+            errors.add(int(i), self.name, f"value {self._show(raw[int(i)])} is out of range")
         return scaled.reshape(-1, 1)
 
     def transform_scalar(self, v: Any) -> list[float] | None:
@@ -177,7 +178,7 @@ class CategoricalFeature(_Feature):
         return hit if hit is not None else min(bisect_left(self.categories, value), len(self.categories) - 1)
 
     @classmethod
-    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> "CategoricalFeature":
+    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> CategoricalFeature:
         values, missing, wrong = to_str([None if v is None else str(v) for v in raw])
         present = values[~missing].tolist()
         if not present:
@@ -185,23 +186,26 @@ class CategoricalFeature(_Feature):
         counts = Counter(present)
         kept = sorted(counts, key=lambda c: (-counts[c], c))[: cfg.max_categories]
         strategy = cfg.missing_strategy()
-        fill = None if strategy == "drop" else str(cfg.fill_value) if strategy == "constant" else _most_frequent(present)
+        fill = (None if strategy == "drop" else str(cfg.fill_value) if strategy == "constant"
+                else _most_frequent(present))
         return cls(name=name, required=cfg.required, fill=fill, categories=sorted(kept), encoding=cfg.encoding,
                    unseen=cfg.unseen)
 
     def input_field(self) -> InputField:
         return InputField(name=self.name, type="string", required=self.required,
-                          description="one of: " + ", ".join(self.categories[:20]) + (" ..." if len(self.categories) > 20 else ""))
+                          description="one of: " + ", ".join(self.categories[:20])
+                          + (" ..." if len(self.categories) > 20 else ""))
 
     def output_names(self) -> list[str]:
         if self.encoding == "ordinal":
             return [self.name]
-        return [f"{self.name}={c}" for c in self.categories] + ([f"{self.name}={OTHER}"] if self.unseen == "other" else [])
+        other = [f"{self.name}={OTHER}"] if self.unseen == "other" else []
+        return [f"{self.name}={c}" for c in self.categories] + other
 
     def transform(self, raw: Sequence[Any], errors: Errors, fill_required: bool = False) -> np.ndarray:
         values, missing, wrong = to_str(raw)
         for i in np.flatnonzero(wrong):
-            errors.add(int(i), self.name, f"expected a string, got {kind_of(raw[i])}")
+            errors.add(int(i), self.name, f"expected a string, got {kind_of(raw[int(i)])}")
         self._missing_errors(missing, errors, fill_required)
         # dict lookups mapped in C: cheaper than numpy string arrays, and memory stays the values' own
         pos = np.fromiter(map(self._positions.get, values, repeat(-1)), np.intp, len(values))
@@ -212,7 +216,8 @@ class CategoricalFeature(_Feature):
         cats = self.categories
         if self.unseen == "reject":
             for i in unseen:
-                errors.add(int(i), self.name, f"unknown category {self._show(raw[i])}; expected one of {self.categories[:20]}")
+                errors.add(int(i), self.name,
+                           f"unknown category {self._show(raw[int(i)])}; expected one of {self.categories[:20]}")
         k = len(cats)
         if self.encoding == "ordinal":
             codes = pos.astype(np.float64)
@@ -264,7 +269,7 @@ class BooleanFeature(_Feature):
     fill: bool | None = None
 
     @classmethod
-    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> "BooleanFeature":
+    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> BooleanFeature:
         values, missing, bad = to_bool(raw)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
@@ -286,7 +291,7 @@ class BooleanFeature(_Feature):
     def transform(self, raw: Sequence[Any], errors: Errors, fill_required: bool = False) -> np.ndarray:
         values, missing, bad = to_bool(raw)
         for i in np.flatnonzero(bad):
-            errors.add(int(i), self.name, f"expected a boolean, got {kind_of(raw[i])} {self._show(raw[i])}")
+            errors.add(int(i), self.name, f"expected a boolean, got {kind_of(raw[int(i)])} {self._show(raw[int(i)])}")
         self._missing_errors(missing, errors, fill_required)
         return np.where(missing, float(bool(self.fill)), values).reshape(-1, 1)
 
@@ -351,7 +356,7 @@ class TextFeature(_Feature):
     _ids: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @classmethod
-    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> "TextFeature":
+    def fit(cls, name: str, raw: Sequence[Any], cfg: ColumnConfig) -> TextFeature:
         texts = [v for v in raw if isinstance(v, str) and v.strip()]
         if not texts:
             raise ValueError(f"column {name!r} has no text to fit")

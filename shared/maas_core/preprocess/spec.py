@@ -9,8 +9,8 @@ Every problem is reported as (record index, field, reason); nothing is dropped s
 from __future__ import annotations
 
 import json
-from itertools import repeat
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -36,8 +36,8 @@ SCALAR_MAX_RECORDS = 8
 
 Feature = Annotated[NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | StringFeature,
                     Field(discriminator="kind")]
-_FEATURE_TYPES = {"numeric": NumericFeature, "categorical": CategoricalFeature, "boolean": BooleanFeature,
-                  "text": TextFeature}
+_FEATURE_TYPES: dict[str, type[NumericFeature | CategoricalFeature | BooleanFeature | TextFeature]] = {
+    "numeric": NumericFeature, "categorical": CategoricalFeature, "boolean": BooleanFeature, "text": TextFeature}
 
 
 class PreprocessSpec(BaseModel):
@@ -48,7 +48,7 @@ class PreprocessSpec(BaseModel):
     row_norm: Literal["l1", "l2"] | None = None
 
     @model_validator(mode="after")
-    def _text_alone(self) -> "PreprocessSpec":
+    def _text_alone(self) -> PreprocessSpec:
         if self.text_feature and len(self.features) > 1:
             raise ValueError("a text spec has exactly one text feature")
         if self.row_norm and self.has_strings:
@@ -61,7 +61,7 @@ class PreprocessSpec(BaseModel):
         return self.model_dump_json(indent=2)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "PreprocessSpec":
+    def from_json(cls, text: str | bytes) -> PreprocessSpec:
         data = json.loads(text)
         version = data.get("format_version") if isinstance(data, dict) else None
         if version != SPEC_FORMAT_VERSION:
@@ -79,7 +79,7 @@ class PreprocessSpec(BaseModel):
     def input_schema(self) -> list[InputField]:
         return [f.input_field().model_copy(update={"sensitive": f.sensitive}) for f in self.features]
 
-    def with_sensitive(self, names: set[str] | frozenset[str]) -> "PreprocessSpec":
+    def with_sensitive(self, names: set[str] | frozenset[str]) -> PreprocessSpec:
         """This spec with the named fields (also) marked sensitive, e.g. from a manifest's input schema."""
         if not any(f.name in names and not f.sensitive for f in self.features):
             return self
@@ -94,20 +94,21 @@ class PreprocessSpec(BaseModel):
         """Whether a field reaches the model as a string (an external graph's own encoder reads it)."""
         return any(isinstance(f, StringFeature) for f in self.features)
 
-    def output_dtype(self) -> str:
+    def output_dtype(self) -> Literal["float32", "int32", "int64", "object"]:
         """The model input's dtype: float32, the text feature's integer type, or object (strings among floats)."""
         return self.text_feature.dtype if self.text_feature else "object" if self.has_strings else "float32"
 
     # --- fitting (training job) -----------------------------------------------------------------
 
     @classmethod
-    def fit(cls, columns: Mapping[str, Sequence[Any]], config: SpecConfig) -> "PreprocessSpec":
+    def fit(cls, columns: Mapping[str, Sequence[Any]], config: SpecConfig) -> PreprocessSpec:
         """Fit every configured column on the training rows (missing values are ignored when fitting)."""
         unknown = [name for name in config.columns if name not in columns]
         if unknown:
             raise ValueError(f"configured columns not in the data: {', '.join(unknown)}")
-        features = [_FEATURE_TYPES[cfg.kind].fit(name, columns[name], cfg).model_copy(update={"sensitive": cfg.sensitive})
-                    for name, cfg in config.columns.items()]
+        features: list[NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | StringFeature] = [
+            _FEATURE_TYPES[cfg.kind].fit(name, columns[name], cfg).model_copy(update={"sensitive": cfg.sensitive})
+            for name, cfg in config.columns.items()]
         return cls(features=features, row_norm=config.row_norm)
 
     # --- transforming (training and serving) ----------------------------------------------------
@@ -156,7 +157,7 @@ class PreprocessSpec(BaseModel):
                 v = r.get(f.name)
                 if max_chars is not None and type(v) is str and len(v) > max_chars:
                     return None
-                out = f.transform_scalar(v)  # type: ignore[union-attr]  (not a text spec)
+                out = f.transform_scalar(v)  # type: ignore[union-attr]  # a text spec never comes here
                 if out is None:
                     return None
                 row += out

@@ -18,7 +18,7 @@ TRUE_STRINGS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_STRINGS = frozenset({"false", "f", "no", "n", "0"})
 
 
-class Errors(list):
+class Errors(list[dict[str, Any]]):
     """Per-record problems: {"index": i, "field": name, "reason": ...}; one response names them all."""
 
     def add(self, index: int | None, field: str | None, reason: str) -> None:
@@ -72,7 +72,7 @@ def to_str(raw: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     else:
         wrong = np.fromiter((not (v is None or isinstance(v, str)) for v in raw), bool, n)
         objects[wrong] = None
-    objects[np.equal(objects, None)] = ""
+    objects[np.equal(objects, None)] = ""  # type: ignore[call-overload]  # elementwise `is None` of an object array
     values = np.fromiter(map(str.strip, objects), dtype=object, count=n)
     missing = np.fromiter(map(MISSING_STRINGS.__contains__, values), bool, n) & ~wrong
     return values, missing, wrong
