@@ -323,7 +323,8 @@ def test_penguins_bundle_is_published_registered_and_promoted(world: World, trai
     prefix = "models/penguins/1/"
     stored_names = [k.removeprefix(prefix) for k in world.keys(prefix)]
     pictures = [n for n in stored_names if n.startswith("report_") and n.endswith(".png")]  # optional extras
-    models = [v.file for v in m.variants.values()]  # model.onnx, and model.int8.onnx (tests/integration/test_quantization.py)
+    # model.onnx, and model.int8.onnx (tests/integration/test_quantization.py)
+    models = [v.file for v in m.variants.values()]
     assert MODEL_FILE in models
     assert sorted(set(stored_names) - set(pictures)) == sorted([MANIFEST_FILE, *models, PREPROCESS_FILE, REPORT_FILE])
     s3 = boto3.client("s3")
@@ -464,7 +465,8 @@ def test_each_loss_and_optimizer_builds_and_trains_an_epoch(tmp_path: Path, targ
     y_train, _, _ = _training_targets(p)
     net = nn.build_model(p.x_train.shape[1], p.task, len(p.labels), config, loss=p.loss)
     assert type(net.loss).__name__ == keras_loss
-    assert type(net.optimizer).__name__ == {"sgd": "SGD", "momentum": "SGD", "rmsprop": "RMSprop", "adam": "Adam"}[optimizer]
+    keras_names = {"sgd": "SGD", "momentum": "SGD", "rmsprop": "RMSprop", "adam": "Adam"}
+    assert type(net.optimizer).__name__ == keras_names[optimizer]
     history = nn.train(net, p.x_train, y_train, None, None, config, progress=lambda _: None)
     assert history.epochs_run == 1 and np.isfinite(history.loss[0])
     if loss == "focal" and p.task == "multiclass":
@@ -529,7 +531,8 @@ def test_text_model_trains_exports_and_publishes_int_token_input(world: World, t
     assert any("Embedding(" in line and "LSTM(32)" in line for line in text_trained.progress)
 
     import onnx  # the graph is the fused LSTM op, not a slow Loop (docs/training.md)
-    ops = {n.op_type for n in onnx.load_from_string(world.store.load("support-tickets", "1").files[MODEL_FILE]).graph.node}
+    graph = onnx.load_from_string(world.store.load("support-tickets", "1").files[MODEL_FILE]).graph
+    ops = {n.op_type for n in graph.node}
     assert "LSTM" in ops and "Loop" not in ops
 
 
@@ -684,7 +687,8 @@ columns:
     ("epochs: 0\n", [], "train.yaml: epochs: Input should be greater than or equal to 1"),
     ("epochs: 5\n", ["--epochs", "0"], "--epochs: Input should be greater than or equal to 1"),
     ("epoch: 5\n", [], "train.yaml: epoch: Extra inputs are not permitted"),
-    ("columns: {a: {kind: numeric, missing: constant}}\n", [], "train.yaml: columns.a: missing='constant' needs fill_value"),
+    ("columns: {a: {kind: numeric, missing: constant}}\n", [],
+     "train.yaml: columns.a: missing='constant' needs fill_value"),
     ("columns: {a: {scaler: robust}}\n", [], "train.yaml: columns.a.kind: Field required"),
     ("[1, 2]\n", [], "--config: config file 'train.yaml' must hold a mapping of settings, not list"),
     ("epochs: [\n", [], "--config: config file 'train.yaml' is not valid YAML"),

@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "s3:// URI of either (the cloud batch job)")
     data.add_argument("--model-name", help="registry name of the model")
     data.add_argument("--target", help="column to predict")
-    data.add_argument("--task", choices=["binary", "multiclass", "regression"], help="default: inferred from the target")
+    data.add_argument("--task", choices=["binary", "multiclass", "regression"],
+                      help="default: inferred from the target")
     for kind in ("numeric", "categorical", "boolean"):
         data.add_argument(f"--{kind}", type=_names, metavar="COLS", help=f"{kind} feature columns, comma-separated")
     data.add_argument("--text", type=_names, metavar="COL",
@@ -125,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--allow-no-better", action="store_true", default=None,
                      help="publish even when the chosen model does not beat the trivial baseline (majority class / "
                           "training mean) on the holdout; the manifest records it")
-    net.add_argument("--hidden-units", type=_units, metavar="N,N", help="MLP hidden layer sizes" + _default("hidden_units"))
+    net.add_argument("--hidden-units", type=_units, metavar="N,N",
+                     help="MLP hidden layer sizes" + _default("hidden_units"))
     net.add_argument("--embed-dim", type=int, help="text model embedding size" + _default("embed_dim"))
     net.add_argument("--lstm-units", type=int, help="text model LSTM units" + _default("lstm_units"))
     net.add_argument("--loss", choices=["crossentropy", "focal", "mse", "mae", "huber"],
@@ -135,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--learning-rate", type=float, help=_default("learning_rate").strip(" ()"))
     net.add_argument("--optimizer", choices=["adam", "sgd", "momentum", "rmsprop"], help="default adam")
     net.add_argument("--l2", type=float, help="L2 kernel regularization" + _default("l2"))
-    net.add_argument("--dropout", type=float, help="dropout rate after each hidden layer / the LSTM" + _default("dropout"))
+    net.add_argument("--dropout", type=float,
+                     help="dropout rate after each hidden layer / the LSTM" + _default("dropout"))
     net.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                      help="stop after this many epochs without val_loss improvement; 0 = off"
                           + _default("early_stopping_patience"))

@@ -50,7 +50,8 @@ TEXT_HYPERPARAMETERS = ("embed_dim", "lstm_units", "lstm_reverse", *_COMMON_HYPE
 
 def _plain_name(kind: str, value: str) -> str:
     if not NAME_PATTERN.match(value):
-        raise ValueError(f"{kind} {value!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        raise ValueError(f"{kind} {value!r} must be 1-64 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit")
     return value
 
 
@@ -95,7 +96,8 @@ class TrainingConfig(BaseModel):
     columns: dict[str, ColumnConfig] | None = Field(
         default=None, description="per-column preprocessing options (kind included); they win over the defaults below")
     exclude: list[str] = Field(default_factory=list, description="columns the model never sees")
-    optional: list[str] = Field(default_factory=list, description="features callers may omit (filled with the fitted fill)")
+    optional: list[str] = Field(default_factory=list,
+                                description="features callers may omit (filled with the fitted fill)")
     sensitive: list[str] = Field(default_factory=list, description="features holding personal data: masked in captured "
                                                                    "predictions, never quoted in errors or logs")
 
@@ -136,7 +138,8 @@ class TrainingConfig(BaseModel):
     early_stopping_patience: int = Field(default=10, ge=0, description="epochs without val_loss improvement; 0 = off")
     seed: int = Field(default=42, ge=0, lt=2**32)
     test_size: float = Field(default=0.2, gt=0, lt=1, description="fraction of rows held out for the test metrics")
-    val_size: float = Field(default=0.1, ge=0, lt=1, description="fraction of rows used for validation / early stopping")
+    val_size: float = Field(default=0.1, ge=0, lt=1,
+                            description="fraction of rows used for validation / early stopping")
 
     # --- publishing ---------------------------------------------------------------------------
     bucket: str = Field(default_factory=lambda: os.environ.get("MAAS_MODEL_BUCKET") or "maas-models", min_length=3)
@@ -190,10 +193,12 @@ class TrainingConfig(BaseModel):
     @model_validator(mode="after")
     def _check_consistency(self) -> TrainingConfig:
         if self.test_size + self.val_size >= 0.9:
-            raise ValueError(f"test_size + val_size = {self.test_size + self.val_size:g} leaves too few rows to train on (keep it below 0.9)")
+            raise ValueError(f"test_size + val_size = {self.test_size + self.val_size:g} leaves too few rows to "
+                             "train on (keep it below 0.9)")
         for kind in (*KINDS, "optional"):
             if self.target in (getattr(self, kind) or []):
-                raise ValueError(f"the target column {self.target!r} cannot also be a{'n' if kind == 'optional' else ''} {kind} feature")
+                article = "an" if kind == "optional" else "a"
+                raise ValueError(f"the target column {self.target!r} cannot also be {article} {kind} feature")
         if self.target in (self.columns or {}):
             raise ValueError(f"the target column {self.target!r} cannot also be a feature (it is in columns)")
         if self.target in self.exclude:
@@ -233,7 +238,8 @@ class TrainingConfig(BaseModel):
     def column_config(self, name: str, kind: Kind) -> ColumnConfig:
         """The preprocessing options of one input column: ColumnConfig defaults < this config's
         defaults for the kind < the options set explicitly in `columns[name]`."""
-        settings: dict[str, Any] = {"kind": kind, "required": name not in self.optional, "sensitive": name in self.sensitive}
+        settings: dict[str, Any] = {"kind": kind, "required": name not in self.optional,
+                                    "sensitive": name in self.sensitive}
         if kind == "numeric":
             for key in ("scaler", "outliers", "outlier_action", "outlier_threshold", "missing", "fill_value"):
                 if getattr(self, key) is not None:

@@ -43,7 +43,8 @@ def input_name_for(dtype: str) -> str:
     return TOKENS_INPUT_NAME if np.dtype(dtype).kind in "iu" else INPUT_NAME
 
 
-def to_onnx(model: Any, n_features: int, opset: int = OPSET, dtype: str = "float32", input_name: str | None = None) -> bytes:
+def to_onnx(model: Any, n_features: int, opset: int = OPSET, dtype: str = "float32",
+            input_name: str | None = None) -> bytes:
     """The model as ONNX bytes, input (None, n_features) of `dtype` (dynamic batch), output OUTPUT_NAME."""
     import tensorflow as tf
     import tf2onnx

@@ -161,7 +161,8 @@ class History:
     best_epoch: int = 0  # 1-based; the weights kept are from this epoch
 
     def as_dict(self) -> dict[str, Any]:
-        return {"loss": self.loss, "val_loss": self.val_loss, "epochs_run": self.epochs_run, "best_epoch": self.best_epoch}
+        return {"loss": self.loss, "val_loss": self.val_loss, "epochs_run": self.epochs_run,
+                "best_epoch": self.best_epoch}
 
 
 def train(

@@ -92,7 +92,8 @@ def confusion_matrix_plot(labels: list[str], y_true: np.ndarray, y_pred: np.ndar
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     ticks = np.arange(k)
-    ax.set_xticks(ticks, [_short(lbl) for lbl in labels], rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center")
+    ax.set_xticks(ticks, [_short(lbl) for lbl in labels], rotation=45 if k > 3 else 0,
+                  ha="right" if k > 3 else "center")
     ax.set_yticks(ticks, [_short(lbl) for lbl in labels])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
