@@ -24,6 +24,7 @@ from maas_core.edge.openapi import (
     VersionId,
 )
 from maas_core.edge.openapi import document as openapi_document
+from maas_core.edge.inference_protocol import protocol_error_responses
 from maas_core.edge.predict_requests import answer, resolve_monitored
 from maas_core.inference_protocol import (
     InferenceRequest,
@@ -116,7 +117,7 @@ def predict(
 
 # The Open Inference Protocol (KServe V2 REST; maas_core.inference_protocol): the same predictor, monitor and
 # limits as /v1; its errors are answered {"error": "..."} (maas_core.edge.inference_protocol)
-V2_ERRORS = error_responses(400, 404, 413, 415, 500, 503)
+V2_ERRORS = protocol_error_responses(400, 404, 413, 415, 500, 503)
 
 
 @app.get("/v2/health/live", responses=ok_response(ReadyResponse, "the function answers"))

@@ -129,6 +129,8 @@ class ReadyResponse(BaseModel):
 
 
 class ProtocolError(BaseModel):
+    """The protocol's error body: what went wrong, in one string."""
+
     error: str
 
 

@@ -13,9 +13,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from maas_core.edge.http import error_responses
+from maas_core.inference_protocol import ProtocolError
+
 V2_PATH = re.compile(r"^/v2(/|$)")
 MAX_REASONS = 3  # details told in the one-line error
 INFER_PATH = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer/?$")
+
+
+def protocol_error_responses(*statuses: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI `responses` for a /v2 route's error statuses, in the protocol's body."""
+    return {status: {**entry, "content": {"application/json": {"model": ProtocolError}}}
+            for status, entry in error_responses(*statuses).items()}
 
 
 def is_protocol_path(event: Any) -> bool:
