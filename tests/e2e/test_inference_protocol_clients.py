@@ -3,7 +3,9 @@ against the local gateway, with the API key header (AuthMode ApiKey, as on AWS).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -82,3 +84,31 @@ def test_a_bad_request_raises_the_servers_error(client: triton.InferenceServerCl
     """When the datatype does not fit the field, then tritonclient raises with the server's message."""
     with pytest.raises(triton.InferenceServerException, match="must be FP32"):
         client.infer("tiny", [field("x1", ["1"], "BYTES")], headers=HEADERS)
+
+
+class _StageRecorder(BaseHTTPRequestHandler):
+    """Answers 200 to everything and notes the path, as a stand-in for API Gateway's stage in front of /v2."""
+
+    paths: list[str] = []
+
+    def do_GET(self) -> None:  # http.server's name for it
+        self.paths.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_stage_prefix_in_the_url_goes_before_v2() -> None:
+    """Given a url with a path after host:port, when tritonclient calls, then every path starts with it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StageRecorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = triton.InferenceServerClient(f"127.0.0.1:{server.server_address[1]}/prod")
+        assert client.is_server_live(headers=HEADERS) and client.is_model_ready("tiny", headers=HEADERS)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _StageRecorder.paths == ["/prod/v2/health/live", "/prod/v2/models/tiny/ready"]
