@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from maas_core import __version__
 from maas_core.edge import coldstart
 from maas_core.edge.http import build_resolver, error_responses, ok_response
+from maas_core.edge.inference_protocol import protocol_error_responses
 from maas_core.edge.openapi import (
     DOCUMENT_RESPONSE,
     NAME_SCHEMA,
@@ -21,9 +22,20 @@ from maas_core.edge.openapi import (
     ModelDescription,
     ModelList,
     ModelName,
+    VersionId,
 )
 from maas_core.edge.openapi import document as openapi_document
 from maas_core.edge.predict_requests import answer, resolve_monitored
+from maas_core.inference_protocol import (
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadata,
+    ReadyResponse,
+    ServerMetadata,
+    inputs_reader,
+    model_metadata,
+    response_writer,
+)
 from maas_core.manifest import VARIANTS
 from maas_core.monitoring import PredictMonitor
 from maas_core.predictor import Predictor
@@ -101,6 +113,82 @@ def predict(
     # prediction's outcome goes to the monitor (maas_core.edge.predict_requests)
     return answer(app, lambda: predictor().predict(model, request.records, version=version, alias=alias,
                                                    routing_key=key, explain=explain, variant=variant))
+
+
+# The Open Inference Protocol (KServe V2 REST; maas_core.inference_protocol): the same predictor, monitor and
+# limits as /v1; its errors are answered {"error": "..."} (maas_core.edge.inference_protocol)
+V2_ERRORS = protocol_error_responses(400, 404, 413, 415, 500, 503)
+
+
+@app.get("/v2/health/live", responses=ok_response(ReadyResponse, "the function answers"))
+def v2_live() -> dict[str, Any]:
+    return {"live": True}
+
+
+@app.get("/v2/health/ready", responses=ok_response(ReadyResponse, "the function answers"))
+def v2_ready() -> dict[str, Any]:
+    return {"ready": True}
+
+
+@app.get("/v2", responses=ok_response(ServerMetadata, "the server's name and version"))
+def v2_server_metadata() -> dict[str, Any]:
+    return {"name": "maas", "version": __version__, "extensions": []}
+
+
+@app.get("/v2/models/<model>", responses={**ok_response(ModelMetadata, "the default alias's version"),
+                                          **V2_ERRORS})
+def v2_model_metadata(model: ModelName) -> dict[str, Any]:
+    return _metadata(model, None)
+
+
+@app.get("/v2/models/<model>/versions/<version>", responses={**ok_response(ModelMetadata, "that version"),
+                                                             **V2_ERRORS})
+def v2_version_metadata(model: ModelName, version: VersionId) -> dict[str, Any]:
+    return _metadata(model, version)
+
+
+def _metadata(model: str, version: str | None) -> dict[str, Any]:
+    p = predictor()
+    manifest = p.store.load_manifest(model, p.route(model, version).version)
+    return model_metadata(manifest, [v["version"] for v in p.registry.describe(model)["versions"]])
+
+
+@app.get("/v2/models/<model>/ready", responses={**ok_response(ReadyResponse, "the default alias's version "
+                                                                             "loads"), **V2_ERRORS})
+def v2_model_ready(model: ModelName) -> dict[str, Any]:
+    p = predictor()
+    p.load_route(model, p.route(model))
+    return {"ready": True}
+
+
+@app.get("/v2/models/<model>/versions/<version>/ready",
+         responses={**ok_response(ReadyResponse, "that version loads"), **V2_ERRORS})
+def v2_version_ready(model: ModelName, version: VersionId) -> dict[str, Any]:
+    p = predictor()
+    p.load_route(model, p.route(model, version))
+    return {"ready": True}
+
+
+INFER_RESPONSES = {**ok_response(InferenceResponse, "the outputs asked for, one element (or row) per record"),
+                   **V2_ERRORS}
+
+
+@app.post("/v2/models/<model>/infer", responses=INFER_RESPONSES)
+def v2_infer(model: ModelName, request: InferenceRequest) -> Response[str]:
+    return _infer(model, None, request)
+
+
+@app.post("/v2/models/<model>/versions/<version>/infer", responses=INFER_RESPONSES)
+def v2_version_infer(model: ModelName, version: VersionId, request: InferenceRequest) -> Response[str]:
+    return _infer(model, version, request)
+
+
+def _infer(model: str, version: str | None, request: InferenceRequest) -> Response[str]:
+    p = predictor()
+    key = app.current_event.request_context.identity.source_ip
+    return answer(app, lambda: p.predict(model, inputs_reader(request, p.settings.max_records), version=version,
+                                         alias=request.parameter("alias"), variant=request.parameter("variant"),
+                                         routing_key=key), body=response_writer(request))
 
 
 # every log line of the request names API Gateway's request id (also in the answer: maas_core.edge.http)

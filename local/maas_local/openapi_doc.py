@@ -10,7 +10,8 @@ functions declaring the same path and method, or the same schema name differentl
 Security per operation comes from the template's events: `Authorizer: AWS_IAM` -> SigV4, events that
 switch the default auth off (health, this document) -> none, the rest -> the AuthMode default that
 maas_core.edge.openapi adds when serving, with its refusal. Powertools' default 422 body (HTTPValidationError)
-is replaced by the project's error body, which is what the resolver really answers (maas_core.edge.http). The
+is replaced by the project's error body, which is what the resolver really answers (maas_core.edge.http); /v2's
+is dropped (the Open Inference Protocol answers it as a 400: maas_core.edge.inference_protocol). The
 gateway's own answers (template.yaml GatewayResponses: the same error body) are added to every operation,
 and LINKS: where a caller (or a stateful tester) finds the names the next operation needs.
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from maas_core import __version__
+from maas_core.edge.inference_protocol import V2_PATH
 from maas_core.edge.openapi import DOCUMENT_FILE, error_response
 from maas_local.lambda_runtime import load_handler
 from maas_local.template import RouteAuth, api_routes, default_template_path, load_template, local_resource_names
@@ -78,7 +80,10 @@ def _route_security(auth: RouteAuth) -> list[dict[str, list[str]]] | None:
     return [] if auth.open else None
 
 
-def _use_error_body(op: dict[str, Any]) -> None:
+def _use_error_body(path: str, op: dict[str, Any]) -> None:
+    if V2_PATH.match(path):  # the Open Inference Protocol's: an invalid request is a 400 in its body
+        op.get("responses", {}).pop("422", None)
+        return
     response = op.get("responses", {}).get("422")
     if response and "HTTPValidationError" in json.dumps(response):
         op["responses"]["422"] = {"description": "invalid request or records",
@@ -147,7 +152,7 @@ def build_document(template_path: str | Path | None = None) -> dict[str, Any]:
                 raise ValueError(f"schema {name!r} differs between functions")
     for p, methods in doc["paths"].items():
         for method, op in methods.items():
-            _use_error_body(op)
+            _use_error_body(p, op)
             own = security.get((method, p))
             if own is not None:
                 op["security"] = own

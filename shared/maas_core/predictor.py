@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from aws_lambda_powertools import Logger
 from maas_core import deadline
 from maas_core.errors import IntegrityError, MaasError, ModelLoadError, PayloadTooLargeError, UnprocessableError
 from maas_core.ids import new_request_id
-from maas_core.manifest import DEFAULT_VARIANT, VARIANTS
+from maas_core.manifest import DEFAULT_VARIANT, VARIANTS, Manifest
 from maas_core.model_cache import LoadedModel, ModelCache
 from maas_core.outcome import PredictionOutcome, Route, Timings, note_route
 from maas_core.outputs import nonfinite_rows, refuse_nonfinite, shape_outputs
@@ -29,6 +29,8 @@ from maas_core.settings import Settings
 from maas_core.store import BundleStore
 
 logger = Logger(child=True)
+# what a request's records are once its version is chosen (its manifest's input schema names the fields)
+RecordSource = Callable[[Manifest], Sequence[Any]]
 
 
 def canary_share(name: str, alias: str, routing_key: str) -> float:
@@ -129,17 +131,22 @@ class Predictor:
                 return v
         return None
 
-    def predict(self, name: str, records: Sequence[Any], version: str | None = None,
+    def predict(self, name: str, records: Sequence[Any] | RecordSource, version: str | None = None,
                 alias: str | None = None, routing_key: str | None = None, explain: bool = False,
                 variant: str | None = None) -> PredictionOutcome:
         """The records' predictions by the version the request routes to (`route`), with what made them.
+        `records` may be a RecordSource: the request's records read against the routed version's manifest.
         `variant`: float (default) or int8, the version's quantized model (404 when the version has none).
         An error raised once the version is loaded has its route noted on it (maas_core.outcome.failed_route),
         so a rejected request is counted against that version."""
         started = time.perf_counter()
-        self.check_size(records)
+        if not callable(records):
+            self.check_size(records)
         model, route = self.load_route(name, self.route(name, version, alias, routing_key, variant))
         try:
+            if callable(records):  # a request read against the routed version's manifest (e.g. /v2's tensors)
+                records = records(model.manifest)
+                self.check_size(records)
             return self._predict(model, route, records, explain, started)
         except Exception as exc:
             note_route(exc, route)

@@ -159,7 +159,7 @@ def test_unknown_version_is_404(http: Any, gateway: str) -> None:
 
 
 def test_unknown_route_is_404_in_the_error_shape(http: Any, gateway: str) -> None:
-    for path in ("/v2/health", "/v1/models/tiny/predict/extra", "/"):
+    for path in ("/v3/health", "/v2/models", "/v1/models/tiny/predict/extra", "/"):
         r = http("GET", gateway + path)
         assert r.status == 404, (path, r.body)
         assert_error_shape(r.json(), "route_not_found")

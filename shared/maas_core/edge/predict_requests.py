@@ -25,9 +25,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 
 from maas_core.edge.http import resolve, serialized_json_response
+from maas_core.edge.inference_protocol import is_infer_event, protocol_errors
 from maas_core.outcome import PredictionOutcome, Route, failed_route
 from maas_core.preprocess.text import tokens_reused
 
@@ -39,9 +40,10 @@ _CONTEXT_KEY = "maas_predict_request"
 
 
 def is_predict_event(event: Any) -> bool:
-    """An API Gateway (REST) event for POST /v1/models/{model}/predict."""
+    """An API Gateway (REST) event for POST /v1/models/{model}/predict, or the Open Inference Protocol's
+    POST /v2/models/{model}[/versions/{version}]/infer (maas_core.edge.inference_protocol)."""
     return (isinstance(event, Mapping) and str(event.get("httpMethod", "")).upper() == "POST"
-            and bool(PREDICT_PATH.match(str(event.get("path") or ""))))
+            and bool(PREDICT_PATH.match(str(event.get("path") or "")))) or is_infer_event(event)
 
 
 def response_status(response: Any) -> int:
@@ -62,15 +64,16 @@ class _Request:
 
 def resolve_monitored(app: APIGatewayRestResolver, event: dict[str, Any], context: Any,
                       monitor: PredictMonitor) -> dict[str, Any]:
-    """http.resolve, and for a predict request its status, latency and outcome to the monitor."""
+    """http.resolve, and for a predict request its status, latency and outcome to the monitor. A /v2 error
+    is answered in the Open Inference Protocol's body (maas_core.edge.inference_protocol)."""
     if not is_predict_event(event):
-        return resolve(app, event, context)
+        return protocol_errors(event, resolve(app, event, context))
     request = _Request()
     app.context[_CONTEXT_KEY] = request  # Powertools' append_context, typed
     try:
         with tokens_reused():  # a text is tokenized once, for the model and for its capture
             try:
-                response = resolve(app, event, context)
+                response = protocol_errors(event, resolve(app, event, context))
             except BaseException:  # Lambda's crash: the resolver answers every error itself
                 monitor.record(500, request.started, request.outcome, request.route)
                 raise
@@ -80,9 +83,10 @@ def resolve_monitored(app: APIGatewayRestResolver, event: dict[str, Any], contex
     return response
 
 
-def answer(app: APIGatewayRestResolver, predict: Callable[[], PredictionOutcome]) -> Response[str]:
-    """The predict route's answer: the prediction's JSON. Its outcome, or the route of the error it raised,
-    is kept for the monitor (`resolve_monitored`)."""
+def answer(app: APIGatewayRestResolver, predict: Callable[[], PredictionOutcome],
+           body: Callable[[PredictionOutcome], str] | None = None) -> Response[str]:
+    """The predict route's answer: the prediction's JSON (or `body` of its outcome: /v2's inference response).
+    Its outcome, or the route of the error it raised, is kept for the monitor (`resolve_monitored`)."""
     request = app.context.get(_CONTEXT_KEY)
     try:
         outcome = predict()
@@ -92,4 +96,6 @@ def answer(app: APIGatewayRestResolver, predict: Callable[[], PredictionOutcome]
         raise
     if isinstance(request, _Request):
         request.outcome = outcome
+    if body is not None:
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body(outcome))
     return serialized_json_response(outcome.response)

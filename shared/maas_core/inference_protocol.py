@@ -1,0 +1,317 @@
+"""The Open Inference Protocol (KServe V2) data plane: its JSON tensors <-> maas records and predictions.
+
+    request = InferenceRequest.model_validate(body)
+    records = records_from_inputs(manifest.input_schema, request.inputs, max_records)   # 400 when they do not fit
+    outcome = predictor.predict(name, records, ...)                                      # the one predict path
+    body = infer_response(outcome, request)                                              # {"model_name", "outputs"}
+
+A request names one input per raw field of the manifest's input schema, shape [N] or [N, 1], with the protocol's
+datatype for the field's type (number: FP32, FP64, INT*, UINT*; string: BYTES, as JSON strings; boolean: BOOL);
+its `data` is row-major, flat or nested to the shape. The inputs become N records, so the fitted preprocessing
+runs exactly as for /v1. Outputs: a classifier's `label` (BYTES [N]) and `probabilities` (FP32 [N, C], in the
+manifest's label order), a regressor's `value` (FP32 [N]); `outputs` in the request picks some of them.
+Request `parameters`: `alias`, `variant` (as /v1's query parameters). The binary tensor extension is not
+spoken: every tensor is JSON (a request's `binary_data_output` is ignored; tritonclient reads JSON outputs).
+
+Every mistake in a request is an InferenceRequestError (400); the edge answers it, as every /v2 error, with the
+protocol's body {"error": "..."} (maas_core.edge.inference_protocol).
+Spec: https://github.com/kserve/open-inference-protocol/blob/main/specification/protocol/inference_rest.md
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from maas_core.errors import BadRequestError
+
+if TYPE_CHECKING:
+    from maas_core.manifest import InputField, Manifest
+    from maas_core.outcome import PredictionOutcome
+
+PLATFORM = "onnxruntime_onnx"
+_INT_RANGES = {f"INT{b}": (-(2 ** (b - 1)), 2 ** (b - 1) - 1) for b in (8, 16, 32, 64)} | {
+    f"UINT{b}": (0, 2 ** b - 1) for b in (8, 16, 32, 64)}
+FLOAT_TYPES = ("FP32", "FP64")
+DATATYPES = ("BOOL", *_INT_RANGES, *FLOAT_TYPES, "BYTES")
+# which protocol datatypes a raw field of each manifest type takes; the first is the one metadata names
+FIELD_DATATYPES: dict[str, tuple[str, ...]] = {"number": ("FP32", "FP64", *_INT_RANGES), "string": ("BYTES",),
+                                               "boolean": ("BOOL",)}
+CLASSIFIER_OUTPUTS = ("label", "probabilities")
+REGRESSOR_OUTPUTS = ("value",)
+
+
+class InferenceRequestError(BadRequestError):
+    code = "bad_inference_request"
+
+
+class RequestInput(BaseModel):
+    """One input tensor: its data row-major, flat or nested to its shape."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any] | None = None
+    data: Any = Field(description="the tensor's elements, row-major: a flat array, or arrays nested to the shape")
+
+
+class RequestOutput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(BaseModel):
+    """POST /v2/models/{model}[/versions/{version}]/infer. `parameters`: alias and variant, as /v1's."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="alias (default prod; not with /versions/{version}) and variant (float or int8)")
+    inputs: list[RequestInput]
+    outputs: list[RequestOutput] | None = None
+
+    def __repr__(self) -> str:  # a 1,000-record request must not be formatted into a debug line
+        return f"InferenceRequest(inputs=<{len(self.inputs)} tensors>)"
+
+    def parameter(self, name: str) -> str | None:
+        value = (self.parameters or {}).get(name)
+        if value is not None and not isinstance(value, str):
+            raise InferenceRequestError(f"parameter {name!r} must be a string, got {type(value).__name__}")
+        return value
+
+
+class MetadataTensor(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ResponseOutput(MetadataTensor):
+    data: list[Any]
+
+
+class InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str | None = None
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[ResponseOutput]
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str] | None = None
+    platform: str
+    inputs: list[MetadataTensor]
+    outputs: list[MetadataTensor]
+
+
+class ReadyResponse(BaseModel):
+    """Health and readiness answers: the status code says it (200), the body repeats it."""
+
+    ready: bool | None = None
+    live: bool | None = None
+
+
+class ProtocolError(BaseModel):
+    """The protocol's error body: what went wrong, in one string."""
+
+    error: str
+
+
+def model_metadata(manifest: Manifest, versions: Sequence[str] | None = None) -> dict[str, Any]:
+    """The model's metadata: its raw fields as inputs ([-1]: one element per record), its outputs."""
+    inputs = [{"name": f.name, "datatype": FIELD_DATATYPES[f.type][0], "shape": [-1]} for f in manifest.input_schema]
+    if manifest.task == "regression":
+        outputs = [{"name": "value", "datatype": "FP32", "shape": [-1]}]
+    else:
+        outputs = [{"name": "label", "datatype": "BYTES", "shape": [-1]},
+                   {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(manifest.labels)]}]
+    meta: dict[str, Any] = {"name": manifest.name, "platform": PLATFORM, "inputs": inputs, "outputs": outputs}
+    if versions is not None:
+        meta["versions"] = list(versions)
+    return meta
+
+
+def records_from_inputs(schema: Sequence[InputField], inputs: Sequence[RequestInput],
+                        max_records: int) -> list[dict[str, Any]]:
+    """The records the inputs hold: record i has element i of each input, under the input's name."""
+    fields = {f.name: f for f in schema}
+    columns: dict[str, list[Any]] = {}
+    n: int | None = None
+    for tensor in inputs:
+        field = fields.get(tensor.name)
+        if field is None:
+            raise InferenceRequestError(f"unknown input {tensor.name!r}: the model's inputs are "
+                                        f"{', '.join(fields)}")
+        if tensor.name in columns:
+            raise InferenceRequestError(f"input {tensor.name!r} is given twice")
+        if (tensor.parameters or {}).get("binary_data_size") is not None:
+            raise InferenceRequestError(f"input {tensor.name!r}: binary tensor data is not supported; send JSON "
+                                        "data (tritonclient: set_data_from_numpy(..., binary_data=False))")
+        rows = _record_count(tensor, max_records)
+        if n is not None and rows != n:
+            raise InferenceRequestError(f"input {tensor.name!r} has {rows} elements, other inputs {n}: every "
+                                        "input holds one element per record")
+        n = rows
+        allowed = FIELD_DATATYPES[field.type]
+        if tensor.datatype in DATATYPES and tensor.datatype not in allowed:
+            raise InferenceRequestError(f"input {tensor.name!r} is a {field.type} field: its datatype must be "
+                                        f"{' or '.join(allowed)}, got {tensor.datatype!r}")
+        columns[tensor.name] = tensor_elements(tensor)
+    missing = [f.name for f in schema if f.required and f.name not in columns]
+    if missing:
+        raise InferenceRequestError(f"missing input{'s' if len(missing) > 1 else ''} {', '.join(missing)}: "
+                                    "every required field of the model's input schema is one input")
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def _record_count(tensor: RequestInput, max_records: int) -> int:
+    shape = tensor.shape
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1) or shape[0] < 0:
+        raise InferenceRequestError(f"input {tensor.name!r} has shape {shape}: a field's input has shape [N] "
+                                    "or [N, 1], one element per record")
+    if shape[0] > max_records:
+        raise InferenceRequestError(f"input {tensor.name!r} holds {shape[0]} records; the limit is {max_records} "
+                                    "in one request")
+    return shape[0]
+
+
+def tensor_elements(tensor: RequestInput) -> list[Any]:
+    """The tensor's elements as a flat list, checked against its shape and datatype."""
+    if tensor.datatype not in DATATYPES:
+        raise InferenceRequestError(f"input {tensor.name!r}: datatype {tensor.datatype!r} is not supported; use "
+                                    f"one of {', '.join(DATATYPES)}")
+    flat = _flatten(tensor)
+    check = _ELEMENT_CHECKS[tensor.datatype[:2] if tensor.datatype[:2] in ("FP", "IN", "UI") else tensor.datatype]
+    for i, value in enumerate(flat):
+        reason = check(value, tensor.datatype)
+        if reason:
+            raise InferenceRequestError(f"input {tensor.name!r} element {i}: {reason}")
+    return flat
+
+
+def _flatten(tensor: RequestInput) -> list[Any]:
+    data, shape = tensor.data, tensor.shape
+    if not isinstance(data, list):
+        raise InferenceRequestError(f"input {tensor.name!r}: data must be an array")
+    size = math.prod(shape)
+    if not any(isinstance(v, list) for v in data):  # the flat form
+        if len(data) != size:
+            raise InferenceRequestError(f"input {tensor.name!r}: {len(data)} elements do not fill shape {shape} "
+                                        f"({size} elements)")
+        return data
+    flat: list[Any] = []
+    _walk(tensor.name, data, shape, 0, flat)
+    return flat
+
+
+def _walk(name: str, node: list[Any], shape: list[int], depth: int, out: list[Any]) -> None:
+    # nested data: each level an array as long as its dimension, scalars only at the last
+    if len(node) != shape[depth]:
+        raise InferenceRequestError(f"input {name!r}: nested data does not match shape {shape} (an array of "
+                                    f"{len(node)} at depth {depth}, expected {shape[depth]}; ragged or misshapen)")
+    last = depth == len(shape) - 1
+    for v in node:
+        if isinstance(v, list) != (not last):
+            raise InferenceRequestError(f"input {name!r}: nested data does not match shape {shape} (ragged: "
+                                        f"{'an array' if last else 'a scalar'} at depth {depth + 1})")
+    if last:
+        out.extend(node)
+    else:
+        for v in node:
+            _walk(name, v, shape, depth + 1, out)
+
+
+def _check_float(value: Any, datatype: str) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{datatype} takes numbers, got {type(value).__name__}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a finite number"
+    return None
+
+
+def _check_int(value: Any, datatype: str) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{datatype} takes whole numbers, got {type(value).__name__}"
+    low, high = _INT_RANGES[datatype]
+    return None if low <= value <= high else f"{value} is outside {datatype}'s range"
+
+
+def _check_bool(value: Any, datatype: str) -> str | None:
+    return None if isinstance(value, bool) else f"BOOL takes true or false, got {type(value).__name__}"
+
+
+def _check_bytes(value: Any, datatype: str) -> str | None:
+    return None if isinstance(value, str) else f"BYTES takes strings, got {type(value).__name__}"
+
+
+_ELEMENT_CHECKS = {"FP": _check_float, "IN": _check_int, "UI": _check_int, "BOOL": _check_bool, "BYTES": _check_bytes}
+
+
+def requested_outputs(manifest: Manifest, request: InferenceRequest) -> list[str]:
+    """The outputs to answer: those asked for, in the request's order, else all of the task's."""
+    names = REGRESSOR_OUTPUTS if manifest.task == "regression" else CLASSIFIER_OUTPUTS
+    if not request.outputs:
+        return list(names)
+    asked = [o.name for o in request.outputs]
+    unknown = [a for a in asked if a not in names]
+    if unknown:
+        raise InferenceRequestError(f"unknown output {unknown[0]!r}: this model's outputs are {', '.join(names)}")
+    return asked
+
+
+def infer_response(outcome: PredictionOutcome, outputs: Sequence[str], request_id: str | None) -> dict[str, Any]:
+    """The protocol's inference response for a prediction's outcome (maas_core.outcome)."""
+    predictions = outcome.response.predictions
+    n = len(predictions)
+    tensors: list[dict[str, Any]] = []
+    for name in outputs:
+        if name == "label":
+            tensors.append({"name": "label", "datatype": "BYTES", "shape": [n],
+                            "data": [p.label for p in predictions]})
+        elif name == "probabilities":
+            classes = len(outcome.manifest.labels)
+            tensors.append({"name": "probabilities", "datatype": "FP32", "shape": [n, classes],
+                            "data": [v for p in predictions for v in (p.probabilities or {}).values()]})
+        else:
+            tensors.append({"name": "value", "datatype": "FP32", "shape": [n], "data": [p.value for p in predictions]})
+    route = outcome.route
+    body: dict[str, Any] = {"model_name": route.model, "model_version": route.version, "outputs": tensors}
+    if request_id is not None:
+        body["id"] = request_id
+    body["parameters"] = {k: v for k, v in (("alias", route.alias), ("variant", route.variant),
+                                            ("canary", route.canary or None)) if v is not None}
+    return body
+
+
+def inputs_reader(request: InferenceRequest, max_records: int) -> Callable[[Manifest], list[dict[str, Any]]]:
+    """The request's records, read once its version is chosen (Predictor.predict's RecordSource): its manifest
+    names the fields, and the outputs asked for are checked against its task before anything runs."""
+    def read(manifest: Manifest) -> list[dict[str, Any]]:
+        requested_outputs(manifest, request)
+        return records_from_inputs(manifest.input_schema, request.inputs, max_records)
+    return read
+
+
+def response_writer(request: InferenceRequest) -> Callable[[PredictionOutcome], str]:
+    """The inference response's JSON text for an outcome of the request."""
+    def write(outcome: PredictionOutcome) -> str:
+        return json.dumps(infer_response(outcome, requested_outputs(outcome.manifest, request), request.id))
+    return write
