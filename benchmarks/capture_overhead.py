@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from typing import Any
 
 from benchmarks.common import (
@@ -33,6 +32,7 @@ from benchmarks.common import (
     machine,
     predict_event,
     print_table,
+    timed_handler_calls,
 )
 
 
@@ -48,19 +48,6 @@ def _load_predict(rate: str) -> Any:
     app.monitor()
     return app
 
-
-def _timed_calls(app: Any, event: dict[str, Any], calls: int) -> list[float]:
-    from maas_local.lambda_context import FakeLambdaContext
-
-    context = FakeLambdaContext()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        response = app.lambda_handler(event, context)
-        times.append(time.perf_counter() - start)
-        if response["statusCode"] != 200:
-            raise RuntimeError(f"predict answered {response['statusCode']}: {response['body']}")
-    return times
 
 
 def run(world: PenguinsWorld, calls: int = 300, rounds: int = 3,
@@ -85,11 +72,11 @@ def run(world: PenguinsWorld, calls: int = 300, rounds: int = 3,
             event = predict_event([RECORD] * n)
             per_call = max(20, calls // max(1, n // 10))  # fewer calls for big requests: a round stays short
             for app in handlers.values():
-                _timed_calls(app, event, 20)  # warm: model loaded, clients made
+                timed_handler_calls(app, event, 20)  # warm: model loaded, clients made
             p50s: dict[str, list[float]] = {label: [] for label in handlers}
             for _ in range(rounds):
                 for label, app in handlers.items():
-                    p50s[label].append(statistics.median(_timed_calls(app, event, per_call)))
+                    p50s[label].append(statistics.median(timed_handler_calls(app, event, per_call)))
             t = {label: statistics.median(v) for label, v in p50s.items()}
             ratio = t["on"] / t["off"]
             rows.append(Row(

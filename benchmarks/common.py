@@ -285,3 +285,19 @@ def handler_stdout() -> Iterator[None]:
     Lambda) goes to /dev/null, still written, so it is paid for, but it stays out of the benchmark's output."""
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         yield
+
+
+def timed_handler_calls(handler: Any, event: dict[str, Any], calls: int) -> list[float]:
+    """Seconds of each of `calls` invocations of a function module's lambda_handler with `event` (one fake
+    Lambda context); any answer but 200 stops the benchmark with the answer."""
+    from maas_local.lambda_context import FakeLambdaContext
+
+    context = FakeLambdaContext()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        response = handler.lambda_handler(event, context)
+        times.append(time.perf_counter() - start)
+        if response["statusCode"] != 200:
+            raise RuntimeError(f"{event['path']} answered {response['statusCode']}: {response['body'][:500]}")
+    return times

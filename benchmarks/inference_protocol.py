@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from typing import Any
 
 from benchmarks.common import (
@@ -28,6 +27,7 @@ from benchmarks.common import (
     percentile,
     predict_event,
     print_table,
+    timed_handler_calls,
 )
 
 DATATYPES = {"number": "FP64", "string": "BYTES", "boolean": "BOOL"}
@@ -43,19 +43,6 @@ def infer_event(schema: list[Any], records: list[dict[str, Any]]) -> dict[str, A
     return rest_event("POST", f"/v2/models/{MODEL}/infer", {"inputs": inputs},
                       resource="/v2/models/{model}/infer", path_params={"model": MODEL})
 
-
-def time_calls(handler: Any, event: dict[str, Any], calls: int) -> list[float]:
-    from maas_local.lambda_context import FakeLambdaContext
-
-    context = FakeLambdaContext()
-    out = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        response = handler.lambda_handler(event, context)
-        out.append(time.perf_counter() - start)
-        if response["statusCode"] != 200:
-            raise RuntimeError(f"{event['path']} answered {response['statusCode']}: {response['body'][:500]}")
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
                 events = {"v1": predict_event(records), "v2": infer_event(schema, records)}
                 calls = max(args.calls // size * 10, 20) if size > 1 else args.calls
                 for event in events.values():
-                    time_calls(handler, event, 5)  # warm-up: the model loaded, the paths compiled
+                    timed_handler_calls(handler, event, 5)  # warm-up: the model loaded, the paths compiled
                 p50: dict[str, list[float]] = {"v1": [], "v2": []}
                 for _ in range(args.rounds):
                     for kind, event in events.items():
-                        p50[kind].append(percentile(time_calls(handler, event, calls), 50))
+                        p50[kind].append(percentile(timed_handler_calls(handler, event, calls), 50))
                 v1, v2 = statistics.median(p50["v1"]), statistics.median(p50["v2"])
                 label = f"{size} record{'s' if size > 1 else ''}"
                 diff = f"{'+' if v2 >= v1 else '-'}{fmt_time(abs(v2 - v1))}"
