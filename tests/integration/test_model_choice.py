@@ -194,5 +194,5 @@ def test_a_bag_of_words_model_trains_exports_and_serves(world: tuple[BundleStore
     c = m.candidates
     assert c is not None and c.selection == "fixed" and set(c.models) == {"trivial", "bow"} and c.beats_trivial
     answer = Predictor(Settings(model_bucket=BUCKET, registry_table=TABLE), registry, store).predict(
-        "topics-bow", [{"message": "refund my invoice"}, {"message": "where is the courier"}], version="1")
+        "topics-bow", [{"message": "refund my invoice"}, {"message": "where is the courier"}], version="1").response
     assert [p.label for p in answer.predictions] == ["billing", "shipping"]
