@@ -31,10 +31,15 @@ def is_protocol_path(event: Any) -> bool:
     return isinstance(event, Mapping) and bool(V2_PATH.match(str(event.get("path") or "")))
 
 
+def is_post_to(event: Any, path: re.Pattern[str]) -> bool:
+    """An API Gateway (REST) event for a POST whose path matches `path`."""
+    return (isinstance(event, Mapping) and str(event.get("httpMethod", "")).upper() == "POST"
+            and bool(path.match(str(event.get("path") or ""))))
+
+
 def is_infer_event(event: Any) -> bool:
     """An API Gateway (REST) event for POST /v2/models/{model}[/versions/{version}]/infer."""
-    return (isinstance(event, Mapping) and str(event.get("httpMethod", "")).upper() == "POST"
-            and bool(INFER_PATH.match(str(event.get("path") or ""))))
+    return is_post_to(event, INFER_PATH)
 
 
 def protocol_errors(event: Any, response: dict[str, Any]) -> dict[str, Any]:

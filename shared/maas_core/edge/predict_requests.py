@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 
 from maas_core.edge.http import resolve, serialized_json_response
-from maas_core.edge.inference_protocol import is_infer_event, protocol_errors
+from maas_core.edge.inference_protocol import is_infer_event, is_post_to, protocol_errors
 from maas_core.outcome import PredictionOutcome, Route, failed_route
 from maas_core.preprocess.text import tokens_reused
 
@@ -42,8 +42,7 @@ _CONTEXT_KEY = "maas_predict_request"
 def is_predict_event(event: Any) -> bool:
     """An API Gateway (REST) event for POST /v1/models/{model}/predict, or the Open Inference Protocol's
     POST /v2/models/{model}[/versions/{version}]/infer (maas_core.edge.inference_protocol)."""
-    return (isinstance(event, Mapping) and str(event.get("httpMethod", "")).upper() == "POST"
-            and bool(PREDICT_PATH.match(str(event.get("path") or "")))) or is_infer_event(event)
+    return is_post_to(event, PREDICT_PATH) or is_infer_event(event)
 
 
 def response_status(response: Any) -> int:
