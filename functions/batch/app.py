@@ -10,6 +10,9 @@ fail, so Lambda retries it and then hands the event to the on-failure destinatio
 
 Each file emits EMF metrics per model and version and a sample of its rows is captured with source
 "batch" (maas_core.monitoring.batch: log lines, MAAS_CAPTURE_RATE as for predict).
+
+Every file that ends, done or failed, goes to maas_core.jobs.batch_file_finished: the job it belongs to (a
+file uploaded through the jobs API) records the end, and an EventBridge event announces it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core.batch import BatchFileError, is_batch_input, run_batch
 from maas_core.edge.s3_events import s3_objects
+from maas_core.jobs import batch_file_finished
 from maas_core.monitoring.batch import BatchMonitor
 from maas_core.predictor import Predictor
 from maas_core.settings import get_settings
@@ -54,8 +58,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         except BatchFileError as err:
             logger.exception("batch file failed", extra={"input": err.input_uri, "error": err.code})
             failed.append(err)
+            try:
+                batch_file_finished(bucket, key, err)
+            except Exception:  # the invocation fails anyway, and its retry announces the file again
+                logger.exception("could not record or announce the failed file", extra={"input": err.input_uri})
             continue
         logger.info("batch file processed", extra=result.summary())
+        batch_file_finished(bucket, key, result)  # raises: the retry (a skipped run) records it again
         done.append(result.summary())
     if len(failed) == 1:
         raise failed[0]

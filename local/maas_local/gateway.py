@@ -31,7 +31,9 @@ How it differs from the deployed stack (all on purpose, for a dev loop):
   asks on AWS, answered as the template's GatewayResponses would: no or an unknown `x-api-key` -> 403
   INVALID_API_KEY; an AWS_IAM route without a SigV4 Authorization header -> 403 MISSING_AUTHENTICATION_TOKEN;
   a token-authorizer route (AuthMode=Jwt) without its token -> 401 UNAUTHORIZED. Signatures and tokens
-  are checked for presence only (no IAM or Cognito here). Without `api_keys` every route is open.
+  are checked for presence only (no IAM or Cognito here). Without `api_keys` every route is open. The event
+  names the caller as API Gateway does: requestContext.identity.apiKeyId (a stable id made from the key's value)
+  and, with a token, requestContext.authorizer.claims (the JWT's payload, its signature unchecked).
 - Static files (`static=StaticSite.playground(key)`, as maas-demo and maas-gateway do): the playground page
   under /playground/, on the API's origin (maas_local.static). API Gateway serves no such thing.
 - CORS: with the Api's `Cors` set (template.yaml: parameter AllowedOrigins), OPTIONS on every route's path is
@@ -73,7 +75,13 @@ from urllib.parse import unquote, urlsplit
 from maas_local.env import EnvPatch
 from maas_local.lambda_runtime import LoadedFunction, context_for, load_handler
 from maas_local.log_subscription import LogSubscription
-from maas_local.proxy_integration import BadFunctionResponse, build_event, decode_response
+from maas_local.proxy_integration import (
+    BadFunctionResponse,
+    build_event,
+    decode_response,
+    local_api_key_id,
+    token_claims,
+)
 from maas_local.proxy_integration import error_body as proxy_error_body
 from maas_local.queues import QueuePoller
 from maas_local.routing import Router
@@ -352,7 +360,7 @@ class Gateway:
         event = build_event(
             method=method, path=path, query=query, headers=list(req.headers.items()), body=body,
             route=route.route, path_params=params, stage=self.stage, source_ip=req.client_address[0],
-            request_id=request_id,
+            request_id=request_id, **self._caller(route.route.auth, req.headers),
         )
         event_bytes = len(json.dumps(event))
         if event_bytes > LAMBDA_REQUEST_BYTES:
@@ -404,6 +412,17 @@ class Gateway:
         if auth.api_key and headers.get("x-api-key") not in self.api_keys:
             return 403, json_ct, error_body("INVALID_API_KEY", "Forbidden")
         return None
+
+    def _caller(self, auth: RouteAuth, headers: Mapping[str, str]) -> dict[str, Any]:
+        """Who API Gateway says is calling (build_event's api_key_id and claims), once _denied let the call in."""
+        if self.api_keys is None or auth.open:
+            return {}
+        caller: dict[str, Any] = {}
+        if auth.api_key and headers.get("x-api-key"):
+            caller["api_key_id"] = local_api_key_id(str(headers.get("x-api-key")))
+        if auth.authorizer not in (None, "AWS_IAM") and headers.get(auth.token_header):
+            caller["claims"] = token_claims(str(headers.get(auth.token_header)))
+        return caller
 
     @staticmethod
     def _read_body(req: _RequestHandler) -> bytes | None:

@@ -4,6 +4,7 @@ response back as status, headers and body."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -18,8 +19,10 @@ HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive",
 def build_event(
     *, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes | None,
     route: Route, path_params: dict[str, str], stage: str, source_ip: str, request_id: str,
+    api_key_id: str | None = None, claims: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The API Gateway REST (v1) Lambda proxy event."""
+    """The API Gateway REST (v1) Lambda proxy event. `api_key_id`: the id of the caller's usage-plan key (what
+    API Gateway sets on routes that require one); `claims`: a token authorizer's (requestContext.authorizer)."""
     single_headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}
     for name, value in headers:
@@ -70,11 +73,31 @@ def build_event(
                 "accessKey": None, "accountId": None, "caller": None, "user": None, "userArn": None,
                 "cognitoIdentityId": None, "cognitoIdentityPoolId": None,
                 "cognitoAuthenticationProvider": None, "cognitoAuthenticationType": None,
+                "apiKey": None, "apiKeyId": api_key_id,
             },
+            **({"authorizer": {"claims": dict(claims)}} if claims is not None else {}),
         },
         "body": body_text,
         "isBase64Encoded": is_b64,
     }
+
+
+def local_api_key_id(key: str) -> str:
+    """A stable id for a local API key's value (API Gateway names a key by an id, never by its value)."""
+    return "local-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """What a Cognito authorizer would pass on: the JWT's payload, read without checking its signature (there is
+    no Cognito locally); a token that is not a JWT gets a subject derived from it, so it still names one caller."""
+    try:
+        payload = token.removeprefix("Bearer ").split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, UnicodeDecodeError):
+        claims = None
+    if not isinstance(claims, dict) or not claims.get("sub"):
+        return {"sub": "local-" + hashlib.sha256(token.encode()).hexdigest()[:16]}
+    return {str(k): str(v) for k, v in claims.items()}  # API Gateway passes claims as strings
 
 
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None,

@@ -24,10 +24,13 @@ from types import TracebackType
 from typing import Any
 
 import boto3
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
 
-from maas_core.aws_target import local_stack_env
+from maas_core.aws_target import FAKE_CREDENTIALS, local_stack_env
 from maas_local.env import EnvPatch
+from maas_local.post_policy import PostPolicyCheck
 from maas_local.template import (
     LOCAL_REGION,
     LOCAL_STACK_NAME,
@@ -65,13 +68,18 @@ def check_port_free(host: str, port: int) -> None:
 
 
 class _MotoServer(ThreadedMotoServer):
-    """ThreadedMotoServer whose start() reports a failed bind instead of waiting forever."""
+    """ThreadedMotoServer whose start() reports a failed bind instead of waiting forever, with S3's checks of
+    presigned POST uploads in front of moto (maas_local.post_policy: moto skips them)."""
 
     _start_error: BaseException | None = None
 
     def _server_entry(self) -> None:
         try:
-            super()._server_entry()
+            app = PostPolicyCheck(DomainDispatcherApplication(create_backend_app),
+                                  {FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]: FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]})
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
         except BaseException as exc:
             self._start_error = exc
             self._server_ready_event.set()

@@ -54,6 +54,8 @@ def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
 def client(service: Literal["batch"]) -> BatchClient: ...
 @overload
 def client(service: Literal["cloudformation"]) -> CloudFormationClient: ...
+@overload
+def client(service: Literal["events"]) -> Any: ...  # no stubs installed for EventBridge
 def client(service: str) -> Any:
     """The process's shared client for `service`."""
     return _shared_client(service)
@@ -64,9 +66,16 @@ def _shared_client(service: str) -> Any:
     return new_client(service)  # type: ignore[call-overload]
 
 
+@cache
+def presigning_s3() -> S3Client:
+    """An S3 client for presigned URLs and POSTs, signed with Signature Version 4 (what SSE-KMS objects ask)."""
+    return new_client("s3", RETRY_CONFIG.merge(Config(signature_version="s3v4")))
+
+
 def reset_clients() -> None:
     """Forget cached clients and the session (tests that switch endpoints or moto contexts call this)."""
     _shared_client.cache_clear()
+    presigning_s3.cache_clear()
     session.cache_clear()
 
 

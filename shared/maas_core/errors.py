@@ -40,6 +40,11 @@ class BadRequestError(MaasError):
     code = "bad_request"
 
 
+class ForbiddenError(MaasError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFoundError(MaasError):
     status = 404
     code = "not_found"

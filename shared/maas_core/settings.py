@@ -69,6 +69,18 @@ class Settings(BaseSettings):
                                       description="captures read per model and window when computing metrics")
     metrics_min_samples: int = Field(
         default=20, ge=1, description="fewest labelled / captured values before quality or drift is published")
+    # batch jobs for web apps (maas_core.jobs)
+    jobs_table: str = Field(default="maas-jobs", description="DynamoDB table of batch jobs (a TTL deletes old ones)")
+    job_retention_days: int = Field(default=7, ge=1, le=365,
+                                    description="days a job (its status and download links) stays readable")
+    job_max_upload_bytes: int = Field(default=1024**3, ge=1,
+                                      description="bytes one job's upload may have: S3 refuses a bigger one")
+    job_upload_expiry_seconds: int = Field(default=900, ge=60, le=7 * 86400,
+                                           description="seconds a job's presigned upload stays valid")
+    job_download_expiry_seconds: int = Field(default=3600, ge=60, le=7 * 86400,
+                                             description="seconds a finished job's presigned download URLs stay valid")
+    events_bus: str = Field(default="default",
+                            description="EventBridge bus that batch files' completion events are put on")
     # the HTTP edge (maas_core.edge) and the time budget (maas_core.deadline)
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated web origins (or *) whose pages may call the API: CORS "

@@ -58,6 +58,8 @@ EXPECTED_ROUTES = {
     ("delete", "/v1/models/{model}/versions/{version}"): "AdminFunction",
     ("post", "/v1/models/{model}/feedback"): "MetricsFunction",
     ("get", "/v1/models/{model}/metrics"): "MetricsFunction",
+    ("post", "/v1/models/{model}/jobs"): "JobsFunction",
+    ("get", "/v1/jobs/{job_id}"): "JobsFunction",
 }
 # routes only IAM-authorised callers (signed requests) may use
 ADMIN_ROUTES = {route for route, fn in EXPECTED_ROUTES.items() if fn == "AdminFunction"}
@@ -88,7 +90,10 @@ WRITE_ALLOWANCES: dict[str, tuple[str, ...]] = {
                       "s3:deleteobjectversion"),
     # batch results (batch/output/*, batch/failed/*; see test_batch_function_writes_only_batch_results),
     # SSE-KMS data keys to encrypt them, and removing a stale failure report
-    "BatchFunction": ("s3:putobject", "s3:deleteobject", "kms:generatedatakey"),
+    "BatchFunction": ("s3:putobject", "s3:deleteobject", "kms:generatedatakey", "dynamodb:updateitem"),
+    # a job's item, and signing its presigned upload (batch/input/*/jobs/* only: see
+    # test_jobs_function_signs_only_job_files), which S3 encrypts with the bucket's key
+    "JobsFunction": ("dynamodb:putitem", "s3:putobject", "kms:generatedatakey"),
     # the capture consumer writes captured predictions (conditional puts, CapturesTable only: see
     # test_monitoring_writes_touch_only_the_captures_table)
     "CaptureFunction": ("dynamodb:putitem",),
@@ -534,6 +539,34 @@ def test_batch_function_writes_only_batch_results(cfn: dict[str, Any]) -> None:
     assert any(r.endswith("/batch/input/*") for r in read_resources), read_resources
     assert cfn["Resources"]["BatchFunction"]["Properties"]["Environment"]["Variables"]["MAAS_MODEL_BUCKET"] \
         == bucket_name
+
+
+def test_jobs_function_signs_only_job_files(cfn: dict[str, Any]) -> None:
+    """Given JobsFunction's role (a presigned request acts with the signer's rights)
+    then it may put only batch/input/*/jobs/* and read only that and batch/output/*/jobs/*, write only the jobs
+    table; the table expires items by TTL; and BatchFunction may record job ends and put events on the default bus
+    only."""
+    role = cfn["Resources"]["JobsFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    for s in _statements_of_role(cfn, role):
+        actions = {a.lower() for a in _as_list(s["Action"])}
+        resources = [r["Fn::Sub"] if isinstance(r, dict) and "Fn::Sub" in r else json.dumps(r)
+                     for r in _as_list(s["Resource"])]
+        if "s3:putobject" in actions:
+            assert resources == ["${ModelBucket.Arn}/batch/input/*/jobs/*"], resources
+        if "s3:getobject" in actions:
+            assert set(resources) == {"${ModelBucket.Arn}/batch/input/*/jobs/*",
+                                      "${ModelBucket.Arn}/batch/output/*/jobs/*"}, resources
+        if actions & {"dynamodb:putitem", "dynamodb:updateitem", "dynamodb:deleteitem"}:
+            assert all("JobsTable" in r for r in resources), resources
+    table = cfn["Resources"]["JobsTable"]["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
+    batch = _batch_role_statements(cfn)
+    events = [s for s in batch if "events:PutEvents" in _as_list(s["Action"])]
+    assert [s["Resource"] for s in events] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}]
+    updates = [s for s in batch if "dynamodb:UpdateItem" in _as_list(s["Action"])]
+    assert [s["Resource"] for s in updates] == [{"Fn::GetAtt": ["JobsTable", "Arn"]}]
 
 
 def test_batch_function_does_not_reference_the_bucket_resource(cfn: dict[str, Any]) -> None:

@@ -6,10 +6,27 @@
 - job:    run_batch(bucket, key, predictor) -> BatchResult, tying them to a model version
 
 Knows nothing of Lambda events: functions/batch/app.py turns S3 events into run_batch calls.
+
+`run_batch` and `BatchResult` are imported on first use (PEP 562): job.py loads numpy and onnxruntime, which
+code that only needs the key layout (the jobs function: maas_core.jobs) must not pay for at cold start.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from maas_core.batch.errors import BatchFileError
-from maas_core.batch.job import BatchResult, run_batch
 from maas_core.batch.paths import BatchPaths, is_batch_input
 
+if TYPE_CHECKING:
+    from maas_core.batch.job import BatchResult, run_batch
+
 __all__ = ["BatchFileError", "BatchPaths", "BatchResult", "is_batch_input", "run_batch"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in {"BatchResult", "run_batch"}:
+        from maas_core.batch import job
+
+        return getattr(job, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

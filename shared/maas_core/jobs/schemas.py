@@ -1,0 +1,80 @@
+"""Request and answer models of the jobs routes (they also generate the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobState = Literal["waiting_for_upload", "running", "done", "failed"]
+
+
+class JobRequest(BaseModel):
+    """What the file will be; the model comes from the path. Which version predicts it: `version` or `alias`
+    (at most one), else the default alias, as for any batch file's metadata (maas_core.batch.job)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["csv", "jsonl"] = Field(default="csv", description="CSV with a header row, or JSON lines")
+    gzip: bool = Field(default=False, description="the upload is gzip-compressed (Content-Type application/gzip)")
+    version: str | None = Field(default=None, description="predict with this version (checked now: 404 if unknown)")
+    alias: str | None = Field(default=None, description="predict with the version of this alias when the file runs")
+
+
+class PresignedUpload(BaseModel):
+    url: str = Field(description="POST a multipart/form-data form here: every field below, then `file` last")
+    method: Literal["POST"] = "POST"
+    fields: dict[str, str] = Field(description="form fields to send as they are (key, policy, signature, ...)")
+    content_type: str = Field(description="the Content-Type field the policy requires (already in `fields`)")
+    max_bytes: int = Field(description="S3 refuses a bigger file (EntityTooLarge)")
+    expires_at: str = Field(description="after this instant S3 refuses the upload (ISO 8601, UTC)")
+
+
+class JobCreated(BaseModel):
+    job_id: str = Field(description="32 hex digits; GET /v1/jobs/{job_id} follows the job")
+    status: JobState
+    model: str
+    upload: PresignedUpload
+    expires_at: str = Field(description="when the job and its results are forgotten (ISO 8601, UTC)")
+
+
+class JobCounts(BaseModel):
+    rows: int = Field(description="data rows read: predicted + rejected + blank")
+    predicted: int
+    rejected: int = Field(description="rows with at least one error, listed in the errors file")
+    blank: int
+
+
+class JobProgress(BaseModel):
+    uploaded_bytes: int = Field(description="size of the uploaded file")
+    uploaded_at: str = Field(description="when the upload finished (ISO 8601, UTC)")
+
+
+class Download(BaseModel):
+    url: str = Field(description="presigned GET; needs no credentials")
+    expires_at: str
+
+
+class JobOutputs(BaseModel):
+    predictions: Download = Field(description="one JSON line per predicted row (docs/batch.md)")
+    errors: Download = Field(description="one JSON line per problem of a rejected row")
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    model: str
+    status: JobState
+    created_at: str
+    expires_at: str
+    upload_expires_at: str | None = Field(default=None, description="while waiting for the upload")
+    version: str | None = Field(default=None, description="the version that predicted the file (done)")
+    finished_at: str | None = None
+    counts: JobCounts | None = Field(default=None, description="when done")
+    progress: JobProgress | None = Field(default=None, description="while running")
+    outputs: JobOutputs | None = Field(default=None, description="when done")
+    error: JobError | None = Field(default=None, description="when failed")
