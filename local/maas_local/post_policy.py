@@ -68,8 +68,9 @@ class PostPolicyCheck:
             try:
                 self.check(fields, bucket=path.split("/", 1)[0], size=size)
             except PolicyRefused as refused:
+                # with the origin header moto adds to its own answers, so a page can read why S3 refused
                 start_response(f"{refused.status} {'Bad Request' if refused.status == 400 else 'Forbidden'}",
-                               [("Content-Type", "application/xml")])
+                               [("Content-Type", "application/xml"), ("Access-Control-Allow-Origin", "*")])
                 return [refused.xml()]
         return self.app(environ, start_response)
 

@@ -16,7 +16,9 @@ from maas_core.jobs.records import JobStore
 from maas_local.batch_trigger import BatchTrigger, load_batch_handler
 from maas_local.gateway import Gateway
 from maas_local.stack import LocalStack
+from maas_local.static import StaticSite
 from tests.e2e.conftest import TEMPLATE
+from tests.e2e.test_browser_cors import browser  # noqa: F401 - the module's Chromium, a fixture
 
 KEY_A, KEY_B = "key-of-app-a", "key-of-app-b"
 MAX_UPLOAD = 20_000  # bytes: JobMaxUploadBytes for this stack
@@ -25,7 +27,7 @@ MAX_UPLOAD = 20_000  # bytes: JobMaxUploadBytes for this stack
 @pytest.fixture(scope="module")
 def api(local_stack: LocalStack, tiny_model: Any) -> Iterator[str]:
     gw = Gateway(TEMPLATE, local_stack.names, port=0, api_keys=[KEY_A, KEY_B],
-                 parameters={"JobMaxUploadBytes": MAX_UPLOAD})
+                 parameters={"JobMaxUploadBytes": MAX_UPLOAD}, static=StaticSite.playground(KEY_A))
     base = gw.start()
     load_batch_handler()  # its settings are this stack's
     trigger = BatchTrigger(local_stack.names["ModelBucket"], wait_seconds=1).start()
@@ -193,3 +195,36 @@ def test_creating_a_job_checks_the_model_and_the_request(api: str) -> None:
     assert pinned["upload"]["content_type"] == "application/gzip"
     assert pinned["upload"]["fields"]["x-amz-meta-maas-version"] == "1"
     assert pinned["upload"]["fields"]["key"].endswith(f"/jobs/{pinned['job_id']}/input.jsonl.gz")
+
+
+def test_the_playground_runs_a_file_as_a_job(browser: Any, api: str, tmp_path: Any) -> None:  # noqa: F811
+    """Given the playground on the gateway (its key) and a CSV file on disk
+    When a person picks the tiny model, chooses the file and clicks "Run as a job"
+    Then the page posts it to S3 itself (another origin: moto's), follows the job to done, shows the counts and
+    links the outputs; a file over the cap is refused by the page before any upload."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(f"{api}/playground/")
+        page.wait_for_function("() => document.body.dataset.ready === 'true'")
+        page.select_option("#model", "tiny")
+        page.wait_for_selector("#job-section:not([hidden])")
+        rows = tmp_path / "rows.csv"
+        rows.write_bytes(csv_rows(20, bad={3}))
+        page.set_input_files("#job-file", str(rows))
+        page.click("#run-job")
+        page.wait_for_selector("#job-status[data-status=done]", timeout=60_000)
+        assert "20 rows: 19 predicted, 1 rejected, 0 blank" in (page.text_content("#job-status") or "")
+        links = page.eval_on_selector_all("#job-outputs a", "as => as.map(a => [a.dataset.output, a.href])")
+        assert [kind for kind, _ in links] == ["predictions", "errors"]
+        assert len(requests.get(links[0][1], timeout=30).text.splitlines()) == 19
+        big = tmp_path / "big.csv"
+        big.write_bytes(csv_rows(3000))
+        page.set_input_files("#job-file", str(big))
+        page.click("#run-job")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "file_too_large" in (page.text_content("#error") or "")
+        assert errors == []
+    finally:
+        page.close()

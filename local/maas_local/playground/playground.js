@@ -1,5 +1,6 @@
 // The playground: list the models, a form from the chosen model's input schema (a text box for a text model),
-// predict (optionally ?explain=true) and draw the answer: label, probability bars or the value, attributions.
+// predict (optionally ?explain=true) and draw the answer: label, probability bars or the value, attributions;
+// or run a whole file as a batch job (POST /v1/models/{model}/jobs, the presigned upload, GET /v1/jobs/{id}).
 "use strict";
 
 const $ = selector => document.querySelector(selector);
@@ -42,6 +43,7 @@ async function loadModel(name) {
   clearError($("#error"));
   $("#result").hidden = true;
   $("#input-section").hidden = true;
+  $("#job-section").hidden = true;
   current = null;
   if (!name) return;
   localStorage.setItem(SETTINGS_KEY + ".model", name);
@@ -56,6 +58,7 @@ async function loadModel(name) {
         .map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ") : "");
     renderForm(current);
     $("#input-section").hidden = false;
+    $("#job-section").hidden = false;
   } catch (err) {
     showError($("#error"), err);
   }
@@ -201,6 +204,58 @@ function divergingChart(entries) {
   return chart;
 }
 
+// a file as a batch job: create it, post the file to S3 with the presigned form, follow it until it ends
+async function runJob() {
+  const file = $("#job-file").files[0];
+  if (!current || !file) return;
+  clearError($("#error"));
+  const button = $("#run-job");
+  button.setAttribute("aria-busy", "true");
+  try {
+    const name = file.name.toLowerCase();
+    const format = name.replace(/\.gz$/, "").endsWith(".jsonl") ? "jsonl" : "csv";
+    const job = await callApi(settings, "POST", `/v1/models/${encodeURIComponent(current.name)}/jobs`,
+                              {format, gzip: name.endsWith(".gz")});
+    if (file.size > job.upload.max_bytes) {
+      throw new ApiError(0, {code: "file_too_large", message: `the file has ${file.size} bytes; a job takes at most ` +
+        `${job.upload.max_bytes}`}, "");
+    }
+    showJob({job_id: job.job_id, status: "uploading"});
+    const form = new FormData();
+    for (const [key, value] of Object.entries(job.upload.fields)) form.append(key, value);
+    form.append("file", file);  // last: S3 ignores the fields after it
+    const uploaded = await fetch(job.upload.url, {method: "POST", body: form});
+    if (!uploaded.ok) {
+      const code = /<Code>([^<]*)<\/Code>/.exec(await uploaded.text());
+      throw new ApiError(uploaded.status, {code: code ? code[1] : "upload_refused", message: "S3 refused the upload"},
+                         job.upload.url);
+    }
+    const deadline = Date.now() + 15 * 60 * 1000;  // a batch function runs for at most 15 minutes
+    let status;
+    do {
+      await new Promise(resolve => setTimeout(resolve, 1000));
+      status = await callApi(settings, "GET", `/v1/jobs/${job.job_id}`);
+      showJob(status);
+    } while (["waiting_for_upload", "running"].includes(status.status) && Date.now() < deadline);
+    if (status.error) throw new ApiError(0, status.error, "");
+  } catch (err) {
+    showError($("#error"), err);
+  } finally {
+    button.removeAttribute("aria-busy");
+  }
+}
+
+function showJob(job) {
+  const box = $("#job-status");
+  box.dataset.status = job.status;
+  const c = job.counts;
+  box.textContent = `job ${job.job_id}: ${job.status.replaceAll("_", " ")}` + (c ? ` - ${c.rows} rows: ${c.predicted} ` +
+    `predicted, ${c.rejected} rejected, ${c.blank} blank (version ${job.version})` : "");
+  const outputs = job.outputs || {};
+  $("#job-outputs").replaceChildren(...Object.entries(outputs).map(([kind, link]) =>
+    el("li", {}, el("a", {href: link.url, "data-output": kind}, `${kind} (JSON lines)`))));
+}
+
 async function main() {
   settings = await loadSettings();
   bindSettingsForm(settings, () => loadModels());
@@ -208,6 +263,7 @@ async function main() {
   $("#model").addEventListener("change", e => loadModel(e.target.value));
   $("#predict").addEventListener("click", () => predict(false));
   $("#explain").addEventListener("click", () => predict(true));
+  $("#run-job").addEventListener("click", runJob);
   $("#record-form").addEventListener("submit", e => { e.preventDefault(); predict(false); });
   await loadModels();
   document.body.dataset.ready = "true";  // for tests and screenshots: the first load is over
