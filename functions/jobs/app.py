@@ -47,6 +47,9 @@ def jobs() -> JobStore:
           responses={**ok_response(JobCreated, "the job, and the form to upload its file with"),
                      **error_responses(400, 404, 415, 422, 503)})
 def post_job(model: ModelName, request: JobRequest) -> Response[dict[str, Any]]:
+    """A batch job: POST `upload.fields` and then the file (multipart/form-data) to `upload.url`, straight to S3,
+    which refuses a file over `upload.max_bytes`, of another Content-Type or after `upload.expires_at`. The
+    upload starts the job; follow it at GET /v1/jobs/{job_id}."""
     owner = caller_of(app.current_event.raw_event)
     job = create_job(registry(), jobs(), aws.presigning_s3(), get_settings(), owner, model, request)
     logger.info("job created", extra={"job_id": job.job_id, "model": model, "owner": owner})
@@ -56,6 +59,8 @@ def post_job(model: ModelName, request: JobRequest) -> Response[dict[str, Any]]:
 @app.get("/v1/jobs/<job_id>", responses={**ok_response(JobStatus, "how the job stands"),
                                          **error_responses(400, 404, 503)})
 def get_job(job_id: JobId) -> Response[dict[str, Any]]:
+    """The caller's own job: waiting_for_upload, running, done (row counts and presigned download URLs of the
+    predictions and errors files) or failed (the error). Another caller's job, or an expired one, is a 404."""
     status = describe_job(jobs(), aws.presigning_s3(), get_settings(), caller_of(app.current_event.raw_event), job_id)
     return json_response(status)
 
