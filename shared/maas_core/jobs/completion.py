@@ -18,9 +18,9 @@
         "failure_report": "s3://b/batch/failed/m/day1.csv.error.json", ...}
 
 A redelivered S3 event (the run is `skipped`) announces the file again, and a failing file is announced at each
-of Lambda's attempts: EventBridge delivers at least once anyway, so consumers dedupe by `input` and `etag`. A file deleted before it was read (`gone`) fails its job.
-Errors of the table or of PutEvents raise: the invocation fails and Lambda's retry (a skipped run) calls
-this again.
+of Lambda's attempts: EventBridge delivers at least once anyway, so consumers dedupe by `input` and `etag`. A
+file deleted before it was read (`gone`) fails its job. Errors of the table or of PutEvents raise: the invocation
+fails and Lambda's retry (a skipped run) calls this again.
 """
 
 from __future__ import annotations
