@@ -15,9 +15,8 @@
 #   2. uses `sam` from $SAM, PATH or .venv-sam/, and installs aws-sam-cli into .venv-sam/ with
 #      pip when there is none;
 #   3. runs `sam build --build-dir $MAAS_BUILD_DIR` (default .aws-sam/build) with the template parameter
-#      Architecture (--architecture, default $MAAS_ARCHITECTURE or x86_64), --cached in
-#      .aws-sam/cache/<architecture> (an unchanged layer is not rebuilt) and pip's cache in
-#      .aws-sam/pip-cache (a wheel is downloaded once, whichever build needs it);
+#      Architecture (--architecture, default $MAAS_ARCHITECTURE or x86_64) and --cached in
+#      .aws-sam/cache/<architecture> (a layer whose requirements did not change is copied, not downloaded again);
 #   4. strips what serving never imports (unless --no-strip): numpy's test suites, onnxruntime's
 #      tools/, transformers/ and quantization/ packages (quantizing happens in the training job),
 #      type stubs and every __pycache__ pip or sam left behind; then, when the build's architecture is this
@@ -65,10 +64,8 @@ case "$(uname -m)" in
     aarch64|arm64) host_architecture=arm64 ;;
     *) host_architecture=other ;;
 esac
-# one sam cache per architecture (its entries are keyed by the sources, not by the target); pip's cache is
-# keyed by URL, so both architectures share it
+# one sam cache per architecture: its entries are keyed by the sources, not by the target
 cache_dir=${MAAS_SAM_CACHE_DIR:-.aws-sam/cache}/$architecture
-export PIP_CACHE_DIR=${PIP_CACHE_DIR:-$here/.aws-sam/pip-cache}
 
 # --- 1. a python3.12 that runs ------------------------------------------------------------------
 py312=$(scripts/find-python312.sh) || die "no runnable python3.12 found"

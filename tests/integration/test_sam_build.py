@@ -1,8 +1,8 @@
 """What `sam build` ships, for both architectures: scripts/sam-build.sh run for real (no Docker).
 
-Each architecture is built into .aws-sam/test-build-<architecture> with the script's caches (the sam cache
-.aws-sam/cache/<architecture>, pip's .aws-sam/pip-cache): the first run downloads the layers' wheels
-(~150 MB per architecture, plus aws-sam-cli into .venv-sam/ if there is no sam), later runs reuse them.
+Each architecture is built into .aws-sam/test-build-<architecture> with the script's sam cache
+(.aws-sam/cache/<architecture>): the first run downloads the layers' wheels (~150 MB per architecture, plus
+aws-sam-cli into .venv-sam/ if there is no sam), later runs copy the cached layers.
 """
 
 from __future__ import annotations
