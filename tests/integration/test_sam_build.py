@@ -17,6 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
+# what onnxruntime >= 1.26.0 prints, without its default logger, when cpuinfo fails (before: an abort on import)
+FIXED_CPUINFO_MESSAGE = b"onnxruntime warning: cpuinfo_initialize failed"
 
 
 def check_native_arch() -> ModuleType:
@@ -65,3 +67,14 @@ def test_only_the_inference_layer_holds_numpy_and_onnxruntime(build) -> None:
     natives = check_native_arch().native_files(build_dir)
     outside = {str(p.relative_to(build_dir)) for p in natives if p.relative_to(build_dir).parts[0] != "InferenceLayer"}
     assert outside and all("pydantic_core" in p for p in outside), sorted(outside)
+
+
+def test_the_onnxruntime_shipped_has_the_arm64_lambda_import_fix(build) -> None:
+    """Given either build,
+    when we read onnxruntime's libraries,
+    then they hold the message onnxruntime >= 1.26.0 writes instead of aborting when cpuinfo cannot
+    initialise, as on arm64 Lambda (onnxruntime issue 10038; docs/deploying.md)."""
+    _architecture, build_dir = build
+    libraries = sorted((build_dir / "InferenceLayer" / "python" / "onnxruntime" / "capi").glob("*.so*"))
+    assert libraries
+    assert any(FIXED_CPUINFO_MESSAGE in lib.read_bytes() for lib in libraries), [lib.name for lib in libraries]
