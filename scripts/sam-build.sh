@@ -7,8 +7,8 @@
 # (no Docker needed when the runtime matches a local Python). For the other architecture (arm64 on an
 # x86-64 machine, or the reverse) it still needs no Docker: aws-lambda-builders downloads the layers'
 # binary wheels for the target with `pip download --only-binary=:all: --platform manylinux2014_aarch64
-# --platform manylinux_2_28_aarch64 ... --implementation cp --abi cp312` (onnxruntime's aarch64 wheels are
-# manylinux_2_28, which the python3.12 runtime's glibc 2.34 accepts). This script:
+# --platform manylinux_2_28_aarch64 ... --implementation cp --abi cp312` (numpy's and onnxruntime's
+# aarch64 wheels are manylinux_2_28, which the python3.12 runtime's glibc 2.34 accepts). This script:
 #   1. finds a python3.12 that really runs (a pyenv shim refuses unless a version is selected):
 #      `python3.12` on PATH, else $(pyenv root)/versions/3.12.*/bin/python3.12, else the shim
 #      with PYENV_VERSION=3.12.x; it puts that interpreter first on PATH for `sam build`;
