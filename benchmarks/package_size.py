@@ -3,7 +3,8 @@
 Builds the SAM application with scripts/sam-build.sh from a temp copy of the repository (without
 .git and virtualenvs) into a temp build dir (MAAS_BUILD_DIR), or reuses a build dir given with
 --build-dir, then reports for every function the unzipped size of the function plus its layers
-(Lambda's 250 MB limit applies to that sum) and the import time of its handler module in a fresh
+(Lambda's 250 MB limit applies to that sum; the functions that never run a model carry no numpy or
+onnxruntime layer, and two rows compare them with predict) and the import time of its handler module in a fresh
 process whose sys.path holds ONLY the build output (the function dir, then its layers' python/ dirs,
 as Lambda's /var/task and /opt/python) plus boto3, which the Lambda runtime provides (pip-installed
 with --target into a temp dir, .pyc included; same version as here).
@@ -36,6 +37,7 @@ from typing import Any
 from benchmarks.common import ROOT, Row, fmt_time, machine, print_table
 
 TARGET_MB = 160.0  # predict function + layers, unzipped
+MODEL_FREE = ("AdminFunction", "CaptureFunction", "MetricsFunction", "TrainTriggerFunction")  # no InferenceLayer
 LAMBDA_LIMIT = 262_144_000  # 250 MiB
 COPY_IGNORE = (".git", ".venv", ".venv-*", ".aws-sam", "__pycache__", ".pytest_cache", ".hypothesis", ".mypy_cache",
                ".ruff_cache", "*.egg-info", "artifacts", ".maas")
@@ -254,6 +256,10 @@ def run(build_dir: str | None = None, boto3_dir: str | None = None, sam: str | N
     over_limit = [n for n, s in sizes.items() if s > LAMBDA_LIMIT]
     built, plain_import = med(("as built", "PredictFunction")), med(("no .pyc", "PredictFunction"))
     floor_built = med(("as built", "floor: numpy + onnxruntime"))
+    model_free = [n for n in MODEL_FREE if n in fns]
+    heaviest = max(model_free, key=lambda n: sizes[n])
+    slowest = max(model_free, key=lambda n: med(("as built", n)))
+    free_import = med(("as built", slowest))
     return [
         Row(benchmark="predict package: function + layers, unzipped", measured=mb(size),
             baseline=f"target {TARGET_MB:.0f} MB (Lambda max 262 MB)", ratio=size / (TARGET_MB * 1e6),
@@ -262,6 +268,13 @@ def run(build_dir: str | None = None, boto3_dir: str | None = None, sam: str | N
         Row(benchmark="predict handler import from the build (.pyc, as shipped)", measured=f"import {fmt_time(built)}",
             baseline=f"numpy+onnxruntime {fmt_time(floor_built)}", ratio=built / floor_built,
             target="(no target)", ratio_format="{:.1f}x floor"),
+        Row(benchmark=f"model-free package, largest ({heaviest}): function + layers", measured=mb(sizes[heaviest]),
+            baseline=f"predict {mb(size)}", ratio=size / sizes[heaviest], target="(no target)",
+            ratio_format="{:.1f}x smaller"),
+        Row(benchmark=f"model-free handler import, slowest ({slowest}, .pyc)",
+            measured=f"import {fmt_time(free_import)}",
+            baseline=f"predict {fmt_time(built)}", ratio=built / free_import, target="(no target)",
+            ratio_format="{:.1f}x faster"),
         Row(benchmark="predict handler import, precompiled vs no .pyc", measured=f"import {fmt_time(built)}",
             baseline=f"no .pyc {fmt_time(plain_import)}", ratio=plain_import / built, target="(no target)",
             ratio_format="{:.1f}x faster"),

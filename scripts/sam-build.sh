@@ -1,46 +1,71 @@
 #!/usr/bin/env bash
 # Build the SAM application without Docker, then check what would ship to Lambda.
 #
-#   scripts/sam-build.sh [--no-precompile] [--no-strip] [extra `sam build` arguments...]
+#   scripts/sam-build.sh [--architecture x86_64|arm64] [--no-precompile] [--no-strip] [extra `sam build` arguments...]
 #
 # `sam build` builds python3.12 functions and layers with the `python3.12` it finds on PATH
-# (no Docker needed when the runtime matches a local Python). This script:
+# (no Docker needed when the runtime matches a local Python). For the other architecture (arm64 on an
+# x86-64 machine, or the reverse) it still needs no Docker: aws-lambda-builders downloads the layers'
+# binary wheels for the target with `pip download --only-binary=:all: --platform manylinux2014_aarch64
+# --platform manylinux_2_28_aarch64 ... --implementation cp --abi cp312` (numpy's and onnxruntime's
+# aarch64 wheels are manylinux_2_28, which the python3.12 runtime's glibc 2.34 accepts). This script:
 #   1. finds a python3.12 that really runs (a pyenv shim refuses unless a version is selected):
 #      `python3.12` on PATH, else $(pyenv root)/versions/3.12.*/bin/python3.12, else the shim
 #      with PYENV_VERSION=3.12.x; it puts that interpreter first on PATH for `sam build`;
 #   2. uses `sam` from $SAM, PATH or .venv-sam/, and installs aws-sam-cli into .venv-sam/ with
 #      pip when there is none;
-#   3. runs `sam build --build-dir $MAAS_BUILD_DIR` (default .aws-sam/build);
+#   3. runs `sam build --build-dir $MAAS_BUILD_DIR` (default .aws-sam/build) with the template parameter
+#      Architecture (--architecture, default $MAAS_ARCHITECTURE or x86_64) and --cached in
+#      .aws-sam/cache/<architecture> (a layer whose requirements did not change is copied, not downloaded again);
 #   4. strips what serving never imports (unless --no-strip): numpy's test suites, onnxruntime's
 #      tools/, transformers/ and quantization/ packages (quantizing happens in the training job),
-#      type stubs and every __pycache__ pip or sam left behind; then checks that numpy, onnxruntime,
-#      Powertools, pydantic and pydantic-settings still import from the stripped layer alone;
+#      type stubs and every __pycache__ pip or sam left behind; then, when the build's architecture is this
+#      machine's, checks that Powertools, pydantic and pydantic-settings import from the base layer alone
+#      and numpy and onnxruntime from the base + inference layers;
 #   5. precompiles every .py to .pyc (unless --no-precompile; unchecked-hash, so Lambda's read-only
 #      /opt and /var/task never need to compile, and no timestamp is checked): the predict handler's
 #      import drops from ~1.6 s to ~0.7 s on a cold start, for ~15 MB more unzipped bytes;
 #   6. prints the unzipped size of every function plus its layers and fails above Lambda's
-#      250 MB limit, and fails if TensorFlow, Keras, tf2onnx or TensorBoard is in the output.
+#      250 MB limit, fails if TensorFlow, Keras, tf2onnx or TensorBoard is in the output, and fails
+#      unless every native file (ELF: .so, executables) is built for the architecture
+#      (scripts/check_native_arch.py).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
 build_dir=${MAAS_BUILD_DIR:-.aws-sam/build}
+architecture=${MAAS_ARCHITECTURE:-x86_64}
 precompile=1
 strip=1
 sam_args=()
-for arg in "$@"; do
-    case "$arg" in
+while [ $# -gt 0 ]; do
+    case "$1" in
         --precompile) precompile=1 ;;  # the default; kept for old command lines
         --no-precompile) precompile=0 ;;
         --no-strip) strip=0 ;;
-        *) sam_args+=("$arg") ;;
+        --architecture) architecture=${2:-}; shift ;;
+        --architecture=*) architecture=${1#--architecture=} ;;
+        *) sam_args+=("$1") ;;
     esac
+    shift
 done
 export SAM_CLI_TELEMETRY=${SAM_CLI_TELEMETRY:-0}
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "sam-build: $*"; exit 1; }
+
+case "$architecture" in
+    x86_64|arm64) ;;
+    *) die "--architecture must be x86_64 or arm64, not '$architecture'" ;;
+esac
+case "$(uname -m)" in
+    x86_64|amd64) host_architecture=x86_64 ;;
+    aarch64|arm64) host_architecture=arm64 ;;
+    *) host_architecture=other ;;
+esac
+# one sam cache per architecture: its entries are keyed by the sources, not by the target
+cache_dir=${MAAS_SAM_CACHE_DIR:-.aws-sam/cache}/$architecture
 
 # --- 1. a python3.12 that runs ------------------------------------------------------------------
 py312=$(scripts/find-python312.sh) || die "no runnable python3.12 found"
@@ -71,7 +96,9 @@ fi
 say "sam: $sam ($("$sam" --version))"
 
 # --- 3. build -----------------------------------------------------------------------------------
-PATH="$py_dir:$PATH" "$sam" build --build-dir "$build_dir" ${sam_args[@]+"${sam_args[@]}"}
+say "architecture: $architecture (this machine: $host_architecture)"
+PATH="$py_dir:$PATH" "$sam" build --build-dir "$build_dir" --cached --cache-dir "$cache_dir" \
+    --parameter-overrides "Architecture=$architecture" ${sam_args[@]+"${sam_args[@]}"}
 [ -f "$build_dir/template.yaml" ] || die "no $build_dir/template.yaml after sam build"
 
 # --- 4. strip what serving never imports --------------------------------------------------------
@@ -86,11 +113,15 @@ if [ "$strip" -eq 1 ]; then
         done
     done
     say "stripped $(( (before - $(du -sk "$build_dir" | cut -f1)) / 1024 )) MB (tests, onnxruntime tools, stubs, __pycache__)"
-    for site in "$build_dir"/*/python; do
-        [ -d "$site/onnxruntime" ] || continue
-        "$py312" -S -B -c 'import sys; sys.path.insert(0, sys.argv[1]); import numpy, onnxruntime, pydantic, pydantic_settings, aws_lambda_powertools.event_handler' "$site" \
-            || die "the stripped layer $site no longer imports"
-    done
+    if [ "$architecture" = "$host_architecture" ]; then
+        base="$build_dir/BaseLayer/python" inference="$build_dir/InferenceLayer/python"
+        "$py312" -S -B -c 'import sys; sys.path[:0] = sys.argv[1:]; import pydantic, pydantic_settings, aws_lambda_powertools.event_handler' "$base" \
+            || die "the stripped base layer $base no longer imports"
+        "$py312" -S -B -c 'import sys; sys.path[:0] = sys.argv[1:]; import numpy, onnxruntime' "$inference" "$base" \
+            || die "the stripped inference layer $inference no longer imports"
+    else
+        say "not importing the $architecture layers on this $host_architecture machine (their ELF headers are checked below)"
+    fi
 fi
 
 # --- 5. precompile -------------------------------------------------------------------------------
@@ -186,3 +217,9 @@ if [ -n "$heavy" ]; then
     exit 1
 fi
 echo "OK: no TensorFlow/Keras/tf2onnx/TensorBoard in $build_dir"
+for layer in BaseLayer CoreLayer; do
+    if [ -n "$(find "$build_dir/$layer" \( -name 'numpy' -o -name 'onnxruntime' \) -type d -print -quit)" ]; then
+        die "$layer holds numpy or onnxruntime: only InferenceLayer may (the model-free functions do not carry it)"
+    fi
+done
+"$py312" scripts/check_native_arch.py "$build_dir" "$architecture"

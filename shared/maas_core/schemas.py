@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
 from pydantic_core import PydanticCustomError
 
-from maas_core.preprocess.values import kind_of
+from maas_core.preprocess.literals import kind_of
 from maas_core.settings import get_settings
 
 TOO_MANY_RECORDS = "too_many_records"  # the error type maas_core.edge.http answers 413 for

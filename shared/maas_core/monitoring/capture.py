@@ -53,16 +53,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from pydantic_core import to_json
 
 from maas_core.ids import id_time_ms
 from maas_core.manifest import Manifest
-from maas_core.preprocess import TextFeature
 from maas_core.preprocess import text as txt
 from maas_core.schemas import PredictResponse
+
+if TYPE_CHECKING:  # its fitted vocabulary is read, never built here (features.py imports numpy)
+    from maas_core.preprocess import TextFeature
 
 logger = Logger(child=True)
 

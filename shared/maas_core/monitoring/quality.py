@@ -1,6 +1,7 @@
 """Model quality over captured predictions with ground truth, latency percentiles, and drift (PSI).
 
-Pure functions (numpy only): maas_core.monitoring.report feeds them captures.
+Pure functions in plain Python (no numpy: the metrics function, which never runs a model, does not carry
+it; math.fsum keeps the sums exact): maas_core.monitoring.report feeds them captures.
 
 Classification (captures whose feedback is a label): accuracy; precision, recall and F1 per class
 (0 where undefined, as when a class is never predicted); their macro averages over the classes that
@@ -19,8 +20,8 @@ baseline of the version that answered (manifest.baseline, maas_training.evaluate
     PSI = sum over buckets of (actual - expected) * ln(actual / expected)
 
 with both shares floored at EPSILON = 1e-4 so an empty bucket counts as rare, not impossible.
-Buckets: numeric fields use the baseline's bins (value -> searchsorted(bin_edges[1:-1], value,
-side="right"): the outer bins are open-ended); categorical and boolean fields use the baseline's
+Buckets: numeric fields use the baseline's bins (value -> bisect_right(bin_edges[1:-1], value), as
+numpy's searchsorted(side="right"): the outer bins are open-ended); categorical and boolean fields use the baseline's
 categories, plus one "(unseen)" bucket for categories training never saw. Missing values are left
 out on both sides (the baseline's shares are over non-missing values too) and reported as
 `missing`. Thresholds (the usual reading of PSI):
@@ -54,14 +55,13 @@ with why.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
-import numpy as np
-
 from maas_core.monitoring.capture import MASK, TEXT_STATS
-from maas_core.preprocess.values import FALSE_STRINGS, TRUE_STRINGS, is_missing_string
+from maas_core.preprocess.literals import FALSE_STRINGS, TRUE_STRINGS, is_missing_string
 
 EPSILON = 1e-4
 MODERATE = 0.1
@@ -93,15 +93,15 @@ def classification_quality(truth: Sequence[str], predicted: Sequence[str],
     seen = set(truth) | set(predicted)
     order = list(dict.fromkeys(labels)) + sorted(seen - set(labels))
     index = {lbl: i for i, lbl in enumerate(order)}
-    matrix = np.zeros((len(order), len(order)), np.int64)
+    matrix = [[0] * len(order) for _ in order]
     for t, p in zip(truth, predicted, strict=True):
-        matrix[index[t], index[p]] += 1
+        matrix[index[t]][index[p]] += 1
     per_class: dict[str, dict[str, float | int]] = {}
     present: list[str] = []
     for lbl, i in index.items():
-        tp = int(matrix[i, i])
-        predicted_i = int(matrix[:, i].sum())
-        support = int(matrix[i, :].sum())
+        tp = matrix[i][i]
+        predicted_i = sum(row[i] for row in matrix)
+        support = sum(matrix[i])
         precision = tp / predicted_i if predicted_i else 0.0
         recall = tp / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -111,38 +111,48 @@ def classification_quality(truth: Sequence[str], predicted: Sequence[str],
             present.append(lbl)
 
     def macro(key: str) -> float:
-        return float(np.mean([per_class[lbl][key] for lbl in present])) if present else 0.0
+        return _mean([per_class[lbl][key] for lbl in present]) if present else 0.0
 
     return {
         "count": n,
-        "accuracy": float(np.trace(matrix)) / n if n else 0.0,
+        "accuracy": sum(matrix[i][i] for i in range(len(order))) / n if n else 0.0,
         "precision_macro": macro("precision"),
         "recall_macro": macro("recall"),
         "f1_macro": macro("f1"),
         "per_class": per_class,
-        "confusion_matrix": {"labels": order, "matrix": matrix.tolist()},
+        "confusion_matrix": {"labels": order, "matrix": matrix},
     }
 
 
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
 def regression_quality(truth: Sequence[float], predicted: Sequence[float]) -> dict[str, Any]:
-    t = np.asarray(truth, np.float64)
-    p = np.asarray(predicted, np.float64)
-    if t.shape != p.shape:
+    if len(truth) != len(predicted):
         raise ValueError("truth and predicted differ in length")
-    if not t.size:
+    if not len(truth):
         return {"count": 0, "mae": 0.0, "rmse": 0.0}
-    err = p - t
-    return {"count": int(t.size), "mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err ** 2)))}
+    err = [float(p) - float(t) for t, p in zip(truth, predicted, strict=True)]
+    return {"count": len(err), "mae": _mean([abs(e) for e in err]), "rmse": math.sqrt(_mean([e * e for e in err]))}
 
 
 # --- drift -----------------------------------------------------------------------------------------
 
 
-def psi(expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
+def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
     """Population stability index of two share vectors over the same buckets (floored at EPSILON)."""
-    e = np.maximum(np.asarray(expected, np.float64), EPSILON)
-    a = np.maximum(np.asarray(actual, np.float64), EPSILON)
-    return float(np.sum((a - e) * np.log(a / e)))
+    if len(expected) != len(actual):
+        raise ValueError("expected and actual shares differ in length")
+    floored = [(max(float(e), EPSILON), max(float(a), EPSILON)) for e, a in zip(expected, actual, strict=True)]
+    return math.fsum((a - e) * math.log(a / e) for e, a in floored)
+
+
+def _shares(values: Sequence[float], edges: Sequence[float], buckets: int) -> list[float]:
+    """Share of values in each bin of `edges` (the outer bins open-ended, a value on an edge in the bin above)."""
+    inner = [float(x) for x in edges[1:-1]]
+    counts = Counter(bisect_right(inner, v) for v in values)
+    return [counts.get(b, 0) / len(values) for b in range(buckets)]
 
 
 def drift_status(value: float) -> str:
@@ -185,10 +195,8 @@ def numeric_drift(stats: Mapping[str, Any], values: Sequence[Any]) -> dict[str, 
         result["invalid"] = invalid
     if not numbers:
         return result | {"psi": None, "status": "no_data"}
-    bins = np.searchsorted(np.asarray(edges, np.float64)[1:-1], np.asarray(numbers), side="right")
-    actual = np.bincount(bins, minlength=len(expected)) / len(numbers)
-    value = psi(expected, actual)
-    return result | {"psi": value, "status": drift_status(value), "mean": float(np.mean(numbers)),
+    value = psi(expected, _shares(numbers, edges, len(expected)))
+    return result | {"psi": value, "status": drift_status(value), "mean": _mean(numbers),
                      "baseline_mean": stats.get("mean")}
 
 
@@ -231,7 +239,7 @@ def _bool_category(v: Any) -> str:
     return str(v)  # not a boolean: lands in the unseen bucket
 
 
-def _text_stats(records: Sequence[Mapping[str, Any]], name: str) -> tuple[np.ndarray, np.ndarray]:
+def _text_stats(records: Sequence[Mapping[str, Any]], name: str) -> tuple[list[float], list[float]]:
     """(tokens, oov) per captured text of field `name`, from features["_text"] (texts without them left out)."""
     tokens: list[float] = []
     oov: list[float] = []
@@ -244,7 +252,7 @@ def _text_stats(records: Sequence[Mapping[str, Any]], name: str) -> tuple[np.nda
         if _is_count(n) and _is_count(k) and k <= n:
             tokens.append(float(n))
             oov.append(float(k))
-    return np.asarray(tokens, np.float64), np.asarray(oov, np.float64)
+    return tokens, oov
 
 
 def _is_count(v: Any) -> TypeGuard[int]:
@@ -264,21 +272,19 @@ def text_drift(stats: Mapping[str, Any] | None, records: Sequence[Mapping[str, A
                 "skipped": "the training baseline has no text statistics for this field (a model trained "
                            "before text drift was recorded): retrain to measure it"}
     tokens, oov = _text_stats(records, name)
-    result: dict[str, Any] = {"kind": "text", "count": int(tokens.size),
-                              "missing": len(records) - int(tokens.size)}
-    if not tokens.size:
+    result: dict[str, Any] = {"kind": "text", "count": len(tokens), "missing": len(records) - len(tokens)}
+    if not tokens:
         return result | {"psi": None, "status": "no_data"}
     measured: list[float] = []
     if has_tokens:
-        bins = np.searchsorted(np.asarray(edges, np.float64)[1:-1], tokens, side="right")
-        value = psi(expected, np.bincount(bins, minlength=len(expected)) / tokens.size)
+        value = psi(expected, _shares(tokens, edges, len(expected)))
         measured.append(value)
-        result["tokens"] = {"psi": value, "mean": float(tokens.mean()), "baseline_mean": token_stats.get("mean")}
+        result["tokens"] = {"psi": value, "mean": _mean(tokens), "baseline_mean": token_stats.get("mean")}
     else:
-        result["tokens"] = {"psi": None, "mean": float(tokens.mean()),
+        result["tokens"] = {"psi": None, "mean": _mean(tokens),
                             "skipped": "the baseline has no token-count bins"}
-    total = float(tokens.sum())
-    rate = float(oov.sum()) / total if total else 0.0
+    total = math.fsum(tokens)
+    rate = math.fsum(oov) / total if total else 0.0
     if base_rate is not None and total:
         value = psi([1.0 - float(base_rate), float(base_rate)], [1.0 - rate, rate])
         measured.append(value)

@@ -12,8 +12,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 PAD_ID = 0
 OOV_ID = 1
@@ -83,6 +85,8 @@ def encode(token_lists: Sequence[Sequence[str]], vocabulary: dict[str, int], max
            dtype: str, truncate: str = "post") -> np.ndarray:
     """Token lists -> (n, max_length) ids; 0 pads at the end, unknown words are OOV_ID.
     truncate="post" keeps the first max_length tokens, "pre" the last."""
+    import numpy as np  # here, not at the top: tokenizing (capture's text statistics) runs without numpy
+
     out = np.zeros((len(token_lists), max_length), dtype=dtype)
     for i, tokens in enumerate(token_lists):
         ids = [vocabulary.get(t, OOV_ID) for t in tokens]

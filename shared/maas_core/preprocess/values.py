@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 
-MISSING_STRINGS = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "None"})
-TRUE_STRINGS = frozenset({"true", "t", "yes", "y", "1"})
-FALSE_STRINGS = frozenset({"false", "f", "no", "n", "0"})
+# the plain-Python meanings (missing, true, false, a value's type), shared with code that runs without numpy
+from maas_core.preprocess.literals import FALSE_STRINGS, MISSING_STRINGS, TRUE_STRINGS, is_missing_string, kind_of
+
+__all__ = ["FALSE_STRINGS", "MISSING_STRINGS", "TRUE_STRINGS", "Errors", "is_missing_string", "kind_of", "long_strings",
+           "short", "to_bool", "to_float", "to_str", "too_long_reason"]
 
 
 class Errors(list[dict[str, Any]]):
@@ -23,10 +25,6 @@ class Errors(list[dict[str, Any]]):
 
     def add(self, index: int | None, field: str | None, reason: str) -> None:
         self.append({"index": index, "field": field, "reason": reason})
-
-
-def is_missing_string(v: Any) -> bool:
-    return isinstance(v, str) and v.strip() in MISSING_STRINGS
 
 
 def to_float(raw: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -117,15 +115,6 @@ def to_bool(raw: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         else:
             bad[i] = True
     return values, missing, bad
-
-
-def kind_of(v: Any) -> str:
-    """How a caller would name the JSON type they sent."""
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, numbers.Real):
-        return "a number"
-    return {str: "a string", list: "a list", dict: "an object", type(None): "null"}.get(type(v), type(v).__name__)
 
 
 def short(v: Any) -> str:
