@@ -89,7 +89,7 @@ if [ -z "$sam" ]; then
         say "sam not found: installing aws-sam-cli into .venv-sam/"
         "$py312" -m venv .venv-sam
         .venv-sam/bin/python -m pip install --quiet --upgrade pip
-        .venv-sam/bin/python -m pip install --quiet aws-sam-cli
+        .venv-sam/bin/python -m pip install --quiet "aws-sam-cli==1.170.0"
         sam=.venv-sam/bin/sam
     fi
 fi
