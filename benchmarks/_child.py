@@ -4,7 +4,7 @@
     python benchmarks/_child.py keras    --out R.json --model model.keras --row row.json
     python benchmarks/_child.py floor    --out R.json --bucket B --key K --row row.json
     python benchmarks/_child.py local    --out R.json --model model.onnx --row row.json
-    python benchmarks/_child.py keras-latency --model model.keras --row row.json   (stdin/stdout loop)
+    python benchmarks/_child.py keras-latency --model model.keras --row row.json [--rows N]   (stdin/stdout loop)
     python benchmarks/_child.py train    --out DIR [--epochs N]
 
 The cold-start modes import nothing at module level beyond the standard library (and nothing from
@@ -24,8 +24,17 @@ import time
 from pathlib import Path
 
 
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far (VmHWM), in MB: what a Lambda's MemorySize must hold."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _finish(out: str, result: dict) -> None:
     result["end"] = time.time()
+    result["peak_rss_mb"] = peak_rss_mb()
     Path(out).write_text(json.dumps(result))
     sys.stdout.flush()
     sys.stderr.flush()
@@ -102,12 +111,13 @@ def cold_local(args: argparse.Namespace) -> None:
 
 def keras_latency(args: argparse.Namespace) -> None:
     """A warm Keras process for the latency baseline. Reads `N` lines on stdin; answers each with one
-    `RESULT {...}` line on stdout: per-call seconds of model.predict(x) and of model(x), N calls each."""
+    `RESULT {...}` line on stdout: per-call seconds of model.predict(x) and of model(x), N calls each, x being
+    the row repeated --rows times; and the process's peak RSS in MB."""
     import keras
     import numpy as np
 
     model = keras.saving.load_model(args.model)
-    x = np.asarray([json.loads(Path(args.row).read_text())], dtype=np.float32)
+    x = np.asarray([json.loads(Path(args.row).read_text())] * max(1, args.rows), dtype=np.float32)
     for _ in range(20):  # warm-up: tf.function tracing, the predict loop's first-call set-up
         model.predict(x, verbose=0)
         model(x, training=False)
@@ -122,7 +132,7 @@ def keras_latency(args: argparse.Namespace) -> None:
             t = time.perf_counter()
             np.asarray(model(x, training=False))
             call.append(time.perf_counter() - t)
-        print("RESULT " + json.dumps({"predict": predict, "call": call}), flush=True)
+        print("RESULT " + json.dumps({"predict": predict, "call": call, "peak_rss_mb": peak_rss_mb()}), flush=True)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -160,6 +170,7 @@ def main() -> None:
     parser.add_argument("--bucket")
     parser.add_argument("--key")
     parser.add_argument("--epochs", type=int, default=0)
+    parser.add_argument("--rows", type=int, default=1, help="keras-latency: rows per call")
     args = parser.parse_args()
     {"handler": cold_handler, "keras": cold_keras, "floor": cold_floor, "local": cold_local,
      "keras-latency": keras_latency,

@@ -58,7 +58,8 @@ def cold_once(tree: Path, event: Path, out: Path, extra_env: dict[str, str]) -> 
     if proc.returncode != 0 or not out.exists():
         raise RuntimeError(f"cold start in {tree} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     result = json.loads(out.read_text())
-    return {"total": result["end"] - start, "import": result["import"], "first_call": result["first_call"]}
+    return {"total": result["end"] - start, "import": result["import"], "first_call": result["first_call"],
+            "peak_rss_mb": result.get("peak_rss_mb", 0.0)}
 
 
 def ab(a: Path, b: Path, env_a: dict[str, str], env_b: dict[str, str], repeats: int) -> dict[str, list[dict]]:
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     print(machine())
     with PenguinsWorld(args.model_dir) as _, tree_of(args.a) as a, tree_of(args.b) as b:
         results = ab(a, b, parse_env(args.env_a), parse_env(args.env_b), args.repeats)
-    med = {side: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for side, rs in results.items()}
+    med = {side: {k: statistics.median(r[k] for r in rs) for k in ("total", "import", "first_call")}
+           for side, rs in results.items()}
     print(f"A = {args.a or 'working tree'} {' '.join(args.env_a)}".rstrip())
     print(f"B = {args.b or 'working tree'} {' '.join(args.env_b)}".rstrip())
     print(f"cold start medians of {args.repeats} interleaved fresh processes per side (seconds):")

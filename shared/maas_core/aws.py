@@ -81,7 +81,7 @@ def prepare(service: Literal["dynamodb", "s3"]) -> None:
     def create() -> None:
         try:
             client(service)
-        except Exception:  # noqa: BLE001 - the request's own client() call raises it, with its context
+        except Exception:  # the request's own client() call raises it, with its context
             pass
 
     threading.Thread(target=create, name=f"maas-{service}-client", daemon=True).start()
