@@ -57,3 +57,50 @@ def test_provisioned_init_creates_the_clients_without_snapstart_hooks(monkeypatc
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)  # not importable
     monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")
     assert coldstart.prime() is True and created == ["dynamodb", "s3"]
+
+
+def test_prepared_client_is_created_once_and_shared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a client being created on another thread (aws.prepare, as a cold start does during the alias read),
+    when the request asks for the same client before that thread is done,
+    then it waits for that client rather than making a second one, and both get the same object."""
+    import threading
+
+    made: list[str] = []
+    release = threading.Event()
+
+    def slow_client(service: str, config: object = None) -> object:
+        made.append(service)
+        release.wait(5)  # botocore loading the service model
+        return object()
+
+    aws.reset_clients()
+    monkeypatch.setattr(aws, "new_client", slow_client)
+    try:
+        aws.prepare("s3")
+        asked: list[object] = []
+        waiter = threading.Thread(target=lambda: asked.append(aws.client("s3")))
+        waiter.start()
+        release.set()
+        waiter.join(5)
+        assert asked and asked[0] is aws.client("s3") and made == ["s3"]
+        aws.prepare("s3")  # exists: nothing more is created
+        assert made == ["s3"]
+    finally:
+        aws.reset_clients()
+
+
+def test_a_failing_prepare_leaves_the_error_to_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given client creation that fails (e.g. no region configured),
+    when it was prepared on another thread,
+    then that thread fails quietly and the request's own call raises the error."""
+    def broken(service: str, config: object = None) -> object:
+        raise RuntimeError("no region")
+
+    aws.reset_clients()
+    monkeypatch.setattr(aws, "new_client", broken)
+    try:
+        aws.prepare("dynamodb")
+        with pytest.raises(RuntimeError, match="no region"):
+            aws.client("dynamodb")
+    finally:
+        aws.reset_clients()
