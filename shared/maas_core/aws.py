@@ -1,15 +1,12 @@
 """boto3 clients, one per process and service, with the standard retry mode (backoff on throttling/5xx).
 
 `AWS_ENDPOINT_URL` (read by boto3 itself) points every client at a local moto server.
-
-`prepare` creates a client on another thread while this one waits on the network (a cold start makes its S3
-client during the DynamoDB alias read); whoever asks for the client meanwhile waits for that one.
 """
 
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
@@ -59,46 +56,17 @@ def client(service: Literal["batch"]) -> BatchClient: ...
 def client(service: Literal["cloudformation"]) -> CloudFormationClient: ...
 def client(service: str) -> Any:
     """The process's shared client for `service`."""
-    found = _clients.get(service)
-    if found is not None:
-        return found
-    with _lock:
-        creating = _creating.setdefault(service, threading.Lock())
-    with creating:  # a second caller (the thread of `prepare`, or the request) waits for the first one's client
-        if service not in _clients:
-            _clients[service] = new_client(service)  # type: ignore[call-overload]
-        return _clients[service]
+    return _shared_client(service)
 
 
-def prepare(service: Literal["dynamodb", "s3"]) -> None:
-    """Create the shared client of `service` on another thread, unless it exists. Creating a client is CPU work
-    (botocore loads the service's model and endpoint rules), so this pays only while the caller's thread waits
-    on the network, e.g. during its first DynamoDB read. A failure is left for the caller's own `client` call
-    to raise."""
-    if service in _clients:
-        return
-
-    def create() -> None:
-        try:
-            client(service)
-        except Exception:  # the request's own client() call raises it, with its context
-            pass
-
-    threading.Thread(target=create, name=f"maas-{service}-client", daemon=True).start()
-
-
-_clients: dict[str, Any] = {}
-_creating: dict[str, threading.Lock] = {}  # one per service: a client is created once, even from two threads
+@cache
+def _shared_client(service: str) -> Any:
+    return new_client(service)  # type: ignore[call-overload]
 
 
 def reset_clients() -> None:
     """Forget cached clients and the session (tests that switch endpoints or moto contexts call this)."""
-    with _lock:
-        locks = list(_creating.values())
-    for creating in locks:  # a client being created on another thread is finished before it is forgotten
-        with creating:
-            pass
-    _clients.clear()
+    _shared_client.cache_clear()
     session.cache_clear()
 
 

@@ -87,7 +87,6 @@ class Predictor:
         hit = self._aliases.get(key)
         if hit and hit[0] > now:
             return hit[1]
-        self.store.prepare()  # a cold start's S3 client is made while the alias read waits on DynamoDB
         target = self.registry.resolve_alias(name, alias)
         self._aliases[key] = (now + self.settings.alias_ttl_seconds, target)
         return target

@@ -1,16 +1,13 @@
 """Model bundles on S3: `models/{name}/{version}/` holds the files and `manifest.json`.
 
 Publishing writes the files first and the manifest last, so a bundle without a manifest is an
-unfinished upload that nobody serves. Loading checks every file against the manifest's SHA-256; the files
-are fetched at once (threads: each GET mostly waits on the network), so serving's spec and model cost one
-S3 round trip, not two, in a cold start.
+unfinished upload that nobody serves. Loading checks every file against the manifest's SHA-256.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +35,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
-MAX_CONCURRENT_GETS = 8  # a bundle's files fetched at once (serving fetches two: the spec and one model file)
-
 
 def bundle_prefix(name: str, version: str) -> str:
     return f"models/{name}/{check_version(version)}/"
@@ -59,11 +54,6 @@ class BundleStore:
     @property
     def s3(self) -> S3Client:
         return self._s3 or aws.client("s3")
-
-    def prepare(self) -> None:
-        """The S3 client created on another thread, if it does not exist yet (maas_core.aws.prepare)."""
-        if self._s3 is None:
-            aws.prepare("s3")
 
     def publish(self, manifest: Manifest, files: dict[str, bytes]) -> Manifest:
         """Upload the files, then the manifest with their hashes. A published version never changes."""
@@ -107,19 +97,13 @@ class BundleStore:
         missing = [f for f in (only or ()) if f not in manifest.files]
         if missing:
             raise IntegrityError(f"model {name!r} version {version!r}: the manifest lists no {', '.join(missing)}")
-        wanted = [(f, e) for f, e in manifest.files.items() if only is None or f in only]
-        if not wanted:
-            return Bundle(manifest=manifest, files=files)
-        s3 = self.s3  # the shared client, created here if need be, not by racing threads
-        with ThreadPoolExecutor(max_workers=min(len(wanted), MAX_CONCURRENT_GETS)) as pool:
-            fetching = [pool.submit(self._get, prefix + f, f"file {f!r} of model {name!r} version {version!r}", s3)
-                        for f, _ in wanted]
-            # checked in the manifest's order: which error a broken bundle raises does not depend on timing
-            for (fname, entry), future in zip(wanted, fetching, strict=True):
-                data = future.result()
-                if sha256_hex(data) != entry.sha256 or len(data) != entry.size:
-                    raise integrity_error(name, version, fname, entry.sha256, sha256_hex(data))
-                files[fname] = data
+        for fname, entry in manifest.files.items():
+            if only is not None and fname not in only:
+                continue
+            data = self._get(prefix + fname, f"file {fname!r} of model {name!r} version {version!r}")
+            if sha256_hex(data) != entry.sha256 or len(data) != entry.size:
+                raise integrity_error(name, version, fname, entry.sha256, sha256_hex(data))
+            files[fname] = data
         return Bundle(manifest=manifest, files=files)
 
     def bundle_objects(self, name: str, version: str) -> list[ObjectIdentifierTypeDef]:
@@ -154,9 +138,9 @@ class BundleStore:
             raise aws.unavailable("the model bucket", exc) from exc
         return len(objects)
 
-    def _get(self, key: str, what: str, s3: Any | None = None) -> bytes:
+    def _get(self, key: str, what: str) -> bytes:
         try:
-            return (s3 or self.s3).get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if aws.is_not_found(exc):
                 raise NotFoundError(f"{what} was not found in the model store") from exc
