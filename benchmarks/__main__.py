@@ -2,7 +2,7 @@
 
 Trains the penguins model once (the real training job, published to a moto server on loopback) and
 runs, each against its own baseline measured in the same run, in the template's default configuration
-(EMF metrics and prediction capture on): cold start (vs TensorFlow, vs the onnxruntime floor), warm
+(EMF metrics and prediction capture on): cold start (vs the S3-loading ONNX floor, vs TensorFlow), warm
 latency (vs Keras, vs session.run), capture's own cost (on vs off, 1 to 1,000 records), throughput (vs
 json + spec + session.run), the preprocessing spec (vs a Python loop), INT8 vs float demo models (size,
 session.run latency, holdout metrics; unless --skip-quantization) and, unless --skip-size (it needs PyPI for

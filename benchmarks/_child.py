@@ -2,8 +2,9 @@
 
     python benchmarks/_child.py handler  --out R.json --function-dir functions/predict --event E.json
     python benchmarks/_child.py keras    --out R.json --model model.keras --row row.json
-    python benchmarks/_child.py floor    --out R.json --model model.onnx --row row.json
-    python benchmarks/_child.py keras-latency --model model.keras --row row.json   (stdin/stdout loop)
+    python benchmarks/_child.py floor    --out R.json --bucket B --key K --row row.json
+    python benchmarks/_child.py local    --out R.json --model model.onnx --row row.json
+    python benchmarks/_child.py keras-latency --model model.keras --row row.json [--rows N]   (stdin/stdout loop)
     python benchmarks/_child.py train    --out DIR [--epochs N]
 
 The cold-start modes import nothing at module level beyond the standard library (and nothing from
@@ -23,8 +24,17 @@ import time
 from pathlib import Path
 
 
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far (VmHWM), in MB: what a Lambda's MemorySize must hold."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _finish(out: str, result: dict) -> None:
     result["end"] = time.time()
+    result["peak_rss_mb"] = peak_rss_mb()
     Path(out).write_text(json.dumps(result))
     sys.stdout.flush()
     sys.stderr.flush()
@@ -67,7 +77,25 @@ def cold_keras(args: argparse.Namespace) -> None:
 
 
 def cold_floor(args: argparse.Namespace) -> None:
-    """The floor: numpy + onnxruntime, a session from a local .onnx file, one run."""
+    """The floor: the least any Lambda serving an ONNX model from S3 does. numpy + onnxruntime + boto3, one S3
+    client, one GET of the .onnx, a session from its bytes, one run (no registry, no validation, no checks)."""
+    t0 = time.perf_counter()
+    import boto3
+    import numpy as np
+    import onnxruntime as ort
+
+    t1 = time.perf_counter()
+    model = boto3.client("s3").get_object(Bucket=args.bucket, Key=args.key)["Body"].read()
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    t2 = time.perf_counter()
+    x = np.asarray([json.loads(Path(args.row).read_text())], dtype=np.float32)
+    y = session.run(None, {session.get_inputs()[0].name: x})[0]
+    t3 = time.perf_counter()
+    _finish(args.out, {"import": t1 - t0, "load": t2 - t1, "first_call": t3 - t2, "argmax": int(y.argmax())})
+
+
+def cold_local(args: argparse.Namespace) -> None:
+    """Below the floor: numpy + onnxruntime, a session from a local .onnx file, one run (no boto3, no S3)."""
     t0 = time.perf_counter()
     import numpy as np
     import onnxruntime as ort
@@ -83,12 +111,13 @@ def cold_floor(args: argparse.Namespace) -> None:
 
 def keras_latency(args: argparse.Namespace) -> None:
     """A warm Keras process for the latency baseline. Reads `N` lines on stdin; answers each with one
-    `RESULT {...}` line on stdout: per-call seconds of model.predict(x) and of model(x), N calls each."""
+    `RESULT {...}` line on stdout: per-call seconds of model.predict(x) and of model(x), N calls each, x being
+    the row repeated --rows times; and the process's peak RSS in MB."""
     import keras
     import numpy as np
 
     model = keras.saving.load_model(args.model)
-    x = np.asarray([json.loads(Path(args.row).read_text())], dtype=np.float32)
+    x = np.asarray([json.loads(Path(args.row).read_text())] * max(1, args.rows), dtype=np.float32)
     for _ in range(20):  # warm-up: tf.function tracing, the predict loop's first-call set-up
         model.predict(x, verbose=0)
         model(x, training=False)
@@ -103,7 +132,7 @@ def keras_latency(args: argparse.Namespace) -> None:
             t = time.perf_counter()
             np.asarray(model(x, training=False))
             call.append(time.perf_counter() - t)
-        print("RESULT " + json.dumps({"predict": predict, "call": call}), flush=True)
+        print("RESULT " + json.dumps({"predict": predict, "call": call, "peak_rss_mb": peak_rss_mb()}), flush=True)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -132,15 +161,19 @@ def train(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["handler", "keras", "floor", "keras-latency", "train"])
+    parser.add_argument("mode", choices=["handler", "keras", "floor", "local", "keras-latency", "train"])
     parser.add_argument("--out")
     parser.add_argument("--function-dir")
     parser.add_argument("--event")
     parser.add_argument("--model")
     parser.add_argument("--row")
+    parser.add_argument("--bucket")
+    parser.add_argument("--key")
     parser.add_argument("--epochs", type=int, default=0)
+    parser.add_argument("--rows", type=int, default=1, help="keras-latency: rows per call")
     args = parser.parse_args()
-    {"handler": cold_handler, "keras": cold_keras, "floor": cold_floor, "keras-latency": keras_latency,
+    {"handler": cold_handler, "keras": cold_keras, "floor": cold_floor, "local": cold_local,
+     "keras-latency": keras_latency,
      "train": train}[args.mode](args)
 
 

@@ -255,6 +255,9 @@ if __name__ == "__main__":
         os.environ.setdefault(name, "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF lines would interleave with ours
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
+    # the template's defaults: INFO logs, EMF metrics, capture of every prediction (Settings' default rate 1); the
+    # parent reads only our '{"case"' line among the handlers' log, metric and capture lines
+    for name, value in {"POWERTOOLS_SERVICE_NAME": "maas", "POWERTOOLS_LOG_LEVEL": "INFO",
+                        "POWERTOOLS_METRICS_NAMESPACE": "maas", "MAAS_CAPTURE_RATE": "1"}.items():
+        os.environ.setdefault(name, value)
     main(sys.argv[1])

@@ -36,7 +36,7 @@ def _child(mode: str, out: Path, *args: str) -> dict[str, Any]:
     cmd = [sys.executable, str(CHILD), mode, "--out", str(out), *args]
     # the child's stdout (EMF metrics and the capture lines of every row: CloudWatch Logs on Lambda) is still
     # written, so it is paid for, but to /dev/null rather than held in this process
-    proc = subprocess.run(cmd, env=child_env(POWERTOOLS_LOG_LEVEL="WARNING"), cwd=ROOT, stdout=subprocess.DEVNULL,
+    proc = subprocess.run(cmd, env=child_env(), cwd=ROOT, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{mode} child failed:\n{proc.stderr[-4000:]}")

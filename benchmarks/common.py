@@ -231,6 +231,19 @@ class PenguinsWorld:
         return self.dir / "model.onnx"
 
     @property
+    def bucket(self) -> str:
+        return str(os.environ["MAAS_MODEL_BUCKET"])
+
+    @property
+    def onnx_key(self) -> str:
+        """The S3 key of the published version's float model (what the handler serves)."""
+        from maas_core.manifest import DEFAULT_VARIANT
+        from maas_core.store import bundle_prefix
+
+        file = self.manifest().variant_file(DEFAULT_VARIANT)
+        return bundle_prefix(MODEL, self.version) + str(file)
+
+    @property
     def keras_path(self) -> Path:
         return self.dir / "model.keras"
 

@@ -46,8 +46,9 @@ TARGET_VS_KERAS = 50.0
 class KerasWorker:
     """A child process holding the trained Keras network, timing model.predict / model(x) on request."""
 
-    def __init__(self, world: PenguinsWorld, row: Path) -> None:
-        cmd = [sys.executable, str(CHILD), "keras-latency", "--model", str(world.keras_path), "--row", str(row)]
+    def __init__(self, world: PenguinsWorld, row: Path, rows: int = 1) -> None:
+        cmd = [sys.executable, str(CHILD), "keras-latency", "--model", str(world.keras_path), "--row", str(row),
+               "--rows", str(rows)]
         self.proc = subprocess.Popen(cmd, env=child_env(), cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
         self._read("READY")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from maas_core.manifest import Manifest
 from maas_core.registry import NAME_SCHEMA, VERSION_SCHEMA
@@ -65,7 +65,9 @@ AliasName = Annotated[str, PathParam(description=f"alias: {NAME_DESCRIPTION}", j
 VersionId = Annotated[str, PathParam(description=f"version: {VERSION_DESCRIPTION}", json_schema_extra=VERSION_SCHEMA)]
 
 
+# defer_build: the registry routes' answer models are built when first used, not in every predict cold start
 class ModelSummary(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: str
     latest_version: str | None = Field(description="the newest registered version")
     versions: int = Field(description="how many versions are registered")
@@ -74,6 +76,7 @@ class ModelSummary(BaseModel):
 
 class ModelList(BaseModel):
     """GET /v1/models"""
+    model_config = ConfigDict(defer_build=True)
 
     models: list[ModelSummary]
 
@@ -81,6 +84,7 @@ class ModelList(BaseModel):
 class ModelDescription(BaseModel):
     """GET /v1/models/{model}: the registry's entries, and the manifest of the version the default alias
     (else the newest version) points at."""
+    model_config = ConfigDict(defer_build=True)
 
     name: str
     versions: list[dict[str, Any]] = Field(description="registered versions, newest first: version, created_at, "
@@ -91,6 +95,7 @@ class ModelDescription(BaseModel):
 
 class VersionDeleted(BaseModel):
     """DELETE /v1/models/{model}/versions/{version}"""
+    model_config = ConfigDict(defer_build=True)
 
     model: str
     version: str
