@@ -318,3 +318,22 @@ def test_a_string_input_of_shape_n_is_fed_a_vector(vector_graph: bytes, handler,
     predictions = predict(handler, "towns", [{"age": 20, "city": "lisbon"}, {"age": 60, "city": " quito"},
                                              {"age": 2, "city": "paris"}])
     assert [p["value"] for p in predictions] == pytest.approx([20.0, 60.0, 1.0])
+
+
+def test_a_manifest_whose_input_rank_differs_from_the_graph_is_not_served(vector_graph: bytes, handler, aws_world,
+                                                                          capsys, caplog, tmp_path: Path) -> None:
+    """Given the [N]-input graph registered, then its manifest rewritten to say city is (rows, 1),
+    When a record is predicted, Then the version is refused as unusable (a 500 model_unusable; the log names the
+    input and both shapes), not run with feeds the graph does not take."""
+    register(aws_world, capsys, tmp_path, "towns", vector_graph, {
+        "task": "regression", "output_name": "y", "features": [{"name": "age"}, {"name": "city", "type": "string"}],
+        "baseline": {"age": 40.0, "city": "oslo"}})
+    manifest = aws_world.store.load_manifest("towns", "1")
+    wrong = manifest.model_copy(update={"model_inputs": [
+        t.model_copy(update={"shape": [None, 1]}) for t in manifest.model_inputs]})
+    aws_world.store.s3.put_object(Bucket=aws_world.bucket, Key="models/towns/1/manifest.json",
+                                  Body=wrong.model_dump_json().encode())
+    status, body = call(handler, "POST", "/v1/models/towns/predict", body={"records": [{"age": 2, "city": "oslo"}]})
+    assert status == 500 and body["error"]["code"] == "model_unusable", body
+    refusals = [vars(r) for r in caplog.records if r.getMessage().startswith("model version refused")]
+    assert "graph input 'city' has shape (?,); the manifest says (?, 1)" in json.dumps(refusals, default=str)
