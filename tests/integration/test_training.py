@@ -683,6 +683,25 @@ columns:
     assert TrainingConfig.from_file(tmp_path / "train.yaml", epochs=3).epochs == 3
 
 
+def test_numeric_columns_impute_values_beyond_the_far_out_fences_unless_told_otherwise(tmp_path: Path) -> None:
+    """Given configs that leave `outliers` unset, turn it off, change the action, or set a column's own,
+    When a numeric column's options are resolved,
+    Then the default is IQR bounds at K=3 with impute; `none` turns it off; a config-wide action or K replaces
+    the default's; a column naming its own `outliers` gets ColumnConfig's defaults for the rest (K 1.5, clip)."""
+    def numeric(**settings: object) -> ColumnConfig:
+        config = TrainingConfig(data=tmp_path / "d.csv", model_name="m", target="y", **settings)
+        return config.column_config("a", "numeric")
+
+    assert numeric() == ColumnConfig(kind="numeric", outliers="iqr", outlier_threshold=3.0, outlier_action="impute")
+    assert numeric(outliers="none") == ColumnConfig(kind="numeric")
+    assert numeric(outlier_action="clip", outlier_threshold=4.0) == ColumnConfig(
+        kind="numeric", outliers="iqr", outlier_threshold=4.0, outlier_action="clip")
+    assert numeric(columns={"a": ColumnConfig(kind="numeric", outliers="iqr")}) == ColumnConfig(
+        kind="numeric", outliers="iqr")
+    assert TrainingConfig(data=tmp_path / "d.csv", model_name="m", target="y").column_config(
+        "c", "categorical") == ColumnConfig(kind="categorical")
+
+
 @pytest.mark.parametrize(("content", "argv", "message"), [
     ("epochs: 0\n", [], "train.yaml: epochs: Input should be greater than or equal to 1"),
     ("epochs: 5\n", ["--epochs", "0"], "--epochs: Input should be greater than or equal to 1"),
