@@ -21,7 +21,15 @@ import pytest
 from moto import mock_aws
 
 from maas_core import aws
-from maas_core.manifest import MANIFEST_FILE, MODEL_FILE, PREPROCESS_FILE, REPORT_FILE, Manifest, sha256_hex
+from maas_core.manifest import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    PREPROCESS_FILE,
+    REPORT_FILE,
+    REPORT_TABLE_FILE,
+    Manifest,
+    sha256_hex,
+)
 from maas_core.predictor import Predictor
 from maas_core.preprocess import ColumnConfig, PreprocessSpec, outlier_bounds
 from maas_core.registry import Registry
@@ -326,11 +334,12 @@ def test_penguins_bundle_is_published_registered_and_promoted(world: World, trai
     # model.onnx, and model.int8.onnx (tests/integration/test_quantization.py)
     models = [v.file for v in m.variants.values()]
     assert MODEL_FILE in models
-    assert sorted(set(stored_names) - set(pictures)) == sorted([MANIFEST_FILE, *models, PREPROCESS_FILE, REPORT_FILE])
+    assert sorted(set(stored_names) - set(pictures)) == sorted([MANIFEST_FILE, *models, PREPROCESS_FILE, REPORT_FILE,
+                                                               REPORT_TABLE_FILE])
     s3 = boto3.client("s3")
     stored = Manifest.model_validate_json(s3.get_object(Bucket=world.bucket, Key=prefix + MANIFEST_FILE)["Body"].read())
     assert stored == m
-    assert set(stored.files) == {*models, PREPROCESS_FILE, REPORT_FILE, *pictures}
+    assert set(stored.files) == {*models, PREPROCESS_FILE, REPORT_FILE, REPORT_TABLE_FILE, *pictures}
     for name, entry in stored.files.items():
         body = s3.get_object(Bucket=world.bucket, Key=prefix + name)["Body"].read()
         assert (sha256_hex(body), len(body)) == (entry.sha256, entry.size), name
@@ -357,6 +366,8 @@ def test_penguins_bundle_is_published_registered_and_promoted(world: World, trai
     assert report["metrics"] == m.metrics
     assert len(report["history"]["loss"]) == len(report["history"]["val_loss"]) == m.training["epochs_run"] > 0
     assert np.sum(report["confusion_matrix"]) == m.training["rows"]["test"]
+    table = s3.get_object(Bucket=world.bucket, Key=prefix + REPORT_TABLE_FILE)["Body"].read().decode()
+    assert table.startswith("# penguins version 1\n") and "| **mlp** (chosen) | MLP [16, 8] |" in table
     assert any("published penguins version 1" in line for line in trained.progress)
 
 
