@@ -9,7 +9,8 @@ good version instead (maas_core.predictor). In order, cheapest first:
 2. the graph has the manifest's input and output: a (rows, columns) input with a dynamic row count, of
    the manifest's element type and the spec's kind (floats or token ids), as many columns as the spec
    makes (or, an external graph with one input per field, manifest.model_inputs: exactly those inputs,
-   each (rows, 1), a string input for each string field and a numeric one for each other; maas_core.feeds);
+   each (rows, 1) or (rows,), a string input for each string field and a numeric one for each other;
+   maas_core.feeds);
    an output whose shape fits the task and labels;
 3. a smoke run on the training baseline record (maas_core.baseline), one row then two, gives finite
    outputs of that shape.
@@ -78,7 +79,8 @@ def check_model(model: LoadedModel) -> None:
 
 
 def _check_field_inputs(graph_inputs: list[ort.NodeArg], m: Manifest, spec: PreprocessSpec) -> None:
-    """One (rows, 1) graph input per spec feature, of the manifest's type, strings for string fields."""
+    """One (rows, 1) or (rows,) graph input per spec feature, of the manifest's type and rank, strings for
+    string fields."""
     if len(spec.features) != len(m.model_inputs) or len(spec.feature_names()) != len(m.model_inputs):
         raise UnusableBundle(f"the manifest names {len(m.model_inputs)} graph inputs, one per field, but the "
                              f"preprocessing spec has {len(spec.features)} fields making "
@@ -91,6 +93,9 @@ def _check_field_inputs(graph_inputs: list[ort.NodeArg], m: Manifest, spec: Prep
         check_field_input(inp, feature.name, isinstance(feature, StringFeature))
         if FIELD_DTYPES[inp.type] != declared.dtype:
             raise UnusableBundle(f"graph input {inp.name!r} takes {inp.type}; the manifest says {declared.dtype}")
+        if len(field_input_shape(inp)) != len(declared.shape):
+            raise UnusableBundle(f"graph input {inp.name!r} has shape {show(inp.shape)}; the manifest says "
+                                 f"{show(declared.shape)}")
 
 
 def check_spec(spec: PreprocessSpec) -> None:
@@ -98,7 +103,7 @@ def check_spec(spec: PreprocessSpec) -> None:
     for f in spec.features:
         where = f"feature {f.name!r}"
         if isinstance(f, NumericFeature):
-            fitted = {"center": f.center, "scale": f.scale, "fill": f.fill,
+            fitted = {"center": f.center, "scale": f.scale, "fill": f.fill, "impute": f.impute,
                       "clip low": f.clip[0] if f.clip else None, "clip high": f.clip[1] if f.clip else None}
             bad = [k for k, v in fitted.items() if v is not None and not math.isfinite(v)]
             if bad:
@@ -164,8 +169,8 @@ def check_input(inp: Any, width: int, width_source: str, dtypes: dict[str, str])
 
 
 def check_field_input(inp: Any, field: str, string: bool) -> None:
-    """A graph input fed by one field: (rows, 1) with a dynamic row count, a string input for a string field
-    and a numeric one for a number."""
+    """A graph input fed by one field: (rows, 1) or (rows,) with a dynamic row count, a string input for a
+    string field and a numeric one for a number."""
     in_shape = shape_of(inp.shape)
     if inp.type not in FIELD_DTYPES:
         raise bad(f"input {inp.name!r} (field {field!r}) has element type {inp.type}; only "
@@ -174,9 +179,16 @@ def check_field_input(inp: Any, field: str, string: bool) -> None:
         wanted = "a string field" if FIELD_DTYPES[inp.type] == STRING else "a number field"
         raise bad(f"input {inp.name!r} takes {inp.type}, so field {field!r} feeding it must be {wanted} "
                   f"(type: {'string' if 'string' in wanted else 'number'})", field="features", input=inp.name)
-    if in_shape is None or len(in_shape) != 2 or in_shape[1] not in (1, None) or in_shape[0] is not None:
+    if in_shape is None or in_shape[0] is not None or in_shape[1:] not in ([], [1], [None]):
         raise bad(f"input {inp.name!r} (field {field!r}) has shape {show(inp.shape)}; an input fed by one field "
-                  "must be (rows, 1) with a dynamic number of rows", field="features", shape=show(inp.shape))
+                  "must be (rows, 1) or (rows,) with a dynamic number of rows", field="features",
+                  shape=show(inp.shape))
+
+
+def field_input_shape(inp: Any) -> list[int | None]:
+    """The shape maas feeds a field's input (check_field_input passed): (rows,) for a vector input, e.g.
+    skl2onnx's StringTensorType([None]), else (rows, 1)."""
+    return [None] if len(inp.shape) == 1 else [None, 1]
 
 
 def check_output_shape(task: str, labels: Sequence[str], name: str, shape: list[int | None], rows: int | None) -> None:

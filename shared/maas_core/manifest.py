@@ -27,6 +27,7 @@ MODEL_FILE = "model.onnx"
 PREPROCESS_FILE = "preprocess.json"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.json"
+REPORT_TABLE_FILE = "report.md"  # the models compared, as a Markdown table (Candidates.markdown)
 INT8_MODEL_FILE = "model.int8.onnx"
 
 DEFAULT_VARIANT = "float"
@@ -129,25 +130,34 @@ class Candidates(BaseModel):
     allowed_no_better: bool = Field(default=False, description="published although it does not beat the trivial "
                                                                "(or linear) baseline (--allow-no-better)")
 
+    def _choice(self, name: str) -> str:
+        """A model's selection score as printed: the mean ± std over the folds, or '' when not a candidate."""
+        sel, metric = self.models[name].selection, self.metric
+        if metric not in sel:
+            return ""
+        spread = f" ± {sel[metric + '_std']:.2g}" if metric + "_std" in sel else ""
+        return f"{sel[metric]:.4g}{spread}"
+
+    def _metric_names(self) -> list[str]:
+        return list(next(iter(self.models.values())).metrics)
+
     def lines(self) -> list[str]:
         """A table of the models compared (holdout metrics, selection score) and the chosen one's margins:
         the training job's output, and `maas show`'s."""
-        metric = self.metric
-        names = list(self.models)
-        keys = list(next(iter(self.models.values())).metrics)
+        names, keys = list(self.models), self._metric_names()
         width = max(len(n) for n in names) + 2
-        head = f"{'model':<{width}}" + "".join(f"{k:>12}" for k in keys) + f"{'choice ' + metric:>22}"
+        widths = [max(12, len(k) + 2) for k in keys]  # a header longer than its values still gets a gap
+        choice_head = "choice " + self.metric
+        choice_width = max(22, len(choice_head) + 2)
+        head = f"{'model':<{width}}" + "".join(f"{k:>{w}}" for k, w in zip(keys, widths, strict=True)) \
+            + f"{choice_head:>{choice_width}}"
         lines = [f"holdout metrics of the models compared (choice by {self.selection}):", head]
         for name in names:
             result = self.models[name]
-            sel = result.selection
-            choice = ""
-            if metric in sel:
-                spread = f" ± {sel[metric + '_std']:.2g}" if metric + "_std" in sel else ""
-                choice = f"{sel[metric]:.4g}{spread}"
             mark = " *" if name == self.chosen else ""
-            values = "".join(f"{result.metrics.get(k, float('nan')):>12.4g}" for k in keys)
-            lines.append(f"{name + mark:<{width}}{values}{choice:>22}")
+            values = "".join(f"{result.metrics.get(k, float('nan')):>{w}.4g}"
+                             for k, w in zip(keys, widths, strict=True))
+            lines.append(f"{name + mark:<{width}}{values}{self._choice(name):>{choice_width}}")
         for name, margin in self.margins.items():
             gains = " ".join(f"{k}={v:+.4g}" for k, v in margin.items())
             lines.append(f"margin of {self.chosen} over {name}: {gains}")
@@ -155,6 +165,28 @@ class Candidates(BaseModel):
             lines.append(f"{self.chosen} does not beat the {'trivial' if not self.beats_trivial else 'linear'} "
                          "baseline on the holdout: published anyway (allow_no_better)")
         return lines
+
+    def markdown(self) -> str:
+        """The training report's table (report.md): each model's holdout metrics, its selection score and the
+        chosen model's margin over it (positive: the chosen one is better, in each metric's own direction)."""
+        keys = self._metric_names()
+        head = ["model", "description", *keys, f"choice {self.metric}", f"margin of {self.chosen}", "train s"]
+        rows = [head, ["---"] * len(head)]
+        for name, result in self.models.items():
+            margin = self.margins.get(name)
+            gains = "chosen" if margin is None else ", ".join(f"{k} {v:+.4g}" for k, v in margin.items())
+            label = f"**{name}** (chosen)" if name == self.chosen else name
+            rows.append([label, result.description.replace("|", "\\|"),
+                         *(f"{result.metrics[k]:.4g}" if k in result.metrics else "" for k in keys),
+                         self._choice(name) or "-", gains,
+                         f"{result.train_seconds:.1f}" if result.train_seconds else "-"])
+        title = (f"## Models compared\n\nChosen: **{self.chosen}**, by {self.selection} on {self.metric}; metrics on "
+                 "the holdout rows.\n")
+        notes = []
+        if self.allowed_no_better:
+            notes.append(f"\n{self.chosen} does not beat the {'trivial' if not self.beats_trivial else 'linear'} "
+                         "baseline on the holdout: published anyway (allow_no_better).\n")
+        return title + "\n" + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n" + "".join(notes)
 
     def summary(self) -> dict[str, Any]:
         """What the registry keeps (`maas versions`): the chosen model and its margin over each baseline."""
@@ -177,7 +209,8 @@ class Manifest(BaseModel):
     model_input: TensorInfo
     model_inputs: list[TensorInfo] = Field(
         default_factory=list, description="an external graph with one input per field: the inputs, in the "
-                                          "spec's column order (each (rows, 1)); empty: model_input takes the matrix")
+                                          "spec's column order (each (rows, 1) or (rows,)); empty: model_input "
+                                          "takes the matrix")
     model_output: TensorInfo
     files: dict[str, FileEntry] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict, description="holdout metrics")

@@ -2,8 +2,8 @@
 
 The caller declares what the graph cannot tell us (the task, the class labels, the raw input fields)
 and the graph is checked against that declaration before anything is written: it must load in
-onnxruntime, take one float/double matrix (rows x features), or one (rows, 1) input per declared field
-(skl2onnx's convention for a pipeline over named columns: strings, int64 and floats mixed; each field
+onnxruntime, take one float/double matrix (rows x features), or one (rows, 1) or (rows,) input per declared
+field (skl2onnx's convention for a pipeline over named columns: strings, int64 and floats mixed; each field
 feeds the input of its name or the one its `input` names, maas_core.feeds), and give an output whose
 shape fits the task, also on a real test run. Only then is a version reserved, the bundle published and registered
 (maas_core.publishing, the training job's path too), so a refused model leaves no trace and burns no
@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from maas_core.baseline import BACKGROUND, DECLARED, baseline_values
 from maas_core.errors import UnprocessableError
 from maas_core.feeds import feeds
-from maas_core.load_checks import FIELD_DTYPES, check_field_input, check_input, check_output_shape
+from maas_core.load_checks import FIELD_DTYPES, check_field_input, check_input, check_output_shape, field_input_shape
 from maas_core.load_checks import bad as _bad
 from maas_core.load_checks import shape_of as _shape
 from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, InputField, Manifest, Task, TensorInfo
@@ -58,8 +58,8 @@ class DeclaredFeature(BaseModel):
     type: Literal["number", "string"] = Field(
         default="number", description="number, or string (fed as it is to a graph input of type string)")
     input: str | None = Field(
-        default=None, description="the graph input this field feeds, for a graph with one (rows, 1) input per "
-                                  "field (skl2onnx's convention); default: the input named like the field")
+        default=None, description="the graph input this field feeds, for a graph with one (rows, 1) or (rows,) "
+                                  "input per field (skl2onnx's convention); default: the input named like the field")
     required: bool = True
     description: str = ""
     sensitive: bool = Field(default=False, description="personal data: masked in captured predictions, never "
@@ -305,7 +305,7 @@ def _one_input_per_field(inputs: list[Any], declaration: ModelDeclaration) -> bo
 
 def _check_field_graph(session: ort.InferenceSession, declaration: ModelDeclaration, spec: PreprocessSpec | None,
                        baseline: dict[str, Any] | None) -> CheckedGraph:
-    """Each declared field feeds one (rows, 1) graph input and every input is fed by one field."""
+    """Each declared field feeds one (rows, 1) or (rows,) graph input and every input is fed by one field."""
     inputs = session.get_inputs()
     if spec is None:
         raise _bad(f"the graph takes one input per field ({_names(inputs)}): declare the fields (with type and "
@@ -329,7 +329,7 @@ def _check_field_graph(session: ort.InferenceSession, declaration: ModelDeclarat
         fed[name] = f.name
         inp = by_name[name]
         check_field_input(inp, f.name, f.type == "string")
-        model_inputs.append(TensorInfo(name=name, dtype=FIELD_DTYPES[inp.type], shape=[None, 1]))
+        model_inputs.append(TensorInfo(name=name, dtype=FIELD_DTYPES[inp.type], shape=field_input_shape(inp)))
     unfed = [a.name for a in inputs if a.name not in fed]
     if unfed:
         raise _bad(f"graph input(s) {', '.join(map(repr, unfed))} are fed by no declared field; declare one field "

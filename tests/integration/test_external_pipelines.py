@@ -234,3 +234,106 @@ def test_a_model_fed_field_by_field_has_no_feature_matrix_to_show(pipeline, aws_
                   ModelDeclaration.model_validate(PIPELINE_DECLARATION), promote="prod")
     with pytest.raises(UnprocessableError, match="no feature matrix to show; predict instead"):
         predictor(aws_world).preprocess("tiers", [{"age": 30, "visits": 2, "city": "oslo"}])
+
+
+# --- batch files and vector inputs ------------------------------------------------------------------
+
+
+def test_a_csv_upload_to_batch_is_predicted_by_the_registered_pipeline_like_scikit_learn(
+        pipeline, aws_world, capsys, tmp_path: Path) -> None:
+    """Given the skl2onnx pipeline (float, int64 and string inputs) registered under alias prod,
+    When a CSV of its three columns lands under batch/input/tiers/ and moto's S3 notification reaches the batch
+    function (maas_local.batch_trigger),
+    Then every valid row gets scikit-learn's predict_proba to 1e-5 (cells arrive as text: the int64 input gets the
+    number, the string input the stripped text), and the rows with a bad number or no city are named errors."""
+    from maas_local.batch_trigger import BatchTrigger
+    from tests.integration.test_batch import out_key, put, read_jsonl
+
+    model, onnx_bytes = pipeline
+    register(aws_world, capsys, tmp_path, "tiers", onnx_bytes, PIPELINE_DECLARATION)
+    data = customers(30, seed=11)
+    records = [{"age": round(float(a), 3), "visits": int(v), "city": str(c)}
+               for a, v, c in zip(data["age"], data["visits"], data["city"], strict=True)]
+    records[3]["city"] = " quito  "
+    rows = [f"{r['age']},{r['visits']},{r['city']}" for r in records]
+    rows[5], rows[9] = "40,many,oslo", "40,3,"  # rows 6 and 10 of the file
+    get_settings.cache_clear()
+    app = load_function("batch")
+    app.predictor.cache_clear()
+    try:
+        trigger = BatchTrigger(aws_world.bucket, handler=app.lambda_handler).configure()
+        put(aws_world.bucket, "batch/input/tiers/day.csv", "age,visits,city\n" + "\n".join(rows) + "\n")
+        trigger.drain()
+    finally:
+        app.predictor.cache_clear()
+        get_settings.cache_clear()
+    assert [[(p["status"], p["predicted"], p["rejected"]) for p in r["processed"]] for r in trigger.processed][-1] \
+        == [("done", 28, 2)]
+    errors = read_jsonl(aws_world.bucket, out_key("tiers", "day.csv", "errors"))
+    assert [(e["row"], e["field"]) for e in errors] == [(6, "visits"), (10, "city")]
+    assert "expected a number" in errors[0]["reason"] and "required field is missing" in errors[1]["reason"]
+    lines = read_jsonl(aws_world.bucket, out_key("tiers", "day.csv", "predictions"))
+    good = [r for i, r in enumerate(records) if i not in (5, 9)]
+    assert [line["row"] for line in lines] == [i + 1 for i in range(30) if i not in (5, 9)]
+    got = np.array([[line["probabilities"][label] for label in LABELS] for line in lines])
+    np.testing.assert_allclose(got, model.predict_proba(table(good)), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def vector_graph() -> bytes:
+    """Given an ONNX regression graph whose string input is a vector, shape [N] (as skl2onnx writes
+    StringTensorType([None]) and hand-made graphs often do): ai.onnx.ml OneHotEncoder over the city, then
+    concatenated with the (N, 1) float age and a MatMul with fixed weights."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    weights = np.array([[0.5], [10.0], [20.0], [30.0]], np.float32)  # age, lisbon, oslo, quito
+    graph = helper.make_graph(
+        [helper.make_node("OneHotEncoder", ["city"], ["onehot"], domain="ai.onnx.ml", cats_strings=CITIES, zeros=1),
+         helper.make_node("Cast", ["onehot"], ["onehot_f"], to=TensorProto.FLOAT),
+         helper.make_node("Concat", ["age", "onehot_f"], ["x"], axis=1),
+         helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "vector_input",
+        [helper.make_tensor_value_info("age", TensorProto.FLOAT, [None, 1]),
+         helper.make_tensor_value_info("city", TensorProto.STRING, ["N"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [4, 1], weights.ravel().tolist())])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def test_a_string_input_of_shape_n_is_fed_a_vector(vector_graph: bytes, handler, aws_world, capsys,
+                                                   tmp_path: Path) -> None:
+    """Given a graph whose string input `city` has shape [N] (no column dimension) beside an (N, 1) float input,
+    When it is registered and records are predicted over the API,
+    Then the manifest records city as (rows,), and each prediction is age * 0.5 + the city's weight."""
+    register(aws_world, capsys, tmp_path, "towns", vector_graph, {
+        "task": "regression", "output_name": "y", "features": [{"name": "age"}, {"name": "city", "type": "string"}],
+        "baseline": {"age": 40.0, "city": "oslo"}})
+    manifest = aws_world.store.load("towns", "1").manifest
+    assert [(t.name, t.dtype, t.shape) for t in manifest.model_inputs] == [
+        ("age", "float32", [None, 1]), ("city", "string", [None])]
+    predictions = predict(handler, "towns", [{"age": 20, "city": "lisbon"}, {"age": 60, "city": " quito"},
+                                             {"age": 2, "city": "paris"}])
+    assert [p["value"] for p in predictions] == pytest.approx([20.0, 60.0, 1.0])
+
+
+def test_a_manifest_whose_input_rank_differs_from_the_graph_is_not_served(vector_graph: bytes, handler, aws_world,
+                                                                          capsys, caplog, tmp_path: Path) -> None:
+    """Given the [N]-input graph registered, then its manifest rewritten to say city is (rows, 1),
+    When a record is predicted, Then the version is refused as unusable (a 500 model_unusable; the log names the
+    input and both shapes), not run with feeds the graph does not take."""
+    register(aws_world, capsys, tmp_path, "towns", vector_graph, {
+        "task": "regression", "output_name": "y", "features": [{"name": "age"}, {"name": "city", "type": "string"}],
+        "baseline": {"age": 40.0, "city": "oslo"}})
+    manifest = aws_world.store.load_manifest("towns", "1")
+    wrong = manifest.model_copy(update={"model_inputs": [
+        t.model_copy(update={"shape": [None, 1]}) for t in manifest.model_inputs]})
+    aws_world.store.s3.put_object(Bucket=aws_world.bucket, Key="models/towns/1/manifest.json",
+                                  Body=wrong.model_dump_json().encode())
+    status, body = call(handler, "POST", "/v1/models/towns/predict", body={"records": [{"age": 2, "city": "oslo"}]})
+    assert status == 500 and body["error"]["code"] == "model_unusable", body
+    refusals = [vars(r) for r in caplog.records if r.getMessage().startswith("model version refused")]
+    assert "graph input 'city' has shape (?,); the manifest says (?, 1)" in json.dumps(refusals, default=str)

@@ -21,7 +21,15 @@ import pytest
 from moto import mock_aws
 
 from maas_core import aws
-from maas_core.manifest import MANIFEST_FILE, MODEL_FILE, PREPROCESS_FILE, REPORT_FILE, Manifest, sha256_hex
+from maas_core.manifest import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    PREPROCESS_FILE,
+    REPORT_FILE,
+    REPORT_TABLE_FILE,
+    Manifest,
+    sha256_hex,
+)
 from maas_core.predictor import Predictor
 from maas_core.preprocess import ColumnConfig, PreprocessSpec, outlier_bounds
 from maas_core.registry import Registry
@@ -326,11 +334,12 @@ def test_penguins_bundle_is_published_registered_and_promoted(world: World, trai
     # model.onnx, and model.int8.onnx (tests/integration/test_quantization.py)
     models = [v.file for v in m.variants.values()]
     assert MODEL_FILE in models
-    assert sorted(set(stored_names) - set(pictures)) == sorted([MANIFEST_FILE, *models, PREPROCESS_FILE, REPORT_FILE])
+    assert sorted(set(stored_names) - set(pictures)) == sorted([MANIFEST_FILE, *models, PREPROCESS_FILE, REPORT_FILE,
+                                                               REPORT_TABLE_FILE])
     s3 = boto3.client("s3")
     stored = Manifest.model_validate_json(s3.get_object(Bucket=world.bucket, Key=prefix + MANIFEST_FILE)["Body"].read())
     assert stored == m
-    assert set(stored.files) == {*models, PREPROCESS_FILE, REPORT_FILE, *pictures}
+    assert set(stored.files) == {*models, PREPROCESS_FILE, REPORT_FILE, REPORT_TABLE_FILE, *pictures}
     for name, entry in stored.files.items():
         body = s3.get_object(Bucket=world.bucket, Key=prefix + name)["Body"].read()
         assert (sha256_hex(body), len(body)) == (entry.sha256, entry.size), name
@@ -357,6 +366,8 @@ def test_penguins_bundle_is_published_registered_and_promoted(world: World, trai
     assert report["metrics"] == m.metrics
     assert len(report["history"]["loss"]) == len(report["history"]["val_loss"]) == m.training["epochs_run"] > 0
     assert np.sum(report["confusion_matrix"]) == m.training["rows"]["test"]
+    table = s3.get_object(Bucket=world.bucket, Key=prefix + REPORT_TABLE_FILE)["Body"].read().decode()
+    assert table.startswith("# penguins version 1\n") and "| **mlp** (chosen) | MLP [16, 8] |" in table
     assert any("published penguins version 1" in line for line in trained.progress)
 
 
@@ -681,6 +692,25 @@ columns:
         assert features.spec_config(config.row_norm).row_norm == "l2"
     # TrainingConfig.from_file: the same file, keyword overrides on top
     assert TrainingConfig.from_file(tmp_path / "train.yaml", epochs=3).epochs == 3
+
+
+def test_numeric_columns_impute_values_beyond_the_far_out_fences_unless_told_otherwise(tmp_path: Path) -> None:
+    """Given configs that leave `outliers` unset, turn it off, change the action, or set a column's own,
+    When a numeric column's options are resolved,
+    Then the default is IQR bounds at K=3 with impute; `none` turns it off; a config-wide action or K replaces
+    the default's; a column naming its own `outliers` gets ColumnConfig's defaults for the rest (K 1.5, clip)."""
+    def numeric(**settings: object) -> ColumnConfig:
+        config = TrainingConfig(data=tmp_path / "d.csv", model_name="m", target="y", **settings)
+        return config.column_config("a", "numeric")
+
+    assert numeric() == ColumnConfig(kind="numeric", outliers="iqr", outlier_threshold=3.0, outlier_action="impute")
+    assert numeric(outliers="none") == ColumnConfig(kind="numeric")
+    assert numeric(outlier_action="clip", outlier_threshold=4.0) == ColumnConfig(
+        kind="numeric", outliers="iqr", outlier_threshold=4.0, outlier_action="clip")
+    assert numeric(columns={"a": ColumnConfig(kind="numeric", outliers="iqr")}) == ColumnConfig(
+        kind="numeric", outliers="iqr")
+    assert TrainingConfig(data=tmp_path / "d.csv", model_name="m", target="y").column_config(
+        "c", "categorical") == ColumnConfig(kind="categorical")
 
 
 @pytest.mark.parametrize(("content", "argv", "message"), [

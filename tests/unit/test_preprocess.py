@@ -81,6 +81,30 @@ def test_outliers_are_clipped_to_fitted_bounds_at_serving_too() -> None:
     assert z == (pytest.approx(values.mean() - values.std()), pytest.approx(values.mean() + values.std()))
 
 
+def test_impute_replaces_a_value_outside_the_bounds_by_the_median_inside_them_at_serving_too() -> None:
+    """Given a column with a unit slip (1000 among values 1..9), fitted with IQR bounds and outlier_action impute,
+    When records inside and outside the bounds are transformed,
+    Then the bounds are kept in the spec, the slip does not move the fitted scale, and values outside the bounds
+    become the median of the training values inside them, while values inside pass unchanged."""
+    values = [1, 2, 3, 4, 5, 6, 7, 8, 9, 1000]
+    spec = PreprocessSpec.fit({"v": values}, SpecConfig(columns={"v": ColumnConfig(
+        kind="numeric", outliers="iqr", outlier_threshold=3.0, outlier_action="impute", scaler="none")}))
+    f = spec.features[0]
+    assert f.clip == outlier_bounds(np.array(values, float), "iqr", 3.0) and f.impute == 5.0
+    assert spec.transform([{"v": 10_000}, {"v": -50}, {"v": 3}, {"v": 9}])[:, 0].tolist() == [5.0, 5.0, 3.0, 9.0]
+    assert PreprocessSpec.from_json(spec.to_json()).features[0].impute == 5.0
+
+
+def test_a_column_without_spread_between_its_quartiles_has_no_iqr_bounds() -> None:
+    """Given a mostly-zero flag column (its quartiles are both 0), When IQR bounds are fitted,
+    Then there are none: fences of width 0 would clip or impute every 1."""
+    flags = np.array([0.0] * 9 + [1.0])
+    assert outlier_bounds(flags, "iqr", 3.0) is None
+    spec = PreprocessSpec.fit({"f": flags.tolist()}, SpecConfig(columns={"f": ColumnConfig(
+        kind="numeric", outliers="iqr", outlier_action="impute", scaler="none")}))
+    assert spec.features[0].clip is None and spec.transform([{"f": 1}])[0, 0] == 1.0
+
+
 def test_row_normalisation() -> None:
     for norm, expected in (("l1", [0.6, -0.4]), ("l2", [0.6 / np.hypot(0.6, 0.4), -0.4 / np.hypot(0.6, 0.4)])):
         spec = PreprocessSpec.fit({"a": ["3", "0"], "b": ["-2", "0"]}, SpecConfig(
@@ -310,6 +334,9 @@ PARITY_SPECS = {
         "c": ColumnConfig(kind="categorical", unseen="other", required=False, missing="constant", fill_value="zzz"),
         "o": ColumnConfig(kind="categorical", encoding="ordinal", unseen="other", required=False),
         "b": ColumnConfig(kind="boolean")}, row_norm="l1"),
+    "imputed outliers": SpecConfig(columns={
+        "n": ColumnConfig(kind="numeric", outliers="iqr", outlier_action="impute", required=False),
+        "m": ColumnConfig(kind="numeric", outliers="zscore", outlier_threshold=0.5, outlier_action="impute")}),
     "reject, ordinal ignore, l2, no fills": SpecConfig(columns={
         "n": ColumnConfig(kind="numeric", scaler="none", required=False, missing="drop"),
         "c": ColumnConfig(kind="categorical", unseen="reject", required=False, missing="drop"),

@@ -107,11 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--missing", choices=["drop", "mean", "median", "most_frequent"],
                       help="training rows with a missing value: drop them, or fill (mean / median: numeric only). "
                            "Default: drop for required columns, mean / most frequent for optional ones")
-    prep.add_argument("--outliers", choices=["none", "iqr", "zscore"], help="numeric outlier bounds (default none)")
-    prep.add_argument("--outlier-action", choices=["clip", "drop"],
-                      help="clip values to the bounds (training and serving), or drop training rows outside them "
-                           "(default clip)")
-    prep.add_argument("--outlier-threshold", type=float, metavar="K", help="IQR multiple (1.5) or z-score (3.0)")
+    prep.add_argument("--outliers", choices=["none", "iqr", "zscore"],
+                      help="numeric outlier bounds, fitted on the training split (default: iqr at K=3, with "
+                           "--outlier-action impute; none turns it off)")
+    prep.add_argument("--outlier-action", choices=["clip", "impute", "drop"],
+                      help="clip values to the bounds, or replace a value outside them by the training median "
+                           "(both in training and serving), or drop training rows outside them (default clip; impute "
+                           "when --outliers is not given)")
+    prep.add_argument("--outlier-threshold", type=float, metavar="K",
+                      help="IQR multiple (1.5; 3 when --outliers is not given) or z-score (3.0)")
     prep.add_argument("--encoding", choices=["onehot", "ordinal"], help="categorical (default onehot)")
     prep.add_argument("--unseen", choices=["ignore", "other", "reject"],
                       help="categorical values not seen in training (default ignore)")

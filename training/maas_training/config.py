@@ -10,7 +10,11 @@ later ones winning:
    required value, ...);
 2. this config's defaults for a kind: `scaler`, `missing`, `outliers`, `outlier_action`,
    `outlier_threshold` (numeric), `encoding`, `unseen`, `max_categories` (categorical), `missing`
-   (categorical and boolean, unless it is mean / median), and `optional` (required=False);
+   (categorical and boolean, unless it is mean / median), and `optional` (required=False). With
+   `outliers` left unset, a numeric column's value beyond the IQR fences at DEFAULT_IQR_FENCE (fitted on
+   the training split, stored in the spec, applied at serving) is replaced by the training median
+   (outlier_action impute): a unit slip can drag neither a linear model's fit nor its predictions
+   (docs/training.md, "Outliers by default");
 3. the options set explicitly for that column in `columns`.
 
 A column's kind comes from `columns[name].kind` or the `numeric` / `categorical` / `boolean` /
@@ -45,6 +49,9 @@ REGRESSION_LOSSES = ("mse", "mae", "huber")
 _COMMON_HYPERPARAMETERS = ("loss", "epochs", "batch_size", "learning_rate", "optimizer", "l2", "dropout",
                            "early_stopping_patience", "seed", "test_size", "val_size")
 MLP_HYPERPARAMETERS = ("hidden_units", *_COMMON_HYPERPARAMETERS)
+# the default outlier bounds of a numeric column: Tukey's "far out" fences, Q1 - 3 IQR and Q3 + 3 IQR (wide
+# enough to leave a normal column's values alone: 0.0002% of them lie beyond)
+DEFAULT_IQR_FENCE = 3.0
 TEXT_HYPERPARAMETERS = ("embed_dim", "lstm_units", "lstm_reverse", *_COMMON_HYPERPARAMETERS)
 
 
@@ -106,8 +113,10 @@ class TrainingConfig(BaseModel):
     missing: MissingStrategy | None = Field(
         default=None, description="numeric (any), categorical and boolean (drop, most_frequent, constant)")
     fill_value: float | str | bool | None = Field(default=None, description="the fill for missing='constant'")
-    outliers: Literal["none", "iqr", "zscore"] | None = Field(default=None, description="numeric")
-    outlier_action: Literal["clip", "drop"] | None = Field(default=None, description="numeric")
+    outliers: Literal["none", "iqr", "zscore"] | None = Field(
+        default=None, description="numeric; unset: iqr at Q1 - 3 IQR, Q3 + 3 IQR with outlier_action impute "
+                                   "(none turns it off)")
+    outlier_action: Literal["clip", "impute", "drop"] | None = Field(default=None, description="numeric")
     outlier_threshold: float | None = Field(default=None, gt=0, description="numeric: IQR multiple or z-score")
     encoding: Literal["onehot", "ordinal"] | None = Field(default=None, description="categorical")
     unseen: Literal["ignore", "other", "reject"] | None = Field(default=None, description="categorical")
@@ -240,7 +249,10 @@ class TrainingConfig(BaseModel):
         defaults for the kind < the options set explicitly in `columns[name]`."""
         settings: dict[str, Any] = {"kind": kind, "required": name not in self.optional,
                                     "sensitive": name in self.sensitive}
+        explicit = (self.columns or {}).get(name)
         if kind == "numeric":
+            if self.outliers is None and not (explicit and "outliers" in explicit.model_fields_set):
+                settings.update(outliers="iqr", outlier_threshold=DEFAULT_IQR_FENCE, outlier_action="impute")
             for key in ("scaler", "outliers", "outlier_action", "outlier_threshold", "missing", "fill_value"):
                 if getattr(self, key) is not None:
                     settings[key] = getattr(self, key)
@@ -253,7 +265,6 @@ class TrainingConfig(BaseModel):
                 for key in ("encoding", "unseen", "max_categories"):
                     if getattr(self, key) is not None:
                         settings[key] = getattr(self, key)
-        explicit = (self.columns or {}).get(name)
         if explicit is not None:
             settings.update(explicit.model_dump(include=explicit.model_fields_set))
         try:

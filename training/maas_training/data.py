@@ -311,7 +311,8 @@ def clean(columns: Columns, target: str, features: Features) -> tuple[Columns, C
     """Drop rows with no target, exact duplicate rows, rows missing a value in a column whose missing
     strategy is `drop` (required columns, by default; text always), and rows outside the outlier bounds
     of numeric columns whose outlier_action is `drop` (bounds from `maas_core.preprocess.outlier_bounds`
-    over the rows still kept). Clipping is not done here: the spec clips, in training and serving.
+    over the rows still kept). Clipping and imputing are not done here: the spec does them, in training and
+    serving.
 
     Returns only the target and feature columns. Other missing values stay missing: the spec fills them.
     """

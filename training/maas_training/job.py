@@ -28,7 +28,7 @@ import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
-from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, REPORT_FILE, Manifest, Variant
+from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, REPORT_FILE, REPORT_TABLE_FILE, Manifest, Variant
 from maas_core.preprocess import PreprocessSpec
 from maas_core.publishing import publish_version
 from maas_core.registry import Registry
@@ -244,6 +244,7 @@ def _bundle(version: str, p: Prepared, choice: Choice, holdout: Holdout, checked
         **checked.variant_files,
         PREPROCESS_FILE: p.spec.to_json().encode(),
         REPORT_FILE: json.dumps(report, indent=2).encode(),
+        REPORT_TABLE_FILE: f"# {config.model_name} version {version}\n\n{choice.record.markdown()}".encode(),
         # report_confusion_matrix / report_roc_curve / report_residuals / report_training_curves .png
         **report_pngs_or_none(p.task, p.labels, p.y_test, holdout.outputs, history.as_dict(), progress,
                               candidates=choice.record.model_dump(mode="json")),

@@ -29,8 +29,10 @@ class ColumnConfig(BaseModel):
     fill_value: float | str | bool | None = Field(default=None, description="the fill for missing='constant'")
     # numeric
     outliers: Literal["none", "iqr", "zscore"] = "none"
-    outlier_action: Literal["clip", "drop"] = Field(
+    outlier_action: Literal["clip", "impute", "drop"] = Field(
         default="clip", description="clip: values are clipped to the fitted bounds (training and serving); "
+                                    "impute: a value outside them is replaced by the training median, as a "
+                                    "value that cannot be a measurement (training and serving); "
                                     "drop: training rows outside the bounds are dropped")
     outlier_threshold: float | None = Field(default=None, gt=0, description="IQR multiple (1.5) or z-score (3.0)")
     scaler: Literal["standard", "minmax", "robust", "none"] = "standard"

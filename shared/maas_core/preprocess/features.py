@@ -56,13 +56,17 @@ class _Feature(BaseModel):
 
 
 def outlier_bounds(values: np.ndarray, method: str, threshold: float | None) -> tuple[float, float] | None:
-    """(low, high) outside which a value is an outlier: IQR fences (k=1.5) or mean ± k·std (k=3)."""
+    """(low, high) outside which a value is an outlier: IQR fences (k=1.5) or mean ± k·std (k=3). None for
+    a column whose quartiles coincide (mostly one value, e.g. a rare flag): fences of width 0 would make
+    every other value an outlier."""
     present = values[~np.isnan(values)]
     if method == "none" or present.size == 0:
         return None
     if method == "iqr":
         k = threshold or 1.5
         q1, q3 = np.percentile(present, [25, 75])
+        if q3 <= q1:
+            return None
         return float(q1 - k * (q3 - q1)), float(q3 + k * (q3 - q1))
     k = threshold or 3.0
     mean, std = float(present.mean()), float(present.std())
@@ -78,6 +82,9 @@ class NumericFeature(_Feature):
     kind: Literal["numeric"] = "numeric"
     fill: float | None = Field(default=None, description="value used when the field is missing (optional fields)")
     clip: tuple[float, float] | None = Field(default=None, description="fitted outlier bounds, applied before scaling")
+    impute: float | None = Field(
+        default=None, description="a value outside `clip` is replaced by this (the training median inside the "
+                                  "bounds) instead of clipped to the bound: outlier_action impute")
     scaler: Literal["standard", "minmax", "robust", "none"] = "standard"
     center: float = 0.0
     scale: float = 1.0
@@ -91,9 +98,15 @@ class NumericFeature(_Feature):
         present = values[~np.isnan(values)]
         if present.size == 0:
             raise ValueError(f"column {name!r} has no values to fit")
-        # clip first: fills and scales are then fitted on the values the model will see
-        clip = outlier_bounds(values, cfg.outliers, cfg.outlier_threshold) if cfg.outlier_action == "clip" else None
-        if clip:
+        # bounds first: fills and scales are then fitted on the values the model will see
+        clip = outlier_bounds(values, cfg.outliers, cfg.outlier_threshold) \
+            if cfg.outlier_action in ("clip", "impute") else None
+        impute = None
+        if clip and cfg.outlier_action == "impute":
+            outside = (present < clip[0]) | (present > clip[1])
+            impute = float(np.median(present[~outside]))  # the bounds hold the quartiles: never empty
+            present = np.where(outside, impute, present)
+        elif clip:
             present = np.clip(present, *clip)
         fills: dict[str, Callable[[], float | None]] = {
             "mean": lambda: float(present.mean()),
@@ -112,8 +125,8 @@ class NumericFeature(_Feature):
             center, scale = float(median), float(q3 - q1)
         else:
             center, scale = 0.0, 1.0
-        return cls(name=name, required=cfg.required, fill=fill, clip=clip, scaler=cfg.scaler, center=center,
-                   scale=scale if scale > _MIN_SCALE else 1.0)
+        return cls(name=name, required=cfg.required, fill=fill, clip=clip, impute=impute, scaler=cfg.scaler,
+                   center=center, scale=scale if scale > _MIN_SCALE else 1.0)
 
     def input_field(self) -> InputField:
         return InputField(name=self.name, type="number", required=self.required)
@@ -128,7 +141,9 @@ class NumericFeature(_Feature):
         missing = np.isnan(values) & ~bad
         self._missing_errors(missing, errors, fill_required)
         values = np.where(missing, self.fill if self.fill is not None else 0.0, values)
-        if self.clip:
+        if self.clip and self.impute is not None:
+            values = np.where((values < self.clip[0]) | (values > self.clip[1]), self.impute, values)
+        elif self.clip:
             values = np.clip(values, *self.clip)
         scaled = (values - self.center) / self.scale
         for i in np.flatnonzero(~bad & (np.abs(scaled) > _FLOAT32_MAX)):  # would become inf in float32
@@ -151,7 +166,10 @@ class NumericFeature(_Feature):
             return None
         if self.clip:  # as np.clip: x is kept when equal to a bound (the sign of a zero survives)
             lo, hi = self.clip
-            x = lo if x < lo else hi if x > hi else x
+            if self.impute is not None:
+                x = self.impute if x < lo or x > hi else x
+            else:
+                x = lo if x < lo else hi if x > hi else x
         scaled = (x - self.center) / self.scale
         return [scaled] if abs(scaled) <= _FLOAT32_MAX else None
 
