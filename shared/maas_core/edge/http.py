@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from maas_core import deadline
 from maas_core.edge import deadline as invocation_deadline
 from maas_core.edge import error_bodies
-from maas_core.edge.error_bodies import MAX_ERROR_DETAILS, ErrorFormat
+from maas_core.edge.error_bodies import ErrorFormat
 from maas_core.errors import BadRequestError, MaasError, PayloadTooLargeError
 from maas_core.schemas import TOO_MANY_RECORDS, ErrorResponse
 from maas_core.settings import get_settings
