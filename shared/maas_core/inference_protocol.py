@@ -223,6 +223,8 @@ def _record_count(tensor: RequestInput, max_records: int, width: int = 1, what: 
             or shape[0] < 0):
         form = "[N] or [N, 1], one element" if width == 1 else f"[N, {width}], one row of {width} features"
         raise InferenceRequestError(f"input {tensor.name!r} has shape {shape}: {what} has shape {form} per record")
+    if shape[0] == 0:  # as /v1 refuses an empty records list
+        raise InferenceRequestError(f"input {tensor.name!r} holds no records: send at least one")
     if shape[0] > max_records:
         raise InferenceRequestError(f"input {tensor.name!r} holds {shape[0]} records; the limit is {max_records} "
                                     "in one request")
@@ -356,8 +358,8 @@ def read_inputs(model: LoadedModel, inputs: Sequence[RequestInput], max_records:
         return records_from_inputs(manifest.input_schema, inputs, max_records)
     if len(tensors) < len(inputs):
         others = [t.name for t in inputs if t.name not in graph]
-        raise InferenceRequestError(f"inputs {', '.join(map(repr, tensors))} are the model's input tensor(s) and "
-                                    f"{', '.join(map(repr, others))} are not: send either the raw fields "
+        raise InferenceRequestError(f"inputs {', '.join(map(repr, tensors[:3]))} are the model's input tensor(s) "
+                                    f"and {', '.join(map(repr, others[:3]))} are not: send either the raw fields "
                                     f"({', '.join(fields)}) or the model's tensor(s), not both")
     return feature_rows(model, inputs, max_records)
 
@@ -368,10 +370,11 @@ def feature_rows(model: LoadedModel, inputs: Sequence[RequestInput], max_records
     manifest = model.manifest
     expected = graph_inputs(manifest)
     width = 1 if manifest.model_inputs else len(model.spec.feature_names())
-    given = {t.name: t for t in inputs}
-    if len(given) < len(inputs):
-        raise InferenceRequestError(f"input {next(n for n in given if [t.name for t in inputs].count(n) > 1)!r} "
-                                    "is given twice")
+    given: dict[str, RequestInput] = {}
+    for tensor in inputs:
+        if tensor.name in given:
+            raise InferenceRequestError(f"input {tensor.name!r} is given twice")
+        given[tensor.name] = tensor
     missing = [t.name for t in expected if t.name not in given]
     if missing:
         raise InferenceRequestError(f"missing input tensor{'s' if len(missing) > 1 else ''} {', '.join(missing)}: "

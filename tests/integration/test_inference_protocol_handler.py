@@ -190,6 +190,8 @@ def bad(**change: Any) -> dict[str, Any]:
     ({"inputs": [feature_tensor(RECORDS, shape=[2, 3], data=[[0.0] * 3] * 2)]}, "shape [N, 4]"),
     ({"inputs": [feature_tensor(RECORDS, shape=[8], data=[0.0] * 8)]}, "shape [N, 4]"),
     ({"inputs": [feature_tensor(RECORDS, datatype="FP64")]}, "must be FP32, got 'FP64'"),
+    ({"inputs": [feature_tensor(RECORDS, shape=[0, 4], data=[])]}, "holds no records"),
+    ({"inputs": [{**t, "shape": [0], "data": []} for t in tensors(RECORDS)]}, "holds no records"),
     ({"inputs": [feature_tensor(RECORDS, data=[[1e39] * 4] * 2)]}, "too large for FP32"),
     ({"inputs": [feature_tensor(RECORDS, shape=[6, 4], data=[[0.0] * 4] * 6)]}, "limit is 5"),
     ({"inputs": [feature_tensor(RECORDS), tensors(RECORDS)[0]]}, "not both"),
