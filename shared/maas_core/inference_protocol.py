@@ -237,12 +237,31 @@ def tensor_elements(tensor: RequestInput) -> list[Any]:
         raise InferenceRequestError(f"input {tensor.name!r}: datatype {tensor.datatype!r} is not supported; use "
                                     f"one of {', '.join(DATATYPES)}")
     flat = _flatten(tensor)
+    if _all_valid(flat, tensor.datatype):  # the common case, in C-speed passes over the list
+        return flat
     check = _ELEMENT_CHECKS[tensor.datatype[:2] if tensor.datatype[:2] in ("FP", "IN", "UI") else tensor.datatype]
-    for i, value in enumerate(flat):
+    for i, value in enumerate(flat):  # which element, and why
         reason = check(value, tensor.datatype)
         if reason:
             raise InferenceRequestError(f"input {tensor.name!r} element {i}: {reason}")
     return flat
+
+
+def _all_valid(flat: list[Any], datatype: str) -> bool:
+    """Whether every element fits the datatype (what the per-element checks say, without a call per element):
+    1,000 records of ten features are 10,000 elements."""
+    if not flat:
+        return True
+    kinds = set(map(type, flat))
+    if datatype in FLOAT_TYPES:
+        try:
+            return kinds <= {int, float} and all(map(math.isfinite, flat))
+        except OverflowError:  # an integer past float's range: the element checks decide
+            return False
+    if datatype in _INT_RANGES:
+        low, high = _INT_RANGES[datatype]
+        return kinds <= {int} and low <= min(flat) and max(flat) <= high
+    return kinds <= ({bool} if datatype == "BOOL" else {str})
 
 
 def _flatten(tensor: RequestInput) -> list[Any]:
@@ -396,9 +415,13 @@ def feature_rows(model: LoadedModel, inputs: Sequence[RequestInput], max_records
         if tensor.datatype != datatype:
             raise InferenceRequestError(f"input {info.name!r} is the graph's {info.dtype} tensor: its datatype "
                                         f"must be {datatype}, got {tensor.datatype!r}")
-        with np.errstate(over="ignore"):  # a finite JSON number over FP32's range: refused just below
-            values = np.array(tensor_elements(tensor), dtype=NUMPY_TYPES[datatype]).reshape(rows, width)
-        if values.dtype.kind == "f" and not np.isfinite(values).all():  # finite in JSON, over FP32's range
+        elements = tensor_elements(tensor)
+        try:
+            with np.errstate(over="ignore"):  # a finite JSON number over FP32's range: refused just below
+                values = np.array(elements, dtype=NUMPY_TYPES[datatype]).reshape(rows, width)
+        except OverflowError:  # an integer past float's range
+            values = None
+        if values is None or (values.dtype.kind == "f" and not np.isfinite(values).all()):
             raise InferenceRequestError(f"input {info.name!r}: a value is too large for {datatype}")
         columns.append(values)
     # a multi-input graph's columns of several types travel as objects; maas_core.feeds casts each to its input

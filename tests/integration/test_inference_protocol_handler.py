@@ -193,6 +193,7 @@ def bad(**change: Any) -> dict[str, Any]:
     ({"inputs": [feature_tensor(RECORDS, shape=[0, 4], data=[])]}, "holds no records"),
     ({"inputs": [{**t, "shape": [0], "data": []} for t in tensors(RECORDS)]}, "holds no records"),
     ({"inputs": [feature_tensor(RECORDS, data=[[1e39] * 4] * 2)]}, "too large for FP32"),
+    ({"inputs": [feature_tensor(RECORDS, data=[[10**400] * 4] * 2)]}, "too large for FP32"),
     ({"inputs": [feature_tensor(RECORDS, shape=[6, 4], data=[[0.0] * 4] * 6)]}, "limit is 5"),
     ({"inputs": [feature_tensor(RECORDS), tensors(RECORDS)[0]]}, "not both"),
     ({"inputs": [feature_tensor(RECORDS), feature_tensor(RECORDS)]}, "given twice"),
