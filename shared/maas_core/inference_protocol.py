@@ -1,9 +1,9 @@
 """The Open Inference Protocol (KServe V2) data plane: its JSON tensors <-> maas records and predictions.
 
     request = InferenceRequest.model_validate(body)
-    records = records_from_inputs(manifest.input_schema, request.inputs, max_records)   # 400 when they do not fit
-    outcome = predictor.predict(name, records, ...)                                      # the one predict path
-    body = infer_response(outcome, request)                                              # {"model_name", "outputs"}
+    read = inputs_reader(request, max_records)       # records or FeatureRows, read against the routed version
+    outcome = predictor.predict(name, read, explain=wants_explanation(request), ...)   # the one predict path
+    body = response_writer(request)(outcome)          # {"model_name", "model_version", "outputs", ...}
 
 A request names either
 - one input per raw field of the manifest's input schema, shape [N] or [N, 1], with the protocol's datatype for
@@ -22,7 +22,7 @@ extension is not spoken: every tensor is JSON (a request's `binary_data_output` 
 JSON outputs).
 
 Every mistake in a request is an InferenceRequestError (400); the edge answers it, as every /v2 error, with the
-protocol's body {"error": "..."} (maas_core.edge.inference_protocol).
+protocol's body {"error": "..."} (maas_core.edge.error_bodies).
 Spec: https://github.com/kserve/open-inference-protocol/blob/main/specification/protocol/inference_rest.md
 """
 
