@@ -35,10 +35,13 @@ from maas_core.inference_protocol import (
     inputs_reader,
     model_metadata,
     response_writer,
+    wants_explanation,
 )
 from maas_core.manifest import VARIANTS
 from maas_core.monitoring import PredictMonitor
+from maas_core.outcome import Route
 from maas_core.predictor import Predictor
+from maas_core.registry import AliasTarget
 from maas_core.schemas import HealthResponse, PredictRequest, PredictResponse
 from maas_core.settings import get_settings
 
@@ -135,29 +138,32 @@ def v2_server_metadata() -> dict[str, Any]:
     return {"name": "maas", "version": __version__, "extensions": []}
 
 
-@app.get("/v2/models/<model>", responses={**ok_response(ModelMetadata, "the default alias's version"),
-                                          **V2_ERRORS})
+@app.get("/v2/models/<model>", responses={**ok_response(ModelMetadata, "the default alias's stable version (its "
+                                                                       "canary named in parameters)"), **V2_ERRORS})
 def v2_model_metadata(model: ModelName) -> dict[str, Any]:
-    return _metadata(model, None)
+    p = predictor()
+    target = p.alias_target(model, p.settings.default_alias)  # its stable version: the same answer every call
+    return _metadata(model, target.version, target)
 
 
 @app.get("/v2/models/<model>/versions/<version>", responses={**ok_response(ModelMetadata, "that version"),
                                                              **V2_ERRORS})
 def v2_version_metadata(model: ModelName, version: VersionId) -> dict[str, Any]:
-    return _metadata(model, version)
+    return _metadata(model, predictor().route(model, version).version)
 
 
-def _metadata(model: str, version: str | None) -> dict[str, Any]:
+def _metadata(model: str, version: str, target: AliasTarget | None = None) -> dict[str, Any]:
     p = predictor()
-    manifest = p.store.load_manifest(model, p.route(model, version).version)
-    return model_metadata(manifest, [v["version"] for v in p.registry.describe(model)["versions"]])
+    versions = [v["version"] for v in p.registry.describe(model)["versions"]]
+    return model_metadata(p.store.load_manifest(model, version), versions, target)
 
 
-@app.get("/v2/models/<model>/ready", responses={**ok_response(ReadyResponse, "the default alias's version "
+@app.get("/v2/models/<model>/ready", responses={**ok_response(ReadyResponse, "the default alias's stable version "
                                                                              "loads"), **V2_ERRORS})
 def v2_model_ready(model: ModelName) -> dict[str, Any]:
     p = predictor()
-    p.load_route(model, p.route(model))
+    target = p.alias_target(model, p.settings.default_alias)
+    p.load_route(model, Route(model, target.version, target.alias))
     return {"ready": True}
 
 
@@ -188,7 +194,8 @@ def _infer(model: str, version: str | None, request: InferenceRequest) -> Respon
     key = app.current_event.request_context.identity.source_ip
     return answer(app, lambda: p.predict(model, inputs_reader(request, p.settings.max_records), version=version,
                                          alias=request.parameter("alias"), variant=request.parameter("variant"),
-                                         routing_key=key), body=response_writer(request))
+                                         routing_key=key, explain=wants_explanation(request)),
+                  body=response_writer(request))
 
 
 # every log line of the request names API Gateway's request id (also in the answer: maas_core.edge.http)

@@ -15,11 +15,22 @@ from typing import Any
 
 import numpy as np
 from aws_lambda_powertools import Logger
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail as OrtFail
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument as OrtInvalidArgument
+from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException as OrtRuntimeException
 
 from maas_core import deadline
-from maas_core.errors import IntegrityError, MaasError, ModelLoadError, PayloadTooLargeError, UnprocessableError
+from maas_core.errors import (
+    BadRequestError,
+    IntegrityError,
+    MaasError,
+    ModelLoadError,
+    PayloadTooLargeError,
+    UnprocessableError,
+)
+from maas_core.feature_rows import FeatureRows
 from maas_core.ids import new_request_id
-from maas_core.manifest import DEFAULT_VARIANT, VARIANTS, Manifest
+from maas_core.manifest import DEFAULT_VARIANT, VARIANTS
 from maas_core.model_cache import LoadedModel, ModelCache
 from maas_core.outcome import PredictionOutcome, Route, Timings, note_route
 from maas_core.outputs import nonfinite_rows, refuse_nonfinite, shape_outputs
@@ -29,8 +40,9 @@ from maas_core.settings import Settings
 from maas_core.store import BundleStore
 
 logger = Logger(child=True)
-# what a request's records are once its version is chosen (its manifest's input schema names the fields)
-RecordSource = Callable[[Manifest], Sequence[Any]]
+# what a request's records are once its version is chosen and loaded (its manifest's input schema names the
+# fields, its graph the input tensors): records, or FeatureRows of the model's own input
+RecordSource = Callable[[LoadedModel], Sequence[Any]]
 
 
 def canary_share(name: str, alias: str, routing_key: str) -> float:
@@ -135,7 +147,8 @@ class Predictor:
                 alias: str | None = None, routing_key: str | None = None, explain: bool = False,
                 variant: str | None = None) -> PredictionOutcome:
         """The records' predictions by the version the request routes to (`route`), with what made them.
-        `records` may be a RecordSource: the request's records read against the routed version's manifest.
+        `records` may be a RecordSource: the request's records read against the routed version's manifest, or
+        FeatureRows (maas_core.feature_rows): the model's input as it is, the spec's transform skipped.
         `variant`: float (default) or int8, the version's quantized model (404 when the version has none).
         An error raised once the version is loaded has its route noted on it (maas_core.outcome.failed_route),
         so a rejected request is counted against that version."""
@@ -145,7 +158,7 @@ class Predictor:
         model, route = self.load_route(name, self.route(name, version, alias, routing_key, variant))
         try:
             if callable(records):  # a request read against the routed version's manifest (e.g. /v2's tensors)
-                records = records(model.manifest)
+                records = records(model)
                 self.check_size(records)
             return self._predict(model, route, records, explain, started)
         except Exception as exc:
@@ -155,10 +168,15 @@ class Predictor:
     def _predict(self, model: LoadedModel, route: Route, records: Sequence[Any], explain: bool,
                  started: float) -> PredictionOutcome:
         loaded = time.perf_counter()
+        if explain and isinstance(records, FeatureRows):
+            raise BadRequestError("an explanation occludes the record's raw fields one by one: send the fields, "
+                                  "not the model's input tensor, to have a prediction explained",
+                                  [{"field": "explain", "reason": "needs raw-field records"}])
         if explain:
             self.check_explain_work(model, len(records))
         deadline.check("running the model")
-        features = model.spec.transform(records, max_chars=self.settings.max_field_chars)
+        features = (records.matrix if isinstance(records, FeatureRows)
+                    else model.spec.transform(records, max_chars=self.settings.max_field_chars))
         transformed = time.perf_counter()
         if explain:  # the records and all their occlusions in one onnxruntime call (maas_core.explain)
             from maas_core.explain import (
@@ -167,7 +185,8 @@ class Predictor:
 
             outputs, explanations = explain_predictions(model, records)
         else:
-            outputs, explanations = model.run(features), []
+            outputs, explanations = (run_rows(model, features) if isinstance(records, FeatureRows)
+                                     else model.run(features)), []
         predictions = shape_predictions(model, outputs)
         if explain:
             for prediction, explanation in zip(predictions, explanations, strict=True):
@@ -217,6 +236,16 @@ class Predictor:
                 f"explaining {n_records} records of {fields} fields is {n_records * fields} occlusions; the limit is "
                 f"{limit} (MAAS_MAX_EXPLAIN_CELLS): send at most {most} records with ?explain=true",
                 [{"field": "explain", "limit": limit, "received": n_records * fields, "max_records": most}])
+
+
+def run_rows(model: LoadedModel, features: np.ndarray) -> np.ndarray:
+    """model.run of a caller's own feature rows: values the spec never checked (a token id past the vocabulary)
+    can make the graph fail, which is the caller's mistake, a 400 with onnxruntime's reason."""
+    try:
+        return model.run(features)
+    except (OrtFail, OrtInvalidArgument, OrtRuntimeException) as exc:
+        raise BadRequestError(f"the model refused the input tensor: {str(exc)[:300]}",
+                              [{"field": "inputs", "reason": "refused by the model's graph"}]) from exc
 
 
 def check_variant(variant: str | None) -> str:

@@ -3,6 +3,7 @@ against the local gateway, with the API key header (AuthMode ApiKey, as on AWS).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,18 +60,46 @@ def field(name: str, values: list[Any], datatype: str) -> triton.InferInput:
     return tensor
 
 
+RECORDS = [{"x1": 1.5, "x2": -2.0, "colour": "blue"}, {"x1": -3.0, "x2": 0.5, "colour": "red"}]
+
+
+def tabular_inputs(records: list[dict[str, Any]]) -> list[triton.InferInput]:
+    return [field("x1", [r["x1"] for r in records], "FP32"), field("x2", [r["x2"] for r in records], "FP64"),
+            field("colour", [r["colour"] for r in records], "BYTES")]
+
+
 def test_infer_on_the_tabular_model(client: triton.InferenceServerClient) -> None:
     """When tritonclient infers two records, then its numpy outputs are the tiny model's predictions."""
-    records = [{"x1": 1.5, "x2": -2.0, "colour": "blue"}, {"x1": -3.0, "x2": 0.5, "colour": "red"}]
-    inputs = [field("x1", [r["x1"] for r in records], "FP32"), field("x2", [r["x2"] for r in records], "FP64"),
-              field("colour", [r["colour"] for r in records], "BYTES")]
+    inputs = tabular_inputs(RECORDS)
     result = client.infer("tiny", inputs, headers=HEADERS)  # no outputs named: all of them
     assert result.get_response()["model_version"] == "1"
-    np.testing.assert_allclose(result.as_numpy("probabilities"), expected_probabilities(SPEC.transform(records)),
+    np.testing.assert_allclose(result.as_numpy("probabilities"), expected_probabilities(SPEC.transform(RECORDS)),
                                atol=1e-5)
     labels = client.infer("tiny", inputs, model_version="1", headers=HEADERS,
                           outputs=[triton.InferRequestedOutput("label", binary_data=False)]).as_numpy("label")
     assert [str(v) for v in labels] == ["yes", "no"]
+
+
+def test_infer_with_the_models_own_input_tensor(client: triton.InferenceServerClient) -> None:
+    """When tritonclient sends the records' feature matrix as the graph's input "features" [2, 4] FP32, then the
+    probabilities are the tiny model's for that matrix (the preprocessing was the caller's)."""
+    features = SPEC.transform(RECORDS).astype(np.float32)
+    tensor = triton.InferInput("features", list(features.shape), "FP32")
+    tensor.set_data_from_numpy(features, binary_data=False)
+    result = client.infer("tiny", [tensor], headers=HEADERS)
+    np.testing.assert_allclose(result.as_numpy("probabilities"), expected_probabilities(features), atol=1e-5)
+
+
+def test_the_explanation_output_is_json_text_per_record(client: triton.InferenceServerClient) -> None:
+    """When tritonclient asks for the explanation output with the probabilities, then each element is the JSON
+    of an occlusion explanation of its record: every field attributed, its output the label's probability."""
+    outputs = [triton.InferRequestedOutput(name, binary_data=False) for name in ("probabilities", "explanation")]
+    result = client.infer("tiny", tabular_inputs(RECORDS), headers=HEADERS, outputs=outputs)
+    explanations = [json.loads(str(v)) for v in result.as_numpy("explanation")]
+    assert [e["method"] for e in explanations] == ["occlusion", "occlusion"]
+    assert all(set(e["attributions"]) == {"x1", "x2", "colour"} for e in explanations)
+    np.testing.assert_allclose([e["output"] for e in explanations], result.as_numpy("probabilities").max(axis=1),
+                               atol=1e-5)
 
 
 def test_infer_on_the_text_model(client: triton.InferenceServerClient) -> None:

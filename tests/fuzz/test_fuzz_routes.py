@@ -107,7 +107,7 @@ def send(group: str, fn: ModuleType, method: str, path: str, *, resource: str, p
     if not 200 <= status < 300:
         assert isinstance(payload, dict) and set(payload) == {"error"}, f"{status}: {payload!r}\nrequest: {request}"
         err = payload["error"]
-        if V2_PATH.match(path) and hasattr(fn, "v2_infer"):  # the predict function: the Open Inference Protocol
+        if V2_PATH.match(path):  # the Open Inference Protocol's family (maas_core.edge.error_bodies)
             assert isinstance(err, str) and err.strip(), f"{payload!r}\nrequest: {request}"
             return status, payload
         assert isinstance(err, dict) and set(err) - {"details_total"} == {"code", "message", "details", "request_id"}, (

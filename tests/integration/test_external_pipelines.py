@@ -337,3 +337,28 @@ def test_a_manifest_whose_input_rank_differs_from_the_graph_is_not_served(vector
     assert status == 500 and body["error"]["code"] == "model_unusable", body
     refusals = [vars(r) for r in caplog.records if r.getMessage().startswith("model version refused")]
     assert "graph input 'city' has shape (?,); the manifest says (?, 1)" in json.dumps(refusals, default=str)
+
+
+def test_the_graphs_own_inputs_over_v2_take_each_columns_datatype(pipeline, handler, aws_world) -> None:
+    """Given the pipeline registered with fields named apart from its graph inputs (customer_age feeds age, ...),
+    When records are sent over /v2 as the graph's own inputs (age FP32, visits INT64, city BYTES, each [N, 1]),
+    Then the probabilities are scikit-learn's; an input of another datatype than its graph input's is a 400."""
+    model, onnx_bytes = pipeline
+    renamed = {"features": [{"name": "customer_age", "input": "age"}, {"name": "customer_visits", "input": "visits"},
+                            {"name": "home", "type": "string", "input": "city"}]}
+    register_onnx(aws_world.store, aws_world.registry, "tiers", onnx_bytes,
+                  ModelDeclaration.model_validate(PIPELINE_DECLARATION | renamed), promote="prod")
+    records = [{"age": 30.5, "visits": 3, "city": "oslo"}, {"age": 61.0, "visits": 22, "city": "quito"}]
+    inputs = [{"name": "age", "datatype": "FP32", "shape": [2, 1], "data": [[r["age"]] for r in records]},
+              {"name": "visits", "datatype": "INT64", "shape": [2], "data": [r["visits"] for r in records]},
+              {"name": "city", "datatype": "BYTES", "shape": [2, 1], "data": [r["city"] for r in records]}]
+    status, body = call(handler, "POST", "/v2/models/tiers/infer", body={"inputs": inputs})
+    assert status == 200, body
+    probabilities = next(o for o in body["outputs"] if o["name"] == "probabilities")
+    np.testing.assert_allclose(np.array(probabilities["data"]).reshape(2, 3), model.predict_proba(table(records)),
+                               atol=1e-5)
+    status, body = call(handler, "POST", "/v2/models/tiers/infer", body={"inputs": [
+        *inputs[:1], {**inputs[1], "datatype": "FP64"}, inputs[2]]})
+    assert status == 400 and "must be INT64, got 'FP64'" in body["error"], body
+    status, body = call(handler, "POST", "/v2/models/tiers/infer", body={"inputs": inputs[:2]})
+    assert status == 400 and "missing input tensor city" in body["error"], body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -26,6 +27,7 @@ def tensors(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def handler(aws_world, monkeypatch):
     """Given the predict function with a fresh process state and the tiny model published (prod: 1)."""
     monkeypatch.setenv("MAAS_MAX_RECORDS", "5")
+    monkeypatch.setenv("MAAS_MAX_EXPLAIN_CELLS", "12")  # 4 records of the tiny model's 3 fields
     get_settings.cache_clear()
     app = load_function("predict")
     publish_tiny_model(aws_world.store, aws_world.registry)
@@ -51,9 +53,24 @@ def test_model_metadata_comes_from_the_manifest(handler) -> None:
                               {"name": "colour", "datatype": "BYTES", "shape": [-1]}]
     assert body["outputs"] == [{"name": "label", "datatype": "BYTES", "shape": [-1]},
                                {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}]
-    assert call(handler, "GET", "/v2/models/tiny/versions/1")[1] == body
+    assert body["parameters"] == {"alias": "prod", "version": "1"}
+    assert call(handler, "GET", "/v2/models/tiny/versions/1")[1] == {k: v for k, v in body.items() if k != "parameters"}
     assert call(handler, "GET", "/v2/models/tiny/ready") == (200, {"ready": True})
     assert call(handler, "GET", "/v2/models/tiny/versions/1/ready") == (200, {"ready": True})
+
+
+def test_metadata_of_an_alias_with_a_canary_describes_its_stable_version(handler, aws_world) -> None:
+    """Given prod at 1 with version 2 as its canary for half the callers, when the metadata is asked many times,
+    then every answer describes version 1 and names the canary in its parameters; readiness loads version 1."""
+    publish_tiny_model(aws_world.store, aws_world.registry, alias=None)
+    aws_world.registry.set_canary("tiny", "prod", "2", 0.5)
+    answers = [call(handler, "GET", "/v2/models/tiny") for _ in range(30)]
+    assert {status for status, _ in answers} == {200}
+    assert all(body == answers[0][1] for _, body in answers)  # the split is not rolled for metadata
+    assert answers[0][1]["parameters"] == {"alias": "prod", "version": "1", "canary_version": "2",
+                                           "canary_weight": 0.5}
+    assert "parameters" not in call(handler, "GET", "/v2/models/tiny/versions/2")[1]
+    assert call(handler, "GET", "/v2/models/tiny/ready") == (200, {"ready": True})
 
 
 def test_infer_runs_the_fitted_preprocessing_as_v1_does(handler) -> None:
@@ -90,6 +107,61 @@ def test_text_model_takes_bytes(handler, aws_world) -> None:
     assert body["outputs"][0]["data"] == ["positive", "negative"]
 
 
+def feature_tensor(records: list[dict[str, Any]], **change: Any) -> dict[str, Any]:
+    """The tiny model's own input: its graph's "features" tensor, the spec's [N, 4] matrix of the records."""
+    matrix = SPEC.transform(records)
+    return {"name": "features", "datatype": "FP32", "shape": list(matrix.shape), "data": matrix.tolist(), **change}
+
+
+def test_the_models_own_input_tensor_skips_the_preprocessing(handler) -> None:
+    """Given the records' feature matrix sent as the graph's input tensor "features" [2, 4] FP32, when inferred,
+    then the outputs are those of the raw-field request (the spec's transform was done by the caller)."""
+    status, body = call(handler, "POST", "/v2/models/tiny/infer", body={"inputs": [feature_tensor(RECORDS)]})
+    assert status == 200, body
+    _, raw = call(handler, "POST", "/v2/models/tiny/infer", body={"inputs": tensors(RECORDS)})
+    assert body["outputs"] == raw["outputs"]
+    flat = SPEC.transform(RECORDS).ravel().tolist()  # the flat form of the same tensor
+    _, again = call(handler, "POST", "/v2/models/tiny/infer", body={"inputs": [feature_tensor(RECORDS, data=flat)]})
+    assert again["outputs"] == raw["outputs"]
+
+
+def test_explanation_output_is_v1s_explanation_as_json_text(handler) -> None:
+    """Given two records, when the explanation output is asked with the label, then it is a BYTES [2] tensor whose
+    elements are the JSON of /v1's ?explain=true explanations, and the label is /v1's."""
+    request = {"inputs": tensors(RECORDS), "outputs": [{"name": "label"}, {"name": "explanation"}]}
+    status, body = call(handler, "POST", "/v2/models/tiny/infer", body=request)
+    assert status == 200, body
+    label, explanation = body["outputs"]
+    assert explanation["name"] == "explanation" and explanation["datatype"] == "BYTES" and explanation["shape"] == [2]
+    _, v1 = call(handler, "POST", "/v1/models/tiny/predict", body={"records": RECORDS}, query={"explain": "true"})
+    assert [json.loads(e) for e in explanation["data"]] == [p["explanation"] for p in v1["predictions"]]
+    assert label["data"] == [p["label"] for p in v1["predictions"]]
+    assert set(json.loads(explanation["data"][0])["attributions"]) == {"x1", "x2", "colour"}
+
+
+def test_explanations_are_bounded_before_they_are_made(handler) -> None:
+    """Given MAAS_MAX_EXPLAIN_CELLS 12, when 5 records of 3 fields are to be explained (15 occlusions), then 413
+    in the protocol's body names the limit, as /v1's ?explain=true is refused."""
+    status, body = call(handler, "POST", "/v2/models/tiny/infer",
+                        body={"inputs": tensors([RECORDS[0]] * 5), "outputs": [{"name": "explanation"}]})
+    assert status == 413 and set(body) == {"error"} and "the limit is 12" in body["error"], body
+
+
+def test_a_tensor_the_graph_refuses_is_the_callers_mistake(handler, aws_world) -> None:
+    """Given the text model, when its token-id tensor holds an id past the vocabulary, then 400 says the model
+    refused it (onnxruntime's reason), not a 500."""
+    manifest = text_model.publish_text_model(aws_world.store, aws_world.registry)
+    info = manifest.model_input
+    width = info.shape[1]
+    datatype = {"int32": "INT32", "int64": "INT64"}[info.dtype]
+    ok = call(handler, "POST", "/v2/models/sentiment/infer", body={"inputs": [
+        {"name": info.name, "datatype": datatype, "shape": [1, width], "data": [[1] * width]}]})
+    assert ok[0] == 200, ok
+    status, body = call(handler, "POST", "/v2/models/sentiment/infer", body={"inputs": [
+        {"name": info.name, "datatype": datatype, "shape": [1, width], "data": [[10**6] * width]}]})
+    assert status == 400 and "the model refused the input tensor" in body["error"], body
+
+
 def bad(**change: Any) -> dict[str, Any]:
     inputs = tensors(RECORDS)
     inputs[0] = {**inputs[0], **change}
@@ -97,7 +169,7 @@ def bad(**change: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("body", "words"), [
-    (bad(datatype="BYTES", data=["1", "2"]), "must be FP32"),
+    (bad(datatype="BYTES", data=["1", "2"]), "field: its datatype must be FP32"),
     (bad(datatype="FP16"), "not supported"),
     (bad(shape=[3]), "do not fill shape"),
     (bad(shape=[2, 2]), "shape [2, 2]"),
@@ -115,6 +187,17 @@ def bad(**change: Any) -> dict[str, Any]:
     ({"inputs": tensors(RECORDS), "parameters": {"variant": "fp8"}}, "unknown variant"),
     ({"inputs": tensors(RECORDS), "parameters": {"alias": 3}}, "must be a string"),
     ({"inputs": [{"name": "x1"}]}, "request is invalid"),
+    ({"inputs": [feature_tensor(RECORDS, shape=[2, 3], data=[[0.0] * 3] * 2)]}, "shape [N, 4]"),
+    ({"inputs": [feature_tensor(RECORDS, shape=[8], data=[0.0] * 8)]}, "shape [N, 4]"),
+    ({"inputs": [feature_tensor(RECORDS, datatype="FP64")]}, "must be FP32, got 'FP64'"),
+    ({"inputs": [feature_tensor(RECORDS, shape=[0, 4], data=[])]}, "holds no records"),
+    ({"inputs": [{**t, "shape": [0], "data": []} for t in tensors(RECORDS)]}, "holds no records"),
+    ({"inputs": [feature_tensor(RECORDS, data=[[1e39] * 4] * 2)]}, "too large for FP32"),
+    ({"inputs": [feature_tensor(RECORDS, data=[[10**400] * 4] * 2)]}, "too large for FP32"),
+    ({"inputs": [feature_tensor(RECORDS, shape=[6, 4], data=[[0.0] * 4] * 6)]}, "limit is 5"),
+    ({"inputs": [feature_tensor(RECORDS), tensors(RECORDS)[0]]}, "not both"),
+    ({"inputs": [feature_tensor(RECORDS), feature_tensor(RECORDS)]}, "given twice"),
+    ({"inputs": [feature_tensor(RECORDS)], "outputs": [{"name": "explanation"}]}, "send the fields"),
     ({"inputs": [*tensors(RECORDS)[:2], {"name": "colour", "datatype": "BYTES", "shape": [2],
                                          "data": ["blue", "x" * 20_001]}]}, "characters"),
 ])

@@ -11,9 +11,11 @@ import pytest
 
 from maas_core.edge.awslogs import awslogs_event, awslogs_messages
 from maas_core.errors import UnprocessableError
+from maas_core.feature_rows import FeatureRows
 from maas_core.ids import id_time_ms, new_request_id, time_prefix
 from maas_core.manifest import InputField, Manifest, TensorInfo
 from maas_core.monitoring.capture import (
+    FEATURE_VECTOR,
     MARKER,
     MASK,
     MAX_LINE_BYTES,
@@ -251,6 +253,25 @@ def test_build_captures_follows_the_rate_and_shapes_outputs() -> None:
         "time_ms": 1_700_000_000_000, "latency_ms": 12.346, "task": "binary", "features": None,
         "output": {"label": "yes", "probabilities": {"no": 0.1, "yes": 0.9}}}
     assert build_captures(response, [{"a": 1}] * 3, manifest([]), 1.0, 0.0) == []
+
+
+def test_feature_rows_are_captured_as_feature_vectors_and_left_out_of_drift() -> None:
+    """Given a request sent as the model's input rows (FeatureRows), when captured, then each capture's features
+    say it is a feature vector (the row, or "***" when a field is sensitive), and drift leaves such captures out,
+    counting them, so the raw fields' drift is measured on the other captures only."""
+    rid = new_request_id(1_700_000_000_000)
+    preds = [Prediction(id=f"{rid}-{i}", label="yes", probabilities={"no": 0.1, "yes": 0.9}) for i in range(2)]
+    response = PredictResponse(model="m", version="1", predictions=preds)
+    rows = FeatureRows(np.array([[0.5, 1.0], [2.0, -1.0]], np.float32))
+    caps = build_captures(response, rows, manifest([InputField(name="a", type="number")]), 1.0, 1.0)
+    assert [c["features"] for c in caps] == [{FEATURE_VECTOR: [0.5, 1.0]}, {FEATURE_VECTOR: [2.0, -1.0]}]
+    masked = build_captures(response, rows, manifest([InputField(name="a", type="number", sensitive=True)]), 1.0, 1.0)
+    assert [c["features"] for c in masked] == [{FEATURE_VECTOR: MASK}] * 2
+    baseline = {"features": {"a": {"kind": "numeric", "bin_edges": [-9.0, 0.0, 9.0], "proportions": [0.5, 0.5]}}}
+    raw = [{"a": v} for v in (-2.0, -0.5, 0.5, 2.0)]
+    mixed = feature_drift(baseline, [c["features"] for c in caps] + raw)
+    assert mixed == {**feature_drift(baseline, raw), "feature_vectors": 2}
+    assert mixed["features"]["a"]["psi"] == pytest.approx(0.0, abs=1e-9)  # the raw records alone: no drift
 
 
 def test_captures_are_packed_into_few_marked_json_lines_within_the_size_limit() -> None:

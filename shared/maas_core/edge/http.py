@@ -3,6 +3,9 @@ documented error body, never a stack trace.
 
     {"error": {"code": "...", "message": "...", "details": [...], "request_id": "..."}}
 
+(the Open Inference Protocol's /v2 routes answer theirs as {"error": "..."}: every error answer is built by
+`error_answer`, in the body of its route family, maas_core.edge.error_bodies).
+
 Every answer carries the request id (API Gateway's, as its access log has it) in the X-Request-Id header and
 in every error body; each HTTP function's logger takes it as the correlation id (Powertools'
 correlation_paths.API_GATEWAY_REST), so a web app that reports an error can be found in the logs.
@@ -27,6 +30,8 @@ from pydantic import BaseModel
 
 from maas_core import deadline
 from maas_core.edge import deadline as invocation_deadline
+from maas_core.edge import error_bodies
+from maas_core.edge.error_bodies import ErrorFormat
 from maas_core.errors import BadRequestError, MaasError, PayloadTooLargeError
 from maas_core.schemas import TOO_MANY_RECORDS, ErrorResponse
 from maas_core.settings import get_settings
@@ -34,11 +39,12 @@ from maas_core.settings import get_settings
 logger = Logger(child=True)
 
 REQUEST_ID_HEADER = "X-Request-Id"
-MAX_ERROR_DETAILS = 50  # details listed in one error body; the rest are counted (details_total)
 # Lambda answers at most 6 MB synchronously (API Gateway turns a bigger answer into a bare 502): a bigger
 # body is refused here with a 413 that says what to do. Headers and the proxy envelope take part of it.
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 - 64 * 1024
 _request_id: ContextVar[str | None] = ContextVar("maas_request_id", default=None)
+# the error body of the request's route family (error_bodies.for_path), chosen once per request in `resolve`
+_error_format: ContextVar[ErrorFormat] = ContextVar("maas_error_format", default=error_bodies.maas_error)
 
 
 def error_responses(*statuses: int) -> dict[int, dict[str, Any]]:
@@ -70,26 +76,20 @@ def ok_response(model: type[BaseModel], description: str) -> dict[int, dict[str,
     return {200: {"description": description, "content": {"application/json": {"model": model}}}}
 
 
-def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None,
-               details_total: int | None = None) -> dict[str, Any]:
-    """The documented error body: at most MAX_ERROR_DETAILS details (the count of all of them when there were
-    more), and the request id."""
-    details = details or []
-    error: dict[str, Any] = {"code": code, "message": message, "details": details[:MAX_ERROR_DETAILS]}
-    total = max(details_total or 0, len(details))
-    if total > len(error["details"]):
-        error["details_total"] = total
-    if _request_id.get():
-        error["request_id"] = _request_id.get()
-    return {"error": error}
+def error_answer(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
+                 details_total: int | None = None) -> tuple[int, dict[str, Any]]:
+    """The status and body an error is answered with, in the format of the request's route family: maas's
+    documented body (at most MAX_ERROR_DETAILS details, the request id), or /v2's protocol body."""
+    return _error_format.get()(status, code, message, details or [], details_total, _request_id.get())
 
 
 def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
                    retry_after: int | None = None, details_total: int | None = None) -> Response[dict[str, Any]]:
+    status, body = error_answer(status, code, message, details, details_total)
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=error_body(code, message, details, details_total),
+        body=body,
         headers={"Retry-After": str(retry_after)} if retry_after else None,
     )
 
@@ -145,10 +145,11 @@ def non_json_body(event: dict[str, Any]) -> dict[str, Any] | None:
     json_type = content_type == "application/json" or content_type.endswith("+json")
     if not event.get("body") or not content_type or json_type:
         return None
-    body = error_body("unsupported_media_type",
-                      f"Content-Type {content_type!r} is not supported: send JSON with Content-Type: application/json",
-                      [{"field": "Content-Type", "value": content_type}])
-    return {"statusCode": 415, "multiValueHeaders": {"Content-Type": ["application/json"]},
+    status, body = error_answer(
+        415, "unsupported_media_type",
+        f"Content-Type {content_type!r} is not supported: send JSON with Content-Type: application/json",
+        [{"field": "Content-Type", "value": content_type}])
+    return {"statusCode": status, "multiValueHeaders": {"Content-Type": ["application/json"]},
             "body": json.dumps(body), "isBase64Encoded": False}
 
 
@@ -158,12 +159,14 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
     invocation_deadline.start(context, event)
     request_id = request_id_of(event, context)
     scope = _request_id.set(request_id)
+    format_scope = _error_format.set(error_bodies.for_path(str(event.get("path") or "")))
     try:
         response = within_response_limit(event, _answer(app, event, context))
         response.setdefault("multiValueHeaders", {})[REQUEST_ID_HEADER] = [request_id]
         return response
     finally:
         _request_id.reset(scope)
+        _error_format.reset(format_scope)
         # a warm process serves the next invocation (or, in tests and the local gateway, other work
         # such as a batch file) on the same context: this request's deadline must not outlive it
         deadline.clear()
@@ -230,9 +233,8 @@ def _proxy_error(exc: MaasError) -> dict[str, Any]:
     headers: dict[str, list[str]] = {"Content-Type": ["application/json"]}
     if exc.retry_after:
         headers["Retry-After"] = [str(exc.retry_after)]
-    return {"statusCode": exc.status, "multiValueHeaders": headers,
-            "body": json.dumps(error_body(exc.code, exc.message, exc.details, exc.details_total)),
-            "isBase64Encoded": False}
+    status, body = error_answer(exc.status, exc.code, exc.message, exc.details, exc.details_total)
+    return {"statusCode": status, "multiValueHeaders": headers, "body": json.dumps(body), "isBase64Encoded": False}
 
 
 CORS_ALLOW_HEADERS = ["Content-Type", "Authorization", "X-Api-Key", "X-Amz-Date", "X-Amz-Security-Token",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 
 from maas_core.edge.http import resolve, serialized_json_response
-from maas_core.edge.inference_protocol import is_infer_event, is_post_to, protocol_errors
+from maas_core.edge.inference_protocol import is_infer_event, is_post_to
 from maas_core.outcome import PredictionOutcome, Route, failed_route
 from maas_core.preprocess.text import tokens_reused
 
@@ -63,16 +63,15 @@ class _Request:
 
 def resolve_monitored(app: APIGatewayRestResolver, event: dict[str, Any], context: Any,
                       monitor: PredictMonitor) -> dict[str, Any]:
-    """http.resolve, and for a predict request its status, latency and outcome to the monitor. A /v2 error
-    is answered in the Open Inference Protocol's body (maas_core.edge.inference_protocol)."""
+    """http.resolve, and for a predict request its status, latency and outcome to the monitor."""
     if not is_predict_event(event):
-        return protocol_errors(event, resolve(app, event, context))
+        return resolve(app, event, context)
     request = _Request()
     app.context[_CONTEXT_KEY] = request  # Powertools' append_context, typed
     try:
         with tokens_reused():  # a text is tokenized once, for the model and for its capture
             try:
-                response = protocol_errors(event, resolve(app, event, context))
+                response = resolve(app, event, context)
             except BaseException:  # Lambda's crash: the resolver answers every error itself
                 monitor.record(500, request.started, request.outcome, request.route)
                 raise

@@ -33,6 +33,13 @@ so they are kept for a sensitive text field too, whose text is masked. Their cos
 tokenization per captured text (measured: ~18 us for a 24-token text, vs ~1 us to summarise a record
 without it).
 
+A record sent as the model's own input tensor (the Open Inference Protocol's request naming the ONNX input:
+maas_core.feature_rows) has no raw fields: its capture says so, `"features": {"_vector": [v, ...]}`, the row
+of the feature matrix as the model saw it (small values, as above; the whole row "***" when the manifest marks
+any field sensitive, as its encoding would show it). Drift is measured on raw fields only, so such captures
+are left out of it and counted (maas_core.monitoring.quality: `feature_vectors`); latency, outputs and
+feedback quality take them as any other.
+
 Sampling: MAAS_CAPTURE_RATE (0..1) of predictions, chosen by a hash of the prediction id, so the
 choice is reproducible; 0 turns capture off.
 
@@ -76,6 +83,7 @@ MAX_STRING = 256
 MAX_CAPTURE_BYTES = 8_000  # a capture bigger than this (UTF-8 JSON) keeps its output but not its features
 MASK = "***"
 TEXT_STATS = "_text"  # features key of the per-text numbers text drift is measured on
+FEATURE_VECTOR = "_vector"  # features key of a record sent as the model's input row (maas_core.feature_rows)
 
 
 def sampled(prediction_id: str, rate: float) -> bool:
@@ -133,6 +141,9 @@ def _summary(record: Any, fields: tuple[list[tuple[str, bool]], str], text: Text
     schema, bare = fields
     if isinstance(record, str):  # a text model's bare string: the text field
         record = {bare: record}
+    if isinstance(record, list):  # a row of FeatureRows: the model's input, not fields
+        masked = any(sensitive for _, sensitive in schema)
+        return {FEATURE_VECTOR: MASK if masked else [small_value(v) for v in record]}
     if not isinstance(record, Mapping):
         return {}
     out: dict[str, Any] = {}

@@ -60,7 +60,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
-from maas_core.monitoring.capture import MASK, TEXT_STATS
+from maas_core.monitoring.capture import FEATURE_VECTOR, MASK, TEXT_STATS
 from maas_core.preprocess.literals import FALSE_STRINGS, TRUE_STRINGS, is_missing_string
 
 EPSILON = 1e-4
@@ -304,7 +304,12 @@ def feature_drift(baseline: Mapping[str, Any] | None, records: Sequence[Mapping[
                   sensitive: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
     """PSI of every baseline field over the captured records: {"features": {name: ...}, "max_psi",
     "status"}, or {"skipped": why} when there is no baseline. Text fields the captures carry numbers
-    for but the baseline does not know are listed as unavailable."""
+    for but the baseline does not know are listed as unavailable. Captures of records sent as the model's
+    input row (capture's FEATURE_VECTOR) have no raw fields: left out, and counted as `feature_vectors`."""
+    vectors = sum(1 for r in records if FEATURE_VECTOR in r)
+    if vectors:
+        kept = [r for r in records if FEATURE_VECTOR not in r]
+        return {**feature_drift(baseline, kept, sensitive), "feature_vectors": vectors}
     features_stats: Mapping[str, Any] = (baseline or {}).get("features") or {}
     captured_text = {n for r in records if isinstance(r.get(TEXT_STATS), Mapping) for n in r[TEXT_STATS]}
     if not features_stats:
