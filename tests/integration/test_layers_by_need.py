@@ -21,7 +21,7 @@ from maas_local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_FREE = {"AdminFunction": "admin", "CaptureFunction": "capture", "MetricsFunction": "metrics",
-              "TrainTriggerFunction": "train_trigger"}
+              "TrainTriggerFunction": "train_trigger", "JobsFunction": "jobs"}
 MODEL_RUNNING = {"PredictFunction", "PreprocessFunction", "BatchFunction"}
 NATIVE_ML = ("numpy", "onnxruntime")
 
@@ -59,6 +59,10 @@ with mock_aws():
     capture = load_function("capture")
     out["capture"] = capture.lambda_handler(
         awslogs_event([json.dumps({"captures": []})], log_group="/aws/lambda/predict"), FakeLambdaContext())
+    jobs = load_function("jobs")
+    event = rest_event("POST", "/v1/models/ghost/jobs", body={"format": "csv"})
+    event["requestContext"] = {**event.get("requestContext", {}), "identity": {"apiKeyId": "key-1"}}
+    out["jobs unknown model"] = status(jobs.lambda_handler(event, FakeLambdaContext()))
     trigger = load_function("train_trigger")
     event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
                           "s3": {"bucket": {"name": "models"}, "object": {"key": "datasets/penguins/training.json"}}}]}
@@ -133,4 +137,5 @@ def test_model_free_handlers_import_and_answer_without_numpy_or_onnxruntime() ->
     assert out["metrics publish"], out
     assert out["capture"] == {"lines": 1, "written": 0, "duplicates": 0, "failed": 0}
     assert out["train_trigger"] == {"started": [], "ignored": ["datasets/penguins/training.json"], "rejected": []}
+    assert out["jobs unknown model"] == [404, "not_found"]
     assert out["loaded"] == []
