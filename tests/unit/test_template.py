@@ -61,7 +61,7 @@ EXPECTED_ROUTES = {
 }
 # routes only IAM-authorised callers (signed requests) may use
 ADMIN_ROUTES = {route for route, fn in EXPECTED_ROUTES.items() if fn == "AdminFunction"}
-EXPECTED_FUNCTIONS = set(EXPECTED_ROUTES.values()) | {"CaptureFunction"}
+EXPECTED_FUNCTIONS = set(EXPECTED_ROUTES.values()) | {"CaptureFunction", "GuardrailFunction"}
 
 # functions that serve models: they must be able to read bundles, the registry and the model key
 MODEL_READERS = {"PredictFunction", "PreprocessFunction", "BatchFunction", "MetricsFunction"}
@@ -94,6 +94,9 @@ WRITE_ALLOWANCES: dict[str, tuple[str, ...]] = {
     "CaptureFunction": ("dynamodb:putitem",),
     # feedback is stored on the capture it is about (a conditional update, CapturesTable only)
     "MetricsFunction": ("dynamodb:updateitem",),
+    # canary guardrails: the alias write of an automatic rollback or promotion (put the alias item, touch
+    # the versions it names: test_guardrail_roles_write_only_aliases_canary_alarms_and_schedules)
+    "GuardrailFunction": ("dynamodb:putitem", "dynamodb:updateitem"),
 }
 ALLOWED_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # CloudWatch Logs only
