@@ -140,6 +140,17 @@ def _kebab(name: str) -> str:
 NAMED_RESOURCE_TYPES = {"AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"}
 # SQS queues: their Ref is the queue URL (see local_queue_url)
 QUEUE_RESOURCE_TYPE = "AWS::SQS::Queue"
+# resources named by an ARN the local stack knows: an EventBridge rule and an IAM role (created by the
+# local stack: their Ref is a name), an SNS topic (its Ref is its ARN), and functions, which are not
+# created (the local gateway runs them in-process) but which those resources and the environment name
+ARN_FORMATS = {
+    "AWS::Events::Rule": f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:rule/{{}}",
+    "AWS::IAM::Role": f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{{}}",
+    "AWS::SNS::Topic": f"arn:aws:sns:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{{}}",
+    "AWS::Serverless::Function": f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:{{}}",
+}
+_REF_IS_ARN = {"AWS::SNS::Topic"}
+FUNCTION_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
 
 
 def local_queue_url(name: str) -> str:
@@ -154,7 +165,8 @@ def local_resource_names(template: Mapping[str, Any] | None = None) -> dict[str,
 
     ModelBucket/RegistryTable get maas_core's default names (maas-models, maas-registry); any other
     S3 bucket or DynamoDB table in `template` gets `maas-local-<kebab-case logical id>`. An SQS queue
-    maps to its URL (its Ref), with `<id>.Arn` and `<id>.QueueName` for !GetAtt.
+    maps to its URL (its Ref), with `<id>.Arn` and `<id>.QueueName` for !GetAtt; a rule, role, topic or
+    function (ARN_FORMATS) to the same name (a topic: its ARN, and its name as `<id>.Name`), with `<id>.Arn`.
     """
     names = dict(KNOWN_LOCAL_NAMES)
     if template is not None:
@@ -168,6 +180,13 @@ def local_resource_names(template: Mapping[str, Any] | None = None) -> dict[str,
                 names[logical_id] = local_queue_url(queue)
                 names[f"{logical_id}.QueueName"] = queue
                 names[f"{logical_id}.Arn"] = f"arn:aws:sqs:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{queue}"
+            elif res.get("Type") in ARN_FORMATS:
+                name = f"{LOCAL_STACK_NAME}-{_kebab(logical_id)}"
+                arn = ARN_FORMATS[res["Type"]].format(name)
+                names[logical_id] = arn if res["Type"] in _REF_IS_ARN else name
+                names[f"{logical_id}.Arn"] = arn
+                if res["Type"] in _REF_IS_ARN:
+                    names[f"{logical_id}.Name"] = name
     return names
 
 
