@@ -26,6 +26,7 @@ __all__ = [
     "CfnLoader",
     "CorsPreflight",
     "QueueConsumer",
+    "RuleTarget",
     "Route",
     "TemplateError",
     "api_routes",
@@ -35,6 +36,7 @@ __all__ = [
     "local_resource_names",
     "queue_consumers",
     "resolve_value",
+    "rule_targets",
 ]
 
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
@@ -594,6 +596,42 @@ def _function(template: Mapping[str, Any], logical_id: str, names: Mapping[str, 
         if fn_name is not None else f"{LOCAL_STACK_NAME}-{logical_id}"
     return {"function": logical_id, "code_uri": (Path(base_dir).resolve() / code_uri).resolve(), "handler": handler,
             "environment": env, "timeout": timeout, "memory_size": memory, "function_name": fn_name}
+
+
+@dataclass(frozen=True)
+class RuleTarget:
+    """A function an EventBridge rule of the template targets (`Targets: [{Arn: !GetAtt Fn.Arn}]`)."""
+
+    route: Route  # the function (method "EVENTS", path = the rule's local name), as load_handler takes it
+    rule: str  # the rule's local name
+    target_id: str
+    function_arn: str
+
+
+def rule_targets(
+    template: Mapping[str, Any],
+    resource_names: Mapping[str, str] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    base_dir: str | Path = ".",
+) -> list[RuleTarget]:
+    """Every function target of every AWS::Events::Rule of the template that has a local name."""
+    names = dict(resource_names if resource_names is not None else local_resource_names(template))
+    resources = template.get("Resources") or {}
+    found: list[RuleTarget] = []
+    for logical_id, res in resources.items():
+        if not isinstance(res, dict) or res.get("Type") != "AWS::Events::Rule" or logical_id not in names:
+            continue
+        for target in (res.get("Properties") or {}).get("Targets") or []:
+            arn = target.get("Arn") if isinstance(target, dict) else None
+            att = arn.get("Fn::GetAtt") if isinstance(arn, dict) else None
+            function = att[0] if isinstance(att, list) and len(att) == 2 and att[1] == "Arn" else None
+            if function is None or resources.get(function, {}).get("Type") != SERVERLESS_FUNCTION:
+                continue
+            fn = _function(template, function, names, parameters, base_dir)
+            found.append(RuleTarget(route=Route(event=logical_id, method="EVENTS", path=names[logical_id], **fn),
+                                    rule=names[logical_id], target_id=str(target.get("Id")),
+                                    function_arn=names[f"{function}.Arn"]))
+    return found
 
 
 @dataclass(frozen=True)

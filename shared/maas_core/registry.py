@@ -124,7 +124,7 @@ class AliasMove:
     no reason unless given; an automatic one names the alarm or schedule behind it)."""
 
     at: str
-    action: str  # promote | canary | rollback
+    action: str  # promote | canary | end_canary (weight 0) | rollback
     version: str
     canary_version: str | None = None
     canary_weight: float = 0.0
@@ -218,7 +218,7 @@ class Registry:
         return self._move_alias(name, alias, _Expected(expected_version, expected_canary), lambda cur: _AliasState(
             version=(target := _require_alias(cur, name, alias)).version, history=target.history,
             canary_version=version if weight > 0 else None, canary_weight=weight if weight > 0 else 0.0,
-        ), _Note("canary", by, reason), must_exist=True)
+        ), _Note("canary" if weight > 0 else "end_canary", by, reason), must_exist=True)
 
     def rollback(self, name: str, alias: str, expected_version: str | None = None, *, by: str = "",
                  reason: str = "") -> AliasTarget:
