@@ -29,11 +29,11 @@ from moto.server import ThreadedMotoServer
 from maas_core.aws_target import local_stack_env
 from maas_local.env import EnvPatch
 from maas_local.template import (
+    FUNCTION_TYPES,
     LOCAL_REGION,
     LOCAL_STACK_NAME,
     NAMED_RESOURCE_TYPES,
     QUEUE_RESOURCE_TYPE,
-    FUNCTION_TYPES,
     default_template_path,
     load_template,
     local_resource_names,

@@ -42,7 +42,6 @@ from maas_core.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
-    from mypy_boto3_cloudwatch.type_defs import MetricDataQueryTypeDef
 
 logger = Logger(child=True)
 
@@ -189,7 +188,7 @@ class Guardrails:
         return [{"Name": "model", "Value": ref.model}, {"Name": "version", "Value": ref.version}]
 
     def _error_rate(self, ref: CanaryRef) -> dict[str, Any]:
-        def stat(metric: str, query_id: str) -> MetricDataQueryTypeDef:
+        def stat(metric: str, query_id: str) -> dict[str, Any]:
             return {"Id": query_id, "ReturnData": False, "MetricStat": {
                 "Metric": {"Namespace": NAMESPACE, "MetricName": metric, "Dimensions": self._dimensions(ref)},
                 "Period": ALARM_PERIOD_S, "Stat": "Sum"}}
@@ -359,7 +358,8 @@ def on_promotion_due(registry: Registry, guard: Guardrails, promotion: Promotion
     ref = CanaryRef(promotion.model, promotion.alias, promotion.version)
     firing = guard.firing(ref)
     if firing:
-        return _kept(ref, "not promoted: alarm(s) in ALARM: " + "; ".join(f"{a['name']}: {a['reason']}" for a in firing))
+        alarms = "; ".join(f"{a['name']}: {a['reason']}" for a in firing)
+        return _kept(ref, f"not promoted: alarm(s) in ALARM: {alarms}")
     why = f"baked until {promotion.due_at} with no canary alarm in ALARM (schedule {promotion.schedule})"
     try:
         target = registry.set_alias(ref.model, ref.alias, ref.version, promotion.stable_version,

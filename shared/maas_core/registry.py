@@ -266,8 +266,9 @@ class Registry:
             raise ConflictError(f"version {version!r} of model {name!r} is in use by alias(es) {', '.join(pointing)}; "
                                 "promote or roll back the alias first", [{"alias": a} for a in pointing])
 
-    def _move_alias(self, name: str, alias: str, expected: _Expected, change: Callable[[AliasTarget | None], _AliasState],
-                    note: _Note, must_exist: bool = False) -> AliasTarget:
+    def _move_alias(self, name: str, alias: str, expected: _Expected,
+                    change: Callable[[AliasTarget | None], _AliasState], note: _Note,
+                    must_exist: bool = False) -> AliasTarget:
         check_name("alias", alias)
         expected.check_form()
         for attempt in range(3):
@@ -440,7 +441,8 @@ def _require_alias(current: AliasTarget | None, name: str, alias: str) -> AliasT
 
 
 def _alias_target(item: dict[str, Any]) -> AliasTarget:
-    moves = tuple(AliasMove(**{**m, "canary_weight": float(m.get("canary_weight", 0.0))}) for m in item.get("moves", ()))
+    moves = tuple(AliasMove(**{**m, "canary_weight": float(m.get("canary_weight", 0.0))})
+                  for m in item.get("moves", ()))
     return AliasTarget(alias=item["alias"], version=item["version"], revision=item["revision"],
                        canary_version=item.get("canary_version"), canary_weight=float(item.get("canary_weight", 0.0)),
                        history=tuple(item.get("history", ())), updated_at=item.get("updated_at", ""), moves=moves)

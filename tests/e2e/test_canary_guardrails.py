@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -122,7 +121,7 @@ def alarm_fires(world: World, name: str, reason: str) -> list[Any]:
 
 
 def emf_documents(text: str) -> list[dict[str, Any]]:
-    return [d for d in (json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"'))]
+    return [json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"')]
 
 
 def versions_table(world: World) -> str:

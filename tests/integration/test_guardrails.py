@@ -38,8 +38,9 @@ def test_alarm_names_read_back_only_our_own() -> None:
     name = ref.alarm_name("maas-canary", "error-rate")
     assert name == "maas-canary/iris.v2/prod-eu/12/error-rate"
     assert CanaryRef.from_alarm_name("maas-canary", name) == (ref, "error-rate")
-    for other in ("other-canary/iris/prod/1/error-rate", "maas-canary/iris/prod/1", "maas-canary/iris/prod/01/error-rate",
-                  "maas-canary/iris/prod/1/cpu", "maas-canary/ir is/prod/1/error-rate", "maas-canaryx/iris/prod/1/accuracy"):
+    for other in ("other-canary/iris/prod/1/error-rate", "maas-canary/iris/prod/1",
+                  "maas-canary/iris/prod/01/error-rate", "maas-canary/iris/prod/1/cpu",
+                  "maas-canary/ir is/prod/1/error-rate", "maas-canaryx/iris/prod/1/accuracy"):
         assert CanaryRef.from_alarm_name("maas-canary", other) is None, other
 
 

@@ -1469,7 +1469,8 @@ def test_canary_alarm_changes_reach_the_guardrail_function_and_schedules_run_as_
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
     [grant] = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
-    assert (grant["Action"], grant["Resource"]) == ("lambda:InvokeFunction", {"Fn::GetAtt": ["GuardrailFunction", "Arn"]})
+    assert grant["Action"] == "lambda:InvokeFunction"
+    assert grant["Resource"] == {"Fn::GetAtt": ["GuardrailFunction", "Arn"]}
 
     alarm_arn = "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-canary/*"
     schedule_arn = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/default/canary-*"
