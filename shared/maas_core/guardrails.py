@@ -14,7 +14,8 @@ Every automatic move is the conditional write an admin's is, expecting the canar
 (`expected_canary`, and for a promotion the stable version too): a person's move in between makes it a 409,
 which the guardrail logs as "a later move wins" and leaves alone. Every alias move (admin, CLI or guardrail)
 ends with `settle`, which deletes the alarms and schedules of canaries the alias no longer has: so no
-redeploy is needed for new models, and nothing outlives its canary.
+redeploy is needed for new models, and nothing outlives its canary (if that cleanup fails, the move still
+stands and the failure is logged: a leftover alarm can only name a canary that is over, which is left alone).
 
 The signals are the EMF series predict already writes per [model, version] (maas_core.monitoring.emf), so a
 version's alarms see its traffic from every alias naming it. Alarm names hold model, alias and version
@@ -35,7 +36,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
-from maas_core.errors import ConflictError, NotFoundError, UnprocessableError
+from maas_core.errors import ConflictError, MaasError, NotFoundError, UnprocessableError
 from maas_core.monitoring.emf import NAMESPACE
 from maas_core.registry import NAME_PATTERN, VERSION_PATTERN, AliasTarget, Registry
 from maas_core.settings import Settings
@@ -329,8 +330,18 @@ def move_alias(registry: Registry, guard: Guardrails, model: str, alias: str,
         target = registry.set_alias(model, alias, move.version or "", move.expected_version, by=move.by)
     else:
         target = registry.rollback(model, alias, move.expected_version, by=move.by)
-    guard.settle(model, alias, target)
+    _settle_after(guard, model, alias, target)
     return target, watch
+
+
+def _settle_after(guard: Guardrails, model: str, alias: str, target: AliasTarget) -> None:
+    """`settle` after a move that is done: a failure is logged, not raised (the move stands; an alarm left
+    behind can only reach a canary that is over, which the guardrail then leaves alone)."""
+    try:
+        guard.settle(model, alias, target)
+    except MaasError as exc:
+        logger.warning("the alias moved, but the alarms or schedules of its ended canary could not be deleted",
+                       extra={"model": model, "alias": alias, "error": exc.message})
 
 
 def on_alarm(registry: Registry, guard: Guardrails, alarm_name: str, state: str, reason: str) -> Decision:
@@ -346,7 +357,7 @@ def on_alarm(registry: Registry, guard: Guardrails, alarm_name: str, state: str,
                                      by=GUARDRAIL, reason=why)
     except (ConflictError, NotFoundError) as exc:
         return _kept(ref, f"{why}; not rolled back: {exc.message}")
-    guard.settle(ref.model, ref.alias, target)
+    _settle_after(guard, ref.model, ref.alias, target)
     logger.warning("canary rolled back automatically", extra={**asdict(ref), "stable_version": target.version,
                                                                "reason": why})
     return Decision("rolled_back", ref.model, ref.alias, ref.version, why, _state(target))
@@ -366,7 +377,7 @@ def on_promotion_due(registry: Registry, guard: Guardrails, promotion: Promotion
                                     expected_canary=ref.version, by=GUARDRAIL, reason=why)
     except (ConflictError, NotFoundError) as exc:
         return _kept(ref, f"not promoted: {exc.message}")
-    guard.settle(ref.model, ref.alias, target)
+    _settle_after(guard, ref.model, ref.alias, target)
     logger.info("canary promoted automatically", extra={**asdict(ref), "reason": why})
     return Decision("promoted", ref.model, ref.alias, ref.version, why, _state(target))
 

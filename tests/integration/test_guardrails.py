@@ -134,3 +134,28 @@ def test_an_alarm_after_a_person_promoted_the_canary_changes_nothing(tiny, caplo
     assert decision["outcome"] == "kept" and "canary version None, not '2'" in decision["reason"]
     assert tiny.registry.resolve_alias("tiny", "prod") == before
     assert "a later move wins" in caplog.text
+
+
+def test_a_move_stands_when_its_cleanup_is_refused_and_a_leftover_alarm_then_changes_nothing(tiny, caplog) -> None:
+    """Given a canary of version 2, and CloudWatch refusing to list alarms (a CLI user without the permission),
+    when a person promotes version 3,
+    then the promotion stands, the failed cleanup is logged and the canary's alarms are left; when one of them
+    fires later, the guardrail finds no such canary and moves nothing."""
+    from botocore.exceptions import ClientError
+
+    guard = Guardrails(Settings())
+    move_alias(tiny.registry, guard, "tiny", "prod", MoveRequest("canary", "2", 0.1))
+    refusing = boto3.client("cloudwatch")
+
+    def refuse(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "DescribeAlarms")
+
+    refusing.meta.events.register("before-call.cloudwatch.DescribeAlarms", refuse)
+    target, _ = move_alias(tiny.registry, Guardrails(Settings(), cloudwatch=refusing), "tiny", "prod",
+                           MoveRequest("promote", "3", by="alice"))
+    assert (target.version, target.canary_version) == ("3", None)
+    assert "could not be deleted" in caplog.text and len(canary_alarms()) == 3
+    event = alarm_state_change({"AlarmName": "maas-canary/tiny/prod/2/error-rate", "StateValue": "ALARM",
+                                "StateReason": "late"})
+    assert guardrail(event)["outcome"] == "kept"
+    assert tiny.registry.resolve_alias("tiny", "prod").version == "3"
