@@ -24,7 +24,14 @@ class AliasUpdate(BaseModel):
         {"properties": {"action": {"const": "canary"}, "version": {"type": "string"}, "weight": {"type": "number"}},
          "required": ["action", "version", "weight"]},
         {"properties": {"action": {"const": "rollback"}, "version": {"type": "null"}}, "required": ["action"]},
-    ], "dependentRequired": {"promote_after": ["bake_seconds"], "bake_seconds": ["promote_after"]}})
+    ], "allOf": [  # automatic promotion: a canary with a weight, and a bake time; a bake time only with it
+        {"if": {"properties": {"promote_after": {"const": True}}, "required": ["promote_after"]},
+         "then": {"properties": {"action": {"const": "canary"}, "weight": {"exclusiveMinimum": 0},
+                                 "bake_seconds": {"type": "integer"}},
+                  "required": ["action", "weight", "bake_seconds"]}},
+        {"if": {"properties": {"bake_seconds": {"type": "integer"}}, "required": ["bake_seconds"]},
+         "then": {"properties": {"promote_after": {"const": True}}, "required": ["promote_after"]}},
+    ]})
 
     action: Literal["promote", "canary", "rollback"] = Field(
         default="promote",
@@ -40,7 +47,7 @@ class AliasUpdate(BaseModel):
         description="only apply if the alias still points at this version (else 409); same form as version",
         json_schema_extra=VERSION_SCHEMA)
     promote_after: bool = Field(
-        default=False, description="canary only: promote the canary automatically after `bake_seconds` if none of "
+        default=False, strict=True, description="canary only: promote the canary automatically after `bake_seconds` if none of "
                                    "its alarms is in ALARM and nobody moved the alias meanwhile (docs/canary.md)")
     bake_seconds: int | None = Field(default=None, ge=MIN_BAKE_S, le=MAX_BAKE_S,
                                      description="with promote_after: how long the canary runs before promotion")
