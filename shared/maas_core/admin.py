@@ -47,8 +47,9 @@ class AliasUpdate(BaseModel):
         description="only apply if the alias still points at this version (else 409); same form as version",
         json_schema_extra=VERSION_SCHEMA)
     promote_after: bool = Field(
-        default=False, strict=True, description="canary only: promote the canary automatically after `bake_seconds` if none of "
-                                   "its alarms is in ALARM and nobody moved the alias meanwhile (docs/canary.md)")
+        default=False, strict=True,
+        description="canary only: promote the canary automatically after `bake_seconds` if none of "
+                    "its alarms is in ALARM and nobody moved the alias meanwhile (docs/canary.md)")
     bake_seconds: int | None = Field(default=None, ge=MIN_BAKE_S, le=MAX_BAKE_S,
                                      description="with promote_after: how long the canary runs before promotion")
 
