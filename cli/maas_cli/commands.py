@@ -5,7 +5,9 @@ as MaasError (printed by main as `maas: <message>`, exit 1) or UsageError (exit 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from maas_cli.context import Context
 from maas_cli.output import alias_json, alias_line, emit_json, emit_table, metrics_summary, percent, when
 from maas_core.admin import check_leftover_files
 from maas_core.errors import MaasError, NotFoundError
+from maas_core.guardrails import MoveRequest, move_alias, parse_bake
 from maas_core.registration import register_onnx, serving_spec
 from maas_core.store import BundleStore, bundle_prefix
 
@@ -58,7 +61,23 @@ def versions(ctx: Context, args: argparse.Namespace) -> int:
             for row, v in zip(rows, info["versions"], strict=True):
                 row.append(choice_summary(v.get("choice")))
         emit_table(headers, rows)
+        moves = sorted(((alias, m) for alias, t in info["aliases"].items() for m in t.get("moves", [])),
+                       key=lambda am: am[1]["at"])[-MOVES_SHOWN:]
+        if moves:
+            print()
+            emit_table(["ALIAS", "MOVED (UTC)", "ACTION", "NOW", "BY", "REASON"], [
+                [alias, when(m["at"]), m["action"], _moved_to(m), m.get("by") or "-", m.get("reason") or "-"]
+                for alias, m in moves])
     return 0
+
+
+MOVES_SHOWN = 10
+
+
+def _moved_to(move: dict[str, Any]) -> str:
+    canary = move.get("canary_version")
+    return f"{move['version']} + canary {canary} ({percent(float(move.get('canary_weight', 0)))})" if canary \
+        else str(move["version"])
 
 
 def choice_summary(choice: dict[str, Any] | None) -> str:
@@ -113,26 +132,44 @@ def register(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def promote(ctx: Context, args: argparse.Namespace) -> int:
-    target = ctx.registry.set_alias(args.model, args.alias, args.version, expected_version=args.expect)
-    return _alias_result(ctx, args.model, target)
+    return _move(ctx, args, MoveRequest("promote", args.version, expected_version=args.expect, by=_who()))
 
 
 def canary(ctx: Context, args: argparse.Namespace) -> int:
-    target = ctx.registry.set_canary(args.model, args.alias, args.version, args.weight, expected_version=args.expect)
-    return _alias_result(ctx, args.model, target)
+    if args.bake is not None and not args.promote_after:
+        raise UsageError("--bake goes with --promote-after: how long the canary runs before it is promoted")
+    if args.promote_after and args.bake is None:
+        raise UsageError("--promote-after needs --bake, e.g. --bake 30m")
+    bake = parse_bake(args.bake) if args.bake is not None else None
+    return _move(ctx, args, MoveRequest("canary", args.version, args.weight, args.expect, bake, args.promote_after,
+                                        by=_who()))
 
 
 def rollback(ctx: Context, args: argparse.Namespace) -> int:
-    target = ctx.registry.rollback(args.model, args.alias, expected_version=args.expect)
-    return _alias_result(ctx, args.model, target)
+    return _move(ctx, args, MoveRequest("rollback", expected_version=args.expect, by=_who()))
 
 
-def _alias_result(ctx: Context, model: str, target: Any) -> int:
+def _move(ctx: Context, args: argparse.Namespace, move: MoveRequest) -> int:
+    """Every alias move goes through the guardrails, as the admin API's do: a canary start creates its alarms
+    (and promotion schedule), and every move deletes those of canaries that ended."""
+    target, watch = move_alias(ctx.registry, ctx.guardrails, args.model, args.alias, move)
     if ctx.as_json:
-        emit_json(alias_json(model, target))
-    else:
-        print(alias_line(model, target))
+        emit_json(alias_json(args.model, target) | ({"guardrails": asdict(watch)} if watch else {}))
+        return 0
+    print(alias_line(args.model, target))
+    if watch is not None:
+        print(f"  watched by {len(watch.alarms)} alarm(s): {', '.join(watch.alarms)}")
+        if watch.promotion is not None:
+            print(f"  promoted at {watch.promotion.due_at} unless an alarm fires or the alias is moved first")
     return 0
+
+
+def _who() -> str:
+    """`by` of a CLI move: the local user (the registry write itself is signed by the AWS identity)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in this environment (some containers)
+        return "cli"
 
 
 def delete(ctx: Context, args: argparse.Namespace) -> int:

@@ -12,13 +12,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
 from maas_core.errors import MaasError, NotFoundError
+from maas_core.guardrails import Guardrails
 from maas_core.registry import Registry
+from maas_core.settings import get_settings
 from maas_core.store import BundleStore
 
 DEFAULT_BUCKET = "maas-models"
 DEFAULT_TABLE = "maas-registry"
 BUCKET_OUTPUT = "ModelBucketName"
 TABLE_OUTPUT = "RegistryTableName"
+# the stack outputs canary guardrails need (maas_core.guardrails), as the settings they fill in
+GUARDRAIL_OUTPUTS = {"CanaryAlarmPrefix": "canary_alarm_prefix", "GuardrailFunctionArn": "guardrail_function_arn",
+                     "SchedulerRoleArn": "scheduler_role_arn", "AlarmTopicArn": "canary_alarm_topic_arn"}
 
 
 @dataclass
@@ -26,6 +31,7 @@ class Context:
     bucket: str
     table: str
     as_json: bool = False
+    guardrail_settings: dict[str, str] = field(default_factory=dict)
     _registry: Registry | None = field(default=None, repr=False)
     _store: BundleStore | None = field(default=None, repr=False)
 
@@ -40,11 +46,17 @@ class Context:
         return self._store
 
     @property
+    def guardrails(self) -> Guardrails:
+        """Alarms and schedules of canaries: MAAS_* settings, the stack's outputs (--stack) taking precedence."""
+        return Guardrails(get_settings().model_copy(update=self.guardrail_settings))
+
+    @property
     def s3(self) -> Any:
         return aws.client("s3")
 
 
 def resolve(bucket: str | None, table: str | None, stack: str | None, as_json: bool = False) -> Context:
+    outputs: dict[str, str] = {}
     if stack and not (bucket and table):
         outputs = stack_outputs(stack)
         missing = [k for k in (BUCKET_OUTPUT, TABLE_OUTPUT) if k not in outputs]
@@ -56,6 +68,7 @@ def resolve(bucket: str | None, table: str | None, stack: str | None, as_json: b
         bucket=bucket or os.environ.get("MAAS_MODEL_BUCKET") or DEFAULT_BUCKET,
         table=table or os.environ.get("MAAS_REGISTRY_TABLE") or DEFAULT_TABLE,
         as_json=as_json,
+        guardrail_settings={setting: outputs[key] for key, setting in GUARDRAIL_OUTPUTS.items() if outputs.get(key)},
     )
 
 

@@ -8,6 +8,7 @@
     maas register iris-ext --onnx m.onnx --declaration m.json --promote staging
     maas promote iris prod 3 --expect 2
     maas canary iris prod 4 --weight 0.1          (--weight 0 removes the canary)
+    maas canary iris prod 4 --weight 0.1 --bake 30m --promote-after --stack maas
     maas rollback iris prod
     maas delete iris 1 --yes
     maas report iris --days 7 --window 1d --out iris.html --png
@@ -100,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     _alias_args(p, version=True)
     p.add_argument("--weight", type=_weight, required=True,
                    help="fraction of requests, 0 <= w < 1; 0 removes the canary")
+    p.add_argument("--promote-after", action="store_true",
+                   help="promote the canary when --bake has passed with none of its alarms in ALARM (an EventBridge "
+                        "Scheduler schedule: needs the stack's outputs, --stack)")
+    p.add_argument("--bake", metavar="DURATION", help="with --promote-after: how long the canary runs first, "
+                                                      "e.g. 30m, 2h (1 minute to 7 days)")
     p = command("rollback", "point an alias back at the version it named before", commands.rollback)
     _alias_args(p, version=False)
     p = command("delete", "delete a version no alias names: its registry entry and its S3 objects", commands.delete)

@@ -54,4 +54,4 @@ def alias_line(name: str, target: Any) -> str:
 def alias_json(name: str, target: Any) -> dict[str, Any]:
     return {"model": name, "alias": target.alias, "version": target.version, "canary_version": target.canary_version,
             "canary_weight": target.canary_weight, "history": list(target.history), "revision": target.revision,
-            "updated_at": target.updated_at}
+            "updated_at": target.updated_at, "moves": [m.item() for m in target.moves]}

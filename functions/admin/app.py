@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from maas_core.admin import AliasState, AliasUpdate, delete_version, update_alias
 from maas_core.edge.http import build_resolver, error_responses, json_response, ok_response, resolve
 from maas_core.edge.openapi import AliasName, ModelName, VersionDeleted, VersionId
+from maas_core.guardrails import Guardrails
 from maas_core.registry import Registry
 from maas_core.settings import get_settings
 from maas_core.store import BundleStore
@@ -27,15 +28,21 @@ def registry() -> Registry:
     return Registry(get_settings().registry_table)
 
 
+def guardrails() -> Guardrails:
+    return Guardrails(get_settings())  # cheap: the settings are cached, the clients shared
+
+
 @app.put(
     "/v1/models/<model>/aliases/<alias>",
     responses={**ok_response(AliasState, "where the alias points now"),
                **error_responses(400, 404, 409, 415, 422, 503)},
 )
 def put_alias(model: ModelName, alias: AliasName, update: AliasUpdate) -> Response[dict[str, Any]]:
-    state = update_alias(registry(), model, alias, update)
+    caller = app.current_event.request_context.identity.user_arn or ""
+    state = update_alias(registry(), guardrails(), model, alias, update, by=caller)
     logger.info("alias moved", extra={"model": model, "alias": alias, "action": update.action, "version": state.version,
-                                      "caller": app.current_event.request_context.identity.user_arn})
+                                      "canary_version": state.canary_version, "caller": caller,
+                                      "guardrails": state.guardrails.model_dump() if state.guardrails else None})
     return json_response(state)
 
 

@@ -81,6 +81,9 @@ def template_sources(template: Mapping[str, Any]) -> dict[str, dict[str, list[st
         if isinstance(value, dict) and "Fn::Sub" in value:
             sub = value["Fn::Sub"]
             return f"`{sub[0] if isinstance(sub, list) else sub}`"
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            att = value["Fn::GetAtt"]
+            return f"resource `{'.'.join(att) if isinstance(att, list) else att}`"
         return f"`{value}`"
 
     found: dict[str, dict[str, list[str]]] = {}

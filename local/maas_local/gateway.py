@@ -72,7 +72,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import boto3
+
 from maas_local.env import EnvPatch
+from maas_local.event_rules import EventRules
 from maas_local.lambda_runtime import LoadedFunction, context_for, load_handler
 from maas_local.log_subscription import LogSubscription
 from maas_local.proxy_integration import (
@@ -91,6 +94,7 @@ from maas_local.template import (
     CorsPreflight,
     Route,
     RouteAuth,
+    RuleTarget,
     api_routes,
     default_template_path,
     gateway_response_headers,
@@ -98,6 +102,7 @@ from maas_local.template import (
     local_resource_names,
     log_subscribers,
     queue_consumers,
+    rule_targets,
     stage_name,
 )
 
@@ -168,6 +173,9 @@ class Gateway:
             if run_queue_consumers else []
         self.subscribers = log_subscribers(self.template, names, parameters, base_dir=self.template_path.parent) \
             if run_queue_consumers else []
+        self.rule_targets = rule_targets(self.template, names, parameters, base_dir=self.template_path.parent) \
+            if run_queue_consumers else []
+        self.event_rules: EventRules | None = None  # started with the pollers: maas_local.event_rules
         self.pollers: list[QueuePoller | LogSubscription] = []
         if not self.routes:
             raise ValueError(f"{self.template_path}: no function has an Api event; nothing to serve")
@@ -267,6 +275,14 @@ class Gateway:
             log.info("%s gets the capture lines of %s in-process", subscriber.route.function,
                      ", ".join(subscriber.log_groups))
 
+        if self.rule_targets:
+            def on_event(target: RuleTarget, event: dict[str, Any]) -> Any:
+                fn = self._function(target.route)
+                return fn.invoke(event, context_for(fn.route, str(uuid.uuid4())))
+
+            self.event_rules = EventRules(boto3.client("events"), boto3.client("sqs"), self.rule_targets, on_event,
+                                          scheduler=boto3.client("scheduler")).start()
+
     def _stop_pollers(self) -> None:
         for poller in self.pollers:
             poller.stop()
@@ -275,7 +291,8 @@ class Gateway:
     def _apply_environment(self) -> None:
         env: dict[str, str] = {}
         owner: dict[str, str] = {}
-        for route in [*self.routes, *(c.route for c in self.consumers), *(s.route for s in self.subscribers)]:
+        for route in [*self.routes, *(c.route for c in self.consumers), *(s.route for s in self.subscribers),
+                      *(t.route for t in self.rule_targets)]:
             for key, value in route.environment.items():
                 if key in env and env[key] != value:
                     log.warning("%s sets %s=%r but %s sets %r; the local gateway shares one os.environ, "

@@ -32,6 +32,7 @@ from maas_core.aws_target import FAKE_CREDENTIALS, local_stack_env
 from maas_local.env import EnvPatch
 from maas_local.post_policy import PostPolicyCheck
 from maas_local.template import (
+    FUNCTION_TYPES,
     LOCAL_REGION,
     LOCAL_STACK_NAME,
     NAMED_RESOURCE_TYPES,
@@ -200,35 +201,70 @@ class LocalStack:
 
 
 # the property that names a resource: the local stack sets it to the resource's local name
-NAME_PROPERTIES = {"AWS::S3::Bucket": "BucketName", "AWS::DynamoDB::Table": "TableName", "AWS::SQS::Queue": "QueueName"}
+NAME_PROPERTIES = {"AWS::S3::Bucket": "BucketName", "AWS::DynamoDB::Table": "TableName", "AWS::SQS::Queue": "QueueName",
+                   "AWS::Events::Rule": "Name", "AWS::IAM::Role": "RoleName", "AWS::SNS::Topic": "TopicName"}
+# created whenever the template has them: EventBridge rules (moto's EventBridge keeps their patterns and targets)
+ALWAYS_CREATED_TYPES = {"AWS::Events::Rule"}
+# created when a function's environment names them (e.g. the role promotion schedules run as, the alarm topic)
+NAMED_BY_FUNCTIONS_TYPES = {"AWS::IAM::Role", "AWS::SNS::Topic"}
 
 
 def local_resources_template(template: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
-    """The CloudFormation template of what a local stack creates: every S3 bucket, DynamoDB table and SQS queue
-    of `template` that has a local name in `names` (its name property set to it; a SimpleTable as the table SAM
-    makes of it), with the resources they reference (e.g. a bucket's KMS key, a queue's dead-letter queue) and
-    the template's parameters and conditions."""
+    """The CloudFormation template of what a local stack creates: every S3 bucket, DynamoDB table, SQS queue and
+    EventBridge rule of `template` that has a local name in `names` (its name property set to it; a SimpleTable
+    as the table SAM makes of it), the roles and topics the functions' environments name, with the resources they
+    reference (e.g. a bucket's KMS key, a queue's dead-letter queue) and the template's parameters and conditions.
+    Functions are not created (the local gateway runs them in-process): a reference to one is its local name."""
     resources = template.get("Resources") or {}
+    named_by_functions = _references([(res.get("Properties") or {}).get("Environment") for res in resources.values()
+                                      if isinstance(res, dict) and res.get("Type") in FUNCTION_TYPES]
+                                     + [((template.get("Globals") or {}).get("Function") or {}).get("Environment")],
+                                     resources)
     chosen: dict[str, Any] = {}
     for logical_id, res in resources.items():
         kind = res.get("Type") if isinstance(res, dict) else None
-        if kind not in NAMED_RESOURCE_TYPES and kind != QUEUE_RESOURCE_TYPE:
+        if not (kind in NAMED_RESOURCE_TYPES or kind == QUEUE_RESOURCE_TYPE or kind in ALWAYS_CREATED_TYPES
+                or (kind in NAMED_BY_FUNCTIONS_TYPES and logical_id in named_by_functions)):
             continue
-        name = names.get(f"{logical_id}.QueueName" if kind == QUEUE_RESOURCE_TYPE else logical_id)
+        name = names.get(f"{logical_id}.QueueName" if kind == QUEUE_RESOURCE_TYPE
+                         else f"{logical_id}.Name" if kind == "AWS::SNS::Topic" else logical_id)
         if name is None:
             log.warning("resource %s has no local name; not created", logical_id)
             continue
         res = _simple_table_as_table(res) if kind == "AWS::Serverless::SimpleTable" else res
-        props = {**(res.get("Properties") or {}), NAME_PROPERTIES[res["Type"]]: name}
+        props = {**_functions_by_name(res.get("Properties") or {}, resources, names),
+                 NAME_PROPERTIES[res["Type"]]: name}
         # DependsOn is the deployed stack's ordering (often on resources left out here); moto orders by reference
         chosen[logical_id] = {**{k: v for k, v in res.items() if k != "DependsOn"}, "Properties": props}
     pending = [*chosen.values()]
     while pending:  # what the chosen resources reference, and what that references, under their own names
         for ref in sorted(_references(pending.pop(), resources) - chosen.keys()):
-            chosen[ref] = {k: v for k, v in resources[ref].items() if k != "DependsOn"}
+            chosen[ref] = _functions_by_name({k: v for k, v in resources[ref].items() if k != "DependsOn"},
+                                             resources, names)
             pending.append(chosen[ref])
     return {"AWSTemplateFormatVersion": "2010-09-09", "Parameters": template.get("Parameters") or {},
             "Conditions": template.get("Conditions") or {}, "Resources": chosen}
+
+
+def _functions_by_name(value: Any, resources: Mapping[str, Any], names: Mapping[str, str]) -> Any:
+    """`value` with each Ref / GetAtt of a function replaced by the function's local name / ARN."""
+    def is_function(logical_id: Any) -> bool:
+        res = resources.get(logical_id) if isinstance(logical_id, str) else None
+        return isinstance(res, dict) and res.get("Type") in FUNCTION_TYPES
+
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref" and is_function(arg):
+                return names[arg]
+            if key == "Fn::GetAtt":
+                dotted = ".".join(arg) if isinstance(arg, list) else str(arg)
+                if is_function(dotted.split(".", 1)[0]):
+                    return names[dotted]
+        return {k: _functions_by_name(v, resources, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_functions_by_name(v, resources, names) for v in value]
+    return value
 
 
 _SUB_NAME = re.compile(r"\$\{([^}!.][^}.]*)")  # the resource (or parameter) a `${Name}` or `${Name.Attr}` names

@@ -26,6 +26,7 @@ __all__ = [
     "CfnLoader",
     "CorsPreflight",
     "QueueConsumer",
+    "RuleTarget",
     "Route",
     "TemplateError",
     "api_routes",
@@ -35,6 +36,7 @@ __all__ = [
     "local_resource_names",
     "queue_consumers",
     "resolve_value",
+    "rule_targets",
 ]
 
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
@@ -140,6 +142,17 @@ def _kebab(name: str) -> str:
 NAMED_RESOURCE_TYPES = {"AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"}
 # SQS queues: their Ref is the queue URL (see local_queue_url)
 QUEUE_RESOURCE_TYPE = "AWS::SQS::Queue"
+# resources named by an ARN the local stack knows: an EventBridge rule and an IAM role (created by the
+# local stack: their Ref is a name), an SNS topic (its Ref is its ARN), and functions, which are not
+# created (the local gateway runs them in-process) but which those resources and the environment name
+ARN_FORMATS = {
+    "AWS::Events::Rule": f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:rule/{{}}",
+    "AWS::IAM::Role": f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{{}}",
+    "AWS::SNS::Topic": f"arn:aws:sns:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{{}}",
+    "AWS::Serverless::Function": f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:{{}}",
+}
+_REF_IS_ARN = {"AWS::SNS::Topic"}
+FUNCTION_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
 
 
 def local_queue_url(name: str) -> str:
@@ -154,7 +167,8 @@ def local_resource_names(template: Mapping[str, Any] | None = None) -> dict[str,
 
     ModelBucket/RegistryTable get maas_core's default names (maas-models, maas-registry); any other
     S3 bucket or DynamoDB table in `template` gets `maas-local-<kebab-case logical id>`. An SQS queue
-    maps to its URL (its Ref), with `<id>.Arn` and `<id>.QueueName` for !GetAtt.
+    maps to its URL (its Ref), with `<id>.Arn` and `<id>.QueueName` for !GetAtt; a rule, role, topic or
+    function (ARN_FORMATS) to the same name (a topic: its ARN, and its name as `<id>.Name`), with `<id>.Arn`.
     """
     names = dict(KNOWN_LOCAL_NAMES)
     if template is not None:
@@ -168,6 +182,13 @@ def local_resource_names(template: Mapping[str, Any] | None = None) -> dict[str,
                 names[logical_id] = local_queue_url(queue)
                 names[f"{logical_id}.QueueName"] = queue
                 names[f"{logical_id}.Arn"] = f"arn:aws:sqs:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{queue}"
+            elif res.get("Type") in ARN_FORMATS:
+                name = f"{LOCAL_STACK_NAME}-{_kebab(logical_id)}"
+                arn = ARN_FORMATS[res["Type"]].format(name)
+                names[logical_id] = arn if res["Type"] in _REF_IS_ARN else name
+                names[f"{logical_id}.Arn"] = arn
+                if res["Type"] in _REF_IS_ARN:
+                    names[f"{logical_id}.Name"] = name
     return names
 
 
@@ -575,6 +596,42 @@ def _function(template: Mapping[str, Any], logical_id: str, names: Mapping[str, 
         if fn_name is not None else f"{LOCAL_STACK_NAME}-{logical_id}"
     return {"function": logical_id, "code_uri": (Path(base_dir).resolve() / code_uri).resolve(), "handler": handler,
             "environment": env, "timeout": timeout, "memory_size": memory, "function_name": fn_name}
+
+
+@dataclass(frozen=True)
+class RuleTarget:
+    """A function an EventBridge rule of the template targets (`Targets: [{Arn: !GetAtt Fn.Arn}]`)."""
+
+    route: Route  # the function (method "EVENTS", path = the rule's local name), as load_handler takes it
+    rule: str  # the rule's local name
+    target_id: str
+    function_arn: str
+
+
+def rule_targets(
+    template: Mapping[str, Any],
+    resource_names: Mapping[str, str] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    base_dir: str | Path = ".",
+) -> list[RuleTarget]:
+    """Every function target of every AWS::Events::Rule of the template that has a local name."""
+    names = dict(resource_names if resource_names is not None else local_resource_names(template))
+    resources = template.get("Resources") or {}
+    found: list[RuleTarget] = []
+    for logical_id, res in resources.items():
+        if not isinstance(res, dict) or res.get("Type") != "AWS::Events::Rule" or logical_id not in names:
+            continue
+        for target in (res.get("Properties") or {}).get("Targets") or []:
+            arn = target.get("Arn") if isinstance(target, dict) else None
+            att = arn.get("Fn::GetAtt") if isinstance(arn, dict) else None
+            function = att[0] if isinstance(att, list) and len(att) == 2 and att[1] == "Arn" else None
+            if function is None or resources.get(function, {}).get("Type") != SERVERLESS_FUNCTION:
+                continue
+            fn = _function(template, function, names, parameters, base_dir)
+            found.append(RuleTarget(route=Route(event=logical_id, method="EVENTS", path=names[logical_id], **fn),
+                                    rule=names[logical_id], target_id=str(target.get("Id")),
+                                    function_arn=names[f"{function}.Arn"]))
+    return found
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from maas_core.errors import ConflictError, NotFoundError
+from maas_core.guardrails import MAX_BAKE_S, MIN_BAKE_S, Guardrails, MoveRequest, Watch, move_alias
 from maas_core.registry import VERSION_SCHEMA, AliasTarget, Registry
 from maas_core.store import BundleStore
 
@@ -23,6 +24,13 @@ class AliasUpdate(BaseModel):
         {"properties": {"action": {"const": "canary"}, "version": {"type": "string"}, "weight": {"type": "number"}},
          "required": ["action", "version", "weight"]},
         {"properties": {"action": {"const": "rollback"}, "version": {"type": "null"}}, "required": ["action"]},
+    ], "allOf": [  # automatic promotion: a canary with a weight, and a bake time; a bake time only with it
+        {"if": {"properties": {"promote_after": {"const": True}}, "required": ["promote_after"]},
+         "then": {"properties": {"action": {"const": "canary"}, "weight": {"exclusiveMinimum": 0},
+                                 "bake_seconds": {"type": "integer"}},
+                  "required": ["action", "weight", "bake_seconds"]}},
+        {"if": {"properties": {"bake_seconds": {"type": "integer"}}, "required": ["bake_seconds"]},
+         "then": {"properties": {"promote_after": {"const": True}}, "required": ["promote_after"]}},
     ]})
 
     action: Literal["promote", "canary", "rollback"] = Field(
@@ -38,6 +46,12 @@ class AliasUpdate(BaseModel):
         default=None,
         description="only apply if the alias still points at this version (else 409); same form as version",
         json_schema_extra=VERSION_SCHEMA)
+    promote_after: bool = Field(
+        default=False, strict=True,
+        description="canary only: promote the canary automatically after `bake_seconds` if none of "
+                    "its alarms is in ALARM and nobody moved the alias meanwhile (docs/canary.md)")
+    bake_seconds: int | None = Field(default=None, ge=MIN_BAKE_S, le=MAX_BAKE_S,
+                                     description="with promote_after: how long the canary runs before promotion")
 
     @model_validator(mode="after")
     def _fields_for_action(self) -> AliasUpdate:
@@ -48,7 +62,37 @@ class AliasUpdate(BaseModel):
             raise ValueError("action 'canary' needs a weight")
         if self.action == "rollback" and self.version is not None:
             raise ValueError("action 'rollback' takes no version: it returns to the previous one")
+        if self.promote_after and not (self.action == "canary" and self.weight):
+            raise ValueError("promote_after goes with action 'canary' and a weight above 0")
+        if self.promote_after != (self.bake_seconds is not None):
+            raise ValueError("promote_after and bake_seconds go together: how long to bake before promoting")
         return self
+
+    def move(self, by: str) -> MoveRequest:
+        return MoveRequest(action=self.action, version=self.version, weight=self.weight or 0.0,
+                           expected_version=self.expected_version, bake_seconds=self.bake_seconds,
+                           promote_after=self.promote_after, by=by)
+
+
+class AliasMoveRecord(BaseModel):
+    at: str
+    action: str
+    version: str
+    canary_version: str | None = None
+    canary_weight: float = 0.0
+    by: str = Field(default="", description="who: the caller's IAM identity, cli, or guardrail")
+    reason: str = Field(default="", description="why, for an automatic move: the alarm and its reason, or the bake")
+
+
+class CanaryGuardrails(BaseModel):
+    alarms: list[str] = Field(description="the CloudWatch alarms watching the canary; ALARM ends it")
+    promote_at: str | None = Field(default=None, description="when the promotion schedule fires (UTC)")
+    schedule: str | None = Field(default=None, description="the EventBridge Scheduler schedule")
+
+    @classmethod
+    def of(cls, watch: Watch) -> CanaryGuardrails:
+        p = watch.promotion
+        return cls(alarms=watch.alarms, promote_at=p.due_at if p else None, schedule=p.schedule if p else None)
 
 
 class AliasState(BaseModel):
@@ -59,21 +103,22 @@ class AliasState(BaseModel):
     canary_version: str | None = None
     canary_weight: float = 0.0
     history: list[str] = Field(default_factory=list, description="earlier versions, newest last")
+    moves: list[AliasMoveRecord] = Field(default_factory=list,
+                                         description="the alias's last moves, newest last: who moved it and why")
+    guardrails: CanaryGuardrails | None = Field(default=None, description="a canary start: its alarms and promotion")
 
     @classmethod
-    def of(cls, model: str, t: AliasTarget) -> AliasState:
+    def of(cls, model: str, t: AliasTarget, watch: Watch | None = None) -> AliasState:
         return cls(model=model, alias=t.alias, version=t.version, revision=t.revision, canary_version=t.canary_version,
-                   canary_weight=t.canary_weight, history=list(t.history))
+                   canary_weight=t.canary_weight, history=list(t.history),
+                   moves=[AliasMoveRecord(**m.item()) for m in t.moves],
+                   guardrails=CanaryGuardrails.of(watch) if watch is not None else None)
 
 
-def update_alias(registry: Registry, model: str, alias: str, update: AliasUpdate) -> AliasState:
-    if update.action == "promote":
-        target = registry.set_alias(model, alias, update.version or "", update.expected_version)
-    elif update.action == "canary":
-        target = registry.set_canary(model, alias, update.version or "", update.weight or 0.0, update.expected_version)
-    else:
-        target = registry.rollback(model, alias, update.expected_version)
-    return AliasState.of(model, target)
+def update_alias(registry: Registry, guard: Guardrails, model: str, alias: str, update: AliasUpdate,
+                 by: str = "") -> AliasState:
+    target, watch = move_alias(registry, guard, model, alias, update.move(by))
+    return AliasState.of(model, target, watch)
 
 
 def delete_version(registry: Registry, store: BundleStore, model: str, version: str) -> tuple[bool, int]:

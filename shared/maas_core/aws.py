@@ -18,6 +18,7 @@ from maas_core.errors import DependencyAccessDeniedError, MaasError, ServiceUnav
 if TYPE_CHECKING:  # the boto3 stubs type each service's client for mypy; nothing is imported at run time
     from mypy_boto3_batch import BatchClient
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
 
@@ -40,6 +41,8 @@ def new_client(service: Literal["dynamodb"], config: Config | None = None) -> Dy
 def new_client(service: Literal["batch"], config: Config | None = None) -> BatchClient: ...
 @overload
 def new_client(service: Literal["cloudformation"], config: Config | None = None) -> CloudFormationClient: ...
+@overload
+def new_client(service: Literal["cloudwatch"], config: Config | None = None) -> CloudWatchClient: ...
 def new_client(service: str, config: Config | None = None) -> Any:
     """A new client from the process's session (RETRY_CONFIG unless another Config is given)."""
     with _lock:
@@ -56,6 +59,7 @@ def client(service: Literal["batch"]) -> BatchClient: ...
 def client(service: Literal["cloudformation"]) -> CloudFormationClient: ...
 @overload
 def client(service: Literal["events"]) -> Any: ...  # no stubs installed for EventBridge
+def client(service: Literal["cloudwatch"]) -> CloudWatchClient: ...
 def client(service: str) -> Any:
     """The process's shared client for `service`."""
     return _shared_client(service)

@@ -3,7 +3,8 @@
 One table, key (pk, sk):
   pk=MODEL#{name}  sk=META               name, latest_version (atomic counter), created_at
   pk=MODEL#{name}  sk=VERSION#{0000000n}  one published version (summary of its manifest)
-  pk=MODEL#{name}  sk=ALIAS#{alias}       the version an alias points at, and a revision counter
+  pk=MODEL#{name}  sk=ALIAS#{alias}       the version an alias points at, a revision counter, and its
+                                         last moves (who moved it, why: `AliasMove`)
 Versions are written once (conditional put); alias moves are conditional writes.
 
 A version id has one spelling, the one `next_version` mints: a whole number from 1, ASCII digits, no
@@ -118,9 +119,26 @@ def _now() -> str:
 
 
 @dataclass(frozen=True)
+class AliasMove:
+    """One write of an alias, as recorded in its item: what it did, who did it and why (a person's move has
+    no reason unless given; an automatic one names the alarm or schedule behind it)."""
+
+    at: str
+    action: str  # promote | canary | end_canary (weight 0) | rollback
+    version: str
+    canary_version: str | None = None
+    canary_weight: float = 0.0
+    by: str = ""
+    reason: str = ""
+
+    def item(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
+
+
+@dataclass(frozen=True)
 class AliasTarget:
     """Where an alias points: a version, optionally a canary version taking `canary_weight` of requests,
-    and the versions it pointed at before (newest last), for rollback."""
+    the versions it pointed at before (newest last), for rollback, and its last moves (newest last)."""
 
     alias: str
     version: str
@@ -129,6 +147,7 @@ class AliasTarget:
     canary_weight: float = 0.0
     history: tuple[str, ...] = ()
     updated_at: str = ""
+    moves: tuple[AliasMove, ...] = ()
 
 
 class Registry:
@@ -175,28 +194,34 @@ class Registry:
     # Every alias write is one DynamoDB transaction: put the alias item on the condition that its
     # revision is the one read (no lost or half-written update), and touch each version it names
     # on the condition that the version exists (so a version deleted meanwhile cannot be named).
+    # `expected_version` / `expected_canary`: only if the alias still points at that version / still has that
+    # canary (else 409, and a write racing ours makes it 409 too, never a retry over someone else's move).
+    # `by` and `reason` go to the alias's recorded moves.
 
-    def set_alias(self, name: str, alias: str, version: str, expected_version: str | None = None) -> AliasTarget:
+    def set_alias(self, name: str, alias: str, version: str, expected_version: str | None = None, *,
+                  expected_canary: str | None = None, by: str = "", reason: str = "") -> AliasTarget:
         """Promote: point `alias` at `version` (clearing any canary); the old version goes to history."""
         check_version(version)
-        return self._move_alias(name, alias, expected_version, lambda cur: _AliasState(
+        return self._move_alias(name, alias, _Expected(expected_version, expected_canary), lambda cur: _AliasState(
             version=version,
             history=_push(cur.history, cur.version) if cur and cur.version != version else (cur.history if cur else ()),
-        ))
+        ), _Note("promote", by, reason))
 
     def set_canary(self, name: str, alias: str, version: str, weight: float,
-                   expected_version: str | None = None) -> AliasTarget:
+                   expected_version: str | None = None, *, expected_canary: str | None = None, by: str = "",
+                   reason: str = "") -> AliasTarget:
         """Send `weight` (0 < weight < 1) of the alias's traffic to `version`; weight 0 removes the canary."""
         if not 0 <= weight < 1:
             raise UnprocessableError(f"canary weight must be in [0, 1), got {weight}",
                                      [{"field": "weight", "value": weight}])
         check_version(version)
-        return self._move_alias(name, alias, expected_version, lambda cur: _AliasState(
+        return self._move_alias(name, alias, _Expected(expected_version, expected_canary), lambda cur: _AliasState(
             version=(target := _require_alias(cur, name, alias)).version, history=target.history,
             canary_version=version if weight > 0 else None, canary_weight=weight if weight > 0 else 0.0,
-        ), must_exist=True)
+        ), _Note("canary" if weight > 0 else "end_canary", by, reason), must_exist=True)
 
-    def rollback(self, name: str, alias: str, expected_version: str | None = None) -> AliasTarget:
+    def rollback(self, name: str, alias: str, expected_version: str | None = None, *, by: str = "",
+                 reason: str = "") -> AliasTarget:
         """Point the alias back at the version it named before its last promotion."""
         def rolled(cur: AliasTarget | None) -> _AliasState:
             cur = _require_alias(cur, name, alias)
@@ -204,7 +229,8 @@ class Registry:
                 raise ConflictError(f"alias {alias!r} of model {name!r} has no earlier version to roll back to")
             return _AliasState(version=cur.history[-1], history=cur.history[:-1])
 
-        return self._move_alias(name, alias, expected_version, rolled, must_exist=True)
+        return self._move_alias(name, alias, _Expected(expected_version), rolled, _Note("rollback", by, reason),
+                                must_exist=True)
 
     def delete_version(self, name: str, version: str) -> None:
         """Remove a version from the registry; refused (409) while any alias names it. The same transaction
@@ -240,35 +266,37 @@ class Registry:
             raise ConflictError(f"version {version!r} of model {name!r} is in use by alias(es) {', '.join(pointing)}; "
                                 "promote or roll back the alias first", [{"alias": a} for a in pointing])
 
-    def _move_alias(self, name: str, alias: str, expected_version: str | None,
-                    change: Callable[[AliasTarget | None], _AliasState], must_exist: bool = False) -> AliasTarget:
+    def _move_alias(self, name: str, alias: str, expected: _Expected,
+                    change: Callable[[AliasTarget | None], _AliasState], note: _Note,
+                    must_exist: bool = False) -> AliasTarget:
         check_name("alias", alias)
-        if expected_version is not None:
-            check_version(expected_version, "expected_version")
+        expected.check_form()
         for attempt in range(3):
             current = self._alias_or_none(name, alias)
             if must_exist:
                 _require_alias(current, name, alias)
-            if expected_version is not None and (current is None or current.version != expected_version):
-                now_at = current.version if current else None
-                raise ConflictError(
-                    f"alias {alias!r} of model {name!r} points at version {now_at!r}, not {expected_version!r}; "
-                    "reload and retry", [{"field": "expected_version", "expected": expected_version, "actual": now_at}])
+            expected.check(name, alias, current)
             state = change(current)
             for v in state.versions():
                 self.get_version(name, v)  # a clear 404 before writing anything
             try:
-                return self._write_alias(name, alias, current, state)
+                return self._write_alias(name, alias, current, state, note)
             except _AliasRaced as exc:
-                if expected_version is not None or attempt == 2:
+                if expected.any or attempt == 2:
                     raise ConflictError(
-                        f"alias {alias!r} of model {name!r} was changed concurrently; reload and retry") from exc
+                        f"alias {alias!r} of model {name!r} was changed concurrently; reload and retry",
+                        [{"field": "revision", "read": current.revision if current else None}]) from exc
         raise AssertionError("unreachable")
 
-    def _write_alias(self, name: str, alias: str, current: AliasTarget | None, state: _AliasState) -> AliasTarget:
+    def _write_alias(self, name: str, alias: str, current: AliasTarget | None, state: _AliasState,
+                     note: _Note) -> AliasTarget:
         revision = (current.revision if current else 0) + 1
+        now = _now()
+        move = AliasMove(at=now, action=note.action, version=state.version, canary_version=state.canary_version,
+                         canary_weight=state.canary_weight, by=note.by, reason=note.reason)
+        moves = [m.item() for m in (*(current.moves if current else ()), move)][-MOVES_KEPT:]
         item = {"pk": _pk(name), "sk": f"ALIAS#{alias}", "kind": "alias", "alias": alias, "version": state.version,
-                "revision": revision, "history": list(state.history), "updated_at": _now()}
+                "revision": revision, "history": list(state.history), "updated_at": now, "moves": moves}
         if state.canary_version:
             item |= {"canary_version": state.canary_version, "canary_weight": state.canary_weight}
         put: PutTypeDef = {"TableName": self.table, "Item": _to_item(item)}
@@ -398,6 +426,8 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
 
 
 HISTORY_LENGTH = 20
+MOVES_KEPT = 20  # recorded moves per alias: ~200 bytes each, far under DynamoDB's 400 KB item
+MAX_REASON_CHARS = 500
 
 
 def _push(history: tuple[str, ...], version: str) -> tuple[str, ...]:
@@ -411,9 +441,52 @@ def _require_alias(current: AliasTarget | None, name: str, alias: str) -> AliasT
 
 
 def _alias_target(item: dict[str, Any]) -> AliasTarget:
+    moves = tuple(AliasMove(**{**m, "canary_weight": float(m.get("canary_weight", 0.0))})
+                  for m in item.get("moves", ()))
     return AliasTarget(alias=item["alias"], version=item["version"], revision=item["revision"],
                        canary_version=item.get("canary_version"), canary_weight=float(item.get("canary_weight", 0.0)),
-                       history=tuple(item.get("history", ())), updated_at=item.get("updated_at", ""))
+                       history=tuple(item.get("history", ())), updated_at=item.get("updated_at", ""), moves=moves)
+
+
+@dataclass(frozen=True)
+class _Expected:
+    """What the caller expects the alias to hold before the move (None: anything)."""
+
+    version: str | None = None
+    canary: str | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.version is not None or self.canary is not None
+
+    def check_form(self) -> None:
+        if self.version is not None:
+            check_version(self.version, "expected_version")
+        if self.canary is not None:
+            check_version(self.canary, "expected_canary")
+
+    def check(self, name: str, alias: str, current: AliasTarget | None) -> None:
+        if self.version is not None and (current is None or current.version != self.version):
+            now_at = current.version if current else None
+            raise ConflictError(
+                f"alias {alias!r} of model {name!r} points at version {now_at!r}, not {self.version!r}; "
+                "reload and retry", [{"field": "expected_version", "expected": self.version, "actual": now_at}])
+        if self.canary is not None and (current is None or current.canary_version != self.canary):
+            now_canary = current.canary_version if current else None
+            raise ConflictError(
+                f"alias {alias!r} of model {name!r} has canary version {now_canary!r}, not {self.canary!r}; "
+                "reload and retry", [{"field": "expected_canary", "expected": self.canary, "actual": now_canary}])
+
+
+@dataclass(frozen=True)
+class _Note:
+    action: str
+    by: str = ""
+    reason: str = ""
+
+    def __post_init__(self) -> None:  # a reason may quote an alarm's state reason: bounded, one line
+        object.__setattr__(self, "reason", " ".join(self.reason.split())[:MAX_REASON_CHARS])
+        object.__setattr__(self, "by", self.by[:MAX_REASON_CHARS])
 
 
 @dataclass(frozen=True)

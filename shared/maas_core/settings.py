@@ -81,6 +81,25 @@ class Settings(BaseSettings):
                                              description="seconds a finished job's presigned download URLs stay valid")
     events_bus: str = Field(default="default",
                             description="EventBridge bus that batch files' completion events are put on")
+    # canary guardrails (maas_core.guardrails): the alarms a canary start creates, and what they trigger
+    canary_alarm_prefix: str = Field(
+        default="maas-canary", min_length=1, max_length=100,
+        description="name prefix of the per-canary CloudWatch alarms; the stack's EventBridge rule watches it "
+                    "(<stack name>-canary)")
+    canary_error_rate: float = Field(default=0.05, gt=0, le=1,
+                                     description="a canary alarms when more than this share of its requests are 5xx")
+    canary_latency_p99_ms: float = Field(default=1000.0, gt=0,
+                                         description="a canary alarms when its p99 latency (ms) is above this")
+    canary_min_requests: int = Field(
+        default=10, ge=1, description="fewest requests a minute before a canary's error rate counts (fewer: 0)")
+    canary_accuracy: float = Field(
+        default=0.8, ge=0, le=1, description="a classifier canary alarms when its accuracy over the last hour of "
+                                             "feedback falls below this")
+    canary_alarm_topic_arn: str = Field(default="", description="SNS topic the canary alarms also notify; empty: none")
+    guardrail_function_arn: str = Field(
+        default="", description="the guardrail function a canary's promotion schedule invokes (--promote-after)")
+    scheduler_role_arn: str = Field(
+        default="", description="the role EventBridge Scheduler assumes to invoke the guardrail function")
     # the HTTP edge (maas_core.edge) and the time budget (maas_core.deadline)
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated web origins (or *) whose pages may call the API: CORS "

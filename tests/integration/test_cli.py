@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import boto3
 import pytest
 
 from maas_cli.main import main
@@ -86,8 +87,11 @@ def test_versions_newest_first_with_created_time_metrics_and_aliases(cli, iris, 
     aws_world.registry.set_canary("iris", "prod", "3", 0.1)
     code, out, _ = cli("versions", "iris")
     assert code == 0
-    header, *rows = out.splitlines()
+    versions_table, moves_table = out.split("\n\n")
+    header, *rows = versions_table.splitlines()
     assert header.split()[:3] == ["VERSION", "CREATED", "(UTC)"]
+    assert moves_table.splitlines()[0].split()[:3] == ["ALIAS", "MOVED", "(UTC)"]
+    assert "canary 3 (10%)" in moves_table.splitlines()[-1]
     assert [r.split()[0] for r in rows] == ["3", "2", "1"]
     assert "accuracy=0.95 f1_macro=0.94" in rows[0] and rows[0].rstrip().endswith("prod (canary 10%), staging")
     assert rows[1].rstrip().endswith("prod") and rows[2].rstrip().endswith("-")
@@ -124,11 +128,16 @@ def test_promote_canary_rollback_round_trip(cli, iris, aws_world) -> None:
     assert (code, out) == (0, "iris: alias 'prod' -> version 3 (rollback goes to version 2)\n")
 
     code, out, _ = cli("canary", "iris", "prod", "1", "--weight", "0.25")
-    assert (code, out) == (
-        0, "iris: alias 'prod' -> version 3, canary version 1 takes 25% (rollback goes to version 2)\n")
+    assert code == 0 and out.splitlines() == [
+        "iris: alias 'prod' -> version 3, canary version 1 takes 25% (rollback goes to version 2)",
+        "  watched by 3 alarm(s): maas-canary/iris/prod/1/error-rate, maas-canary/iris/prod/1/latency-p99, "
+        "maas-canary/iris/prod/1/accuracy"]
     assert aws_world.registry.resolve_alias("iris", "prod").canary_weight == 0.25
+    cloudwatch = boto3.client("cloudwatch")
+    assert len(cloudwatch.describe_alarms(AlarmNamePrefix="maas-canary/iris/prod/")["MetricAlarms"]) == 3
     target = cli.json("canary", "iris", "prod", "1", "--weight", "0")
     assert (target["version"], target["canary_version"], target["canary_weight"]) == ("3", None, 0.0)
+    assert cloudwatch.describe_alarms(AlarmNamePrefix="maas-canary/iris/prod/")["MetricAlarms"] == []
 
     code, out, _ = cli("rollback", "iris", "prod", "--expect", "3")
     assert (code, out) == (0, "iris: alias 'prod' -> version 2 (rollback goes to version 1)\n")

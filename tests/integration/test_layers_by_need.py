@@ -21,7 +21,8 @@ from maas_local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_FREE = {"AdminFunction": "admin", "CaptureFunction": "capture", "MetricsFunction": "metrics",
-              "TrainTriggerFunction": "train_trigger", "JobsFunction": "jobs"}
+              "TrainTriggerFunction": "train_trigger", "JobsFunction": "jobs",
+              "GuardrailFunction": "guardrail"}
 MODEL_RUNNING = {"PredictFunction", "PreprocessFunction", "BatchFunction"}
 NATIVE_ML = ("numpy", "onnxruntime")
 
@@ -63,6 +64,8 @@ with mock_aws():
     event = rest_event("POST", "/v1/models/ghost/jobs", body={"format": "csv"})
     event["requestContext"] = {**event.get("requestContext", {}), "identity": {"apiKeyId": "key-1"}}
     out["jobs unknown model"] = status(jobs.lambda_handler(event, FakeLambdaContext()))
+    guardrail = load_function("guardrail")
+    out["guardrail"] = guardrail.lambda_handler({"source": "elsewhere"}, FakeLambdaContext())["outcome"]
     trigger = load_function("train_trigger")
     event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
                           "s3": {"bucket": {"name": "models"}, "object": {"key": "datasets/penguins/training.json"}}}]}
@@ -138,4 +141,5 @@ def test_model_free_handlers_import_and_answer_without_numpy_or_onnxruntime() ->
     assert out["capture"] == {"lines": 1, "written": 0, "duplicates": 0, "failed": 0}
     assert out["train_trigger"] == {"started": [], "ignored": ["datasets/penguins/training.json"], "rejected": []}
     assert out["jobs unknown model"] == [404, "not_found"]
+    assert out["guardrail"] == "ignored"
     assert out["loaded"] == []

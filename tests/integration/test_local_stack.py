@@ -102,12 +102,22 @@ def test_the_local_resources_are_the_templates_own_under_their_local_names() -> 
     """Given template.yaml,
     when the local stack's CloudFormation template is made of it,
     then it holds every bucket, table and queue under its local name, the KMS key the bucket's encryption
-    names (and nothing the deployed stack alone needs: no function, no API), with no DependsOn."""
+    names, the EventBridge rule of the canary alarms, the scheduler role and alarm topic (with its key) the
+    admin function's environment names (and nothing the deployed stack alone needs: no function, no API,
+    the rule's function target named by its local ARN), with no DependsOn."""
     template = load_template(ROOT / "template.yaml")
-    body = local_resources_template(template, local_resource_names(template))
+    names = local_resource_names(template)
+    body = local_resources_template(template, names)
     resources = body["Resources"]
-    assert sorted(resources) == ["BatchDeadLetterQueue", "CaptureDeadLetterQueue", "CapturesTable", "ModelBucket",
-                                 "ModelKey", "RegistryTable"]
+    assert sorted(resources) == ["AlarmTopic", "AlarmTopicKey", "BatchDeadLetterQueue", "CanaryAlarmRule",
+                                 "CaptureDeadLetterQueue", "CapturesTable", "JobsTable", "ModelBucket", "ModelKey", "RegistryTable",
+                                 "SchedulerRole"]
+    rule = resources["CanaryAlarmRule"]["Properties"]
+    assert [t["Arn"] for t in rule["Targets"]] == [names["GuardrailFunction.Arn"]]
+    assert names["GuardrailFunction.Arn"] == \
+        "arn:aws:lambda:us-east-1:123456789012:function:maas-local-guardrail-function"
+    assert rule["Name"] == names["CanaryAlarmRule"] and resources["AlarmTopic"]["Properties"]["TopicName"] == \
+        names["AlarmTopic.Name"]
     assert resources["ModelBucket"]["Properties"]["BucketName"] == "maas-models"
     assert resources["RegistryTable"]["Properties"]["TableName"] == "maas-registry"
     assert resources["CaptureDeadLetterQueue"]["Properties"]["QueueName"] == "maas-local-capture-dead-letter-queue"

@@ -66,3 +66,25 @@ def test_powertools_switches_turn_the_lines_off_as_they_do_its_own_metrics(
     assert emit({"RequestCount": ("Count", 1)}, model_dimension_sets("m", "1"))
     out = capsys.readouterr().out
     assert (json.loads(out)["RequestCount"] == [1.0]) if printed else out == ""
+
+
+def test_cold_start_is_counted_once_per_process_on_lambda_in_the_first_write(monkeypatch, capsys) -> None:
+    """Given a process on Lambda (AWS_LAMBDA_FUNCTION_NAME set) that has not written metrics yet,
+    when it writes two blobs,
+    then the first write starts with ColdStart = 1 under [function_name, service] (Powertools' layout of
+    capture_cold_start_metric) and the second has none; off Lambda there is none at all."""
+    from maas_core.monitoring import emf
+
+    blob = document({"RequestCount": ("Count", 1)}, [{"service": "maas"}])
+    monkeypatch.setitem(emf._cold_start, "pending", True)
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    emf.write(blob)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "maas-PredictFunction-abc")
+    emf.write(blob)
+    emf.write(blob)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [("ColdStart" in d, "RequestCount" in d) for d in lines] == [(False, True), (True, False), (False, True),
+                                                                         (False, True)]
+    cold = lines[1]
+    assert cold["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["function_name", "service"]]
+    assert (cold["function_name"], cold["service"], cold["ColdStart"]) == ("maas-PredictFunction-abc", "maas", [1.0])

@@ -63,7 +63,7 @@ EXPECTED_ROUTES = {
 }
 # routes only IAM-authorised callers (signed requests) may use
 ADMIN_ROUTES = {route for route, fn in EXPECTED_ROUTES.items() if fn == "AdminFunction"}
-EXPECTED_FUNCTIONS = set(EXPECTED_ROUTES.values()) | {"CaptureFunction"}
+EXPECTED_FUNCTIONS = set(EXPECTED_ROUTES.values()) | {"CaptureFunction", "GuardrailFunction"}
 
 # functions that serve models: they must be able to read bundles, the registry and the model key
 MODEL_READERS = {"PredictFunction", "PreprocessFunction", "BatchFunction", "MetricsFunction"}
@@ -99,6 +99,9 @@ WRITE_ALLOWANCES: dict[str, tuple[str, ...]] = {
     "CaptureFunction": ("dynamodb:putitem",),
     # feedback is stored on the capture it is about (a conditional update, CapturesTable only)
     "MetricsFunction": ("dynamodb:updateitem",),
+    # canary guardrails: the alias write of an automatic rollback or promotion (put the alias item, touch
+    # the versions it names: test_guardrail_roles_write_only_aliases_canary_alarms_and_schedules)
+    "GuardrailFunction": ("dynamodb:putitem", "dynamodb:updateitem"),
 }
 ALLOWED_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # CloudWatch Logs only
@@ -1466,3 +1469,73 @@ def test_every_maas_variable_the_template_sets_is_read_and_every_setting_is_set(
     assert not unset, ("Settings fields the template does not set (set them, or list them in CODE_DEFAULT_FIELDS): "
                        f"{sorted(unset)}")
     assert not set(CODE_DEFAULT_FIELDS) - set(Settings.model_fields), "CODE_DEFAULT_FIELDS names a field that is gone"
+
+
+# --- canary guardrails and tracing ---------------------------------------------------------------
+
+
+def test_canary_alarm_changes_reach_the_guardrail_function_and_schedules_run_as_a_narrow_role(
+        cfn: dict[str, Any]) -> None:
+    """Given the translated template,
+    then CanaryAlarmRule matches CloudWatch alarm state changes to ALARM of alarms named with the canary prefix
+    (the prefix the admin and guardrail functions are given) and targets the guardrail function, which events
+    may invoke from that rule only; SchedulerRole is assumable by EventBridge Scheduler of this account only and
+    may only invoke the guardrail function; the admin function may pass that role to Scheduler and nothing else,
+    and both functions may write (put, delete) only alarms under the prefix and schedules named canary-*."""
+    res = cfn["Resources"]
+    rule = res["CanaryAlarmRule"]["Properties"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.cloudwatch"] and pattern["detail-type"] == ["CloudWatch Alarm State Change"]
+    assert pattern["detail"]["alarmName"] == [{"prefix": {"Fn::Sub": "${AWS::StackName}-canary/"}}]
+    assert pattern["detail"]["state"] == {"value": ["ALARM"]}
+    assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": ["GuardrailFunction", "Arn"]}]
+    permissions = [p["Properties"] for p in resources_of_type(cfn, "AWS::Lambda::Permission").values()
+                   if is_ref_to(p["Properties"]["FunctionName"], "GuardrailFunction")]
+    assert [(p["Principal"], p["SourceArn"]) for p in permissions] == [
+        ("events.amazonaws.com", {"Fn::GetAtt": ["CanaryAlarmRule", "Arn"]})]
+    for fn in ("AdminFunction", "GuardrailFunction"):
+        env = res[fn]["Properties"]["Environment"]["Variables"]
+        assert env["MAAS_CANARY_ALARM_PREFIX"] == {"Fn::Sub": "${AWS::StackName}-canary"}, fn
+
+    role = res["SchedulerRole"]["Properties"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    [grant] = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert grant["Action"] == "lambda:InvokeFunction"
+    assert grant["Resource"] == {"Fn::GetAtt": ["GuardrailFunction", "Arn"]}
+
+    alarm_arn = "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-canary/*"
+    schedule_arn = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/default/canary-*"
+    for fn in ("AdminFunction", "GuardrailFunction"):
+        statements = [s for s in _statements_of_role(cfn, res[fn]["Properties"]["Role"]["Fn::GetAtt"][0])
+                      if s["Effect"] == "Allow"]
+        for s in statements:
+            actions = {a.lower() for a in _as_list(s["Action"])}
+            if actions & {"cloudwatch:putmetricalarm", "cloudwatch:deletealarms"}:
+                assert s["Resource"] == {"Fn::Sub": alarm_arn}, (fn, s)
+            if actions & {"scheduler:createschedule", "scheduler:deleteschedule"}:
+                assert s["Resource"] == {"Fn::Sub": schedule_arn}, (fn, s)
+            if "iam:passrole" in actions:
+                assert fn == "AdminFunction" and s["Resource"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+                assert s["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+            if s["Resource"] == "*":
+                assert actions <= {"cloudwatch:describealarms", "scheduler:listschedules"}, (fn, s)
+
+
+@pytest.mark.parametrize(("mode", "api_tracing"), [("Active", True), ("PassThrough", False)])
+def test_tracing_parameter_sets_every_function_and_the_api_stage(sam: dict[str, Any], mode: str,
+                                                                 api_tracing: bool) -> None:
+    """Given Tracing=Active or PassThrough (the default),
+    then every function's TracingConfig mode is that parameter and the API stage traces only when Active; and no
+    code of the functions imports the X-Ray SDK (Lambda's own tracing needs none on the cold path)."""
+    assert sam["Parameters"]["Tracing"]["Default"] == "PassThrough"
+    cfn = translate(sam, {"Tracing": mode})
+    for name, fn in resources_of_type(cfn, "AWS::Lambda::Function").items():
+        assert fn["Properties"]["TracingConfig"]["Mode"] == {"Ref": "Tracing"}, name
+    [stage] = resources_of_type(cfn, "AWS::ApiGateway::Stage").values()
+    assert stage["Properties"]["TracingEnabled"] is api_tracing  # the !If, as AWS::LanguageExtensions resolves it
+    root = TEMPLATE.parent
+    sources = [*root.glob("functions/*/*.py"), *root.glob("shared/maas_core/**/*.py")]
+    assert sources and not [p for p in sources if re.search(r"^\s*(from|import) aws_xray_sdk|Tracer\(",
+                                                            p.read_text(encoding="utf-8"), re.M)]

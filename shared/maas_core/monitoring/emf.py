@@ -12,6 +12,10 @@ A request that never resolved to a model version (malformed body, unknown model,
 counted under [service] only: a dimension value is never a name the caller made up, so a caller
 cannot create metric series (and CloudWatch cost) at will.
 
+On Lambda, the first write of a process also carries `ColdStart` = 1 under [function_name, service], the
+layout of Powertools' capture_cold_start_metric: one per new execution environment, in the write the
+function makes anyway (no extra print, no Powertools Metrics object on the cold path).
+
 Emitting never raises: metrics must not fail the request or job that produces them.
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -87,11 +92,26 @@ def document(metrics: Mapping[str, tuple[str, Values]], dimension_sets: Iterable
     return docs
 
 
+_cold_start = {"pending": True}  # this process has not written its ColdStart metric yet
+
+
+def cold_start_documents() -> list[dict[str, Any]]:
+    """[the ColdStart document] the first time a process on Lambda asks, [] after that and off Lambda."""
+    # Lambda's runtime sets the function's name (not a setting of ours: no MAAS_ prefix)
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    if not (_cold_start["pending"] and function):
+        return []
+    _cold_start["pending"] = False
+    return document({"ColdStart": ("Count", 1)}, [{"function_name": dimension_value(function), **SERVICE}])
+
+
 def write(documents: Sequence[Mapping[str, Any]]) -> None:
-    """Every EMF document of a request in one write to stdout (CloudWatch Logs): one JSON document a line.
-    Nothing when Powertools' POWERTOOLS_METRICS_DISABLED (or POWERTOOLS_DEV) turns metrics off."""
+    """Every EMF document of a request in one write to stdout (CloudWatch Logs): one JSON document a line,
+    the process's ColdStart first if it is due. Nothing when Powertools' POWERTOOLS_METRICS_DISABLED (or
+    POWERTOOLS_DEV) turns metrics off."""
     if documents and not is_metrics_disabled():
-        print("\n".join(json.dumps(d, separators=(",", ":"), default=str) for d in documents), flush=False)
+        lines = [*cold_start_documents(), *documents]
+        print("\n".join(json.dumps(d, separators=(",", ":"), default=str) for d in lines), flush=False)
 
 
 def emit(metrics: Mapping[str, tuple[str, Values]], dimension_sets: Iterable[Mapping[str, str]],

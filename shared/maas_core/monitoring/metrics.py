@@ -13,6 +13,11 @@
 Dimension sets as in maas_core.monitoring.emf: [model, version], [model], [service] once the request
 was routed to a model version; [service] only before that (unknown model, malformed body, ...).
 
+A request routed to a version that could not be loaded is answered by the alias's last good version
+(maas_core.predictor: `Route.fallback_from`) and counted there; the broken version also gets RequestCount 1
+and Errors5xx 1 under [model, version] alone, so its error rate (a canary's alarm: maas_core.guardrails) says
+it failed every request sent its way, though no caller saw an error.
+
 The monitor takes each request once, whole: the status the caller got, when the request arrived, and what
 the predictor did -- its outcome (maas_core.outcome.PredictionOutcome: the answer, its route, manifest and
 spec, the records), or the route a prediction failed on, or nothing:
@@ -112,6 +117,11 @@ class PredictMonitor:
                 metrics["CaptureFailures"] = ("Count", capture_failures)
             model, version = (route.model, route.version) if route is not None else (None, None)
             docs = document(metrics, model_dimension_sets(model, version), metadata={"status": status})
+            broken = route.fallback_from if route is not None else None
+            if model and broken:
+                docs += document({"RequestCount": ("Count", 1), "Errors5xx": ("Count", 1)},
+                                 [{"model": dimension_value(model), "version": dimension_value(broken)}],
+                                 metadata={"status": status, "served_by": version})
             if answered is not None and model and version:
                 labels = Counter(p.label for p in answered.response.predictions if p.label is not None)
                 if labels:
