@@ -88,7 +88,8 @@ def world(aws_world: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
     monkeypatch.setattr(distributed, "ASSEMBLY_PART_SIZE", 256)
     publish_tiny_model(aws_world.store, aws_world.registry)
     for name, value in {"MAAS_BATCH_CHUNK_ROWS": "4", "MAAS_BATCH_SHARD_BYTES": "100",
-                        "MAAS_MAX_FIELD_CHARS": "40",  # a stray quote holds lines back for at most 40 characters
+                        # a stray quote holds lines back for at most MAAS_MAX_FIELD_CHARS characters
+                        "MAAS_MAX_FIELD_CHARS": "40",
                         "MAAS_BATCH_DISTRIBUTED_THRESHOLD_BYTES": "100"}.items():
         monkeypatch.setenv(name, value)
     executions = LocalExecutions(boto3.client("stepfunctions"), LocalStateMachine(max_workers=2))
@@ -104,7 +105,8 @@ def world(aws_world: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
 
 
 def _event(bucket: str, key: str) -> dict[str, Any]:
-    return {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]}
+    s3 = {"bucket": {"name": bucket}, "object": {"key": key}}
+    return {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": s3}]}
 
 
 def _outputs(bucket: str, key: str) -> dict[str, tuple[bytes, dict[str, str]]]:
@@ -201,7 +203,7 @@ def test_a_file_error_found_by_the_plan_gives_the_single_paths_report(world: Any
     w, predictor, (batch_app, executions) = world
     key = "batch/input/tiny/broken.csv"
     boto3.client("s3").put_object(Bucket=w.bucket, Key=key, Body=TRICKY_CSV.encode() + b"\n1,\xff,red\n")
-    failed = f"batch/failed/tiny/broken.csv.error.json"
+    failed = "batch/failed/tiny/broken.csv.error.json"
     with pytest.raises(BatchFileError):
         run_batch(w.bucket, key, predictor, chunk_rows=4)
     single = boto3.client("s3").get_object(Bucket=w.bucket, Key=failed)["Body"].read()

@@ -52,8 +52,7 @@ from maas_core.batch.job import (
     withdraw,
 )
 from maas_core.batch.paths import BatchPaths
-from maas_core.batch.reader import GZIP_MAGIC, READ_SIZE, Limits, detect_format, read_records, \
-    too_large
+from maas_core.batch.reader import GZIP_MAGIC, READ_SIZE, Limits, detect_format, read_records, too_large
 from maas_core.batch.shards import Shard, plan_shards
 from maas_core.batch.writer import AtomicS3Writer
 from maas_core.predictor import Predictor

@@ -492,7 +492,8 @@ class _Feed:
         return line
 
 
-def csv_records(lines: Iterable[str | LongLine], limits: Limits, width: Callable[[], int | None]) -> Iterator[CsvRecord]:
+def csv_records(lines: Iterable[str | LongLine], limits: Limits,
+                width: Callable[[], int | None]) -> Iterator[CsvRecord]:
     """Physical lines -> CSV records (see the module docstring's row rule). `width()`: the header's cell
     count once known; a multi-line record with another count is not taken as a row."""
     source = iter(lines)

@@ -102,8 +102,9 @@ def _head(chunks: Iterable[bytes], n: int) -> tuple[bytes, Iterator[bytes]]:
 
 def plan_shards(chunks: Iterable[bytes], fmt: FileFormat, *, size: int, shard_bytes: int = DEFAULT_SHARD_BYTES,
                 required: Sequence[str] = (), chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                chunk_chars: int = DEFAULT_CHUNK_CHARS, limits: Limits = Limits()) -> ShardPlan:
+                chunk_chars: int = DEFAULT_CHUNK_CHARS, limits: Limits | None = None) -> ShardPlan:
     """The shards of a file of `size` bytes, about `shard_bytes` each (see the module docstring)."""
+    limits = limits or Limits()
     if shard_bytes < 1 or chunk_rows < 1:
         raise ValueError("shard_bytes and chunk_rows must be positive")
     head, data = _head(chunks, 3)
@@ -125,8 +126,7 @@ def plan_shards(chunks: Iterable[bytes], fmt: FileFormat, *, size: int, shard_by
         header: list[str] = []
         records: Iterator[Any] = csv_records(lines, limits, lambda: len(header) or None)
         header += csv_header(records, required)  # its record ended where the line count stands now
-        header_end = taken_chars = lines.chars
-        header_end = bom + lines.nbytes
+        taken_chars, header_end = lines.chars, bom + lines.nbytes
         rows: Iterator[int] = (chars for _, _, chars, _ in records)
     else:
         rows = _jsonl_line_chars(lines)
