@@ -121,7 +121,8 @@ def run(rows: int, shard_counts: list[int]) -> list[Row]:
             print(f"  {len(items):3d} shards: plan {plan_s:5.1f} s ({rows / plan_s:,.0f} rows/s), shards "
                   f"{sum(shard_s):6.1f} s ({per_shard:,.0f} rows/s per shard, slowest {max(shard_s):.1f} s), "
                   f"assembly {assemble_s:.2f} s; stand-in (sequential) {total:.1f} s = {rows / total:,.0f} rows/s; "
-                  f"peak Python memory of a shard {peak / 1e6:.0f} MB (0: not traced); deployed model {deployed:.1f} s, "
+                  f"peak Python memory of a shard {peak / 1e6:.0f} MB (0: not traced); "
+                  f"deployed model {deployed:.1f} s, "
                   f"${cost:.4f} per million rows", flush=True)
             out.append(Row(benchmark=f"{rows:,} rows, {len(items)} shards: deployed wall time (model)",
                            measured=f"{deployed:.1f} s (plan {plan_s:.1f} + slowest shard {max(shard_s):.1f} + "
