@@ -87,7 +87,7 @@ def run(rows: int, shard_counts: list[int]) -> list[Row]:
                 "file_id": file_id(bucket, KEY, etag, head["LastModified"])}
         for count in shard_counts:
             p = Predictor.from_settings(settings.model_copy(update={
-                "batch_shard_bytes": max(1, int(head["ContentLength"]) // count)}))
+                "batch_shard_bytes": max(1, int(head["ContentLength"]) // count), "batch_shard_rows": rows}))
             t = time.perf_counter()
             plan = distributed.plan_file(file, p, s3=s3)
             plan_s = time.perf_counter() - t

@@ -6,6 +6,9 @@ The state machine passes `step` and the step's input (maas_core.batch.distribute
 - assemble: {"step": "assemble", "job": ...} -> the file's BatchResult summary
 - fail:     {"step": "fail", "file": ..., "error": {"Error", "Cause"}} -> the failure report
 
+Metrics and captures as for the batch function (maas_core.monitoring.batch): each shard its rows, the
+assemble (or fail) step the file once.
+
 A step that fails raises (BatchFileError, noted for the fail step): the state machine retries or catches it.
 """
 
@@ -18,6 +21,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core.batch.distributed import assemble_file, fail_file, plan_file, run_shards
+from maas_core.monitoring.batch import BatchMonitor
 from maas_core.predictor import Predictor
 from maas_core.settings import get_settings
 
@@ -30,15 +34,20 @@ def predictor() -> Predictor:
     return Predictor.from_settings(get_settings())
 
 
+@lru_cache(maxsize=1)
+def monitor() -> BatchMonitor:
+    return BatchMonitor.from_settings(get_settings())
+
+
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     step = event.get("step")
     if step == "plan":
         return plan_file(event["file"], predictor())
     if step == "shard":
-        return run_shards(event["BatchInput"]["job"], event["Items"], predictor())
+        return run_shards(event["BatchInput"]["job"], event["Items"], predictor(), monitor=monitor())
     if step == "assemble":
-        return assemble_file(event["job"])
+        return assemble_file(event["job"], monitor=monitor())
     if step == "fail":
-        return fail_file(event["file"], event.get("error"))
+        return fail_file(event["file"], event.get("error"), monitor=monitor())
     raise ValueError(f"unknown step {step!r}: expected plan, shard, assemble or fail")

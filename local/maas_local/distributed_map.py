@@ -8,12 +8,14 @@ ItemBatcher and ProcessorConfig, and its S3 ItemReader fails), so this walks the
     runner = LocalExecutions(sfn, bucket)               # with a moto stack: the batch function's real calls
     runner.create()                                     # the state machine in moto (MAAS_BATCH_STATE_MACHINE_ARN)
     runner.run_pending()                                # runs each RUNNING execution here, then stops it in moto
+    runner.start()                                      # or: in a daemon thread until stop() (maas-demo)
 
 What it runs as Step Functions does: Task states invoking functions/batch_shards/app.py (Parameters and
 ResultSelector with `.$` paths, ResultPath, Retry by error name with MaxAttempts, Catch), the Choice,
 the Map with its S3 JSON ItemReader, ItemBatcher (MaxItemsPerBatch, BatchInput), MaxConcurrencyPath (threads,
 capped by `max_workers`) and ToleratedFailurePercentage 0 (the first failed item stops the Map), Succeed
-and Fail. What it does not model: child executions and their history, retry waits (IntervalSeconds,
+and Fail. What it does not model: child executions and their history, the ResultWriter's objects (the
+children's results stay in memory), retry waits (IntervalSeconds,
 BackoffRate, jitter: no sleep here), Lambda's timeouts and memory, payload limits (256 KiB), IAM, and only
 the JSONPath forms the definition uses (`$`, `$.a.b`). The definition's shape is checked statically by
 tests/unit/test_batch_state_machine.py.
@@ -37,6 +39,7 @@ import boto3
 from maas_core.aws_target import LOCAL_REGION
 from maas_local.lambda_context import FakeLambdaContext
 from maas_local.lambda_runtime import load_function
+from maas_local.queues import PollingThread
 from maas_local.template import LOCAL_ACCOUNT_ID, default_template_path, load_template
 
 log = logging.getLogger(__name__)
@@ -203,9 +206,12 @@ class LocalStateMachine:
         return results
 
 
-class LocalExecutions:
+class LocalExecutions(PollingThread):
     """BatchStateMachine created in moto (so the batch function's StartExecution is real, idempotency included),
     its RUNNING executions run by a LocalStateMachine and then stopped in moto (moto cannot run them)."""
+
+    thread_name = "maas-batch-files"
+    wait_seconds = 0
 
     def __init__(self, sfn: Any | None = None, machine: LocalStateMachine | None = None,
                  name: str = "maas-local-batch-files") -> None:
@@ -214,6 +220,19 @@ class LocalExecutions:
         self.name = name
         self.arn = ""
         self.outcomes: dict[str, dict[str, Any]] = {}  # execution name -> {"status", "output" | "error"}
+        self.queue_url = name  # what PollingThread names in its warnings
+        self._init_thread()
+
+    def poll_once(self, wait_seconds: int = 0) -> int:
+        return self.run_pending()
+
+    def __enter__(self) -> LocalExecutions:
+        if not self.arn:
+            self.create()
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def create(self) -> str:
         """The state machine in moto (its ARN, which MAAS_BATCH_STATE_MACHINE_ARN should name)."""

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
                                                  "into shards on the state machine")
     batch_chunk_rows: int = Field(default=5000, ge=1, description="rows predicted per model call in batch files")
     batch_shard_bytes: int = Field(default=64 * 1024**2, ge=1, description="bytes of input per shard (about)")
+    batch_shard_rows: int = Field(default=500_000, ge=1, description="rows per shard at most (about: a shard "
+                                                                     "ends at a chunk boundary)")
     batch_max_concurrency: int = Field(default=40, ge=1, le=10_000,
                                        description="shards of one file predicted at once (Distributed Map)")
     alias_ttl_seconds: float = Field(default=5.0, ge=0, description="how long a warm function trusts a resolved alias")

@@ -19,7 +19,8 @@ RETRY = {"type": "array", "items": {"type": "object", "required": ["ErrorEquals"
 PATH = {"type": "string", "pattern": r"^\$(\.[A-Za-z_][A-Za-z0-9_]*)*$"}
 DISTRIBUTED_MAP = {
     "type": "object",
-    "required": ["Type", "ItemReader", "ItemBatcher", "ItemProcessor", "ToleratedFailurePercentage", "Catch"],
+    "required": ["Type", "ItemReader", "ItemBatcher", "ItemProcessor", "ResultWriter", "ToleratedFailurePercentage",
+                 "Catch"],
     "properties": {
         "Type": {"const": "Map"},
         "ItemReader": {"type": "object", "required": ["Resource", "ReaderConfig", "Parameters"], "properties": {
@@ -32,6 +33,9 @@ DISTRIBUTED_MAP = {
         "MaxConcurrencyPath": PATH,
         "ToleratedFailurePercentage": {"const": 0},
         "ResultPath": {"type": "null"},
+        "ResultWriter": {"type": "object", "required": ["Resource", "Parameters"], "properties": {
+            "Resource": {"const": "arn:aws:states:::s3:putObject"},
+            "Parameters": {"type": "object", "required": ["Bucket.$", "Prefix.$"]}}},
         "ItemProcessor": {"type": "object", "required": ["ProcessorConfig", "StartAt", "States"], "properties": {
             "ProcessorConfig": {"type": "object", "required": ["Mode", "ExecutionType"], "properties": {
                 "Mode": {"const": "DISTRIBUTED"}, "ExecutionType": {"enum": ["STANDARD", "EXPRESS"]}}}}},

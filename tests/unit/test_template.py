@@ -595,7 +595,7 @@ def test_captures_table_is_keyed_pk_sk_encrypted_and_expires_items(cfn: dict[str
 
 def test_predict_and_batch_capture_logs_reach_the_capture_function_by_subscription(cfn: dict[str, Any]) -> None:
     """Given the capture subscriptions,
-    then PredictLogGroup and BatchLogGroup each have a subscription filter selecting the capture lines'
+    then PredictLogGroup, BatchLogGroup and BatchShardsLogGroup each have a subscription filter selecting the capture lines'
     marker (what maas_core.monitoring.capture writes) to CaptureFunction, created after a permission that
     lets logs.amazonaws.com invoke it from that log group (of this account) only."""
     from maas_core.monitoring.capture import MARKER, CaptureWriter, capture_lines
@@ -604,7 +604,7 @@ def test_predict_and_batch_capture_logs_reach_the_capture_function_by_subscripti
     assert json.loads(line)[MARKER] == 1 and CaptureWriter
     filters = {f["Properties"]["LogGroupName"]["Ref"]: (name, f)
                for name, f in resources_of_type(cfn, "AWS::Logs::SubscriptionFilter").items()}
-    assert set(filters) == {"PredictLogGroup", "BatchLogGroup"}
+    assert set(filters) == {"PredictLogGroup", "BatchLogGroup", "BatchShardsLogGroup"}
     permissions = resources_of_type(cfn, "AWS::Lambda::Permission")
     for group, (_, f) in filters.items():
         props = f["Properties"]

@@ -26,8 +26,9 @@ names a state machine (`batch_state_machine_arn`).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -42,6 +43,7 @@ from maas_core.batch.job import (
     OUT_VARIANT,
     OUT_VERSION,
     BatchResult,
+    ChunkResult,
     _ChunkPredictor,
     already_done,
     as_file_error,
@@ -55,8 +57,12 @@ from maas_core.batch.paths import BatchPaths
 from maas_core.batch.reader import GZIP_MAGIC, READ_SIZE, Limits, detect_format, read_records, too_large
 from maas_core.batch.shards import Shard, plan_shards
 from maas_core.batch.writer import AtomicS3Writer
+from maas_core.outcome import ChunkOutcome, Route
 from maas_core.predictor import Predictor
 from maas_core.settings import Settings
+
+if TYPE_CHECKING:
+    from maas_core.monitoring.batch import BatchMonitor
 
 logger = Logger(child=True)
 
@@ -137,6 +143,7 @@ def plan_file(file: dict[str, Any], predictor: Predictor, *, s3: Any | None = No
             model = predictor.load(paths.model, route.version, route.variant)
             schema = model.manifest.input_schema
             plan = plan_shards(body.iter_chunks(READ_SIZE), fmt, size=size, shard_bytes=settings.batch_shard_bytes,
+                               shard_rows=settings.batch_shard_rows,
                                required=[f.name for f in schema if f.required], chunk_rows=chunk_rows, limits=limits)
         finally:
             body.close()
@@ -152,17 +159,19 @@ def plan_file(file: dict[str, Any], predictor: Predictor, *, s3: Any | None = No
 
 
 def run_shards(job: dict[str, Any], items: list[dict[str, Any]], predictor: Predictor, *,
-               s3: Any | None = None) -> list[dict[str, Any]]:
-    """A Map item batch: predict each shard into its work objects; returns their counts."""
+               s3: Any | None = None, monitor: BatchMonitor | None = None) -> list[dict[str, Any]]:
+    """A Map item batch: predict each shard into its work objects; returns their counts. With a `monitor`, each
+    shard emits its rows' metrics and captures (RequestCount 0: the file counts once, at its end)."""
     s3 = s3 or aws.client("s3")
-    return [_run_shard(job, Shard(**item), predictor, s3) for item in items]
+    return [_run_shard(job, Shard(**item), predictor, s3, monitor) for item in items]
 
 
 def _shard_key(job: dict[str, Any], index: int, suffix: str) -> str:
     return f"{job['work']}shard-{index:05d}{suffix}"
 
 
-def _run_shard(job: dict[str, Any], shard: Shard, predictor: Predictor, s3: Any) -> dict[str, Any]:
+def _run_shard(job: dict[str, Any], shard: Shard, predictor: Predictor, s3: Any,
+               monitor: BatchMonitor | None) -> dict[str, Any]:
     bucket, key, etag = job["bucket"], job["key"], job["etag"]
     paths = BatchPaths.from_input_key(key)
     uri = f"s3://{bucket}/{key}"
@@ -188,17 +197,30 @@ def _run_shard(job: dict[str, Any], shard: Shard, predictor: Predictor, s3: Any)
         chunk_predictor = _ChunkPredictor(model, paths.model, job["version"], job["file_id"],
                                           max_chars=settings.max_field_chars)
         counts = BatchResult(input=uri, status="done", model=paths.model)
+        route = Route(paths.model, job["version"], job["alias"], bool(job["canary"]), variant=job["variant"])
+        observation = monitor.start() if monitor is not None else None
+
+        def observe(done: ChunkResult, started: float) -> None:
+            if monitor is not None and observation is not None:
+                monitor.chunk(observation, ChunkOutcome(
+                    route, model.manifest, model.spec, job["file_id"], done.rows, done.records, done.predictions,
+                    done.rejected(), latency_ms=(time.perf_counter() - started) * 1000.0))
+
         with (AtomicS3Writer(s3, bucket, _shard_key(job, shard.index, ".predictions.jsonl"),
                              content_type=JSONL) as predictions,
               AtomicS3Writer(s3, bucket, _shard_key(job, shard.index, ".errors.jsonl"), content_type=JSONL) as errors):
-            predict_chunks(chunks, chunk_predictor, predictions, errors, counts)
+            predict_chunks(chunks, chunk_predictor, predictions, errors, counts, after=observe)
             predictions.commit()
             errors.commit()
+        if monitor is not None and observation is not None:
+            monitor.finish(observation, paths.model, job["version"], failed=False, input_uri=uri, requests=0)
         done = {"index": shard.index, "rows": counts.rows, "predicted": counts.predicted,
                 "rejected": counts.rejected, "blank": counts.blank,
                 "predictions_bytes": predictions.bytes_written, "errors_bytes": errors.bytes_written}
         s3.put_object(Bucket=bucket, Key=_shard_key(job, shard.index, ".json"), Body=json.dumps(done).encode(),
                       ContentType="application/json")
+        # a failure noted by an earlier attempt of this shard (retried since) is not the file's
+        s3.delete_object(Bucket=bucket, Key=f"{job['work']}failed-1-shard-{shard.index:05d}.json")
         return done
     except Exception as exc:
         raise _noted(s3, bucket, paths, job["file_id"], f"shard-{shard.index:05d}", exc, uri) from exc
@@ -208,7 +230,8 @@ def _range(s3: Any, bucket: str, key: str, etag: str, start: int, end: int) -> A
     return s3.get_object(Bucket=bucket, Key=key, IfMatch=etag, Range=f"bytes={start}-{end - 1}")["Body"]
 
 
-def assemble_file(job: dict[str, Any], *, s3: Any | None = None, part_size: int | None = None) -> dict[str, Any]:
+def assemble_file(job: dict[str, Any], *, s3: Any | None = None, part_size: int | None = None,
+                  monitor: BatchMonitor | None = None) -> dict[str, Any]:
     """State Assemble: the shards' outputs, in input order, as the file's two outputs (errors last); then
     the work area is removed and the file finishes as run_batch's does. Returns the BatchResult summary."""
     s3 = s3 or aws.client("s3")
@@ -249,12 +272,15 @@ def assemble_file(job: dict[str, Any], *, s3: Any | None = None, part_size: int 
         raise _noted(s3, bucket, paths, job["file_id"], "assemble", exc, uri) from exc
     remove_work(s3, bucket, job["work"])
     file_finished(s3, bucket, paths, result=result)
+    if monitor is not None:  # the file, counted once (its rows were counted by its shards)
+        monitor.finish(monitor.start(), paths.model, job["version"], failed=False, input_uri=uri)
     logger.info("batch file processed", extra={**result.summary(), "shards": len(shards),
                                                "copied_bytes": predictions.copied_bytes + errors.copied_bytes})
     return result.summary()
 
 
-def fail_file(file: dict[str, Any], error: dict[str, Any] | None = None, *, s3: Any | None = None) -> dict[str, Any]:
+def fail_file(file: dict[str, Any], error: dict[str, Any] | None = None, *, s3: Any | None = None,
+              monitor: BatchMonitor | None = None) -> dict[str, Any]:
     """State Failed: the failure a step noted (the first by step order), or one made of the state machine's
     error; the report written, the work area removed. Returns the report."""
     s3 = s3 or aws.client("s3")
@@ -272,6 +298,8 @@ def fail_file(file: dict[str, Any], error: dict[str, Any] | None = None, *, s3: 
                                  [{"reason": name}], f"s3://{bucket}/{key}")
     remove_work(s3, bucket, work)
     file_finished(s3, bucket, paths, failure=failure)
+    if monitor is not None:  # counted under source only: which version answered is not known here
+        monitor.finish(monitor.start(), None, None, failed=True, input_uri=failure.input_uri or "")
     return failure.report()
 
 

@@ -45,6 +45,7 @@ from maas_core.batch.reader import (
 )
 
 DEFAULT_SHARD_BYTES = 64 * 1024 * 1024  # ~1.4 M penguins rows: about 30 s of one Lambda's predictions
+DEFAULT_SHARD_ROWS = 500_000  # and at most this many rows: narrow rows of a slow model must still fit 15 minutes
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,10 @@ def _head(chunks: Iterable[bytes], n: int) -> tuple[bytes, Iterator[bytes]]:
 
 
 def plan_shards(chunks: Iterable[bytes], fmt: FileFormat, *, size: int, shard_bytes: int = DEFAULT_SHARD_BYTES,
-                required: Sequence[str] = (), chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                shard_rows: int = DEFAULT_SHARD_ROWS, required: Sequence[str] = (), chunk_rows: int = DEFAULT_CHUNK_ROWS,
                 chunk_chars: int = DEFAULT_CHUNK_CHARS, limits: Limits | None = None) -> ShardPlan:
-    """The shards of a file of `size` bytes, about `shard_bytes` each (see the module docstring)."""
+    """The shards of a file of `size` bytes: each ends at the first boundary past `shard_bytes` bytes or
+    `shard_rows` rows (see the module docstring)."""
     limits = limits or Limits()
     if shard_bytes < 1 or chunk_rows < 1:
         raise ValueError("shard_bytes and chunk_rows must be positive")
@@ -141,7 +143,7 @@ def plan_shards(chunks: Iterable[bytes], fmt: FileFormat, *, size: int, shard_by
         if in_chunk >= chunk_rows or chunk_text >= chunk_chars:  # the single pass ends a chunk here
             in_chunk = chunk_text = 0
             end = bom + lines.nbytes
-            if taken_chars == lines.chars and end - start >= shard_bytes:
+            if taken_chars == lines.chars and (end - start >= shard_bytes or number - first_row + 1 >= shard_rows):
                 shards.append(Shard(len(shards), start, end, first_row))
                 start, first_row = end, number + 1
     total = bom + lines.nbytes
