@@ -89,6 +89,9 @@ WRITE_ALLOWANCES: dict[str, tuple[str, ...]] = {
     # batch results (batch/output/*, batch/failed/*; see test_batch_function_writes_only_batch_results),
     # SSE-KMS data keys to encrypt them, and removing a stale failure report
     "BatchFunction": ("s3:putobject", "s3:deleteobject", "kms:generatedatakey"),
+    # the steps of a large batch file: shard outputs under batch/work/ (removed after), the results by
+    # UploadPartCopy, failure reports; SSE-KMS data keys to encrypt them
+    "BatchShardsFunction": ("s3:putobject", "s3:deleteobject", "kms:generatedatakey"),
     # the capture consumer writes captured predictions (conditional puts, CapturesTable only: see
     # test_monitoring_writes_touch_only_the_captures_table)
     "CaptureFunction": ("dynamodb:putitem",),
@@ -595,8 +598,8 @@ def test_captures_table_is_keyed_pk_sk_encrypted_and_expires_items(cfn: dict[str
 
 def test_predict_and_batch_capture_logs_reach_the_capture_function_by_subscription(cfn: dict[str, Any]) -> None:
     """Given the capture subscriptions,
-    then PredictLogGroup, BatchLogGroup and BatchShardsLogGroup each have a subscription filter selecting the capture lines'
-    marker (what maas_core.monitoring.capture writes) to CaptureFunction, created after a permission that
+    then PredictLogGroup, BatchLogGroup and BatchShardsLogGroup each have a subscription filter selecting the
+    capture lines' marker (what maas_core.monitoring.capture writes) to CaptureFunction, created after a permission that
     lets logs.amazonaws.com invoke it from that log group (of this account) only."""
     from maas_core.monitoring.capture import MARKER, CaptureWriter, capture_lines
 
@@ -1404,6 +1407,9 @@ CODE_DEFAULT_FIELDS = {
     "metrics_min_samples": "metrics tuning",
     "deadline_margin_ms": "time kept back of API Gateway's 29 s for the answer, a property of the code",
     "ort_threads": "onnxruntime follows the vCPUs MemorySize gives (os.cpu_count())",
+    "batch_chunk_rows": "batch tuning: rows per model call, the same on both batch paths",
+    "batch_shard_bytes": "batch tuning: the shards of a large file (BatchMaxConcurrency bounds their parallelism)",
+    "batch_shard_rows": "batch tuning: a shard's rows, bounded by Lambda's 15 minutes at the slowest model",
 }
 
 

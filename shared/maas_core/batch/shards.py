@@ -102,8 +102,9 @@ def _head(chunks: Iterable[bytes], n: int) -> tuple[bytes, Iterator[bytes]]:
 
 
 def plan_shards(chunks: Iterable[bytes], fmt: FileFormat, *, size: int, shard_bytes: int = DEFAULT_SHARD_BYTES,
-                shard_rows: int = DEFAULT_SHARD_ROWS, required: Sequence[str] = (), chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                chunk_chars: int = DEFAULT_CHUNK_CHARS, limits: Limits | None = None) -> ShardPlan:
+                shard_rows: int = DEFAULT_SHARD_ROWS, required: Sequence[str] = (),
+                chunk_rows: int = DEFAULT_CHUNK_ROWS, chunk_chars: int = DEFAULT_CHUNK_CHARS,
+                limits: Limits | None = None) -> ShardPlan:
     """The shards of a file of `size` bytes: each ends at the first boundary past `shard_bytes` bytes or
     `shard_rows` rows (see the module docstring)."""
     limits = limits or Limits()
