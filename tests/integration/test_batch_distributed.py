@@ -213,3 +213,28 @@ def test_a_file_error_found_by_the_plan_gives_the_single_paths_report(world: Any
     assert boto3.client("s3").get_object(Bucket=w.bucket, Key=failed)["Body"].read() == single
     assert _keys(w.bucket, "batch/output/") == [] and _keys(w.bucket, "batch/work/") == []
     assert "shard" not in executions.machine.invocations
+
+
+def test_append_object_copies_large_pieces_server_side_and_reads_only_small_ones(
+        aws_world: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given objects of sizes around S3's minimum part (here 1 KiB: moto's minimum lowered alike), small ones
+    between large ones,
+    When they are appended in order to one AtomicS3Writer and committed,
+    Then the object is their exact concatenation, completed as a multipart upload moto accepts (every part
+    but the last at least the minimum), and most of its bytes were copied server-side, not read back."""
+    import moto.s3.models
+
+    from maas_core.batch.writer import AtomicS3Writer
+
+    monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1024)
+    s3 = boto3.client("s3")
+    sizes = [5000, 10, 300, 2500, 1023, 1024, 7, 4096, 1]
+    pieces = [bytes([65 + i]) * n for i, n in enumerate(sizes)]
+    for i, piece in enumerate(pieces):
+        s3.put_object(Bucket=aws_world.bucket, Key=f"parts/{i}", Body=piece)
+    with AtomicS3Writer(s3, aws_world.bucket, "joined", part_size=1024) as out:
+        for i, n in enumerate(sizes):
+            out.append_object(f"parts/{i}", n)
+        out.commit()
+    assert s3.get_object(Bucket=aws_world.bucket, Key="joined")["Body"].read() == b"".join(pieces)
+    assert out.multipart and out.copied_bytes > sum(sizes) / 2

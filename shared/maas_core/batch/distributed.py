@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -124,7 +124,7 @@ def plan_file(file: dict[str, Any], predictor: Predictor, *, s3: Any | None = No
         fmt = detect_format(key)
         if not paths.model:
             raise BatchFileError("no_model", "batch files go under batch/input/{model}/: this key names no model")
-        obj = s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)  # the content the event announced
+        obj = _get(s3, bucket, key, etag)  # the content the event announced
         body = obj["Body"]
         try:
             limits = Limits.from_settings(settings)
@@ -155,7 +155,7 @@ def plan_file(file: dict[str, Any], predictor: Predictor, *, s3: Any | None = No
         return {"skipped": False, "job": job, "items": {"Bucket": bucket, "Key": shards_key},
                 "max_concurrency": settings.batch_max_concurrency}
     except Exception as exc:
-        raise _noted(s3, bucket, paths, fid, "plan", exc, uri) from exc
+        _raise_noted(s3, bucket, paths, fid, "plan", exc, uri)
 
 
 def run_shards(job: dict[str, Any], items: list[dict[str, Any]], predictor: Predictor, *,
@@ -223,11 +223,22 @@ def _run_shard(job: dict[str, Any], shard: Shard, predictor: Predictor, s3: Any,
         s3.delete_object(Bucket=bucket, Key=f"{job['work']}failed-1-shard-{shard.index:05d}.json")
         return done
     except Exception as exc:
-        raise _noted(s3, bucket, paths, job["file_id"], f"shard-{shard.index:05d}", exc, uri) from exc
+        _raise_noted(s3, bucket, paths, job["file_id"], f"shard-{shard.index:05d}", exc, uri)
 
 
 def _range(s3: Any, bucket: str, key: str, etag: str, start: int, end: int) -> Any:
-    return s3.get_object(Bucket=bucket, Key=key, IfMatch=etag, Range=f"bytes={start}-{end - 1}")["Body"]
+    return _get(s3, bucket, key, etag, Range=f"bytes={start}-{end - 1}")["Body"]
+
+
+def _get(s3: Any, bucket: str, key: str, etag: str, **kwargs: Any) -> Any:
+    """The input as the execution started on it: a replaced object fails the run (its own upload runs anew)."""
+    try:
+        return s3.get_object(Bucket=bucket, Key=key, IfMatch=etag, **kwargs)
+    except ClientError as exc:
+        if aws.error_code(exc) not in {"PreconditionFailed", "412"}:
+            raise
+        raise BatchFileError("changed_while_read", "the input was replaced while it was processed; the new "
+                             "upload is processed on its own", [{"reason": "ETag changed", "etag": etag}]) from exc
 
 
 def assemble_file(job: dict[str, Any], *, s3: Any | None = None, part_size: int | None = None,
@@ -269,7 +280,7 @@ def assemble_file(job: dict[str, Any], *, s3: Any | None = None, part_size: int 
         result.predictions_key, result.errors_key = paths.predictions_key, paths.errors_key
         result.multipart = predictions.multipart
     except Exception as exc:
-        raise _noted(s3, bucket, paths, job["file_id"], "assemble", exc, uri) from exc
+        _raise_noted(s3, bucket, paths, job["file_id"], "assemble", exc, uri)
     remove_work(s3, bucket, job["work"])
     file_finished(s3, bucket, paths, result=result)
     if monitor is not None:  # the file, counted once (its rows were counted by its shards)
@@ -303,9 +314,8 @@ def fail_file(file: dict[str, Any], error: dict[str, Any] | None = None, *, s3: 
     return failure.report()
 
 
-def _noted(s3: Any, bucket: str, paths: BatchPaths, fid: str, step: str, exc: Exception,
-           uri: str) -> BatchFileError:
-    """The step's failure as a BatchFileError, noted in the work area for fail_file (best effort)."""
+def _raise_noted(s3: Any, bucket: str, paths: BatchPaths, fid: str, step: str, exc: Exception, uri: str) -> NoReturn:
+    """Raise the step's failure as a BatchFileError, noted in the work area for fail_file (best effort)."""
     failure = as_file_error(exc, uri)
     order = {"plan": "0", "assemble": "2"}.get(step, "1")  # fail_file takes the first: plan, shards in order
     try:
@@ -313,7 +323,9 @@ def _noted(s3: Any, bucket: str, paths: BatchPaths, fid: str, step: str, exc: Ex
                       Body=json.dumps(failure.report(), default=str).encode(), ContentType="application/json")
     except (ClientError, BotoCoreError):
         logger.warning("could not note a step's failure", extra={"input": uri, "step": step}, exc_info=True)
-    return failure
+    if failure is exc:
+        raise failure
+    raise failure from exc
 
 
 def _read_json(s3: Any, bucket: str, key: str) -> Any:
