@@ -43,8 +43,8 @@ from maas_core.batch.job import (
     OUT_VARIANT,
     OUT_VERSION,
     BatchResult,
+    ChunkPredictor,
     ChunkResult,
-    _ChunkPredictor,
     already_done,
     as_file_error,
     file_id,
@@ -194,7 +194,7 @@ def _run_shard(job: dict[str, Any], shard: Shard, predictor: Predictor, s3: Any,
         chunks = read_records(data(), fmt, required=[f.name for f in schema if f.required],
                               fields=[f.name for f in schema], chunk_rows=int(job["chunk_rows"]), limits=limits,
                               first_row=shard.first_row, whole_file=False)
-        chunk_predictor = _ChunkPredictor(model, paths.model, job["version"], job["file_id"],
+        chunk_predictor = ChunkPredictor(model, paths.model, job["version"], job["file_id"],
                                           max_chars=settings.max_field_chars)
         counts = BatchResult(input=uri, status="done", model=paths.model)
         route = Route(paths.model, job["version"], job["alias"], bool(job["canary"]), variant=job["variant"])

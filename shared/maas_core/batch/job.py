@@ -214,7 +214,7 @@ class _Run:
     def _predict(self, chunks: Any, model: LoadedModel, route: Route, etag: str, fid: str) -> None:
         paths, name, version = self.paths, route.model, route.version
         metadata = {OUT_INPUT_ETAG: etag, OUT_MODEL: name, OUT_VERSION: version, OUT_VARIANT: model.variant}
-        chunk_predictor = _ChunkPredictor(model, name, version, fid, max_chars=self.predictor.settings.max_field_chars)
+        chunk_predictor = ChunkPredictor(model, name, version, fid, max_chars=self.predictor.settings.max_field_chars)
         with (AtomicS3Writer(self.s3, self.bucket, paths.predictions_key, part_size=self.part_size,
                              content_type=JSONL, metadata=metadata) as predictions,
               AtomicS3Writer(self.s3, self.bucket, paths.errors_key, part_size=self.part_size,
@@ -262,7 +262,7 @@ class _Run:
         return self.result
 
 
-def predict_chunks(chunks: Iterable[Chunk], chunk_predictor: _ChunkPredictor, predictions: AtomicS3Writer,
+def predict_chunks(chunks: Iterable[Chunk], chunk_predictor: ChunkPredictor, predictions: AtomicS3Writer,
                    errors: AtomicS3Writer, result: BatchResult, *, before: Callable[[], None] | None = None,
                    after: Callable[[ChunkResult, float], None] | None = None) -> None:
     """Predict `chunks` into the two writers, adding their rows to `result`'s counts (both paths: a whole file,
@@ -337,7 +337,7 @@ class ChunkResult:
         return len({p["row"] for p in self.problems})
 
 
-class _ChunkPredictor:
+class ChunkPredictor:
     """Predicts the chunks of one file with one model version: a chunk of records -> its ChunkResult.
 
     Outputs are shaped as the predict API shapes them (maas_core.outputs.shape_outputs); lines are formatted
