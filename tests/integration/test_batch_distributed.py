@@ -154,8 +154,10 @@ def test_the_same_file_through_both_paths_gives_byte_identical_outputs(world: An
 
 def test_a_redelivered_event_starts_no_second_execution(world: Any) -> None:
     """Given a large file's S3 event,
-    When it is delivered twice while the execution runs and once more after it finished,
-    Then there is one execution; the last delivery is skipped and the outputs are written once."""
+    When it is delivered twice while the execution runs and once more after it finished, and then the same
+    bytes are uploaded again,
+    Then there is one execution for the upload; the late delivery is skipped; the re-upload's execution
+    plans, finds the outputs of this ETag and version and stops there (no shard runs, the outputs stay)."""
     w, _, (batch_app, executions) = world
     key = "batch/input/tiny/again.csv"
     boto3.client("s3").put_object(Bucket=w.bucket, Key=key, Body=TRICKY_CSV.encode())
@@ -167,6 +169,14 @@ def test_a_redelivered_event_starts_no_second_execution(world: Any) -> None:
     assert executions.run_pending() == 0
     assert len(executions.sfn.list_executions(stateMachineArn=executions.arn)["executions"]) == 1
     assert executions.machine.invocations.count("plan") == 1
+    written = _keys(w.bucket, "batch/output/")
+    # the same bytes uploaded again: a new execution, whose plan finds this ETag and version done
+    boto3.client("s3").put_object(Bucket=w.bucket, Key=key, Body=TRICKY_CSV.encode())
+    assert batch_app.lambda_handler(_event(w.bucket, key), FakeLambdaContext())["processed"][0]["status"] == "started"
+    assert executions.run_pending() == 1
+    assert [o["status"] for o in executions.outcomes.values()] == ["SUCCEEDED", "SUCCEEDED"]
+    assert "shard" not in executions.machine.invocations[-2:] and executions.machine.invocations[-1] == "plan"
+    assert _keys(w.bucket, "batch/output/") == written
 
 
 def test_a_failing_shard_leaves_no_output_and_a_failure_report(world: Any) -> None:

@@ -139,7 +139,10 @@ def plan_file(file: dict[str, Any], predictor: Predictor, *, s3: Any | None = No
                    "alias": route.alias, "canary": route.canary, "variant": route.variant,
                    "work": work_prefix(paths, fid), "chunk_rows": chunk_rows}
             if already_done(s3, bucket, paths, result, etag, route.version, route.variant):
-                return {"skipped": True, "job": job, "result": result.summary()}
+                # every field the state's ResultSelector names, even unused: a missing path fails the execution
+                return {"skipped": True, "job": job, "result": result.summary(),
+                        "items": {"Bucket": bucket, "Key": job["work"] + "shards.json"},
+                        "max_concurrency": settings.batch_max_concurrency}
             model = predictor.load(paths.model, route.version, route.variant)
             schema = model.manifest.input_schema
             plan = plan_shards(body.iter_chunks(READ_SIZE), fmt, size=size, shard_bytes=settings.batch_shard_bytes,
