@@ -8,6 +8,9 @@ configured) are ignored, as are keys outside batch/input/ and folder placeholder
 A file that cannot be processed has its report written by run_batch and makes this invocation
 fail, so Lambda retries it and then hands the event to the on-failure destination (the DLQ).
 
+A file larger than MAAS_BATCH_DISTRIBUTED_THRESHOLD_BYTES (not gzip) is handed to the state machine
+(maas_core.batch.distributed: one execution per upload, named by the file id) instead of run here.
+
 Each file emits EMF metrics per model and version and a sample of its rows is captured with source
 "batch" (maas_core.monitoring.batch: log lines, MAAS_CAPTURE_RATE as for predict).
 
@@ -24,6 +27,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from maas_core.batch import BatchFileError, is_batch_input, run_batch
+from maas_core.batch.distributed import start_large_file
 from maas_core.edge.s3_events import s3_objects
 from maas_core.jobs import batch_file_finished
 from maas_core.monitoring.batch import BatchMonitor
@@ -53,8 +57,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.info("not a batch input; ignored", extra={"bucket": bucket, "key": key})
             continue
         try:
-            result = run_batch(bucket, key, predictor(), monitor=monitor(),
-                               time_left=lambda: context.get_remaining_time_in_millis() / 1000)
+            handed_off = start_large_file(bucket, key, get_settings())
+            if handed_off is not None:  # the state machine's assemble or fail step ends this file
+                done.append(handed_off.summary())
+                continue
+            result = run_batch(
+                bucket, key, predictor(), monitor=monitor(), chunk_rows=get_settings().batch_chunk_rows,
+                time_left=lambda: context.get_remaining_time_in_millis() / 1000)
         except BatchFileError as err:
             logger.exception("batch file failed", extra={"input": err.input_uri, "error": err.code})
             failed.append(err)

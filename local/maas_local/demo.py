@@ -17,6 +17,7 @@ Dev-only code: never shipped to Lambda.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
                         help="template parameter override for the gateway, e.g. AllowedOrigins=http://localhost:3000 "
                              "so a web app on that origin can call the API (repeatable)")
+    parser.add_argument("--large-files", type=int, default=None, metavar="BYTES",
+                        help="batch files larger than BYTES run as the deployed large files do (shards on the "
+                             "Distributed Map, here maas_local.distributed_map in-process); default: all in one run")
     args = parser.parse_args(argv)
     parameters = gateway_parameters(args.parameter, args.verbose)  # a malformed one fails before anything starts
     host = "127.0.0.1"
@@ -166,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                     return _port_busy("gateway", host, args.port, "--port")
                 raise
             try:
-                return _predict_and_serve(gateway, base_url, stack, args.no_serve)
+                return _predict_and_serve(gateway, base_url, stack, args.no_serve, args.large_files)
             finally:
                 gateway.stop()
     except KeyboardInterrupt:  # Ctrl-C before serving (e.g. during training)
@@ -176,7 +180,25 @@ def main(argv: list[str] | None = None) -> int:
         print("stopped", flush=True)
 
 
-def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve: bool) -> int:
+def _large_files(threshold: int | None) -> Any:
+    """The local stand-in of BatchStateMachine, named in the batch function's settings (None: not asked for)."""
+    if threshold is None:
+        return contextlib.nullcontext()
+    from maas_core.settings import get_settings
+    from maas_local.distributed_map import LocalExecutions
+
+    executions = LocalExecutions()
+    os.environ.update({"MAAS_BATCH_STATE_MACHINE_ARN": executions.create(),
+                       "MAAS_BATCH_DISTRIBUTED_THRESHOLD_BYTES": str(threshold),
+                       "MAAS_BATCH_SHARD_BYTES": str(max(1, threshold // 4))})
+    get_settings.cache_clear()
+    print(f"large batch files: above {threshold:,} bytes a file is planned into shards of about {threshold // 4:,} "
+          "bytes, predicted and assembled by the local Distributed Map stand-in", flush=True)
+    return executions
+
+
+def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve: bool,
+                       large_files: int | None = None) -> int:
     commands = []
     for model, record in ((MODEL, SAMPLE_RECORD), (TEXT_MODEL, SAMPLE_TEXT)):
         url = f"{base_url}/v1/models/{model}/predict"
@@ -207,7 +229,7 @@ def _predict_and_serve(gateway: Any, base_url: str, stack: LocalStack, no_serve:
     # S3 upload under datasets/ -> a new model version, trained in-process (no Batch locally)
     stack.client("s3").put_object(Bucket=bucket, Key=f"datasets/{MODEL}/training.json",
                                   Body=json.dumps(penguins_training_config(), indent=2).encode())
-    with BatchTrigger(bucket), TrainTrigger(bucket):
+    with BatchTrigger(bucket), TrainTrigger(bucket), _large_files(large_files):
         print("batch predictions: drop a CSV or JSONL file under batch/input/<model>/, e.g.", flush=True)
         print(f"  aws s3 cp training/maas_training/datasets/penguins.csv s3://{bucket}/batch/input/{MODEL}/penguins.csv")
         print(f"  aws s3 ls s3://{bucket}/batch/output/{MODEL}/   # penguins.csv.predictions.jsonl + .errors.jsonl")

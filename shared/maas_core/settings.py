@@ -57,6 +57,19 @@ class Settings(BaseSettings):
     batch_max_rows: int = Field(default=10_000_000, ge=1, description="data rows one batch file may hold")
     batch_max_compression_ratio: float = Field(
         default=200.0, ge=1, description="times a gzip batch file may inflate (judged after its first 256 KiB)")
+    # large batch files (maas_core.batch.distributed): above the threshold a file runs on the state machine
+    batch_state_machine_arn: str | None = Field(
+        default=None, description="Step Functions state machine for large batch files; unset: every file runs in "
+                                  "one function")
+    batch_distributed_threshold_bytes: int = Field(
+        default=256 * 1024**2, ge=1, description="batch files larger than this (uncompressed CSV/JSONL) are split "
+                                                 "into shards on the state machine")
+    batch_chunk_rows: int = Field(default=5000, ge=1, description="rows predicted per model call in batch files")
+    batch_shard_bytes: int = Field(default=64 * 1024**2, ge=1, description="bytes of input per shard (about)")
+    batch_shard_rows: int = Field(default=500_000, ge=1, description="rows per shard at most (about: a shard "
+                                                                     "ends at a chunk boundary)")
+    batch_max_concurrency: int = Field(default=40, ge=1, le=10_000,
+                                       description="shards of one file predicted at once (Distributed Map)")
     alias_ttl_seconds: float = Field(default=5.0, ge=0, description="how long a warm function trusts a resolved alias")
     model_cache_size: int = Field(default=8, ge=1, description="model versions kept loaded per process")
     # monitoring (maas_core.monitoring): prediction capture, feedback, quality and drift metrics

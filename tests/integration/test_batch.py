@@ -215,7 +215,7 @@ def test_prediction_lines_are_the_json_of_their_dicts_byte_for_byte() -> None:
 
     import numpy as np
 
-    from maas_core.batch.job import _ChunkPredictor, _dumps
+    from maas_core.batch.job import ChunkPredictor, _dumps
     from maas_core.outputs import shape_outputs
 
     rng = np.random.default_rng(3)
@@ -224,7 +224,7 @@ def test_prediction_lines_are_the_json_of_their_dicts_byte_for_byte() -> None:
     fid = "0123abcd" * 4
     for task, labels, outputs in cases:
         model = SimpleNamespace(manifest=SimpleNamespace(labels=labels, task=task))
-        chunks = _ChunkPredictor(model, 'm%d"l', "7", fid)  # type: ignore[arg-type]
+        chunks = ChunkPredictor(model, 'm%d"l', "7", fid)  # type: ignore[arg-type]
         rows = list(range(3, 43))
         predictions = shape_outputs(task, labels, outputs)
         expected = [{"row": r, "id": f"{fid}-{r}", **output, "model": 'm%d"l', "version": "7"}

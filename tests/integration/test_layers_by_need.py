@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODEL_FREE = {"AdminFunction": "admin", "CaptureFunction": "capture", "MetricsFunction": "metrics",
               "TrainTriggerFunction": "train_trigger", "JobsFunction": "jobs",
               "GuardrailFunction": "guardrail"}
-MODEL_RUNNING = {"PredictFunction", "PreprocessFunction", "BatchFunction"}
+MODEL_RUNNING = {"PredictFunction", "PreprocessFunction", "BatchFunction", "BatchShardsFunction"}
 NATIVE_ML = ("numpy", "onnxruntime")
 
 # The child: numpy and onnxruntime poisoned before anything is imported, then every model-free handler loaded

@@ -110,8 +110,8 @@ def test_the_local_resources_are_the_templates_own_under_their_local_names() -> 
     body = local_resources_template(template, names)
     resources = body["Resources"]
     assert sorted(resources) == ["AlarmTopic", "AlarmTopicKey", "BatchDeadLetterQueue", "CanaryAlarmRule",
-                                 "CaptureDeadLetterQueue", "CapturesTable", "JobsTable", "ModelBucket", "ModelKey", "RegistryTable",
-                                 "SchedulerRole"]
+                                 "CaptureDeadLetterQueue", "CapturesTable", "JobsTable", "ModelBucket", "ModelKey",
+                                 "RegistryTable", "SchedulerRole"]
     rule = resources["CanaryAlarmRule"]["Properties"]
     assert [t["Arn"] for t in rule["Targets"]] == [names["GuardrailFunction.Arn"]]
     assert names["GuardrailFunction.Arn"] == \

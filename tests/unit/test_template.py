@@ -94,6 +94,9 @@ WRITE_ALLOWANCES: dict[str, tuple[str, ...]] = {
     # a job's item, and signing its presigned upload (batch/input/*/jobs/* only: see
     # test_jobs_function_signs_only_job_files), which S3 encrypts with the bucket's key
     "JobsFunction": ("dynamodb:putitem", "s3:putobject", "kms:generatedatakey"),
+    # the steps of a large batch file: shard outputs under batch/work/ (removed after), the results by
+    # UploadPartCopy, failure reports; SSE-KMS data keys to encrypt them
+    "BatchShardsFunction": ("s3:putobject", "s3:deleteobject", "kms:generatedatakey", "dynamodb:updateitem"),
     # the capture consumer writes captured predictions (conditional puts, CapturesTable only: see
     # test_monitoring_writes_touch_only_the_captures_table)
     "CaptureFunction": ("dynamodb:putitem",),
@@ -631,8 +634,8 @@ def test_captures_table_is_keyed_pk_sk_encrypted_and_expires_items(cfn: dict[str
 
 def test_predict_and_batch_capture_logs_reach_the_capture_function_by_subscription(cfn: dict[str, Any]) -> None:
     """Given the capture subscriptions,
-    then PredictLogGroup and BatchLogGroup each have a subscription filter selecting the capture lines'
-    marker (what maas_core.monitoring.capture writes) to CaptureFunction, created after a permission that
+    then PredictLogGroup, BatchLogGroup and BatchShardsLogGroup each have a subscription filter selecting the
+    capture lines' marker (what maas_core.monitoring.capture writes) to CaptureFunction, created after a permission that
     lets logs.amazonaws.com invoke it from that log group (of this account) only."""
     from maas_core.monitoring.capture import MARKER, CaptureWriter, capture_lines
 
@@ -640,7 +643,7 @@ def test_predict_and_batch_capture_logs_reach_the_capture_function_by_subscripti
     assert json.loads(line)[MARKER] == 1 and CaptureWriter
     filters = {f["Properties"]["LogGroupName"]["Ref"]: (name, f)
                for name, f in resources_of_type(cfn, "AWS::Logs::SubscriptionFilter").items()}
-    assert set(filters) == {"PredictLogGroup", "BatchLogGroup"}
+    assert set(filters) == {"PredictLogGroup", "BatchLogGroup", "BatchShardsLogGroup"}
     permissions = resources_of_type(cfn, "AWS::Lambda::Permission")
     for group, (_, f) in filters.items():
         props = f["Properties"]
@@ -1440,6 +1443,9 @@ CODE_DEFAULT_FIELDS = {
     "metrics_min_samples": "metrics tuning",
     "deadline_margin_ms": "time kept back of API Gateway's 29 s for the answer, a property of the code",
     "ort_threads": "onnxruntime follows the vCPUs MemorySize gives (os.cpu_count())",
+    "batch_chunk_rows": "batch tuning: rows per model call, the same on both batch paths",
+    "batch_shard_bytes": "batch tuning: the shards of a large file (BatchMaxConcurrency bounds their parallelism)",
+    "batch_shard_rows": "batch tuning: a shard's rows, bounded by Lambda's 15 minutes at the slowest model",
 }
 
 

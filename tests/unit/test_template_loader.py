@@ -245,7 +245,7 @@ def test_resolution_errors_are_specific() -> None:
 
 def test_queues_resolve_to_local_urls_and_log_subscribers_are_found() -> None:
     """Given template.yaml's capture dead-letter queue and the subscriptions of PredictLogGroup and
-    BatchLogGroup to CaptureFunction,
+    BatchLogGroup (and BatchShardsLogGroup) to CaptureFunction,
     then the queue's Ref resolves to a local queue URL with its Arn and QueueName, no queue has a consumer
     any more, and log_subscribers names CaptureFunction once, for both log groups, with its own environment
     and its on-failure dead-letter queue."""
@@ -258,7 +258,7 @@ def test_queues_resolve_to_local_urls_and_log_subscribers_are_found() -> None:
     assert queue_consumers(t, names, base_dir=ROOT) == []
     [capture] = log_subscribers(t, names, base_dir=ROOT)
     assert capture.route.function == "CaptureFunction"
-    assert sorted(capture.log_groups) == ["BatchLogGroup", "PredictLogGroup"]
+    assert sorted(capture.log_groups) == ["BatchLogGroup", "BatchShardsLogGroup", "PredictLogGroup"]
     assert set(capture.filter_patterns) == {"{ $.maas_capture = 1 }"}
     assert capture.dead_letter_queue_url == names["CaptureDeadLetterQueue"]
     assert capture.route.environment["MAAS_CAPTURES_TABLE"] == names["CapturesTable"]

@@ -4,6 +4,9 @@
 - reader: stream a CSV / JSONL (optionally gzip) object as chunks of records, in bounded memory
 - writer: write an S3 object atomically (single put, or a multipart upload completed at the end)
 - job:    run_batch(bucket, key, predictor) -> BatchResult, tying them to a model version
+- shards: plan a large file as byte ranges that start on a record boundary, read by the same reader
+- distributed: a large file on the Step Functions Distributed Map (plan, shards, assembly), same outputs
+- completion: file_finished, where every file ends on either path (its failure report written or removed)
 
 Knows nothing of Lambda events: functions/batch/app.py turns S3 events into run_batch calls.
 

@@ -57,7 +57,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -67,6 +67,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
+from maas_core.batch.completion import file_finished
 from maas_core.batch.errors import BatchFileError
 from maas_core.batch.paths import BatchPaths
 from maas_core.batch.reader import (
@@ -109,7 +110,8 @@ MIN_TIME_LEFT_SECONDS = 30.0  # stop (and report) before the function is killed 
 @dataclass
 class BatchResult:
     input: str  # s3://bucket/key
-    status: Literal["done", "skipped", "gone"]  # gone: the object was deleted before we read it
+    # gone: the object was deleted before we read it; started: handed to the state machine (distributed.py)
+    status: Literal["done", "skipped", "gone", "started"]
     model: str
     version: str | None = None
     alias: str | None = None
@@ -152,11 +154,12 @@ def run_batch(
         result = run.run()
     except Exception as exc:
         failure = as_file_error(exc, uri)
-        write_failure_report(s3, bucket, paths, failure)
+        file_finished(s3, bucket, paths, failure=failure)
         run.observed(failed=True)
         if failure is exc:
             raise
         raise failure from exc
+    file_finished(s3, bucket, paths, result=result)
     if result.status == "done":  # a skipped duplicate was counted when it was processed
         run.observed(failed=False)
     return result
@@ -206,35 +209,25 @@ class _Run:
                                                               obj.get("LastModified")))
         finally:
             body.close()
-        self._remove_stale_failure_report()
         return self._finish("done")
 
     def _predict(self, chunks: Any, model: LoadedModel, route: Route, etag: str, fid: str) -> None:
         paths, name, version = self.paths, route.model, route.version
         metadata = {OUT_INPUT_ETAG: etag, OUT_MODEL: name, OUT_VERSION: version, OUT_VARIANT: model.variant}
-        chunk_predictor = _ChunkPredictor(model, name, version, fid, max_chars=self.predictor.settings.max_field_chars)
+        chunk_predictor = ChunkPredictor(model, name, version, fid, max_chars=self.predictor.settings.max_field_chars)
         with (AtomicS3Writer(self.s3, self.bucket, paths.predictions_key, part_size=self.part_size,
                              content_type=JSONL, metadata=metadata) as predictions,
               AtomicS3Writer(self.s3, self.bucket, paths.errors_key, part_size=self.part_size,
                              content_type=JSONL, metadata=metadata) as errors):
-            for chunk in chunks:
-                with tokens_reused():  # a chunk's texts are tokenized once, for the model and its captures
-                    self._check_time()
-                    started = time.perf_counter()
-                    done = chunk_predictor.predict(chunk)
-                    predictions.write(done.lines)
-                    if done.problems:
-                        errors.write("".join(_dumps(p) for p in done.problems).encode())
-                    rejected = done.rejected()
-                    self.result.rows += chunk.size
-                    self.result.predicted += len(done.rows)
-                    self.result.rejected += rejected
-                    self.result.blank += chunk.blank
-                    if self.monitor is not None and self.observation is not None:
-                        self.monitor.chunk(self.observation, ChunkOutcome(
-                            route, model.manifest, model.spec, fid, done.rows, done.records, done.predictions,
-                            rejected, latency_ms=(time.perf_counter() - started) * 1000.0))
-            counts = self._counts()
+            def observe(done: ChunkResult, started: float) -> None:
+                if self.monitor is not None and self.observation is not None:
+                    self.monitor.chunk(self.observation, ChunkOutcome(
+                        route, model.manifest, model.spec, fid, done.rows, done.records, done.predictions,
+                        done.rejected(), latency_ms=(time.perf_counter() - started) * 1000.0))
+
+            predict_chunks(chunks, chunk_predictor, predictions, errors, self.result, before=self._check_time,
+                           after=observe)
+            counts = row_counts(self.result)
             predictions.commit(counts)  # first: the errors file, written last, says the run finished
             try:
                 errors.commit(counts)
@@ -244,11 +237,6 @@ class _Run:
             self.result.multipart = predictions.multipart
         self.result.predictions_key, self.result.errors_key = paths.predictions_key, paths.errors_key
 
-    def _counts(self) -> dict[str, str]:
-        r = self.result
-        return {OUT_ROWS_READ: str(r.rows), OUT_ROWS_PREDICTED: str(r.predicted), OUT_ROWS_REJECTED: str(r.rejected),
-                OUT_ROWS_BLANK: str(r.blank)}
-
     def observed(self, failed: bool) -> None:
         """Emit the file's metrics (never raises); the model only counts once its version resolved."""
         if self.monitor is not None and self.observation is not None:
@@ -257,45 +245,10 @@ class _Run:
                                 input_uri=self.result.input)
 
     def _already_done(self, etag: str, version: str, variant: str) -> bool:
-        """The errors file (written last) records this input ETag and model version: a duplicate event."""
-        try:
-            head = self.s3.head_object(Bucket=self.bucket, Key=self.paths.errors_key)
-        except ClientError as exc:
-            if aws.is_not_found(exc) or aws.error_code(exc) in {"403", "AccessDenied"}:
-                return False
-            raise
-        meta = head.get("Metadata") or {}
-        if (meta.get(OUT_INPUT_ETAG) == etag and meta.get(OUT_VERSION) == version
-                and meta.get(OUT_VARIANT, DEFAULT_VARIANT) == variant):
-            self.result.predictions_key, self.result.errors_key = self.paths.predictions_key, self.paths.errors_key
-            r = self.result  # the counts of the run this repeats (absent from outputs of older runs: 0)
-            r.rows, r.predicted, r.rejected, r.blank = (int(meta.get(k) or 0) for k in (
-                OUT_ROWS_READ, OUT_ROWS_PREDICTED, OUT_ROWS_REJECTED, OUT_ROWS_BLANK))
-            logger.info("batch input already processed by this version; skipped",
-                        extra={"input": self.result.input, "version": version, "variant": variant})
-            return True
-        return False
+        return already_done(self.s3, self.bucket, self.paths, self.result, etag, version, variant)
 
     def _withdraw(self, key: str) -> None:
-        """Best effort: delete an output whose run failed after it was committed (the redelivered event writes
-        it again, byte for byte); if even that fails, the missing errors file still says the run did not end."""
-        try:
-            self.s3.delete_object(Bucket=self.bucket, Key=key)
-        except (ClientError, BotoCoreError):
-            logger.warning("could not withdraw an output of a failed run",
-                           extra={"output": f"s3://{self.bucket}/{key}"}, exc_info=True)
-
-    def _remove_stale_failure_report(self) -> None:
-        key = self.paths.failure_key
-        try:
-            self.s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError:
-            return  # none (or not ours to see)
-        try:
-            self.s3.delete_object(Bucket=self.bucket, Key=key)
-        except (ClientError, BotoCoreError):
-            logger.warning("could not remove the stale failure report", extra={"report": f"s3://{self.bucket}/{key}"},
-                           exc_info=True)
+        withdraw(self.s3, self.bucket, key)
 
     def _check_time(self) -> None:
         if self.time_left is not None and self.time_left() < MIN_TIME_LEFT_SECONDS:
@@ -307,6 +260,67 @@ class _Run:
         self.result.status = status
         self.result.seconds = round(time.monotonic() - self.started, 3)
         return self.result
+
+
+def predict_chunks(chunks: Iterable[Chunk], chunk_predictor: ChunkPredictor, predictions: AtomicS3Writer,
+                   errors: AtomicS3Writer, result: BatchResult, *, before: Callable[[], None] | None = None,
+                   after: Callable[[ChunkResult, float], None] | None = None) -> None:
+    """Predict `chunks` into the two writers, adding their rows to `result`'s counts (both paths: a whole file,
+    or one shard of it). `before()` runs before each chunk, `after(done, started)` after it."""
+    for chunk in chunks:
+        with tokens_reused():  # a chunk's texts are tokenized once, for the model and its captures
+            if before is not None:
+                before()
+            started = time.perf_counter()
+            done = chunk_predictor.predict(chunk)
+            predictions.write(done.lines)
+            if done.problems:
+                errors.write("".join(_dumps(p) for p in done.problems).encode())
+            result.rows += chunk.size
+            result.predicted += len(done.rows)
+            result.rejected += done.rejected()
+            result.blank += chunk.blank
+            if after is not None:
+                after(done, started)
+
+
+def row_counts(result: BatchResult) -> dict[str, str]:
+    """The outputs' count metadata."""
+    return {OUT_ROWS_READ: str(result.rows), OUT_ROWS_PREDICTED: str(result.predicted),
+            OUT_ROWS_REJECTED: str(result.rejected), OUT_ROWS_BLANK: str(result.blank)}
+
+
+def already_done(s3: Any, bucket: str, paths: BatchPaths, result: BatchResult, etag: str, version: str,
+                 variant: str) -> bool:
+    """The errors file (written last) records this input ETag and model version: a duplicate event. Then
+    `result` gets the outputs' keys and the counts of the run this repeats."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=paths.errors_key)
+    except ClientError as exc:
+        if aws.is_not_found(exc) or aws.error_code(exc) in {"403", "AccessDenied"}:
+            return False
+        raise
+    meta = head.get("Metadata") or {}
+    if (meta.get(OUT_INPUT_ETAG) == etag and meta.get(OUT_VERSION) == version
+            and meta.get(OUT_VARIANT, DEFAULT_VARIANT) == variant):
+        result.predictions_key, result.errors_key = paths.predictions_key, paths.errors_key
+        # the counts of the run this repeats (absent from outputs of older runs: 0)
+        result.rows, result.predicted, result.rejected, result.blank = (int(meta.get(k) or 0) for k in (
+            OUT_ROWS_READ, OUT_ROWS_PREDICTED, OUT_ROWS_REJECTED, OUT_ROWS_BLANK))
+        logger.info("batch input already processed by this version; skipped",
+                    extra={"input": result.input, "version": version, "variant": variant})
+        return True
+    return False
+
+
+def withdraw(s3: Any, bucket: str, key: str) -> None:
+    """Best effort: delete an output whose run failed after it was committed (the redelivered event writes
+    it again, byte for byte); if even that fails, the missing errors file still says the run did not end."""
+    try:
+        s3.delete_object(Bucket=bucket, Key=key)
+    except (ClientError, BotoCoreError):
+        logger.warning("could not withdraw an output of a failed run", extra={"output": f"s3://{bucket}/{key}"},
+                       exc_info=True)
 
 
 @dataclass(frozen=True)
@@ -323,7 +337,7 @@ class ChunkResult:
         return len({p["row"] for p in self.problems})
 
 
-class _ChunkPredictor:
+class ChunkPredictor:
     """Predicts the chunks of one file with one model version: a chunk of records -> its ChunkResult.
 
     Outputs are shaped as the predict API shapes them (maas_core.outputs.shape_outputs); lines are formatted
@@ -432,13 +446,3 @@ def as_file_error(exc: BaseException, uri: str) -> BatchFileError:
                              [{"reason": type(exc).__name__}])
     err.input_uri = uri
     return err
-
-
-def write_failure_report(s3: Any, bucket: str, paths: BatchPaths, failure: BatchFileError) -> None:
-    """Best effort: a report that cannot be written is logged, and the run's own error still raised."""
-    body = json.dumps(failure.report(), ensure_ascii=False, indent=2, default=str).encode()
-    try:
-        s3.put_object(Bucket=bucket, Key=paths.failure_key, Body=body, ContentType="application/json")
-    except (ClientError, BotoCoreError):
-        logger.exception("could not write the failure report",
-                         extra={"report": f"s3://{bucket}/{paths.failure_key}", "error": failure.code})

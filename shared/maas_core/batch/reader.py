@@ -138,25 +138,30 @@ def read_records(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     chunk_chars: int = DEFAULT_CHUNK_CHARS,
     limits: Limits = Limits(),
+    first_row: int = 1,
+    whole_file: bool = True,
 ) -> Iterator[Chunk]:
     """Raw bytes of a file (as S3 streams them) -> chunks of records. See the module docstring.
 
     `required` names the columns a CSV header must have (the model's required input fields);
     `fields`, if given, are the only keys records keep (the model's input fields: a wide column the
     model ignores costs no memory).
+
+    A shard of a file (maas_core.batch.shards) is read with `first_row` (the number of its first data row)
+    and `whole_file=False` (the file-level checks already ran on the whole file: a shard of blank lines
+    is no empty file); a CSV shard's bytes start with the file's header record.
     """
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
-    data = _capped_bytes(maybe_gunzip(chunks, fmt.gzip, limits.max_ratio), limits.max_bytes)
+    data = capped_bytes(maybe_gunzip(chunks, fmt.gzip, limits.max_ratio), limits.max_bytes)
     lines = decode_lines(data, limits.max_line_chars, universal=fmt.kind == "csv")
-    rows = _csv_rows(lines, required, fields, limits) if fmt.kind == "csv" else _jsonl_rows(lines, fields, limits)
+    rows = (_csv_rows(lines, required, fields, limits, first_row) if fmt.kind == "csv"
+            else _jsonl_rows(lines, fields, limits, first_row, whole_file))
     chunk = Chunk()
     max_rows = limits.max_rows if limits.max_rows is not None else float("inf")
     for number, record, problems, chars in rows:
         if number > max_rows:
-            raise BatchFileError("too_many_rows", f"the file has more than {limits.max_rows:,} data rows "
-                                 "(MAAS_BATCH_MAX_ROWS); split it into smaller files",
-                                 [{"reason": "too many rows", "limit": limits.max_rows}])
+            raise too_many_rows(limits.max_rows)
         chunk.size += 1
         chunk.chars += chars
         if record is not None:
@@ -203,7 +208,7 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def _capped_bytes(chunks: Iterable[bytes], max_bytes: int | None) -> Iterator[bytes]:
+def capped_bytes(chunks: Iterable[bytes], max_bytes: int | None) -> Iterator[bytes]:
     """The text's bytes, refused (`too_large`) as soon as they pass `max_bytes`."""
     total = 0
     for data in chunks:
@@ -211,6 +216,12 @@ def _capped_bytes(chunks: Iterable[bytes], max_bytes: int | None) -> Iterator[by
         if max_bytes is not None and total > max_bytes:
             raise too_large(max_bytes)
         yield data
+
+
+def too_many_rows(max_rows: int | None) -> BatchFileError:
+    return BatchFileError("too_many_rows", f"the file has more than {max_rows:,} data rows "
+                          "(MAAS_BATCH_MAX_ROWS); split it into smaller files",
+                          [{"reason": "too many rows", "limit": max_rows}])
 
 
 def too_large(max_bytes: int) -> BatchFileError:
@@ -265,6 +276,12 @@ class LongLine:
     """A line longer than `max_line_chars`: its text was dropped as it streamed by."""
 
     chars: int
+    nbytes: int = 0  # its UTF-8 bytes (shard planning places boundaries by byte offset)
+
+
+def utf8_len(text: str) -> int:
+    """Bytes of `text` in UTF-8 (str.isascii is O(1) in CPython: only non-ASCII text is encoded)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 _AFTER_ANY_BREAK = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")  # LF, CRLF or a lone CR; not the others of splitlines()
@@ -279,6 +296,7 @@ def decode_lines(chunks: Iterable[bytes], max_line_chars: int = DEFAULT_MAX_LINE
     pending: list[str] = []  # the current line's pieces so far
     pending_chars = 0
     skipped = -1  # characters of a too long line dropped so far; -1: not in one
+    skipped_bytes = 0  # and their bytes
     lines_done = 0
     first = True
     carry = ""  # a CR at the end of a read: the LF of a CRLF may come with the next one
@@ -293,7 +311,7 @@ def decode_lines(chunks: Iterable[bytes], max_line_chars: int = DEFAULT_MAX_LINE
                                  [{"line": line, "reason": exc.reason}]) from exc
 
     def split(text: str) -> Iterator[str | LongLine]:
-        nonlocal pending_chars, lines_done, skipped
+        nonlocal pending_chars, lines_done, skipped, skipped_bytes
         if universal and text.count("\r") != text.count("\r\n"):  # a lone CR somewhere
             parts = _AFTER_ANY_BREAK.split(text)
         else:  # LF or CRLF: str.split is ~5x faster than the regex
@@ -303,7 +321,7 @@ def decode_lines(chunks: Iterable[bytes], max_line_chars: int = DEFAULT_MAX_LINE
             lines_done += len(parts) - 1
             first = parts[0]
             if skipped >= 0:
-                yield LongLine(skipped + len(first))
+                yield LongLine(skipped + len(first), skipped_bytes + utf8_len(first))
                 skipped = -1
             else:
                 if pending:
@@ -311,17 +329,19 @@ def decode_lines(chunks: Iterable[bytes], max_line_chars: int = DEFAULT_MAX_LINE
                     first = "".join(pending)
                     pending.clear()
                     pending_chars = 0
-                yield first if len(first) <= max_line_chars else LongLine(len(first))
+                yield first if len(first) <= max_line_chars else LongLine(len(first), utf8_len(first))
             for part in parts[1:-1]:  # each ends with its line break
-                yield part if len(part) <= max_line_chars else LongLine(len(part))
+                yield part if len(part) <= max_line_chars else LongLine(len(part), utf8_len(part))
         tail = parts[-1]
         if skipped >= 0:
             skipped += len(tail)
+            skipped_bytes += utf8_len(tail)
         elif tail:
             pending.append(tail)
             pending_chars += len(tail)
             if pending_chars > max_line_chars:  # stop holding it: only its length is kept
                 skipped, pending_chars = pending_chars, 0
+                skipped_bytes = sum(map(utf8_len, pending))
                 pending.clear()
 
     for data in chunks:
@@ -335,7 +355,7 @@ def decode_lines(chunks: Iterable[bytes], max_line_chars: int = DEFAULT_MAX_LINE
         yield from split(text)
     yield from split(carry + decode(b"", True))
     if skipped >= 0:
-        yield LongLine(skipped)
+        yield LongLine(skipped, skipped_bytes)
     elif pending:
         yield "".join(pending)
 
@@ -389,10 +409,11 @@ def _json_reason(exc: ValueError | RecursionError) -> str:
     return f"a number has more than {sys.get_int_max_str_digits():,} digits"  # the only other ValueError
 
 
-def _jsonl_rows(lines: Iterable[str | LongLine], fields: Sequence[str] | None, limits: Limits) -> Iterator[Row]:
-    seen_content = False
+def _jsonl_rows(lines: Iterable[str | LongLine], fields: Sequence[str] | None, limits: Limits,
+                first_row: int = 1, whole_file: bool = True) -> Iterator[Row]:
+    seen_content = not whole_file
     cap = limits.max_field_chars
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(lines, start=first_row):
         if isinstance(line, LongLine):
             seen_content = True
             yield number, None, _long_line(line, limits), line.chars
@@ -436,7 +457,7 @@ def _json_kind(v: Any) -> str:
 
 # (cells ([] for a blank line) or None, error or None, characters, the cell lengths of a line the csv module
 # refused as over its field limit or None)
-_Record = tuple[list[str] | None, str | None, int, list[int] | None]
+CsvRecord = tuple[list[str] | None, str | None, int, list[int] | None]
 
 
 UNBALANCED = ("unbalanced quote: a quoted cell opened on this row does not close as a valid row; "
@@ -471,7 +492,8 @@ class _Feed:
         return line
 
 
-def _csv_records(lines: Iterable[str | LongLine], limits: Limits, width: Callable[[], int | None]) -> Iterator[_Record]:
+def csv_records(lines: Iterable[str | LongLine], limits: Limits,
+                width: Callable[[], int | None]) -> Iterator[CsvRecord]:
     """Physical lines -> CSV records (see the module docstring's row rule). `width()`: the header's cell
     count once known; a multi-line record with another count is not taken as a row."""
     source = iter(lines)
@@ -480,7 +502,7 @@ def _csv_records(lines: Iterable[str | LongLine], limits: Limits, width: Callabl
     def more() -> str | LongLine | None:
         return back.popleft() if back else next(source, None)
 
-    def record(line: str | LongLine) -> _Record:
+    def record(line: str | LongLine) -> CsvRecord:
         if isinstance(line, LongLine):
             return None, _long_line(line, limits)[0]["reason"], line.chars, None
         if '"' not in line:  # nearly every line: no quoting, so a plain split is the RFC 4180 parse
@@ -499,7 +521,7 @@ def _csv_records(lines: Iterable[str | LongLine], limits: Limits, width: Callabl
 
 
 def _quoted_record(line: str, more: Callable[[], str | LongLine | None], put_back: Callable[[Any], None],
-                   put_back_all: Callable[[Iterable[Any]], None], limits: Limits, width: int | None) -> _Record:
+                   put_back_all: Callable[[Iterable[Any]], None], limits: Limits, width: int | None) -> CsvRecord:
     feed = _Feed(line, more, put_back, limits.max_field_chars)
     try:
         cells: list[str] | None = next(csv.reader(feed), [])
@@ -545,22 +567,14 @@ def _cell_lengths(line: str) -> list[int]:
 
 
 def _csv_rows(lines: Iterable[str | LongLine], required: Sequence[str], fields: Sequence[str] | None,
-              limits: Limits) -> Iterator[Row]:
-    header: list[str] | None = None
-    records = _csv_records(lines, limits, lambda: None if header is None else len(header))
-    for cells, error, _, _ in records:
-        if error is not None:
-            raise BatchFileError("bad_header", f"the CSV header row cannot be read: {error}")
-        if cells:
-            header = [c.strip() for c in cells]
-            break
-    if header is None:
-        raise BatchFileError("empty_file", "the file has no header row (it is empty or only blank lines)")
-    _check_header(header, required)
+              limits: Limits, first_row: int = 1) -> Iterator[Row]:
+    header: list[str] = []
+    records = csv_records(lines, limits, lambda: len(header) or None)
+    header += csv_header(records, required)
     width = len(header)
     keep = [(i, name) for i, name in enumerate(header) if fields is None or name in fields]
     cap = limits.max_field_chars
-    for number, (cells, error, chars, lengths) in enumerate(records, start=1):
+    for number, (cells, error, chars, lengths) in enumerate(records, start=first_row):
         if cells is None:
             # a cell over csv's field_size_limit is named like any cell over max_field_chars
             long = [_too_long(header[i] if i < width else None, n, limits)
@@ -577,6 +591,18 @@ def _csv_rows(lines: Iterable[str | LongLine], required: Sequence[str], fields: 
             yield number, None, long, chars
         else:
             yield number, {name: (cells[i] if cells[i] != "" else None) for i, name in keep}, NO_PROBLEMS, chars
+
+
+def csv_header(records: Iterator[CsvRecord], required: Sequence[str]) -> list[str]:
+    """Read the header record (the first that is not blank) off `records` and check it (see _check_header)."""
+    for cells, error, _, _ in records:
+        if error is not None:
+            raise BatchFileError("bad_header", f"the CSV header row cannot be read: {error}")
+        if cells:
+            header = [c.strip() for c in cells]
+            _check_header(header, required)
+            return header
+    raise BatchFileError("empty_file", "the file has no header row (it is empty or only blank lines)")
 
 
 def _check_header(header: list[str], required: Sequence[str]) -> None:

@@ -12,6 +12,12 @@ when it began, so the completed object is then copied onto itself with the full 
 before the commit returns; if that fails the object is deleted, so nothing appears without it). S3 wants every part but
 the last to be at least 5 MiB; the default part is 8 MiB, so memory stays near one part however
 large the object grows.
+
+`append_object(key, size)` appends another object of the bucket (a shard's output, when the Distributed Map
+path assembles a file): copied server-side (UploadPartCopy) as whole parts, so a large object is never read
+back; only what S3's part rules cannot take as a part of its own is read into the buffer (an object smaller
+than two parts arriving while the buffer holds bytes, or the head of a larger one topping the buffer up to
+a part, or one smaller than a part): less than two parts per object.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
+MAX_COPY_PART = 5 * 1024**3  # S3's largest part
 
 logger = Logger(child=True)
 
@@ -39,6 +46,7 @@ class AtomicS3Writer:
         self.content_type = content_type
         self.metadata = dict(metadata or {})
         self.bytes_written = 0
+        self.copied_bytes = 0  # of them, copied server-side by append_object
         self._buf = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
@@ -113,15 +121,63 @@ class AtomicS3Writer:
                                extra={"upload_id": self._upload_id, "bucket": self.bucket, "key": self.key},
                                exc_info=True)
 
+    def append_object(self, key: str, size: int) -> None:
+        """Append the bytes of s3://{bucket}/{key} (`size` of them), copied server-side where S3 allows."""
+        if self._done:
+            raise ValueError(f"s3://{self.bucket}/{self.key} is already committed or aborted")
+        start = 0
+        if self._buf:
+            if len(self._buf) + size < 2 * self.part_size:  # small: read it into the buffer
+                self.write(self._read(key, 0, size))
+                return
+            start = self.part_size - len(self._buf)  # top the buffer up to one part (write() sends it)
+            self.write(self._read(key, 0, start))
+        if size - start < self.part_size:  # a part of its own would be too small (unless last: cannot know)
+            self.write(self._read(key, start, size - start))
+            return
+        while start < size:
+            end = min(size, start + MAX_COPY_PART)
+            if 0 < size - end < self.part_size:  # never leave a tail too small to be a part
+                end = size - self.part_size
+            self._copy_part(key, start, end)
+            start = end
+
+    def _read(self, key: str, start: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        try:
+            resp = self.s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
+            return cast("bytes", resp["Body"].read())
+        except BaseException:
+            self.abort()
+            raise
+
+    def _copy_part(self, key: str, start: int, end: int) -> None:
+        try:
+            number = len(self._parts) + 1
+            resp = self.s3.upload_part_copy(Bucket=self.bucket, Key=self.key, UploadId=self._ensure_upload(),
+                                            PartNumber=number, CopySource={"Bucket": self.bucket, "Key": key},
+                                            CopySourceRange=f"bytes={start}-{end - 1}")
+        except BaseException:
+            self.abort()
+            raise
+        self.bytes_written += end - start
+        self.copied_bytes += end - start
+        self._parts.append({"PartNumber": number, "ETag": resp["CopyPartResult"]["ETag"]})
+
+    def _ensure_upload(self) -> str:
+        if self._upload_id is None:
+            self._upload_id = self.s3.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, ContentType=self.content_type, Metadata=self.metadata,
+            )["UploadId"]
+        return self._upload_id
+
     def _upload_part(self) -> None:
         try:
-            if self._upload_id is None:
-                self._upload_id = self.s3.create_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, ContentType=self.content_type, Metadata=self.metadata,
-                )["UploadId"]
+            upload_id = self._ensure_upload()
             number = len(self._parts) + 1
             body, self._buf = self._buf, bytearray()
-            etag = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
+            etag = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=upload_id,
                                        PartNumber=number, Body=body)["ETag"]
         except BaseException:
             self.abort()

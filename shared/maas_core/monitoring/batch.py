@@ -109,8 +109,9 @@ class BatchMonitor(PredictMonitor):
         o.capture_failures += max(failed, 0)
 
     def finish(self, o: FileObservation, model: str | None, version: str | None, *, failed: bool,
-               input_uri: str = "") -> None:
-        """Emit the file's metrics (see the module docstring). Never raises."""
+               input_uri: str = "", requests: int = 1) -> None:
+        """Emit the file's metrics (see the module docstring). Never raises. A shard of a large file
+        (maas_core.batch.distributed) emits its rows with `requests=0`; its file's last step the 1."""
         try:
             resolved = model is not None and version is not None
             sets: list[dict[str, str]] = [dict(BATCH_DIMENSIONS)]
@@ -119,8 +120,8 @@ class BatchMonitor(PredictMonitor):
                         {"model": dimension_value(model)}, dict(BATCH_DIMENSIONS)]
             latencies = o.chunk_ms or []
             metrics: dict[str, tuple[str, Any]] = {
-                "RequestCount": ("Count", 1), "RecordCount": ("Count", o.records),
-                "RejectedRecords": ("Count", o.rejected), "FailedFiles": ("Count", 1 if failed else 0),
+                "RequestCount": ("Count", requests), "RecordCount": ("Count", o.records),
+                "RejectedRecords": ("Count", o.rejected), "FailedFiles": ("Count", requests if failed else 0),
             }
             if latencies:  # emf.document splits more than EMF's 100 values a metric over several documents
                 metrics["Latency"] = ("Milliseconds", latencies)
