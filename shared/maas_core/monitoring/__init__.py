@@ -19,8 +19,9 @@ schemas (the API's models).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from maas_core.lazy import lazy_exports
 
 # Imported on first use (PEP 562): the predict function needs only PredictMonitor on a cold start, not the
 # feedback/metrics service, the captures table or their pydantic models (~30 ms of imports).
@@ -39,12 +40,7 @@ if TYPE_CHECKING:
     from maas_core.monitoring.store import CaptureStore, InvalidCapture
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [

@@ -11,8 +11,9 @@ text (standardisation and tokenization).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from maas_core.lazy import lazy_exports
 
 # Imported on first use (PEP 562): `import maas_core.preprocess.literals` (the request schemas, the drift
 # formulas) then runs no numpy import, which the functions that never run a model do not carry.
@@ -36,12 +37,7 @@ if TYPE_CHECKING:
     from maas_core.preprocess.spec import SPEC_FORMAT_VERSION, PreprocessSpec
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [
