@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from maas_core.errors import ConflictError, NotFoundError
 from maas_core.guardrails import MAX_BAKE_S, MIN_BAKE_S, Guardrails, MoveRequest, Watch, move_alias
@@ -13,6 +13,9 @@ from maas_core.registry import VERSION_SCHEMA, AliasTarget, Registry
 from maas_core.store import BundleStore
 
 logger = Logger(child=True)
+
+
+MIN_CANARY_WEIGHT = 1e-6
 
 
 class AliasUpdate(BaseModel):
@@ -41,7 +44,12 @@ class AliasUpdate(BaseModel):
     version: str | None = Field(
         default=None, description="target version (promote, canary): a whole number without leading zeros, e.g. 3",
         json_schema_extra=VERSION_SCHEMA)
-    weight: float | None = Field(default=None, ge=0, lt=1, description="canary share of requests, 0 <= weight < 1")
+    weight: float | None = Field(
+        default=None, ge=0, lt=1,
+        description=f"canary share of requests: 0 (ends the canary) or {MIN_CANARY_WEIGHT} (one request in a "
+                    "million) <= weight < 1",
+        json_schema_extra={"anyOf": [{"const": 0}, {"type": "null"},
+                                     {"type": "number", "minimum": MIN_CANARY_WEIGHT, "exclusiveMaximum": 1}]})
     expected_version: str | None = Field(
         default=None,
         description="only apply if the alias still points at this version (else 409); same form as version",
@@ -52,6 +60,14 @@ class AliasUpdate(BaseModel):
                     "its alarms is in ALARM and nobody moved the alias meanwhile (docs/canary.md)")
     bake_seconds: int | None = Field(default=None, ge=MIN_BAKE_S, le=MAX_BAKE_S,
                                      description="with promote_after: how long the canary runs before promotion")
+
+    @field_validator("weight")
+    @classmethod
+    def _weight_resolution(cls, weight: float | None) -> float | None:
+        # a share below one in a million routes nobody, and DynamoDB cannot store numbers under 1e-130
+        if weight is not None and 0 < weight < MIN_CANARY_WEIGHT:
+            raise ValueError(f"a canary weight is 0 or at least {MIN_CANARY_WEIGHT} (one request in a million)")
+        return weight
 
     @model_validator(mode="after")
     def _fields_for_action(self) -> AliasUpdate:

@@ -92,7 +92,10 @@ def _to_item(data: dict[str, Any]) -> dict[str, Any]:
 
 def _dynamo_safe(value: Any) -> Any:
     if isinstance(value, float):
-        return Decimal(repr(value)) if math.isfinite(value) else None  # DynamoDB has no NaN/inf
+        if not math.isfinite(value):
+            return None  # DynamoDB has no NaN/inf
+        # nor magnitudes under 1e-130 (boto3 raises decimal.Underflow): those are 0 to anything stored here
+        return Decimal(repr(value)) if abs(value) >= 1e-130 or value == 0 else Decimal(0)
     if isinstance(value, dict):
         return {k: _dynamo_safe(v) for k, v in value.items()}
     if isinstance(value, list):

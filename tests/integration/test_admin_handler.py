@@ -45,6 +45,8 @@ def test_promote_canary_and_rollback(admin, aws_world) -> None:
     ({"version": "2", "expected_version": "3"}, 409, "conflict", "points at version '1', not '3'"),
     ({"action": "canary", "version": "2"}, 422, "invalid_request", "needs a weight"),
     ({"action": "canary", "version": "2", "weight": 1.5}, 422, "invalid_request", "weight"),
+    # under one request in a million (and under DynamoDB's 1e-130: this one was a 500)
+    ({"action": "canary", "version": "2", "weight": 3.4e-299}, 422, "invalid_request", "one request in a million"),
     ({"action": "promote"}, 422, "invalid_request", "needs a version"),
     ({"action": "rollback", "version": "2"}, 422, "invalid_request", "takes no version"),
     ({"action": "explode", "version": "2"}, 422, "invalid_request", "action"),

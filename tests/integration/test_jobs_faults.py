@@ -108,3 +108,18 @@ def test_a_failed_completion_record_fails_the_invocation_and_the_redelivery_reco
     status, _, body = call_jobs("GET", f"/v1/jobs/{job['job_id']}")
     assert status == 200 and body["status"] == "done", body
     assert body["counts"] == {"rows": 2, "predicted": 2, "rejected": 0, "blank": 0}
+
+
+@pytest.mark.parametrize(("body", "status", "words"), [
+    ({"gzip": 0}, 422, "gzip"),  # a number is not a boolean (it was read as false)
+    ({"version": "0.1.0"}, 400, "invalid version"),
+    ({"version": "1", "alias": "prod"}, 422, "not both"),
+    ({"alias": ""}, 400, "invalid alias"),  # was taken for "no alias"
+])
+def test_a_bad_job_request_is_refused_and_makes_no_job(jobs_world: tuple[AwsWorld, Faults], body: dict[str, Any],
+                                                       status: int, words: str) -> None:
+    """Given the tiny model, When a job is asked for with a body the document forbids (found by schemathesis),
+    Then the answer is that 4xx naming the field, and no job exists."""
+    got, _, answer = call_jobs("POST", "/v1/models/tiny/jobs", body)
+    assert got == status and words in json.dumps(answer), answer
+    assert jobs_in_table() == 0

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from maas_core.registry import NAME_SCHEMA, VERSION_SCHEMA
+
 JobState = Literal["waiting_for_upload", "running", "done", "failed"]
 
 
@@ -13,12 +15,17 @@ class JobRequest(BaseModel):
     """What the file will be; the model comes from the path. Which version predicts it: `version` or `alias`
     (at most one), else the default alias, as for any batch file's metadata (maas_core.batch.job)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # the document states the one rule across fields: version and alias are not both given (else a 422)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"not": {
+        "properties": {"version": {"type": "string"}, "alias": {"type": "string"}}, "required": ["version", "alias"]}})
 
     format: Literal["csv", "jsonl"] = Field(default="csv", description="CSV with a header row, or JSON lines")
-    gzip: bool = Field(default=False, description="the upload is gzip-compressed (Content-Type application/gzip)")
-    version: str | None = Field(default=None, description="predict with this version (checked now: 404 if unknown)")
-    alias: str | None = Field(default=None, description="predict with the version of this alias when the file runs")
+    gzip: bool = Field(default=False, strict=True,
+                       description="the upload is gzip-compressed (Content-Type application/gzip)")
+    version: str | None = Field(default=None, description="predict with this version (checked now: 404 if unknown)",
+                                json_schema_extra=VERSION_SCHEMA)
+    alias: str | None = Field(default=None, description="predict with the version of this alias when the file runs",
+                              json_schema_extra=NAME_SCHEMA)
 
 
 class PresignedUpload(BaseModel):

@@ -53,14 +53,16 @@ META_JOB = "maas-job"  # input metadata the upload policy requires: the job the 
 def create_job(registry: Registry, store: JobStore, s3: Any, settings: Settings, owner: str, model: str,
                request: JobRequest) -> JobCreated:
     check_name("model", model)
-    if request.version and request.alias:
+    # `is not None`: an empty version or alias is one the registry refuses by name (400), not "not given"
+    if request.version is not None and request.alias is not None:
         raise UnprocessableError("give version or alias, not both",
                                  [{"field": "version", "value": request.version},
                                   {"field": "alias", "value": request.alias}])
-    if request.version:
+    if request.version is not None:
         registry.get_version(model, check_version(request.version))  # 404: unknown model or version
     else:
-        registry.resolve_alias(model, request.alias or settings.default_alias)  # 404: unknown model or alias
+        alias = settings.default_alias if request.alias is None else check_name("alias", request.alias)
+        registry.resolve_alias(model, alias)  # 404: unknown model or alias
     now = int(time.time())
     job_id = new_job_id()
     content_type = GZIP_CONTENT_TYPE if request.gzip else FORMATS[request.format]
