@@ -60,7 +60,9 @@ def test_the_same_request_with_time_to_spare_is_answered(predict_fn) -> None:
 
 
 def test_the_margin_is_a_setting(predict_fn, monkeypatch) -> None:
-    """Given MAAS_DEADLINE_MARGIN_MS=100, then 300 ms left is enough; with 5000, 3 s left is not."""
+    """Given the model loaded by a first request, and MAAS_DEADLINE_MARGIN_MS=100, then 300 ms left is enough;
+    with 5000, 3 s left is not. (Loaded first: on a loaded machine loading it alone can take over 200 ms.)"""
+    assert invoke(predict_fn, predict_event(), remaining_ms=28_000)[0] == 200
     monkeypatch.setenv("MAAS_DEADLINE_MARGIN_MS", "100")
     get_settings.cache_clear()  # settings are read once per process
     assert invoke(predict_fn, predict_event(), remaining_ms=300)[0] == 200
