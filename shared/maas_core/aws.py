@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core.errors import DependencyAccessDeniedError, MaasError, ServiceUnavailableError
 
@@ -90,6 +90,19 @@ _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket", "ResourceNot
 # S3 answers a bare 403 to HEAD; KMS denials reach us through S3 as AccessDenied
 _ACCESS_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "403", "Forbidden", "KMS.AccessDeniedException",
                         "UnauthorizedOperation", "InvalidClientTokenId", "UnrecognizedClientException"}
+
+
+def head_object_or_none(s3: Any, bucket: str, key: str, what: str) -> dict[str, Any] | None:
+    """HEAD of an object, None when it does not exist; another failure is `unavailable(what)`."""
+    try:
+        head: dict[str, Any] = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise unavailable(what, exc) from exc
+    except BotoCoreError as exc:
+        raise unavailable(what, exc) from exc
+    return head
 
 
 def unavailable(what: str, exc: Exception) -> MaasError:

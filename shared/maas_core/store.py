@@ -149,12 +149,4 @@ class BundleStore:
             raise aws.unavailable("the model bucket", exc) from exc
 
     def _exists(self, key: str) -> bool:
-        try:
-            self.s3.head_object(Bucket=self.bucket, Key=key)
-            return True
-        except ClientError as exc:
-            if aws.is_not_found(exc):
-                return False
-            raise aws.unavailable("the model bucket", exc) from exc
-        except BotoCoreError as exc:
-            raise aws.unavailable("the model bucket", exc) from exc
+        return aws.head_object_or_none(self.s3, self.bucket, key, "the model bucket") is not None

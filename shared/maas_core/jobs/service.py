@@ -122,14 +122,9 @@ def describe_job(store: JobStore, s3: Any, settings: Settings, owner: str, job_i
 
 
 def _uploaded(s3: Any, bucket: str, key: str) -> JobProgress | None:
-    try:
-        head = s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if aws.is_not_found(exc):
-            return None
-        raise aws.unavailable("the job's input file", exc) from exc
-    except BotoCoreError as exc:
-        raise aws.unavailable("the job's input file", exc) from exc
+    head = aws.head_object_or_none(s3, bucket, key, "the job's input file")
+    if head is None:
+        return None
     modified = head.get("LastModified")
     return JobProgress(uploaded_bytes=int(head.get("ContentLength") or 0),
                        uploaded_at=_iso(modified.timestamp()) if modified else "")
