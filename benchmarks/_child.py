@@ -57,7 +57,8 @@ def cold_handler(args: argparse.Namespace) -> None:
     body = json.loads(resp["body"])
     if resp["statusCode"] != 200:
         raise SystemExit(f"predict answered {resp['statusCode']}: {body}")
-    _finish(args.out, {"import": t1 - t0, "first_call": t2 - t1, "label": body["predictions"][0]["label"]})
+    answer = {"label": body["predictions"][0]["label"]} if "predictions" in body else {"argmax": body["argmax"][0]}
+    _finish(args.out, {"import": t1 - t0, "first_call": t2 - t1, **answer})
 
 
 def cold_keras(args: argparse.Namespace) -> None:

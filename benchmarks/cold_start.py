@@ -7,6 +7,10 @@ Every round starts one fresh Python process (this interpreter) per variant; the 
               prediction as a log line): alias from DynamoDB and bundle from S3 (SHA-256 checked) on a moto
               server on loopback, onnxruntime session, validation, preprocessing, prediction, JSON response
   capture off the same with MAAS_CAPTURE_RATE=0: the difference is capture's own share of a cold start
+  stack floor the floor plus the libraries maas's standards require, in a function of their own with no maas
+              code (benchmarks/stack_floor/app.py): Powertools' REST resolver with validation, Logger and
+              Metrics, pydantic-settings, a DynamoDB GetItem of the alias; the body carries the prepared row.
+              handler / stack floor is what maas itself adds; stack floor / floor what the libraries cost
   floor       the least any Lambda serving an ONNX model from S3 must do: import numpy, onnxruntime and
               boto3, one S3 client, one GET of the .onnx from the same moto server, an InferenceSession from
               its bytes, one run of the prepared row (no registry, no validation, no hash check)
@@ -47,9 +51,10 @@ from benchmarks.common import (
     print_table,
 )
 
-VARIANTS = ("handler", "capture off", "floor", "local", "tensorflow")
+VARIANTS = ("handler", "capture off", "stack floor", "floor", "local", "tensorflow")
 TARGET_VS_TF = 6.0  # handler at least 6x faster than the TensorFlow way
 TARGET_VS_FLOOR = 1.2  # handler at most 1.2x the S3-loading floor
+STACK_FLOOR = Path(__file__).parent / "stack_floor"  # the floor + the libraries the standards require, no maas code
 
 
 class ColdStart:
@@ -59,13 +64,18 @@ class ColdStart:
         self.event = workdir / "event.json"
         self.event.write_text(json.dumps(predict_event([RECORD])))
         self.row = workdir / "row.json"
-        world.write_row(RECORD, self.row)
+        row = world.write_row(RECORD, self.row)
         self.out = workdir / "result.json"
+        self.stack_event = workdir / "stack_event.json"  # the stack floor takes the prepared row itself
+        self.stack_event.write_text(json.dumps(predict_event([], raw_body=json.dumps({"rows": [row]}))))
 
     def command(self, variant: str, python_flags: tuple[str, ...] = ()) -> list[str]:
         base = [sys.executable, *python_flags, str(CHILD)]
         if variant in ("handler", "capture off"):
             return base + ["handler", "--function-dir", str(ROOT / "functions" / "predict"), "--event", str(self.event),
+                           "--out", str(self.out)]
+        if variant == "stack floor":
+            return base + ["handler", "--function-dir", str(STACK_FLOOR), "--event", str(self.stack_event),
                            "--out", str(self.out)]
         if variant == "tensorflow":
             return base + ["keras", "--model", str(self.world.keras_path), "--row", str(self.row),
@@ -100,7 +110,7 @@ class ColdStart:
         labels = self.world.manifest().labels
         handler_label = results["handler"][0]["label"]
         assert results["capture off"][0]["label"] == handler_label
-        for variant in ("tensorflow", "floor", "local"):
+        for variant in ("tensorflow", "stack floor", "floor", "local"):
             assert labels[results[variant][0]["argmax"]] == handler_label, (variant, results[variant][0], handler_label)
         return results
 
@@ -138,16 +148,29 @@ def run(world: PenguinsWorld, repeats: int = 7, importtime: bool = True, verbose
             print("    " + ", ".join(f"{name} {sec * 1e3:.0f} ms" for name, sec in packages))
     vs_tf = total["tensorflow"] / total["handler"]
     vs_floor = total["handler"] / total["floor"]
+    stack_vs_floor = total["stack floor"] / total["floor"]
+    vs_stack = total["handler"] / total["stack floor"]
     capture = total["handler"] - total["capture off"]
     if verbose:
         print(f"  handler / floor {vs_floor:.2f}x (target <= {TARGET_VS_FLOOR:g}x); tensorflow / handler {vs_tf:.1f}x "
               f"(target >= {TARGET_VS_TF:g}x); floor / local {total['floor'] / total['local']:.2f}x (boto3 + S3)")
+        print(f"  stack floor / floor {stack_vs_floor:.2f}x (Powertools, pydantic, pydantic-settings, the registry's "
+              f"GetItem); handler / stack floor {vs_stack:.2f}x (maas's own work)")
     return [
         Row(benchmark="cold start vs the S3-loading ONNX floor",
             measured=f"handler {fmt_time(total['handler'])}",
             baseline=f"numpy+ort+boto3, S3 GET, session {fmt_time(total['floor'])}",
             ratio=vs_floor, target=f"<= {TARGET_VS_FLOOR:g}x floor", passed=vs_floor <= TARGET_VS_FLOOR,
             ratio_format="{:.2f}x floor"),
+        Row(benchmark="cold start: the required libraries alone vs the floor",
+            measured=f"stack floor {fmt_time(total['stack floor'])}",
+            baseline=f"floor {fmt_time(total['floor'])}", ratio=stack_vs_floor,
+            target=f"(the least the handler can be; <= {TARGET_VS_FLOOR:g}x needs this below it)",
+            ratio_format="{:.2f}x floor"),
+        Row(benchmark="cold start: what maas adds to the required libraries",
+            measured=f"handler {fmt_time(total['handler'])}",
+            baseline=f"stack floor {fmt_time(total['stack floor'])}", ratio=vs_stack,
+            target="(maas's own share)", ratio_format="{:.2f}x"),
         Row(benchmark="cold start: fresh process -> first predict (S3 model)",
             measured=f"handler {fmt_time(total['handler'])}",
             baseline=f"tensorflow+keras {fmt_time(total['tensorflow'])}",
