@@ -27,8 +27,20 @@ The model (stated in the output):
           the process), per ms, plus data processed in and out; its cold starts are not billed
   API Gateway: REST API requests (the template's API)
 
-Prices: PRICES below, us-east-1 list prices (first tier, no free tier) as published on the AWS pricing pages
-(aws.amazon.com/lambda/pricing, /api-gateway/pricing, /sagemaker/pricing), read on PRICES_READ.
+Prices: PRICES below, us-east-1 list prices (first tier, no free tier), checked on PRICES_READ against stored
+copies of AWS's pages, not the live ones; the comment beside each says where its figure was found:
+  - aws.amazon.com/lambda/pricing/: its rate tables are filled in by the browser, so only its worked examples
+    ("based on price in US East (N. Virginia)") carry figures; read in a text copy of the page (its 2026
+    version, with the Managed Instances and MicroVMs sections) kept in a public GitHub repository. Its SnapStart
+    section: "SnapStart pricing does not apply to supported Java managed runtimes"
+  - docs.aws.amazon.com/whitepapers/latest/best-practices-api-gateway-private-apis-integration/cost-optimization.html
+    for API Gateway REST (the copy read is the pt_br path, in English)
+  - aws.amazon.com/blogs/aws/aws-lambda-functions-powered-by-aws-graviton2-processor-run-your-functions-on-arm-
+    and-get-up-to-34-better-price-performance/: arm64 duration 20% below x86, provisioned concurrency's included
+  - aws.amazon.com/blogs/compute/aws-lambda-standardizes-billing-for-init-phase/: INIT billed from 2025-08-01
+    (read in copies of the post, a proxied one and AWS's Portuguese one)
+No AWS page copy gave the arm64 provisioned-concurrency figures or any SageMaker Serverless figure: their
+comments name the third-party sources.
 
     python -m benchmarks.cost [--calls 200] [--cold-repeats 5] [--per-month 10000000] [--model-dir DIR]
 """
@@ -60,17 +72,32 @@ from benchmarks.common import (
 )
 from benchmarks.preprocess_spec import make_records
 
-PRICES_READ = "2026-12-02"
+PRICES_READ = "2026-12-02"  # the day the stored copies of the pages were checked (see the docstring)
 PRICES = {  # USD, us-east-1
+    # aws.amazon.com/lambda/pricing examples: $0.20 per 1 million requests, both architectures
     "lambda_request": 0.20 / 1e6,
+    # aws.amazon.com/lambda/pricing examples: x86 $0.0000166667 per GB-s, arm64 $0.0000133334 (its Arm example).
+    # First tier: x86 up to 6 billion GB-s a month, arm64 up to 7.5 billion (the tiered-pricing post,
+    # aws.amazon.com/blogs/compute/introducing-tiered-pricing-for-aws-lambda/)
     "lambda_gb_s": {"x86_64": 0.0000166667, "arm64": 0.0000133334},
-    "pc_gb_s": {"x86_64": 0.0000041667, "arm64": 0.0000033334},  # provisioned concurrency, per GB-s configured
+    # provisioned concurrency per GB-s configured, then its duration price. x86: aws.amazon.com/lambda/pricing
+    # examples. arm64: not found on an AWS page (the page's tables are filled in by the browser); x86 less 20% as
+    # the Graviton2 post has it, and the figures of third-party dumps of the AWS Price List API
+    "pc_gb_s": {"x86_64": 0.0000041667, "arm64": 0.0000033334},
     "pc_duration_gb_s": {"x86_64": 0.0000097222, "arm64": 0.0000077778},
+    # SnapStart for Python and .NET (Java pays nothing), aws.amazon.com/lambda/pricing example: cache $0.0000015046
+    # per GB-s while a version is active (3 hours at least), restore $0.0001397998 per GB. One price, no arm64 one
     "snapstart_cache_gb_s": 0.0000015046,
     "snapstart_restore_gb": 0.0001397998,
+    # REST API, first 333 million requests a month: $3.50 per million (the API Gateway whitepaper, see the docstring)
     "apigw_rest_request": 3.50 / 1e6,
-    "sagemaker_serverless_gb_s": 0.0000200,  # 1,024 MB: $0.0000200 per second, linear in memory
-    "sagemaker_data_gb": 0.016,  # data processed in + out
+    # SageMaker Serverless Inference at 1,024 MB, per second, taken as linear in memory: neither found in the stored
+    # copies of aws.amazon.com/sagemaker/pricing; $0.0000200 per GB-second is what third-party cost notes give
+    "sagemaker_serverless_gb_s": 0.0000200,
+    # data processed in + out, per GB: not found on an AWS page for Serverless Inference; $0.016 is the real-time
+    # endpoint's "Endpoint Data IN"/"OUT" on an EU (Ireland) bill, github.com/aws-samples/sagemaker-ssh-helper
+    # (Sample_Costs.md)
+    "sagemaker_data_gb": 0.016,
 }
 FULL_VCPU_MB = 1769
 MEMORY_SIZES = (256, 512, 1024, 1769, 3008)
@@ -287,7 +314,8 @@ def main(argv: list[str] | None = None) -> None:
         workloads = measure_handler(args.calls, args.cold_repeats)
         if not args.no_tensorflow:
             workloads += measure_tensorflow(world, max(3, args.cold_repeats // 2), args.calls)
-    print(f"prices: us-east-1 list prices read {PRICES_READ}; CPU in proportion to MemorySize up to "
+    print(f"prices: us-east-1 list prices checked {PRICES_READ} against stored copies of AWS's pages (arm64 "
+          "provisioned concurrency and SageMaker from third parties); CPU in proportion to MemorySize up to "
           f"{FULL_VCPU_MB} MB; arm64 durations assumed equal to the measured x86_64 ones\n")
     print(tables(workloads, args.cold_share, args.per_month))
 
