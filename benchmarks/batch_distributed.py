@@ -51,7 +51,7 @@ def run(rows: int, shard_counts: list[int]) -> list[Row]:
 
     from maas_core import aws
     from maas_core.batch import distributed, run_batch
-    from maas_core.batch.job import file_id
+    from maas_core.batch.paths import file_id
     from maas_core.predictor import Predictor
     from maas_core.registry import Registry
     from maas_core.settings import Settings

@@ -59,8 +59,9 @@ def post_job(model: ModelName, request: JobRequest) -> Response[dict[str, Any]]:
 @app.get("/v1/jobs/<job_id>", responses={**ok_response(JobStatus, "how the job stands"),
                                          **error_responses(400, 404, 503)})
 def get_job(job_id: JobId) -> Response[dict[str, Any]]:
-    """The caller's own job: waiting_for_upload, running, done (row counts and presigned download URLs of the
-    predictions and errors files) or failed (the error). Another caller's job, or an expired one, is a 404."""
+    """The caller's own job: waiting_for_upload, running (its progress: a large file's stage and shards done),
+    done (row counts and presigned download URLs of the predictions and errors files) or failed (the error).
+    Another caller's job, or an expired one, is a 404."""
     status = describe_job(jobs(), aws.presigning_s3(), get_settings(), caller_of(app.current_event.raw_event), job_id)
     return json_response(status)
 

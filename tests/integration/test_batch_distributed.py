@@ -6,6 +6,8 @@ The tiny model (maas_local/testing/tiny_model.py): fields x1 (number, required),
 
 from __future__ import annotations
 
+import fnmatch
+import gzip
 import json
 import time
 from collections.abc import Iterator
@@ -16,6 +18,8 @@ import pytest
 
 from maas_core import aws
 from maas_core.batch import BatchFileError, run_batch
+from maas_core.batch.distributed import plan_file, remove_work, run_shards
+from maas_core.batch.paths import file_id
 from maas_core.batch.reader import FileFormat, Limits, read_records
 from maas_core.batch.shards import plan_shards
 from maas_core.predictor import Predictor
@@ -23,7 +27,7 @@ from maas_core.settings import Settings, get_settings
 from maas_local.distributed_map import LocalExecutions, LocalStateMachine
 from maas_local.testing.tiny_model import publish_tiny_model
 from tests.conftest import AwsWorld
-from tests.lambda_events import FakeLambdaContext, load_function
+from tests.lambda_events import FakeLambdaContext, load_function, rest_event
 
 # rows that straddle boundaries: quoted line breaks, a stray quote, CRLF, a lone CR, blank lines, non-ASCII,
 # a rejected row, and a last row without a line break
@@ -289,3 +293,129 @@ def test_a_large_job_file_ends_its_job_once_through_the_state_machine(world: Any
     details = [json.loads(m["Body"]) for m in messages]
     assert [(d["detail-type"], d["detail"]["job_id"], d["detail"]["rows"]) for d in details] == \
         [("Batch job succeeded", job.job_id, status.counts.rows)]
+
+
+# --- a running job's progress (GET /v1/jobs/{job_id}) ------------------------------------------------
+
+
+@pytest.fixture
+def jobs_api(world: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The world above with a jobs table: the jobs function's handler over API Gateway events, by API key."""
+    boto3.client("dynamodb").create_table(
+        TableName="jobs", BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"}])
+    monkeypatch.setenv("MAAS_JOBS_TABLE", "jobs")
+    get_settings.cache_clear()
+    jobs = load_function("jobs")
+
+    def call(method: str, path: str, body: Any = None, api_key: str = "key-1") -> tuple[int, dict[str, Any]]:
+        event = rest_event(method, path, body=body)
+        event["requestContext"].setdefault("identity", {})["apiKeyId"] = api_key
+        resp = jobs.lambda_handler(event, FakeLambdaContext())
+        return resp["statusCode"], json.loads(resp["body"])
+
+    return call
+
+
+def _uploaded_job(w: AwsWorld, call: Any, data: bytes, **request: Any) -> tuple[str, dict[str, Any]]:
+    """A job created over the API and its file put where its form would put it; the file as the state machine's
+    Plan step is given it (no S3 event: the test runs the steps itself)."""
+    status, job = call("POST", "/v1/models/tiny/jobs", request)
+    assert status == 200, job
+    key = job["upload"]["fields"]["key"]
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=w.bucket, Key=key, Body=data, ContentType=job["upload"]["content_type"],
+                  Metadata={"maas-job": job["job_id"]})
+    head = s3.head_object(Bucket=w.bucket, Key=key)
+    etag = head["ETag"].strip('"')
+    return job["job_id"], {"bucket": w.bucket, "key": key, "etag": etag,
+                           "file_id": file_id(w.bucket, key, etag, head["LastModified"])}
+
+
+def _progress(call: Any, job_id: str) -> dict[str, Any]:
+    status, body = call("GET", f"/v1/jobs/{job_id}")
+    assert status == 200 and body["status"] == "running", body
+    return dict(body["progress"])
+
+
+def test_a_running_large_job_reports_its_stage_and_the_shards_done(jobs_api: Any, world: Any) -> None:
+    """Given a job whose large CSV is uploaded,
+    When its Plan step has not run, then has, then some shards (the last among them) and at last all are done,
+    and Assemble ends the file,
+    Then GET says distributed: planning with no counts; predicting with k of n shards and exactly their rows and
+    bytes; assembling with every row and byte of the file; then done with the same rows. Another caller's GET
+    is a 404 meanwhile, and the work area is under the prefix the jobs function's role may list and read."""
+    w, predictor, (_, executions) = world
+    data = TRICKY_CSV.encode()
+    job_id, file = _uploaded_job(w, jobs_api, data)
+    progress = _progress(jobs_api, job_id)
+    assert progress == {"uploaded_bytes": len(data), "uploaded_at": progress["uploaded_at"], "path": "distributed",
+                        "stage": "planning"}
+
+    plan = plan_file(file, predictor)
+    job = plan["job"]
+    assert fnmatch.fnmatchcase(job["work"], "batch/work/*/jobs/*"), job["work"]  # JobsFunction's IAM prefix
+    shards = json.loads(boto3.client("s3").get_object(Bucket=w.bucket, Key=job["work"] + "shards.json")["Body"].read())
+    n = len(shards)
+    assert n > 3 and _progress(jobs_api, job_id)["shards_done"] == 0
+    first = run_shards(job, [shards[1], shards[-1]], predictor)
+    progress = _progress(jobs_api, job_id)
+    assert {k: progress[k] for k in ("path", "stage", "shards_total", "shards_done")} == \
+        {"path": "distributed", "stage": "predicting", "shards_total": n, "shards_done": 2}
+    assert progress["rows_done"] == sum(d["rows"] for d in first)
+    assert progress["bytes_done"] == sum(s["end"] - s["start"] for s in (shards[1], shards[-1]))
+    assert jobs_api("GET", f"/v1/jobs/{job_id}", api_key="key-2")[0] == 404
+
+    run_shards(job, [s for s in shards if s not in (shards[1], shards[-1])], predictor)
+    progress = _progress(jobs_api, job_id)
+    assert (progress["stage"], progress["shards_done"], progress["rows_done"], progress["bytes_done"]) == \
+        ("assembling", n, job["rows"], len(data))
+
+    executions.machine.handler({"step": "assemble", "job": job}, FakeLambdaContext())
+    status, body = jobs_api("GET", f"/v1/jobs/{job_id}")
+    assert status == 200 and body["status"] == "done" and "progress" not in body, body
+    assert body["counts"]["rows"] == job["rows"]
+
+
+def test_a_work_area_removed_while_it_is_read_is_the_file_ending_not_an_error(jobs_api: Any, world: Any) -> None:
+    """Given a large job whose shards are all done,
+    When its work area is removed (Assemble's last act) between the GET's listing and its read of the plan,
+    and then when it is gone before the GET (the job's end not recorded yet: Failed removes first),
+    Then the first GET is 200 running, assembling, with no counts; the second 200 running, planning."""
+    w, predictor, _ = world
+    job_id, file = _uploaded_job(w, jobs_api, TRICKY_CSV.encode())
+    job = plan_file(file, predictor)["job"]
+    shards = json.loads(boto3.client("s3").get_object(Bucket=w.bucket, Key=job["work"] + "shards.json")["Body"].read())
+    run_shards(job, shards, predictor)
+
+    def removed_first(params: dict[str, Any], **kwargs: Any) -> None:
+        if params["Key"].startswith(job["work"]):
+            remove_work(boto3.client("s3"), w.bucket, job["work"])
+
+    events = aws.presigning_s3().meta.events  # the jobs function's client
+    events.register("before-parameter-build.s3.GetObject", removed_first)
+    try:
+        progress = _progress(jobs_api, job_id)
+    finally:
+        events.unregister("before-parameter-build.s3.GetObject", removed_first)
+    assert (progress["path"], progress["stage"]) == ("distributed", "assembling") and "shards_done" not in progress
+    assert _keys(w.bucket, job["work"]) == []
+    assert _progress(jobs_api, job_id)["stage"] == "planning"
+
+
+@pytest.mark.parametrize(("request_body", "data"), [
+    ({}, b"x1,colour\n1,red\n"),  # at most the threshold (100 bytes)
+    ({"gzip": True}, gzip.compress(TRICKY_CSV.encode(), mtime=0)),  # gzip: never split
+    ({}, gzip.compress(TRICKY_CSV.encode() * 4, mtime=0)),  # gzip bytes under input.csv: the single path too
+])
+def test_a_running_file_on_the_single_path_says_so(jobs_api: Any, world: Any, request_body: dict[str, Any],
+                                                  data: bytes) -> None:
+    """Given a job whose file takes the single-function path (small, a gzip job, or gzip bytes named .csv),
+    When it is running,
+    Then its progress says path single, stage predicting, with no shard counts."""
+    w, _, _ = world
+    job_id, _ = _uploaded_job(w, jobs_api, data, **request_body)
+    assert len(data) <= 100 or len(data) > 100 and data[:2] == b"\x1f\x8b"
+    progress = _progress(jobs_api, job_id)
+    assert progress == {"uploaded_bytes": len(data), "uploaded_at": progress["uploaded_at"], "path": "single",
+                        "stage": "predicting"}

@@ -1,7 +1,7 @@
 """Fault injection on the jobs API's own AWS calls (the injector of test_fault_injection.py, moto underneath):
 
     jobs     POST: dynamodb.GetItem (registry), dynamodb.PutItem (jobs table); GET: dynamodb.GetItem (jobs table),
-             s3.HeadObject (the input: running?)
+             s3.HeadObject (the input: running?), s3.ListObjectsV2 and s3.GetObject (a large file's progress)
     batch    after a job's file: dynamodb.UpdateItem (jobs table), eventbridge.PutEvents (every file)
 
 A failed job write is a 503 (or 500 when denied) and leaves no job; a failed completion record or event fails the
@@ -123,3 +123,27 @@ def test_a_bad_job_request_is_refused_and_makes_no_job(jobs_world: tuple[AwsWorl
     got, _, answer = call_jobs("POST", "/v1/models/tiny/jobs", body)
     assert got == status and words in json.dumps(answer), answer
     assert jobs_in_table() == 0
+
+
+@pytest.mark.parametrize(("operation", "fault"), [("s3.ListObjectsV2", "throttle"), ("s3.ListObjectsV2", "denied"),
+                                                  ("s3.GetObject", "throttle")])
+def test_a_failed_progress_read_is_answered_as_a_dependency_fault(
+        jobs_world: tuple[AwsWorld, Faults], monkeypatch: pytest.MonkeyPatch, operation: str, fault: str) -> None:
+    """Given a running job whose file is above the distributed threshold (its progress is read from S3)
+    When the work area's listing, or the check of the file's first bytes, fails
+    Then the GET is the fault's answer (503 + Retry-After after retries, or 500 when denied), quoting no AWS text;
+    with the fault gone it is 200, running, planning."""
+    world, faults = jobs_world
+    monkeypatch.setenv("MAAS_BATCH_DISTRIBUTED_THRESHOLD_BYTES", "10")
+    get_settings.cache_clear()
+    status, _, job = call_jobs("POST", "/v1/models/tiny/jobs", {})
+    assert status == 200, job
+    key = job_input_key("tiny", job["job_id"], "csv", False)
+    boto3.client("s3").put_object(Bucket=world.bucket, Key=key, Body=b"x1,colour\n" + b"1,red\n" * 10)
+    faults.inject(operation, fault)
+    status, headers, body = call_jobs("GET", f"/v1/jobs/{job['job_id']}")
+    assert_fault_answer(fault, status, headers, body, "job's progress")
+    assert_attempts(faults, operation, fault)
+    faults.clear()
+    status, _, body = call_jobs("GET", f"/v1/jobs/{job['job_id']}")
+    assert status == 200 and body["progress"]["stage"] == "planning", body

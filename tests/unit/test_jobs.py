@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from maas_core.batch import BatchFileError, BatchResult
+from maas_core.batch import BatchFileError, BatchResult, reader, work
 from maas_core.batch import job as batch_job
 from maas_core.edge.callers import caller_of
 from maas_core.errors import ForbiddenError
@@ -33,6 +33,12 @@ def test_the_upload_metadata_is_what_the_batch_path_reads() -> None:
     """Given the metadata names the jobs package signs into the upload policy (kept apart from job.py so the
     jobs function never loads onnxruntime), then they are the batch path's own."""
     assert (records.META_VERSION, records.META_ALIAS) == (batch_job.META_VERSION, batch_job.META_ALIAS)
+
+
+def test_the_work_areas_gzip_check_is_the_readers() -> None:
+    """Given the gzip magic bytes the work-area module checks (kept apart from reader.py, which loads numpy, so
+    the jobs function can tell a running file's path), then they are the reader's own."""
+    assert work.GZIP_MAGIC == reader.GZIP_MAGIC
 
 
 def test_a_job_key_names_its_job_and_no_other_key_does() -> None:

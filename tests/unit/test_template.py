@@ -549,10 +549,12 @@ def test_batch_function_writes_only_batch_results(cfn: dict[str, Any]) -> None:
 
 def test_jobs_function_signs_only_job_files(cfn: dict[str, Any]) -> None:
     """Given JobsFunction's role (a presigned request acts with the signer's rights)
-    then it may put only batch/input/*/jobs/* and read only that and batch/output/*/jobs/*, write only the jobs
-    table; the table expires items by TTL; and BatchFunction may record job ends and put events on the default bus
-    only."""
+    then it may put only batch/input/*/jobs/* and read only that, batch/output/*/jobs/* and the work areas of
+    jobs' large files (batch/work/*/jobs/*: their progress), list only under batch/input/ and those work areas,
+    write only the jobs table; the table expires items by TTL; and BatchFunction may record job ends and put
+    events on the default bus only."""
     role = cfn["Resources"]["JobsFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    lists = []
     for s in _statements_of_role(cfn, role):
         actions = {a.lower() for a in _as_list(s["Action"])}
         resources = [r["Fn::Sub"] if isinstance(r, dict) and "Fn::Sub" in r else json.dumps(r)
@@ -561,9 +563,19 @@ def test_jobs_function_signs_only_job_files(cfn: dict[str, Any]) -> None:
             assert resources == ["${ModelBucket.Arn}/batch/input/*/jobs/*"], resources
         if "s3:getobject" in actions:
             assert set(resources) == {"${ModelBucket.Arn}/batch/input/*/jobs/*",
-                                      "${ModelBucket.Arn}/batch/output/*/jobs/*"}, resources
+                                      "${ModelBucket.Arn}/batch/output/*/jobs/*",
+                                      "${ModelBucket.Arn}/batch/work/*/jobs/*"}, resources
+        if "s3:listbucket" in actions:
+            lists.append((s["Resource"], s["Condition"]))
         if actions & {"dynamodb:putitem", "dynamodb:updateitem", "dynamodb:deleteitem"}:
             assert all("JobsTable" in r for r in resources), resources
+    assert lists == [({"Fn::GetAtt": ["ModelBucket", "Arn"]},
+                      {"StringLike": {"s3:prefix": ["batch/input/*", "batch/work/*/jobs/*"]}})], lists
+    # the path a running file takes, as the jobs function tells it, is the one the batch function chose
+    env = {name: cfn["Resources"][name]["Properties"]["Environment"]["Variables"]
+           for name in ("JobsFunction", "BatchFunction")}
+    assert env["JobsFunction"]["MAAS_BATCH_DISTRIBUTED_THRESHOLD_BYTES"] \
+        == env["BatchFunction"]["MAAS_BATCH_DISTRIBUTED_THRESHOLD_BYTES"] == {"Ref": "BatchDistributedThresholdBytes"}
     table = cfn["Resources"]["JobsTable"]["Properties"]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]

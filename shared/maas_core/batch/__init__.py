@@ -1,11 +1,12 @@
 """Batch predictions for files dropped in S3 (`batch/input/{model}/...csv|jsonl[.gz]`).
 
-- paths:  the key layout of inputs, outputs and failure reports
+- paths:  the key layout of inputs, outputs and failure reports; file_id, the id of one upload of an input
 - reader: stream a CSV / JSONL (optionally gzip) object as chunks of records, in bounded memory
 - writer: write an S3 object atomically (single put, or a multipart upload completed at the end)
 - job:    run_batch(bucket, key, predictor) -> BatchResult, tying them to a model version
 - shards: plan a large file as byte ranges that start on a record boundary, read by the same reader
 - distributed: a large file on the Step Functions Distributed Map (plan, shards, assembly), same outputs
+- work:   which files take that path, and its work area read back as progress (light: the jobs function's)
 - completion: file_finished, where every file ends on either path (its failure report written or removed)
 
 Knows nothing of Lambda events: functions/batch/app.py turns S3 events into run_batch calls.

@@ -20,7 +20,8 @@ execution removes its work area, so it leaves only the failure report.
 
 Which files: larger than `batch_distributed_threshold_bytes`, not gzip (a byte range of a gzip stream
 cannot be read on its own: gzip files take the single path and its limits), and only when the stack
-names a state machine (`batch_state_machine_arn`).
+names a state machine (`batch_state_machine_arn`); work.takes_distributed_path is the rule (the jobs API
+reads a running file's progress by it), and work.py the layout of the work area.
 """
 
 from __future__ import annotations
@@ -47,15 +48,15 @@ from maas_core.batch.job import (
     ChunkResult,
     already_done,
     as_file_error,
-    file_id,
     predict_chunks,
     requested_model,
     row_counts,
     withdraw,
 )
-from maas_core.batch.paths import BatchPaths
-from maas_core.batch.reader import GZIP_MAGIC, READ_SIZE, Limits, detect_format, read_records, too_large
+from maas_core.batch.paths import BatchPaths, file_id
+from maas_core.batch.reader import READ_SIZE, Limits, detect_format, read_records, too_large
 from maas_core.batch.shards import Shard, plan_shards
+from maas_core.batch.work import SHARDS, shard_key, starts_gzip, takes_distributed_path, work_prefix
 from maas_core.batch.writer import AtomicS3Writer
 from maas_core.outcome import ChunkOutcome, Route
 from maas_core.predictor import Predictor
@@ -83,8 +84,8 @@ def start_large_file(bucket: str, key: str, settings: Settings, *, s3: Any | Non
             return None  # run_batch reports it gone
         raise
     size = int(head.get("ContentLength") or 0)
-    if size <= settings.batch_distributed_threshold_bytes or key.lower().endswith(".gz") \
-            or "gzip" in str(head.get("ContentEncoding") or "").lower() or _starts_gzip(s3, bucket, key):
+    if not takes_distributed_path(key, head, settings.batch_distributed_threshold_bytes) \
+            or starts_gzip(s3, bucket, key):
         return None
     paths = BatchPaths.from_input_key(key)
     etag = str(head.get("ETag", "")).strip('"')
@@ -103,16 +104,7 @@ def start_large_file(bucket: str, key: str, settings: Settings, *, s3: Any | Non
     return result
 
 
-def _starts_gzip(s3: Any, bucket: str, key: str) -> bool:
-    return bool(s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-1")["Body"].read() == GZIP_MAGIC)
-
-
 ASSEMBLY_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part (but the last): the most shard outputs copied as parts
-
-
-def work_prefix(paths: BatchPaths, fid: str) -> str:
-    """Where one execution's shard outputs live until Assemble (removed after; a lifecycle rule sweeps)."""
-    return f"batch/work/{paths.model}/{paths.rest}.{fid}/"
 
 
 def plan_file(file: dict[str, Any], predictor: Predictor, *, s3: Any | None = None) -> dict[str, Any]:
@@ -144,7 +136,7 @@ def plan_file(file: dict[str, Any], predictor: Predictor, *, s3: Any | None = No
             if already_done(s3, bucket, paths, result, etag, route.version, route.variant):
                 # every field the state's ResultSelector names, even unused: a missing path fails the execution
                 return {"skipped": True, "job": job, "result": result.summary(),
-                        "items": {"Bucket": bucket, "Key": job["work"] + "shards.json"},
+                        "items": {"Bucket": bucket, "Key": job["work"] + SHARDS},
                         "max_concurrency": settings.batch_max_concurrency}
             model = predictor.load(paths.model, route.version, route.variant)
             schema = model.manifest.input_schema
@@ -154,7 +146,7 @@ def plan_file(file: dict[str, Any], predictor: Predictor, *, s3: Any | None = No
         finally:
             body.close()
         job.update(header_end=plan.header_end, rows=plan.rows, shards=len(plan.shards))
-        shards_key = job["work"] + "shards.json"
+        shards_key = job["work"] + SHARDS
         s3.put_object(Bucket=bucket, Key=shards_key, ContentType="application/json",
                       Body=json.dumps([s.as_dict() for s in plan.shards]).encode())
         logger.info("batch file planned", extra={"input": uri, "shards": len(plan.shards), "rows": plan.rows})
@@ -173,7 +165,7 @@ def run_shards(job: dict[str, Any], items: list[dict[str, Any]], predictor: Pred
 
 
 def _shard_key(job: dict[str, Any], index: int, suffix: str) -> str:
-    return f"{job['work']}shard-{index:05d}{suffix}"
+    return shard_key(job["work"], index, suffix)
 
 
 def _run_shard(job: dict[str, Any], shard: Shard, predictor: Predictor, s3: Any,

@@ -54,12 +54,10 @@ latency per chunk, rejected rows, label mix) and a sample of its rows is capture
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -69,7 +67,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from maas_core import aws
 from maas_core.batch.completion import file_finished
 from maas_core.batch.errors import BatchFileError
-from maas_core.batch.paths import BatchPaths
+from maas_core.batch.paths import BatchPaths, file_id
 from maas_core.batch.reader import (
     DEFAULT_CHUNK_ROWS,
     READ_SIZE,
@@ -398,12 +396,6 @@ def _line_template(labels: list[str], name: str, version: str, file_id: str, reg
         return head + '"value":%r' + tail
     probabilities = ",".join(literal(_ENCODER.encode(label)) + ":%r" for label in labels)
     return head + '"label":%s,"probabilities":{' + probabilities + "}" + tail
-
-
-def file_id(bucket: str, key: str, etag: str, last_modified: datetime | None) -> str:
-    """32 hex digits naming one version of an input file: its LastModified (ms, 12 hex digits) and a hash."""
-    ms = int(last_modified.timestamp() * 1000) if last_modified is not None else 0
-    return f"{ms:012x}" + hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:20]
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)

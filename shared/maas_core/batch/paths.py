@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 INPUT_PREFIX = "batch/input/"
 OUTPUT_PREFIX = "batch/output/"
@@ -59,3 +61,10 @@ class BatchPaths:
     @property
     def failure_key(self) -> str:
         return self._under(FAILED_PREFIX) + FAILURE_SUFFIX
+
+
+def file_id(bucket: str, key: str, etag: str, last_modified: datetime | None) -> str:
+    """32 hex digits naming one version of an input file: its LastModified (ms, 12 hex digits) and a hash. It
+    starts the prediction ids, names a large file's execution and its work area (work.py)."""
+    ms = int(last_modified.timestamp() * 1000) if last_modified is not None else 0
+    return f"{ms:012x}" + hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:20]

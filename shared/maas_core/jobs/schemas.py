@@ -53,8 +53,27 @@ class JobCounts(BaseModel):
 
 
 class JobProgress(BaseModel):
+    """How far a running job is. A file up to BatchDistributedThresholdBytes (or gzip) runs in one function
+    invocation: `path` single, `stage` predicting, no shard counts. A larger one is split into shards that run
+    in parallel: `path` distributed, `stage` planning, then predicting with the shard counts, then assembling."""
+
     uploaded_bytes: int = Field(description="size of the uploaded file")
     uploaded_at: str = Field(description="when the upload finished (ISO 8601, UTC)")
+    path: Literal["single", "distributed"] = Field(
+        description="single: one function reads, predicts and writes the file; distributed: a large file, split "
+                    "into shards predicted in parallel (docs/batch.md, Large files)")
+    stage: Literal["planning", "predicting", "assembling"] = Field(
+        description="planning: the file is read once to cut it into shards (no counts yet); predicting; "
+                    "assembling: every shard is predicted, the outputs are being put together (or the file is "
+                    "just ending: the next GET says done or failed)")
+    shards_total: int | None = Field(default=None, ge=1, description="distributed, once planned: shards of the file")
+    shards_done: int | None = Field(default=None, ge=0, description="distributed, once planned: shards predicted")
+    rows_done: int | None = Field(default=None, ge=0,
+                                  description="distributed, once planned: data rows of the shards predicted (the "
+                                              "total is known when done: counts.rows)")
+    bytes_done: int | None = Field(default=None, ge=0,
+                                   description="distributed, once planned: input bytes of the shards predicted (of "
+                                               "uploaded_bytes)")
 
 
 class Download(BaseModel):

@@ -10,6 +10,10 @@ batch file, and maas_core.jobs.completion records how it ended.
 Status: `waiting_for_upload` until the object exists, then `running` (read from S3 at each GET: the batch
 path writes nothing before its outputs, which appear atomically at the end), then `done` or `failed` as the
 batch path recorded it. A job of another owner, an unknown id and an expired job are all the same 404.
+
+A running file larger than MAAS_BATCH_DISTRIBUTED_THRESHOLD_BYTES (not gzip) is on the state machine: its
+progress (stage, shards done of planned, their rows and bytes) is read from the execution's work area
+(maas_core.batch.work: one listing, the plan, at most one shard's counts), named by the file id of the HEAD.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from maas_core import aws
+from maas_core.batch.paths import BatchPaths, file_id
+from maas_core.batch.work import read_progress, starts_gzip, takes_distributed_path, work_prefix
 from maas_core.errors import BadRequestError, NotFoundError, UnprocessableError
 from maas_core.jobs.records import (
     FORMATS,
@@ -103,7 +109,7 @@ def describe_job(store: JobStore, s3: Any, settings: Settings, owner: str, job_i
     status = JobStatus(job_id=job.job_id, model=job.model, status=job.status, created_at=_iso(job.created_at),
                        expires_at=_iso(job.expires_at))
     if job.status == "waiting_for_upload":
-        uploaded = _uploaded(s3, settings.model_bucket, job.input_key)
+        uploaded = _running(s3, settings, job.input_key)
         if uploaded is None:
             status.upload_expires_at = _iso(job.upload_expires_at)
         else:
@@ -121,13 +127,34 @@ def describe_job(store: JobStore, s3: Any, settings: Settings, owner: str, job_i
     return status
 
 
-def _uploaded(s3: Any, bucket: str, key: str) -> JobProgress | None:
+def _running(s3: Any, settings: Settings, key: str) -> JobProgress | None:
+    """The progress of a job whose input exists (None: it does not). A large file's is read from its work
+    area, named by the file id of this HEAD: the upload the execution runs on."""
+    bucket = settings.model_bucket
     head = aws.head_object_or_none(s3, bucket, key, "the job's input file")
     if head is None:
         return None
     modified = head.get("LastModified")
-    return JobProgress(uploaded_bytes=int(head.get("ContentLength") or 0),
-                       uploaded_at=_iso(modified.timestamp()) if modified else "")
+    progress = JobProgress(uploaded_bytes=int(head.get("ContentLength") or 0),
+                           uploaded_at=_iso(modified.timestamp()) if modified else "", path="single",
+                           stage="predicting")
+    if not takes_distributed_path(key, head, settings.batch_distributed_threshold_bytes):
+        return progress
+    fid = file_id(bucket, key, str(head.get("ETag", "")).strip('"'), modified)
+    try:  # a work area removed meanwhile is no error: read_progress reports the file ending
+        shards = read_progress(s3, bucket, work_prefix(BatchPaths.from_input_key(key), fid))
+        if shards is None and starts_gzip(s3, bucket, key):  # gzip bytes under a .csv name: the single path
+            return progress
+    except (ClientError, BotoCoreError) as exc:
+        raise aws.unavailable("the job's progress", exc) from exc
+    progress.path = "distributed"
+    if shards is None:  # Plan has not written shards.json yet (or Failed removed the area a moment ago)
+        progress.stage = "planning"
+        return progress
+    progress.stage = shards.stage
+    progress.shards_total, progress.shards_done = shards.shards_total, shards.shards_done
+    progress.rows_done, progress.bytes_done = shards.rows_done, shards.bytes_done
+    return progress
 
 
 def _download(s3: Any, bucket: str, key: str, expires_in: int) -> Download:
