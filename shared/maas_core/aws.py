@@ -123,6 +123,10 @@ def is_not_found(exc: ClientError) -> bool:
     return error_code(exc) in _NOT_FOUND_CODES
 
 
+def is_access_denied(exc: ClientError) -> bool:
+    return error_code(exc) in _ACCESS_DENIED_CODES
+
+
 def is_condition_failed(exc: ClientError) -> bool:
     return error_code(exc) in {"ConditionalCheckFailedException", "PreconditionFailed", "TransactionCanceledException"}
 

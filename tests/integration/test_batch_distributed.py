@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from maas_core import aws
 from maas_core.batch import BatchFileError, run_batch
@@ -401,6 +402,39 @@ def test_a_work_area_removed_while_it_is_read_is_the_file_ending_not_an_error(jo
     assert (progress["path"], progress["stage"]) == ("distributed", "assembling") and "shards_done" not in progress
     assert _keys(w.bucket, job["work"]) == []
     assert _progress(jobs_api, job_id)["stage"] == "planning"
+
+
+@pytest.mark.parametrize("denied_is_gone", [True, False])
+def test_a_denied_read_is_the_file_ending_only_when_the_key_is_gone(jobs_api: Any, world: Any,
+                                                                      denied_is_gone: bool) -> None:
+    """Given a large job whose shards are all done,
+    When the GET's read of the plan is refused with AccessDenied (what S3 answers for a missing key to a caller
+    whose listing right is conditional), once after the area was removed and once with the plan still there,
+    Then the first is 200 running, assembling; the second a 500 naming a permissions problem, not hidden."""
+    w, predictor, _ = world
+    job_id, file = _uploaded_job(w, jobs_api, TRICKY_CSV.encode())
+    job = plan_file(file, predictor)["job"]
+    shards = json.loads(boto3.client("s3").get_object(Bucket=w.bucket, Key=job["work"] + "shards.json")["Body"].read())
+    run_shards(job, shards, predictor)
+
+    def denied(params: dict[str, Any], **kwargs: Any) -> None:
+        if params["Key"].startswith(job["work"]):
+            if denied_is_gone:
+                remove_work(boto3.client("s3"), w.bucket, job["work"])
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"},
+                               "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetObject")
+
+    events = aws.presigning_s3().meta.events  # the jobs function's client
+    events.register("before-parameter-build.s3.GetObject", denied)
+    try:
+        status, body = jobs_api("GET", f"/v1/jobs/{job_id}")
+    finally:
+        events.unregister("before-parameter-build.s3.GetObject", denied)
+    if denied_is_gone:
+        assert status == 200 and body["progress"]["stage"] == "assembling", body
+        assert "shards_done" not in body["progress"]
+    else:
+        assert status == 500 and "permissions" in body["error"]["message"], body
 
 
 @pytest.mark.parametrize(("request_body", "data"), [

@@ -106,10 +106,21 @@ def read_progress(s3: Any, bucket: str, work: str) -> ShardProgress | None:
 
 
 def _json_or_none(s3: Any, bucket: str, key: str) -> Any:
-    """A small JSON object of the work area; None if it is gone (other S3 errors are the caller's)."""
+    """A small JSON object of the work area; None if it is gone (other S3 errors are the caller's).
+
+    Gone may also read as AccessDenied: S3 answers a missing key with 403 unless the caller may list the
+    bucket, and the jobs role may list only under some prefixes. So a denied read of a key the listing just
+    showed is looked up again; if the listing no longer has it, the area went away, else the denial stands."""
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except ClientError as exc:
         if aws.is_not_found(exc):
             return None
+        if aws.is_access_denied(exc) and not _listed(s3, bucket, key):
+            return None
         raise
+
+
+def _listed(s3: Any, bucket: str, key: str) -> bool:
+    contents = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+    return any(obj["Key"] == key for obj in contents)
