@@ -5,7 +5,9 @@ text_model.py) behind the local gateway with API keys on. Screenshots go to arti
 person to look at.
 
 The page is tested twice over: same origin (the gateway serves it, no CORS involved) and hosted elsewhere (a
-plain static server, as on S3 or any host), calling the API cross-origin with AllowedOrigins naming that host."""
+plain static server, as on S3 or any host), calling the API cross-origin with AllowedOrigins naming that host.
+No batch function runs the jobs' uploads here: a test runs each step itself, so a job stays running while the
+page is looked at."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from http.client import HTTPConnection
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
@@ -26,21 +29,30 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from maas_core.batch.distributed import assemble_file, plan_file, run_shards
+from maas_core.batch.paths import file_id
+from maas_core.jobs import batch_file_finished
 from maas_core.manifest import Manifest
+from maas_core.predictor import Predictor
 from maas_core.registry import Registry
+from maas_core.settings import Settings
 from maas_core.store import BundleStore
+from maas_local.batch_trigger import load_batch_handler
 from maas_local.gateway import Gateway
+from maas_local.lambda_context import FakeLambdaContext
 from maas_local.stack import LocalStack
 from maas_local.static import CSP, PLAYGROUND_PREFIX, StaticSite
 from maas_local.testing.text_model import publish_text_model
 from tests.e2e.conftest import REPO, TEMPLATE
 from tests.e2e.test_browser_cors import browser  # noqa: F401 - the module's Chromium, a fixture
+from tests.e2e.test_jobs_http import csv_rows
 
 pytestmark = pytest.mark.e2e
 
 KEY = "playground-key"
 ARTIFACTS = REPO / "artifacts"
 PLAYGROUND_DIR = Path(str(files("maas_local") / "playground"))
+DISTRIBUTED_OVER = 1000  # bytes: this stack's BatchDistributedThresholdBytes, so a file of a few kB is split
 
 
 class _QuietFiles(SimpleHTTPRequestHandler):
@@ -70,7 +82,8 @@ def text_model(local_stack: LocalStack) -> Manifest:
 def api(local_stack: LocalStack, tiny_model: Manifest, text_model: Manifest, static_host: str) -> Iterator[str]:
     """The gateway as maas-demo runs it (keys on, the playground served), allowing the static host's origin."""
     gw = Gateway(TEMPLATE, local_stack.names, host="127.0.0.1", port=0, run_queue_consumers=False, api_keys=[KEY],
-                 parameters={"AllowedOrigins": static_host}, static=StaticSite.playground(KEY))
+                 parameters={"AllowedOrigins": static_host, "BatchDistributedThresholdBytes": DISTRIBUTED_OVER},
+                 static=StaticSite.playground(KEY))
     base = gw.start()
     try:
         yield base
@@ -308,6 +321,115 @@ def test_unreachable_api_is_named_with_what_to_check(page: Any, static_host: str
     # Then the page says it got no readable answer, and names the origin AllowedOrigins must allow
     assert page.text_content("#error .error-code") == "network_error"
     assert static_host in page.text_content("#error .error-message")
+
+
+# --- a batch job while it runs -----------------------------------------------------------------------------------
+
+
+def size_text(n: int) -> str:
+    """How playground.js's byteSize writes n bytes: SI units, one decimal rounded as JavaScript's toFixed does
+    (half up, on the double's exact value)."""
+    value, unit = float(n), "B"
+    for bigger in ("kB", "MB", "GB", "TB"):
+        if float(Decimal(value).quantize(Decimal("0.1"), ROUND_HALF_UP)) < 1000:
+            break
+        value, unit = value / 1000, bigger
+    return f"{n} B" if unit == "B" else f"{Decimal(value).quantize(Decimal('0.1'), ROUND_HALF_UP)} {unit}"
+
+
+def job_status_reads(page: Any, expected: str) -> None:
+    """Wait until #job-status says `expected` (the page polls the job every second), else fail with what it says."""
+    try:
+        page.wait_for_function("text => document.querySelector('#job-status').textContent === text", arg=expected,
+                               timeout=15_000)
+    except Exception:  # playwright's timeout: the assertion below shows what the page says instead
+        pass
+    assert page.text_content("#job-status") == expected
+
+
+def start_job(page: Any, local_stack: LocalStack, path: Path) -> tuple[str, dict[str, Any]]:
+    """Run a file as a job from the page until it is uploaded (running); its id and its upload as the state
+    machine's Plan step is given it (bucket, key, etag, file_id)."""
+    page.set_input_files("#job-file", str(path))
+    page.click("#run-job")
+    page.wait_for_selector("#job-status[data-status=running]")
+    found = re.match(r"job ([0-9a-f]{32}): ", page.text_content("#job-status") or "")
+    assert found, page.text_content("#job-status")
+    bucket, key = local_stack.names["ModelBucket"], f"batch/input/tiny/jobs/{found[1]}/input.csv"
+    head = local_stack.client("s3").head_object(Bucket=bucket, Key=key)
+    etag = head["ETag"].strip('"')
+    return found[1], {"bucket": bucket, "key": key, "etag": etag,
+                      "file_id": file_id(bucket, key, etag, head["LastModified"])}
+
+
+def test_a_running_job_shows_its_path_stage_and_shards_at_each_poll(page: Any, api: str, local_stack: LocalStack,
+                                                                    tiny_model: Manifest, tmp_path: Path) -> None:
+    # Given the playground on the tiny model, and files on disk: one small, one over the distributed threshold
+    open_playground(page, api + PLAYGROUND_PREFIX)
+    choose(page, "tiny")
+    small, large = tmp_path / "small.csv", tmp_path / "large.csv"
+    small.write_bytes(csv_rows(10))
+    large.write_bytes(csv_rows(1500, bad={7}))
+    size = len(large.read_bytes())
+    assert len(small.read_bytes()) <= DISTRIBUTED_OVER < size
+    # When the small file is run as a job and the batch function has not finished it
+    job_id, file = start_job(page, local_stack, small)
+    # Then the page says it runs in one function, predicting
+    job_status_reads(page, f"job {job_id}: running · single function · predicting · {len(small.read_bytes())} B file")
+    # and once the batch function has run it, the counts as before, the progress gone
+    load_batch_handler()({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Post", "s3": {
+        "bucket": {"name": file["bucket"]}, "object": {"key": file["key"]}}}]},
+        FakeLambdaContext(remaining_ms=900_000))  # BatchFunction's timeout
+    job_status_reads(page, f"job {job_id}: done - 10 rows: 10 predicted, 0 rejected, 0 blank (version 1)")
+    settle(page)
+
+    # When the large file is run as a job; Then distributed, planning, until its Plan step has cut it into shards
+    job_id, file = start_job(page, local_stack, large)
+    running = f"job {job_id}: running · distributed"
+    job_status_reads(page, f"{running} · planning · {size_text(size)} file")
+    predictor = Predictor.from_settings(Settings(batch_shard_bytes=2500, batch_chunk_rows=10))
+    job = plan_file(file, predictor)["job"]
+    shards = json.loads(local_stack.client("s3").get_object(
+        Bucket=file["bucket"], Key=job["work"] + "shards.json")["Body"].read())
+    n = len(shards)
+    assert n > 3 and job["rows"] == 1500
+    job_status_reads(page, f"{running} · predicting · 0 of {n} shards · 0 rows · 0 B of {size_text(size)} (0%)")
+    # and as shards are done: how many of how many, their rows, their bytes of the file's
+    first = run_shards(job, shards[:2], predictor)
+    done_bytes = shards[1]["end"] - shards[0]["start"]
+    job_status_reads(page, f"{running} · predicting · 2 of {n} shards · {sum(d['rows'] for d in first)} rows · "
+                           f"{size_text(done_bytes)} of {size_text(size)} ({100 * done_bytes // size}%)")
+    print(shot(page, "job-progress"))
+    run_shards(job, shards[2:], predictor)
+    job_status_reads(page, f"{running} · assembling · {n} of {n} shards · 1,500 rows · "
+                           f"{size_text(size)} of {size_text(size)} (100%)")
+    # When Assemble ends it; Then done with its counts and links, as before
+    assemble_file(job, announce=batch_file_finished)
+    job_status_reads(page, f"job {job_id}: done - 1500 rows: 1499 predicted, 1 rejected, 0 blank (version 1)")
+    assert page.eval_on_selector_all("#job-outputs a", "as => as.map(a => a.dataset.output)") == \
+        ["predictions", "errors"]
+    assert page.is_hidden("#error") and page.console_errors == []
+
+
+def test_progress_words_for_every_stage_and_size(page: Any, api: str) -> None:
+    # Given the playground's own functions; When they word progress the jobs API can report
+    open_playground(page, api + PLAYGROUND_PREFIX)
+    words = page.evaluate("ps => ps.map(progressText)", [
+        {"uploaded_bytes": 734003200, "path": "single", "stage": "predicting"},
+        {"uploaded_bytes": 9_800_000, "path": "distributed", "stage": "planning"},
+        {"uploaded_bytes": 9_800_000, "path": "distributed", "stage": "predicting", "shards_total": 20,
+         "shards_done": 3, "rows_done": 41000, "bytes_done": 1_234_567},
+        {"uploaded_bytes": 9_800_000, "path": "distributed", "stage": "assembling"},  # its work area just went
+    ])
+    # Then each says its path and stage, and the shards, rows and bytes once it has them (the share floored)
+    assert words == ["single function · predicting · 734.0 MB file", "distributed · planning · 9.8 MB file",
+                     "distributed · predicting · 3 of 20 shards · 41,000 rows · 1.2 MB of 9.8 MB (12%)",
+                     "distributed · assembling · 9.8 MB file"]
+    # and sizes in SI units with one decimal, a size that rounds to 1000 in the next unit (as size_text says them)
+    sizes = [0, 999, 1000, 1150, 2250, 999_949, 999_950, 5 * 10**12, 2 * 10**15]
+    assert page.evaluate("ns => ns.map(byteSize)", sizes) == \
+        ["0 B", "999 B", "1.0 kB", "1.1 kB", "2.3 kB", "999.9 kB", "1.0 MB", "5.0 TB", "2000.0 TB"] == \
+        [size_text(n) for n in sizes]
 
 
 # --- the API reference -------------------------------------------------------------------------------------------

@@ -249,11 +249,31 @@ function showJob(job) {
   const box = $("#job-status");
   box.dataset.status = job.status;
   const c = job.counts;
-  box.textContent = `job ${job.job_id}: ${job.status.replaceAll("_", " ")}` + (c ? ` - ${c.rows} rows: ${c.predicted} ` +
+  box.textContent = `job ${job.job_id}: ${job.status.replaceAll("_", " ")}` +
+    (job.progress ? ` · ${progressText(job.progress)}` : "") + (c ? ` - ${c.rows} rows: ${c.predicted} ` +
     `predicted, ${c.rejected} rejected, ${c.blank} blank (version ${job.version})` : "");
   const outputs = job.outputs || {};
   $("#job-outputs").replaceChildren(...Object.entries(outputs).map(([kind, link]) =>
     el("li", {}, el("a", {href: link.url, "data-output": kind}, `${kind} (JSON lines)`))));
+}
+
+// a running job's progress (JobProgress) in plain words: "distributed · predicting · 3 of 20 shards · 41,000 rows
+// · 1.2 MB of 9.8 MB (12%)"; the shard counts exist only for a large file once planned, until its work area goes
+function progressText(p) {
+  const words = [p.path === "distributed" ? "distributed" : "single function", p.stage];
+  if (!Number.isInteger(p.shards_total)) return [...words, `${byteSize(p.uploaded_bytes)} file`].join(" · ");
+  // floored: 100% only once every byte is predicted
+  const share = p.uploaded_bytes > 0 ? Math.floor(100 * p.bytes_done / p.uploaded_bytes) : 100;
+  return [...words, `${p.shards_done} of ${p.shards_total} shards`, `${p.rows_done.toLocaleString("en-US")} rows`,
+    `${byteSize(p.bytes_done)} of ${byteSize(p.uploaded_bytes)} (${share}%)`].join(" · ");
+}
+
+// bytes in SI units with one decimal (999 B, 1.2 kB, 9.8 MB); a size that rounds to 1000 takes the next unit
+function byteSize(bytes) {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let n = bytes, i = 0;
+  while (i < units.length - 1 && Number(n.toFixed(1)) >= 1000) { n /= 1000; i++; }
+  return i ? `${n.toFixed(1)} ${units[i]}` : `${n} B`;
 }
 
 async function main() {
