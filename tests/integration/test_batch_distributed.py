@@ -378,16 +378,23 @@ def test_a_running_large_job_reports_its_stage_and_the_shards_done(jobs_api: Any
     assert body["counts"]["rows"] == job["rows"]
 
 
-def test_a_work_area_removed_while_it_is_read_is_the_file_ending_not_an_error(jobs_api: Any, world: Any) -> None:
-    """Given a large job whose shards are all done,
-    When its work area is removed (Assemble's last act) between the GET's listing and its read of the plan,
-    and then when it is gone before the GET (the job's end not recorded yet: Failed removes first),
-    Then the first GET is 200 running, assembling, with no counts; the second 200 running, planning."""
+def _all_shards_done(jobs_api: Any, world: Any) -> tuple[str, dict[str, Any]]:
+    """A large job's file planned and every shard run (Assemble not yet): its job id and the execution's job."""
     w, predictor, _ = world
     job_id, file = _uploaded_job(w, jobs_api, TRICKY_CSV.encode())
     job = plan_file(file, predictor)["job"]
     shards = json.loads(boto3.client("s3").get_object(Bucket=w.bucket, Key=job["work"] + "shards.json")["Body"].read())
     run_shards(job, shards, predictor)
+    return job_id, job
+
+
+def test_a_work_area_removed_while_it_is_read_is_the_file_ending_not_an_error(jobs_api: Any, world: Any) -> None:
+    """Given a large job whose shards are all done,
+    When its work area is removed (Assemble's last act) between the GET's listing and its read of the plan,
+    and then when it is gone before the GET (the job's end not recorded yet: Failed removes first),
+    Then the first GET is 200 running, assembling, with no counts; the second 200 running, planning."""
+    w, _, _ = world
+    job_id, job = _all_shards_done(jobs_api, world)
 
     def removed_first(params: dict[str, Any], **kwargs: Any) -> None:
         if params["Key"].startswith(job["work"]):
@@ -411,11 +418,8 @@ def test_a_denied_read_is_the_file_ending_only_when_the_key_is_gone(jobs_api: An
     When the GET's read of the plan is refused with AccessDenied (what S3 answers for a missing key to a caller
     whose listing right is conditional), once after the area was removed and once with the plan still there,
     Then the first is 200 running, assembling; the second a 500 naming a permissions problem, not hidden."""
-    w, predictor, _ = world
-    job_id, file = _uploaded_job(w, jobs_api, TRICKY_CSV.encode())
-    job = plan_file(file, predictor)["job"]
-    shards = json.loads(boto3.client("s3").get_object(Bucket=w.bucket, Key=job["work"] + "shards.json")["Body"].read())
-    run_shards(job, shards, predictor)
+    w, _, _ = world
+    job_id, job = _all_shards_done(jobs_api, world)
 
     def denied(params: dict[str, Any], **kwargs: Any) -> None:
         if params["Key"].startswith(job["work"]):
