@@ -34,7 +34,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from maas_core.baseline import BACKGROUND, DECLARED, baseline_values
 from maas_core.errors import UnprocessableError
 from maas_core.feeds import feeds
-from maas_core.load_checks import FIELD_DTYPES, check_field_input, check_input, check_output_shape, field_input_shape
+from maas_core.load_checks import (
+    FIELD_DTYPES,
+    UnusableBundle,
+    check_field_input,
+    check_input,
+    check_output_shape,
+    check_spec,
+    field_input_shape,
+)
 from maas_core.load_checks import bad as _bad
 from maas_core.load_checks import shape_of as _shape
 from maas_core.manifest import MODEL_FILE, PREPROCESS_FILE, InputField, Manifest, Task, TensorInfo
@@ -239,6 +247,10 @@ def _spec_and_schema(declaration: ModelDeclaration,
                     "out to take them from the spec): " + "; ".join(f"{p['field']}: {p['reason']}" for p in problems),
                     problems)
     spec = spec.with_sensitive({f.name for f in declaration.features if f.sensitive})
+    try:  # what every load checks first: a spec serving would refuse is refused now, with its reason
+        check_spec(spec)
+    except UnusableBundle as exc:
+        raise _bad(f"the preprocessing spec cannot be served: {exc}", field="spec") from None
     schema = [
         field.model_copy(update={"description": declared[field.name].description}) if field.name in declared else field
         for field in spec.input_schema()

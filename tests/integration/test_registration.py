@@ -291,6 +291,22 @@ def test_declaration_problems_are_422_with_every_field_named() -> None:
         ModelDeclaration.parse({"task": "regression", "features": [{"name": "x"}, {"name": "x"}]})
 
 
+@pytest.mark.parametrize(("feature", "reason"), [
+    (NumericFeature(name="petal_width", scale=0.0), "feature 'petal_width': its scale 0.0 is not positive"),
+    (NumericFeature(name="petal_width", center=float("nan")), "feature 'petal_width': its fitted center is not finite"),
+    (NumericFeature(name="petal_width", clip=(2.0, 1.0)), "feature 'petal_width': its clip bounds .* are reversed"),
+])
+def test_a_spec_serving_would_refuse_is_refused_at_registration(aws_world, feature, reason) -> None:
+    """Given a preprocessing spec whose fitted values every load refuses (maas_core.load_checks.check_spec),
+    When it is registered with a graph that fits it,
+    Then the registration is a 422 naming the feature and the reason, and nothing is written."""
+    spec = PreprocessSpec(features=[NumericFeature(name=n) for n in FEATURES[:3]] + [feature])
+    with pytest.raises(UnprocessableError, match=f"the preprocessing spec cannot be served: {reason}") as raised:
+        register_onnx(aws_world.store, aws_world.registry, "ext", linear_graph(), declaration(features=[]), spec=spec)
+    assert raised.value.details == [{"field": "spec"}]
+    assert_nothing_written(aws_world)
+
+
 def test_spec_and_declared_features_must_agree_and_names_are_checked_first(aws_world) -> None:
     spec = PreprocessSpec(features=[NumericFeature(name=n) for n in ["a", "b", "c", "d"]])
     with pytest.raises(UnprocessableError, match="do not match the preprocessing spec.*sepal_length: declared but not"):
