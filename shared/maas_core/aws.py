@@ -93,16 +93,27 @@ _ACCESS_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "403", "Forbidd
 
 
 def head_object_or_none(s3: Any, bucket: str, key: str, what: str) -> dict[str, Any] | None:
-    """HEAD of an object, None when it does not exist; another failure is `unavailable(what)`."""
+    """HEAD of an object, None when it does not exist; another failure is `unavailable(what)`.
+
+    S3 answers a missing key with 403 instead of 404 unless the caller may list the bucket, and a role whose
+    listing is limited to some prefixes may get either: so a denied HEAD asks the listing whether the key is
+    there (`is_listed`), and only a key that is there makes the denial stand."""
     try:
-        head: dict[str, Any] = s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise unavailable(what, exc) from exc
-    except BotoCoreError as exc:
+        try:
+            head: dict[str, Any] = s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if is_not_found(exc) or (is_access_denied(exc) and not is_listed(s3, bucket, key)):
+                return None
+            raise
+    except (ClientError, BotoCoreError) as exc:
         raise unavailable(what, exc) from exc
     return head
+
+
+def is_listed(s3: Any, bucket: str, key: str) -> bool:
+    """Whether the bucket's listing holds exactly `key` (one ListObjectsV2 of at most one key)."""
+    contents = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+    return any(obj["Key"] == key for obj in contents)
 
 
 def unavailable(what: str, exc: Exception) -> MaasError:

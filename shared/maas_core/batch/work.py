@@ -116,11 +116,6 @@ def _json_or_none(s3: Any, bucket: str, key: str) -> Any:
     except ClientError as exc:
         if aws.is_not_found(exc):
             return None
-        if aws.is_access_denied(exc) and not _listed(s3, bucket, key):
+        if aws.is_access_denied(exc) and not aws.is_listed(s3, bucket, key):
             return None
         raise
-
-
-def _listed(s3: Any, bucket: str, key: str) -> bool:
-    contents = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
-    return any(obj["Key"] == key for obj in contents)
