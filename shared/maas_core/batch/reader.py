@@ -60,11 +60,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from maas_core.batch.errors import BatchFileError
+from maas_core.batch.work import GZIP_MAGIC  # one definition, in the module the light jobs function imports
 
 if TYPE_CHECKING:
     from maas_core.settings import Settings
 
-GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_CHUNK_ROWS = 5000
 DEFAULT_CHUNK_CHARS = 16 * 1024 * 1024  # a chunk also ends here: wide rows cannot make it chunk_rows times larger
 READ_SIZE = 64 * 1024  # bytes per S3 read (Body.iter_chunks)

@@ -32,7 +32,6 @@ from maas_core.batch.errors import BatchFileError
 from maas_core.batch.reader import (
     DEFAULT_CHUNK_CHARS,
     DEFAULT_CHUNK_ROWS,
-    GZIP_MAGIC,
     FileFormat,
     Limits,
     LongLine,
@@ -43,6 +42,7 @@ from maas_core.batch.reader import (
     too_many_rows,
     utf8_len,
 )
+from maas_core.batch.work import GZIP_MAGIC
 
 DEFAULT_SHARD_BYTES = 64 * 1024 * 1024  # ~1.4 M penguins rows: about 30 s of one Lambda's predictions
 DEFAULT_SHARD_ROWS = 500_000  # and at most this many rows: narrow rows of a slow model must still fit 15 minutes

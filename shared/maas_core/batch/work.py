@@ -28,7 +28,7 @@ from maas_core import aws
 from maas_core.batch.paths import BatchPaths
 
 SHARDS = "shards.json"
-GZIP_MAGIC = b"\x1f\x8b"  # the reader's (a unit test keeps them equal): reader.py loads numpy
+GZIP_MAGIC = b"\x1f\x8b"  # the reader takes it from here (reader.py loads numpy; this module must not)
 _SHARD_DONE = re.compile(r"shard-(?P<index>\d{5,})\.json\Z")  # not .predictions.jsonl, .errors.jsonl, failed-*
 
 Stage = Literal["planning", "predicting", "assembling"]
